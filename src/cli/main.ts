@@ -1,0 +1,260 @@
+/**
+ * The `itest` command line: the engine's terminal front door. Parses flags into a RunConfig, prints
+ * progress and the report, and maps outcomes to exit statuses (see `itest --help`).
+ */
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { resolve } from 'node:path';
+import { runEngine, type Ui } from '../engine/run.ts';
+import { loadPlan } from '../engine/plan-tests.ts';
+import { computeImageKey } from '../engine/image-key.ts';
+import {
+  defaultCacheDir,
+  defaultManifest,
+  mkosiCommand,
+  resolveConfigDir,
+  DEFAULT_OUTPUT,
+  type RunConfig,
+} from '../config/run-config.ts';
+import { HostNotReady } from '../host/decide.ts';
+import { hostArch, probeHost } from '../host/probe.ts';
+import { renderEnvironment, renderReport, progressEnd, progressStart } from '../results/terminal.ts';
+import { ExitCode, UserError } from '../util/errors.ts';
+import { TOOL_VERSION } from '../version.ts';
+
+const positiveInt = (name: string) => (v: string) => {
+  if (!/^\d+$/.test(v) || Number(v) < 1)
+    throw new InvalidArgumentError(`${name} must be a whole number >= 1`);
+  return Number(v);
+};
+const positiveNumber = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a number > 0`);
+  return n;
+};
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+interface CommonOpts {
+  config?: string;
+  manifest?: string;
+  test: string[];
+  tag: string[];
+  mkosi?: string;
+  hashKey: string;
+  hashGlob: string[];
+  keyPrefix: string;
+}
+
+function common(cmd: Command): Command {
+  return cmd
+    .option('--config <dir>', 'directory holding mkosi.conf and itest.yaml (default: . or ./mkosi)')
+    .option('--manifest <file>', 'test manifest (default: <config>/itest.yaml)')
+    .option('--test <name|glob>', 'select tests by name or unit, globs allowed (repeatable)', collect, [])
+    .option('--tag <tag>', 'select tests carrying this tag (repeatable: all must match)', collect, [])
+    .option('--mkosi <path>', 'mkosi executable (default: $ITEST_MKOSI or mkosi on PATH)')
+    .option('--hash-key <string>', 'extra string mixed into the image key (change it to force a rebuild)', '')
+    .option(
+      '--hash-glob <glob>',
+      'extra files (relative to the current directory) that the image depends on (repeatable)',
+      collect,
+      [],
+    )
+    .option('--key-prefix <prefix>', 'image key prefix', 'itest-image');
+}
+
+function baseConfig(
+  o: CommonOpts,
+): Pick<
+  RunConfig,
+  'configDir' | 'manifestPath' | 'tests' | 'tags' | 'mkosi' | 'hashKey' | 'hashGlobs' | 'keyPrefix'
+> {
+  const configDir = resolveConfigDir(process.cwd(), o.config);
+  return {
+    configDir,
+    manifestPath: o.manifest ? resolve(o.manifest) : defaultManifest(configDir),
+    tests: o.test,
+    tags: o.tag,
+    mkosi: mkosiCommand(o.mkosi, process.env),
+    hashKey: o.hashKey,
+    hashGlobs: o.hashGlob,
+    keyPrefix: o.keyPrefix,
+  };
+}
+
+function terminalUi(total: number): Ui {
+  let done = 0;
+  let running = 0;
+  return {
+    info: (l) => console.log(l),
+    warn: (l) => console.error(`warning: ${l}`),
+    testStart: (spec, attempt) => {
+      running++;
+      console.log(progressStart(spec.name, attempt, running, done, total));
+    },
+    testEnd: (spec, a, retry) => {
+      running--;
+      if (!retry) done++;
+      console.log(progressEnd(spec.name, a, retry, done, total));
+    },
+  };
+}
+
+export function buildProgram(): Command {
+  const program = new Command('itest')
+    .description(
+      'Run VM integration tests of a mkosi project: one QEMU VM per test, results out of the guest.',
+    )
+    .version(TOOL_VERSION)
+    // Set before the subcommands exist: they copy it, and usage errors must come back as exit 2, not exit 1.
+    .exitOverride()
+    .showHelpAfterError()
+    .addHelpText(
+      'after',
+      `
+Exit status:
+  0   every selected test passed, skipped, or failed as expected (should-fail)
+  1   a test failed, timed out or could not run (error)
+  2   usage error: bad flag, invalid manifest, unknown test
+  3   the host is missing something (mkosi, QEMU, journal tools, KVM or vsock when required)
+  4   the image build failed
+
+Examples:
+  itest run --config examples/demo             build (or reuse) the image and run every test
+  itest run --test 'TEST-0[12]*' --jobs 2      run a selection
+  itest list                                   show the tests a run would start
+  itest hash --explain                         show every input of the image cache key`,
+    );
+
+  common(program.command('run').description('build or restore the image, then run the tests, one VM each'))
+    .option('--jobs <n>', 'VMs at once (default: from CPUs and memory)', positiveInt('--jobs'))
+    .option(
+      '--timeout <seconds>',
+      "override every test's timeout (scaled under TCG)",
+      positiveNumber('--timeout'),
+    )
+    .option(
+      '--timeout-scale <factor>',
+      'multiply timeouts (default: 1 with KVM, 3 with TCG)',
+      positiveNumber('--timeout-scale'),
+    )
+    .addOption(
+      new Option('--transport <kind>', 'how results leave the VM')
+        .choices(['auto', 'vsock', 'serial'])
+        .default('auto'),
+    )
+    .addOption(new Option('--kvm <mode>', 'use KVM').choices(['auto', 'yes', 'no']).default('auto'))
+    .addOption(
+      new Option('--keep <which>', 'keep journals and console logs of')
+        .choices(['failed', 'all'])
+        .default('failed'),
+    )
+    .option('--output <dir>', 'results directory (results.json, junit.xml, logs)', DEFAULT_OUTPUT)
+    .option('--cache-dir <dir>', 'local image cache (default: $ITEST_CACHE_DIR or ~/.cache/itest)')
+    .option('--no-cache', 'build the image into the output directory and do not cache it')
+    .option('--image-dir <dir>', 'boot this prebuilt mkosi output directory: no hashing lookup, no build')
+    .action(async (o: CommonOpts & Record<string, unknown>) => {
+      const base = baseConfig(o);
+      const cfg: RunConfig = {
+        ...base,
+        outputDir: resolve(o.output as string),
+        transport: o.transport as RunConfig['transport'],
+        kvm: o.kvm as RunConfig['kvm'],
+        keep: o.keep as RunConfig['keep'],
+        cacheDir: resolve((o.cacheDir as string | undefined) ?? defaultCacheDir(process.env)),
+        useCache: o.cache !== false,
+        env: process.env,
+        ...(o.jobs !== undefined ? { jobs: o.jobs as number } : {}),
+        ...(o.timeout !== undefined ? { timeout: o.timeout as number } : {}),
+        ...(o.timeoutScale !== undefined ? { timeoutScale: o.timeoutScale as number } : {}),
+        ...(o.imageDir !== undefined ? { imageDir: resolve(o.imageDir as string) } : {}),
+      };
+      const plan = await loadPlan(cfg);
+      const controller = new AbortController();
+      const stop = (sig: string) => {
+        if (controller.signal.aborted) return;
+        console.error(`\n${sig}: stopping the VMs; logs stay in ${cfg.outputDir}`);
+        controller.abort();
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      const out = await runEngine(cfg, terminalUi(plan.selected.length), controller.signal);
+      console.log(`\n${renderEnvironment(out.results)}`);
+      console.log(renderReport(out.results));
+      console.log(`\nresults: ${out.resultsPath}\njunit:   ${out.junitPath}`);
+      process.exitCode = controller.signal.aborted
+        ? 130
+        : out.results.summary.ok
+          ? ExitCode.ok
+          : ExitCode.testsFailed;
+    });
+
+  common(program.command('list').description('list the tests a run would start, without booting anything'))
+    .option('--json', 'print JSON')
+    .action(async (o: CommonOpts & { json?: boolean }) => {
+      const { selected } = await loadPlan(baseConfig(o));
+      if (o.json) {
+        console.log(JSON.stringify(selected, null, 2));
+        return;
+      }
+      const w = Math.max(...selected.map((t) => t.name.length));
+      for (const t of selected) {
+        const flags = [
+          t.shouldFail ? 'should-fail' : '',
+          t.tags.length ? `tags=${t.tags.join(',')}` : '',
+          t.source,
+        ]
+          .filter(Boolean)
+          .join(' ');
+        console.log(`${t.name.padEnd(w)}  ${t.unit}  timeout=${t.timeout}s  ${flags}`);
+      }
+    });
+
+  common(program.command('hash').description('print the image cache key of the config'))
+    .option('--explain', 'list every input of the key')
+    .action(async (o: CommonOpts & { explain?: boolean }) => {
+      const base = baseConfig(o);
+      const host = await probeHost({ mkosi: base.mkosi, checkKvm: false });
+      if (!host.mkosi.version)
+        throw new HostNotReady([
+          `mkosi: ${host.mkosi.error ?? 'no version'} (the key includes mkosi's version)`,
+        ]);
+      const k = await computeImageKey({
+        configDir: base.configDir,
+        mkosiVersion: host.mkosi.version,
+        arch: hostArch(),
+        userKey: base.hashKey,
+        globs: base.hashGlobs,
+        globBase: process.cwd(),
+        prefix: base.keyPrefix,
+      });
+      if (o.explain) {
+        console.log(`# inputs of ${k.key} (sha256 ${k.digest}), in hashing order`);
+        for (const l of k.lines) console.log(`${l.kind.padEnd(7)} ${l.name}  ${l.value}`);
+      }
+      console.log(k.key);
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end here with code 0; usage errors were already printed by commander.
+      return err.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+    }
+    if (err instanceof UserError) {
+      console.error(`itest: ${err.message}`);
+      return err.exitCode;
+    }
+    if (err instanceof HostNotReady) {
+      console.error(`itest: ${err.message}`);
+      return ExitCode.hostNotReady;
+    }
+    console.error(`itest: internal error: ${(err as Error).stack ?? String(err)}`);
+    return ExitCode.internal;
+  }
+}

@@ -1,0 +1,108 @@
+/** Turns a manifest plus discovered units into resolved TestSpecs, and selects by name/glob/tag. Pure. */
+import { minimatch } from 'minimatch';
+import type { Manifest, ManifestSettings, ManifestTest } from './manifest.ts';
+import { TEST_DEFAULTS, type TestSpec } from './test-spec.ts';
+import { parseSize } from '../util/size.ts';
+import { UserError } from '../util/errors.ts';
+
+const splitCmdline = (v: string | string[] | undefined): string[] =>
+  v === undefined ? [] : Array.isArray(v) ? v : v.split(/\s+/).filter(Boolean);
+
+function resolveSpec(
+  t: ManifestTest,
+  d: ManifestSettings,
+  source: TestSpec['source'],
+  manifestPath: string,
+): TestSpec {
+  const pick = <K extends keyof ManifestSettings>(k: K): ManifestSettings[K] =>
+    t[k] !== undefined ? t[k] : d[k];
+  const ramSetting = pick('ram');
+  const ram = ramSetting === undefined ? TEST_DEFAULTS.ram : parseSize(ramSetting);
+  if (ram === undefined)
+    throw new UserError(
+      `${manifestPath}: test ${t.name}: ram ${JSON.stringify(ramSetting)} is not a size; use e.g. 1G or 1536M`,
+    );
+  const cpus = pick('cpus');
+  const spec: TestSpec = {
+    name: t.name,
+    unit: t.unit ?? `${t.name}.service`,
+    timeout: pick('timeout') ?? TEST_DEFAULTS.timeout,
+    exitStatus: pick('exit-status') ?? TEST_DEFAULTS.exitStatus,
+    skipStatus: pick('skip-status') ?? TEST_DEFAULTS.skipStatus,
+    shouldFail: pick('should-fail') ?? false,
+    // Defaults and per-test values add up for lists and maps: a test extends the defaults, it does not replace them.
+    kernelCmdline: [...splitCmdline(d['kernel-cmdline']), ...splitCmdline(t['kernel-cmdline'])],
+    credentials: { ...(d.credentials ?? {}), ...(t.credentials ?? {}) },
+    mkosiArgs: [...(d['mkosi-args'] ?? []), ...(t['mkosi-args'] ?? [])],
+    qemuArgs: [...(d['qemu-args'] ?? []), ...(t['qemu-args'] ?? [])],
+    ram,
+    retries: pick('retries') ?? TEST_DEFAULTS.retries,
+    infraRetries: pick('infra-retries') ?? TEST_DEFAULTS.infraRetries,
+    tags: [...new Set([...(d.tags ?? []), ...(t.tags ?? [])])],
+    source,
+  };
+  if (cpus !== undefined) spec.cpus = cpus;
+  if (t.description !== undefined) spec.description = t.description;
+  return spec;
+}
+
+/**
+ * All tests of a manifest: listed tests in manifest order, then discovered units (sorted) that no listed
+ * test already covers. A listed test whose unit was discovered refines the discovered one.
+ */
+export function planTests(manifest: Manifest, unitFiles: string[]): TestSpec[] {
+  const listed = manifest.tests.map((t) => resolveSpec(t, manifest.defaults, 'manifest', manifest.path));
+  const covered = new Set(listed.map((t) => t.unit));
+  const names = new Set(listed.map((t) => t.name));
+  const out = [...listed];
+  if (manifest.discover) {
+    const { units, exclude } = manifest.discover;
+    const found = unitFiles.filter(
+      (u) =>
+        u.endsWith('.service') && units.some((g) => minimatch(u, g)) && !exclude.some((g) => minimatch(u, g)),
+    );
+    for (const unit of found) {
+      if (covered.has(unit)) continue;
+      const name = unit.replace(/\.service$/, '');
+      if (names.has(name)) continue;
+      out.push(resolveSpec({ name, unit }, manifest.defaults, 'discovered', manifest.path));
+    }
+    for (const t of listed) if (found.includes(t.unit)) t.source = 'discovered';
+  }
+  return out;
+}
+
+export interface Selection {
+  tests: string[];
+  tags: string[];
+}
+
+/**
+ * Keeps the tests whose name (or unit) matches any --test NAME|GLOB and which carry every --tag.
+ * A --test pattern that matches nothing is an error: a typo must not turn into an empty green run.
+ */
+export function selectTests(all: TestSpec[], sel: Selection): TestSpec[] {
+  for (const p of sel.tests) {
+    if (!all.some((t) => matchesName(t, p))) {
+      throw new UserError(
+        `--test ${p}: no such test. Known tests: ${all.map((t) => t.name).join(', ') || '(none)'}`,
+      );
+    }
+  }
+  const picked = all.filter(
+    (t) =>
+      (sel.tests.length === 0 || sel.tests.some((p) => matchesName(t, p))) &&
+      sel.tags.every((tag) => t.tags.includes(tag)),
+  );
+  if (picked.length === 0) {
+    throw new UserError(
+      `no test matches the selection (${[...sel.tests.map((t) => `--test ${t}`), ...sel.tags.map((t) => `--tag ${t}`)].join(' ') || 'everything'}); ` +
+        `known tests: ${all.map((t) => `${t.name}${t.tags.length ? ` [${t.tags.join(',')}]` : ''}`).join(', ') || '(none)'}`,
+    );
+  }
+  return picked;
+}
+
+function matchesName(t: TestSpec, pattern: string): boolean {
+  return t.name === pattern || t.unit === pattern || minimatch(t.name, pattern) || minimatch(t.unit, pattern);
+}

@@ -1,0 +1,249 @@
+/**
+ * The engine: plan -> host -> image -> VMs -> results -> reports. Front doors (CLI, action) build a
+ * RunConfig and a UI; everything here is the same for both.
+ */
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { release } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { RunConfig } from '../config/run-config.ts';
+import type { TestSpec } from '../config/test-spec.ts';
+import { probeHost } from '../host/probe.ts';
+import { computeSlots, decideHost } from '../host/decide.ts';
+import { computeImageKey } from './image-key.ts';
+import { LocalImageCache } from '../image/local-cache.ts';
+import { ensureImage } from '../image/ensure-image.ts';
+import type { ImageCache } from '../image/image-cache.ts';
+import { runPool } from '../run/pool.ts';
+import { executeTest, type TestContext } from '../run/execute-test.ts';
+import {
+  summarize,
+  RESULTS_VERSION,
+  type Attempt,
+  type Environment,
+  type Results,
+  type TestResult,
+} from '../results/model.ts';
+import { renderJUnit } from '../results/junit.ts';
+import { loadPlan } from './plan-tests.ts';
+import { seconds } from '../util/size.ts';
+import { TOOL_VERSION } from '../version.ts';
+
+export interface Ui {
+  info(line: string): void;
+  warn(line: string): void;
+  testStart(spec: TestSpec, attempt: number, argv: string[]): void;
+  testEnd(spec: TestSpec, attempt: Attempt, willRetry: boolean): void;
+}
+
+export interface RunOutput {
+  results: Results;
+  resultsPath: string;
+  junitPath: string;
+}
+
+function rerunCommand(cfg: RunConfig, spec: TestSpec): string {
+  const rel = (p: string) => relative(process.cwd(), p) || '.';
+  const parts = ['itest', 'run', '--config', rel(cfg.configDir)];
+  if (cfg.manifestPath !== join(cfg.configDir, 'itest.yaml')) parts.push('--manifest', rel(cfg.manifestPath));
+  parts.push('--test', spec.name, '--keep', 'all');
+  return parts.join(' ');
+}
+
+function cancelledResult(spec: TestSpec, cfg: RunConfig): TestResult {
+  return {
+    name: spec.name,
+    unit: spec.unit,
+    status: 'error',
+    reason: 'cancelled before it started',
+    exitStatus: null,
+    expected: { exitStatus: spec.exitStatus, skipStatus: spec.skipStatus, shouldFail: spec.shouldFail },
+    tags: spec.tags,
+    flaky: false,
+    attempts: [],
+    timings: { queuedSeconds: 0, vmSeconds: 0, collectSeconds: 0, totalSeconds: 0 },
+    files: {},
+    outputTail: [],
+    rerun: rerunCommand(cfg, spec),
+  };
+}
+
+export async function runEngine(cfg: RunConfig, ui: Ui, signal: AbortSignal): Promise<RunOutput> {
+  const startedAt = new Date();
+  const t0 = performance.now();
+  // 1. Everything that can be wrong with the input fails here, before the host is even probed.
+  const { manifest, selected } = await loadPlan(cfg);
+
+  // 2. Host.
+  const host = await probeHost({ mkosi: cfg.mkosi, env: cfg.env, checkKvm: cfg.kvm !== 'no' });
+  const hostPlan = decideHost(host, {
+    transport: cfg.transport,
+    kvm: cfg.kvm,
+    timeoutScale: cfg.timeoutScale,
+  });
+  for (const w of hostPlan.warnings) ui.warn(w);
+
+  await mkdir(cfg.outputDir, { recursive: true });
+  const mkosiVersion = host.mkosi.version!;
+
+  // 3. Image.
+  const { key } = await computeImageKey({
+    configDir: cfg.configDir,
+    mkosiVersion,
+    arch: host.arch,
+    userKey: cfg.hashKey,
+    globs: cfg.hashGlobs,
+    globBase: process.cwd(),
+    prefix: cfg.keyPrefix,
+  });
+  let image: Environment['image'];
+  if (cfg.imageDir) {
+    image = { key, cache: 'external', backend: 'none', dir: cfg.imageDir };
+    ui.info(`image: using the prebuilt image in ${cfg.imageDir} (no cache, no build)`);
+  } else {
+    const cache: ImageCache = cfg.useCache
+      ? new LocalImageCache(cfg.cacheDir)
+      : new ThrowawayCache(join(cfg.outputDir, '.image'));
+    const buildLog = join(cfg.outputDir, 'image-build.log');
+    const got = await ensureImage({
+      cache,
+      key,
+      mkosi: cfg.mkosi,
+      configDir: cfg.configDir,
+      buildLog,
+      env: cfg.env,
+      onBuildStart: (argv) =>
+        ui.info(`image: cache miss for ${key}; building: ${argv.join(' ')} (log: ${buildLog})`),
+    });
+    image = {
+      key,
+      cache: cfg.useCache ? got.cache : 'disabled',
+      backend: cache.backend,
+      dir: got.dir,
+      restoreSeconds: got.restoreSeconds,
+      ...(got.buildSeconds !== undefined ? { buildSeconds: got.buildSeconds } : {}),
+      ...(got.saveSeconds !== undefined ? { saveSeconds: got.saveSeconds } : {}),
+    };
+    ui.info(
+      got.cache === 'hit'
+        ? `image: cache hit for ${key} (${got.restoreSeconds} s)`
+        : `image: built in ${got.buildSeconds} s and saved`,
+    );
+  }
+
+  // 4. VMs.
+  const maxRam = Math.max(...selected.map((t) => t.ram));
+  const maxCpus = Math.max(...selected.map((t) => t.cpus ?? hostPlan.defaultCpus));
+  const pool = computeSlots({
+    cpus: host.cpus,
+    memAvailable: host.memAvailable,
+    vmRam: maxRam,
+    vmCpus: maxCpus,
+    accel: hostPlan.accel,
+    jobs: cfg.jobs,
+  });
+  if (cfg.jobs !== undefined && cfg.jobs > pool.byMemory)
+    ui.warn(
+      `--jobs ${cfg.jobs} exceeds what memory allows (${pool.byMemory} VMs of ${Math.round(maxRam / 1024 ** 2)} MiB)`,
+    );
+  const environment: Environment = {
+    tool: { name: 'itest-action', version: TOOL_VERSION },
+    host: { arch: host.arch, cpus: host.cpus, memTotal: host.memTotal, kernel: release() },
+    mkosi: { version: mkosiVersion, dialect: hostPlan.dialect.name, command: cfg.mkosi },
+    qemu: { version: host.qemu.version ?? 'unknown' },
+    accel: hostPlan.accel,
+    accelDetail: hostPlan.accelDetail,
+    transport: hostPlan.transport,
+    transportDetail: hostPlan.transportDetail,
+    jobs: pool.slots,
+    timeoutScale: hostPlan.timeoutScale,
+    image,
+  };
+  ui.info(
+    `running ${selected.length} test(s), ${pool.slots} at once (CPU allows ${pool.byCpu}, memory ${pool.byMemory})`,
+  );
+
+  const runId = randomBytes(3).toString('hex');
+  const ctx: TestContext = {
+    base: {
+      mkosi: cfg.mkosi,
+      dialect: hostPlan.dialect,
+      configDir: cfg.configDir,
+      imageDir: image.dir,
+      transport: hostPlan.transport,
+      accel: hostPlan.accel,
+      ...(manifest.firmware ? { firmware: manifest.firmware } : {}),
+    },
+    defaultCpus: hostPlan.defaultCpus,
+    timeoutScale: hostPlan.timeoutScale,
+    runId,
+    attemptEnv: {
+      outputDir: cfg.outputDir,
+      journalRemote: host.journalRemote!,
+      journalctl: host.journalctl!,
+      env: cfg.env,
+      signal,
+    },
+    rerun: (spec) => rerunCommand(cfg, spec),
+    onAttemptStart: (spec, n, argv) => ui.testStart(spec, n, argv),
+    onAttemptEnd: (spec, a, retry) => ui.testEnd(spec, a, retry),
+  };
+  const poolStart = performance.now();
+  const tests = await runPool(
+    selected,
+    pool.slots,
+    (t) => t.timeout,
+    async (spec) =>
+      signal.aborted ? cancelledResult(spec, cfg) : executeTest(spec, ctx, performance.now() - poolStart),
+  );
+
+  // 5. Results and reports.
+  if (cfg.keep === 'failed') await dropPassingLogs(tests);
+  await rm(join(cfg.outputDir, '.work'), { recursive: true, force: true });
+  const results: Results = {
+    version: RESULTS_VERSION,
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    durationSeconds: seconds(performance.now() - t0),
+    config: { dir: cfg.configDir, manifest: cfg.manifestPath },
+    environment,
+    summary: summarize(tests),
+    tests,
+  };
+  const resultsPath = join(cfg.outputDir, 'results.json');
+  const junitPath = join(cfg.outputDir, 'junit.xml');
+  await writeFile(resultsPath, `${JSON.stringify(results, null, 2)}\n`);
+  await writeFile(junitPath, renderJUnit(results));
+  return { results, resultsPath, junitPath };
+}
+
+/** --keep failed: logs of passing and skipped tests go; everything of the others stays. */
+async function dropPassingLogs(tests: TestResult[]): Promise<void> {
+  for (const t of tests) {
+    if (t.status !== 'pass' && t.status !== 'skip') continue;
+    for (const a of t.attempts) {
+      if (a.status === 'pass' || a.status === 'skip') {
+        for (const f of [a.files.journal, a.files.console]) if (f) await rm(f, { force: true });
+        a.files = {};
+      }
+    }
+    t.files = t.attempts[t.attempts.length - 1]?.files ?? {};
+  }
+}
+
+/** --no-cache: build into the output directory every time and keep nothing. */
+class ThrowawayCache implements ImageCache {
+  readonly backend = 'none';
+  constructor(private readonly dir: string) {}
+  async restore() {
+    return { hit: false, detail: 'cache disabled' };
+  }
+  async buildDir() {
+    await rm(this.dir, { recursive: true, force: true });
+    await mkdir(this.dir, { recursive: true });
+    return this.dir;
+  }
+  async save(_key: string, dir: string) {
+    return dir;
+  }
+}

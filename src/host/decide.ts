@@ -1,0 +1,149 @@
+/**
+ * Host decisions from a probe: which mkosi dialect, accelerator, transport and pool size, and what is
+ * missing (with how to install it). Pure.
+ */
+import type { HostInfo } from './probe.ts';
+import { dialectFor, type Dialect } from '../mkosi/dialect.ts';
+import type { Accel, Transport } from '../mkosi/vm-argv.ts';
+
+export type Choice = 'auto' | 'yes' | 'no';
+
+export interface HostRequest {
+  transport: 'auto' | Transport;
+  kvm: Choice;
+  /** Multiplier for timeouts; undefined = 1 with KVM, TCG_TIMEOUT_SCALE without. */
+  timeoutScale?: number;
+}
+
+export interface HostPlan {
+  dialect: Dialect;
+  accel: Accel;
+  accelDetail: string;
+  transport: Transport;
+  transportDetail: string;
+  timeoutScale: number;
+  /** vCPUs per VM unless a test sets its own. */
+  defaultCpus: number;
+  warnings: string[];
+}
+
+/** Software emulation is 5-10x slower than KVM here (boot 35-60 s vs a few seconds): give tests 3x the time. */
+export const TCG_TIMEOUT_SCALE = 3;
+
+const INSTALL_HINT =
+  'on Debian 12 add bookworm-backports and run `apt-get install -t bookworm-backports mkosi qemu-system-x86 systemd-journal-remote`; ' +
+  'on Debian 13 or Ubuntu 24.10+ `apt-get install mkosi qemu-system-x86 systemd-journal-remote` (or run scripts/setup-host.sh)';
+
+export class HostNotReady extends Error {
+  constructor(readonly problems: string[]) {
+    super(`the host is not ready to run VM tests:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+export function decideHost(info: HostInfo, req: HostRequest): HostPlan {
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  let dialect: Dialect | undefined;
+  if (info.mkosi.error || !info.mkosi.version) {
+    problems.push(
+      `mkosi: ${info.mkosi.error ?? 'unknown version'}. Install mkosi >= 24: ${INSTALL_HINT}; or pass --mkosi PATH`,
+    );
+  } else {
+    try {
+      dialect = dialectFor(info.mkosi.version);
+    } catch (e) {
+      problems.push(`${(e as Error).message}. Upgrade: ${INSTALL_HINT}`);
+    }
+  }
+  if (info.qemu.error)
+    problems.push(
+      `QEMU: ${info.qemu.error}. Install it: apt-get install ${info.arch === 'x86_64' ? 'qemu-system-x86' : info.arch === 'aarch64' ? 'qemu-system-arm' : 'qemu-system-misc'}`,
+    );
+  if (!info.journalRemote)
+    problems.push(
+      `systemd-journal-remote not found (receives each VM's journal). Install it: apt-get install systemd-journal-remote`,
+    );
+  if (!info.journalctl) problems.push('journalctl not found (reads the journals). Install systemd.');
+
+  let accel: Accel;
+  let accelDetail: string;
+  if (req.kvm === 'no') {
+    accel = 'tcg';
+    accelDetail = 'KVM disabled by request; software emulation (TCG)';
+  } else if (info.kvm.usable) {
+    accel = 'kvm';
+    accelDetail = info.kvm.detail;
+  } else if (req.kvm === 'yes') {
+    accel = 'tcg';
+    accelDetail = info.kvm.detail;
+    problems.push(
+      `KVM was required (--kvm yes) but is not usable: ${info.kvm.detail}. Fix: load kvm and give this user access to /dev/kvm, or use --kvm auto`,
+    );
+  } else {
+    accel = 'tcg';
+    accelDetail = `KVM not usable (${info.kvm.detail}); falling back to software emulation (TCG)`;
+    warnings.push(
+      `${accelDetail}: VMs boot 5-10x slower and timeouts are scaled by ${req.timeoutScale ?? TCG_TIMEOUT_SCALE}`,
+    );
+  }
+
+  let transport: Transport;
+  let transportDetail: string;
+  if (req.transport === 'vsock') {
+    transport = 'vsock';
+    transportDetail = 'vsock by request';
+    if (!info.vhostVsock.usable) {
+      problems.push(
+        `--transport vsock needs /dev/vhost-vsock: ${info.vhostVsock.detail}. Fix: \`modprobe vhost_vsock\` and open the device to this user, or use --transport auto`,
+      );
+    }
+  } else if (req.transport === 'serial') {
+    transport = 'serial';
+    transportDetail = 'virtio-serial by request';
+  } else if (info.vhostVsock.usable) {
+    transport = 'vsock';
+    transportDetail = 'vsock (/dev/vhost-vsock usable)';
+  } else {
+    transport = 'serial';
+    transportDetail = `virtio-serial (${info.vhostVsock.detail})`;
+  }
+  if (problems.length > 0 || !dialect) throw new HostNotReady(problems);
+  return {
+    dialect,
+    accel,
+    accelDetail,
+    transport,
+    transportDetail,
+    timeoutScale: req.timeoutScale ?? (accel === 'tcg' ? TCG_TIMEOUT_SCALE : 1),
+    defaultCpus: accel === 'kvm' ? 2 : 1,
+    warnings,
+  };
+}
+
+const MiB = 1024 ** 2;
+/** Host memory kept free for mkosi, journal-remote and the page cache. */
+const HOST_RESERVE = 1024 * MiB;
+/** QEMU's own overhead per VM on top of guest RAM. */
+const VM_OVERHEAD = 256 * MiB;
+
+/**
+ * How many VMs run at once. TCG burns a host core per vCPU, so CPUs bound it; KVM guests mostly wait, so
+ * memory bounds it. An explicit --jobs wins but is reported when it exceeds what memory allows.
+ */
+export function computeSlots(p: {
+  cpus: number;
+  memAvailable: number;
+  vmRam: number;
+  vmCpus: number;
+  accel: Accel;
+  jobs?: number;
+}): {
+  slots: number;
+  byCpu: number;
+  byMemory: number;
+} {
+  const byCpu = Math.max(1, p.accel === 'tcg' ? Math.floor(p.cpus / p.vmCpus) : p.cpus);
+  const byMemory = Math.max(1, Math.floor((p.memAvailable - HOST_RESERVE) / (p.vmRam + VM_OVERHEAD)));
+  const slots = p.jobs !== undefined ? Math.max(1, p.jobs) : Math.min(byCpu, byMemory);
+  return { slots, byCpu, byMemory };
+}

@@ -1,0 +1,187 @@
+/** Looks at the host: tools, their versions, accelerators, CPUs and memory. Side effects only; no decisions. */
+import { constants } from 'node:fs';
+import { access, open, readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { spawn } from 'node:child_process';
+import { runCommand } from '../run/process.ts';
+
+export interface DeviceState {
+  usable: boolean;
+  detail: string;
+}
+
+export interface HostInfo {
+  arch: string;
+  mkosi: { command: string[]; version?: string; error?: string };
+  qemu: { binary: string; version?: string; error?: string };
+  kvm: DeviceState;
+  vhostVsock: DeviceState;
+  journalRemote?: string;
+  journalctl?: string;
+  /** systemd version of the host's journalctl (journals from a newer guest may be unreadable by it). */
+  journalctlVersion?: string;
+  coredumpctl?: string;
+  cpus: number;
+  memTotal: number;
+  memAvailable: number;
+}
+
+const QEMU_ARCH: Record<string, string> = {
+  x64: 'x86_64',
+  arm64: 'aarch64',
+  ppc64: 'ppc64',
+  s390x: 's390x',
+  riscv64: 'riscv64',
+};
+
+export function hostArch(): string {
+  return QEMU_ARCH[process.arch] ?? process.arch;
+}
+
+async function openRw(path: string): Promise<DeviceState> {
+  try {
+    const fh = await open(path, constants.O_RDWR);
+    await fh.close();
+    return { usable: true, detail: `${path} opens read-write` };
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    return {
+      usable: false,
+      detail: e.code === 'ENOENT' ? `${path} does not exist` : `${path}: ${e.code ?? e.message}`,
+    };
+  }
+}
+
+/**
+ * /dev/kvm opening is not enough: nested or emulated KVM can accept the open and then abort QEMU at the
+ * first vCPU run (seen on this project's CI machines). Boot an empty q35 machine for a moment: KVM works
+ * if QEMU is still running after settleMs.
+ */
+async function kvmWorks(qemu: string, settleMs = 1500): Promise<DeviceState> {
+  const dev = await openRw('/dev/kvm');
+  if (!dev.usable) return dev;
+  return new Promise((resolve) => {
+    let stderr = '';
+    const child = spawn(
+      qemu,
+      [
+        '-accel',
+        'kvm',
+        '-machine',
+        'q35',
+        '-cpu',
+        'max',
+        '-m',
+        '64',
+        '-nodefaults',
+        '-no-user-config',
+        '-display',
+        'none',
+        '-serial',
+        'none',
+        '-monitor',
+        'none',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      resolve({ usable: true, detail: '/dev/kvm opens and runs a vCPU' });
+    }, settleMs);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      resolve({ usable: false, detail: `cannot run ${qemu} to test KVM: ${err.message}` });
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      const why =
+        stderr.trim().split('\n').filter(Boolean).slice(0, 2).join('; ') || `exit ${code ?? signal}`;
+      resolve({ usable: false, detail: `/dev/kvm opens but QEMU cannot run a vCPU with it (${why})` });
+    });
+  });
+}
+
+async function which(names: string[]): Promise<string | undefined> {
+  const dirs = (process.env.PATH ?? '').split(':').filter(Boolean);
+  for (const name of names) {
+    const candidates = name.startsWith('/') ? [name] : dirs.map((d) => `${d}/${name}`);
+    for (const c of candidates) {
+      try {
+        await access(c, constants.X_OK);
+        return c;
+      } catch {
+        // next
+      }
+    }
+  }
+  return undefined;
+}
+
+function firstLine(s: string): string {
+  return s.trim().split('\n')[0] ?? '';
+}
+
+async function memInfo(): Promise<{ total: number; available: number }> {
+  const text = await readFile('/proc/meminfo', 'utf8').catch(() => '');
+  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? 0) * 1024;
+  return { total: kb('MemTotal'), available: kb('MemAvailable') };
+}
+
+export async function probeHost(opts: {
+  mkosi: string[];
+  env?: NodeJS.ProcessEnv;
+  checkKvm?: boolean;
+}): Promise<HostInfo> {
+  const arch = hostArch();
+  const qemuBinary = `qemu-system-${arch}`;
+  const [mkosiRes, qemuPath, vsock, journalRemote, journalctl, coredumpctl, mem] = await Promise.all([
+    runCommand([...opts.mkosi, '--version'], { env: opts.env, timeoutMs: 30_000 }),
+    which([qemuBinary]),
+    openRw('/dev/vhost-vsock'),
+    which([
+      'systemd-journal-remote',
+      '/usr/lib/systemd/systemd-journal-remote',
+      '/lib/systemd/systemd-journal-remote',
+    ]),
+    which(['journalctl']),
+    which(['coredumpctl']),
+    memInfo(),
+  ]);
+  const mkosi: HostInfo['mkosi'] = { command: opts.mkosi };
+  const v = /mkosi\s+(\d+(?:\.\d+)*)/.exec(mkosiRes.stdout);
+  if (mkosiRes.spawnError)
+    mkosi.error = `${opts.mkosi[0]}: ${mkosiRes.spawnError.code === 'ENOENT' ? 'not found' : mkosiRes.spawnError.message}`;
+  else if (v?.[1]) mkosi.version = v[1];
+  else
+    mkosi.error = `\`${opts.mkosi.join(' ')} --version\` printed no version (exit ${mkosiRes.code}): ${firstLine(mkosiRes.stderr || mkosiRes.stdout)}`;
+
+  const qemu: HostInfo['qemu'] = { binary: qemuPath ?? qemuBinary };
+  if (!qemuPath) qemu.error = `${qemuBinary} not found on PATH`;
+  else {
+    const q = await runCommand([qemuPath, '--version'], { timeoutMs: 10_000 });
+    const qv = /version\s+(\S+)/.exec(q.stdout);
+    if (qv?.[1]) qemu.version = qv[1];
+    else qemu.error = `${qemuPath} --version failed: ${firstLine(q.stderr)}`;
+  }
+  const kvm = qemuPath && opts.checkKvm !== false ? await kvmWorks(qemuPath) : await openRw('/dev/kvm');
+  const jv = journalctl
+    ? /systemd\s+(\d+)/.exec((await runCommand([journalctl, '--version'])).stdout)?.[1]
+    : undefined;
+
+  const info: HostInfo = {
+    arch,
+    mkosi,
+    qemu,
+    kvm,
+    vhostVsock: vsock,
+    cpus: availableParallelism(),
+    memTotal: mem.total,
+    memAvailable: mem.available,
+  };
+  if (journalRemote) info.journalRemote = journalRemote;
+  if (journalctl) info.journalctl = journalctl;
+  if (jv) info.journalctlVersion = jv;
+  if (coredumpctl) info.coredumpctl = coredumpctl;
+  return info;
+}

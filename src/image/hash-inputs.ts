@@ -1,0 +1,93 @@
+/**
+ * Collects what the image depends on: every file mkosi reads from the config directory (path relative to
+ * the config dir, executable bit, content digest or symlink target) plus files from user globs.
+ */
+import { createHash } from 'node:crypto';
+import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { join, relative, resolve, sep } from 'node:path';
+import { glob } from 'glob';
+
+export interface FileInput {
+  /** Path relative to the config directory (POSIX separators), or `extra:<path>` for user globs. */
+  path: string;
+  kind: 'file' | 'symlink' | 'dir';
+  /** Executable bit only: git records nothing else, so finer modes differ between checkouts. */
+  executable: boolean;
+  /** sha256 of the content (files) or the link target (symlinks); empty for directories. */
+  digest: string;
+}
+
+/**
+ * Names mkosi reads from a config directory (background.md), with the suffixes it accepts.
+ * Outputs, caches and VCS directories never match.
+ */
+const MKOSI_NAME =
+  /^mkosi\.(conf|conf\.d|images|profiles|local\.conf|local|tools\.conf|version|extra|skeleton|sandbox|pkgmngr|repart|packages|prepare|build|postinst|finalize|postoutput|sync|configure|clean|uki-profiles|key|crt|env|credentials|passphrase|rootpw|nspawn|initrd|presets)(\.tar(\.[a-z0-9]+)?|\.chroot|\.d)?$/;
+const IGNORED_DIRS = new Set([
+  '.git',
+  '.hg',
+  '.svn',
+  'mkosi.output',
+  'mkosi.cache',
+  'mkosi.builddir',
+  'mkosi.workspace',
+  'mkosi.tools',
+  'mkosi.pkgcache',
+  'node_modules',
+]);
+
+export function isMkosiInput(name: string): boolean {
+  return MKOSI_NAME.test(name) && !IGNORED_DIRS.has(name);
+}
+
+async function describe(abs: string, rel: string, out: FileInput[]): Promise<void> {
+  const st = await lstat(abs);
+  if (st.isSymbolicLink()) {
+    out.push({ path: rel, kind: 'symlink', executable: false, digest: sha256(await readlink(abs)) });
+  } else if (st.isDirectory()) {
+    out.push({ path: rel, kind: 'dir', executable: false, digest: '' });
+    for (const e of (await readdir(abs)).sort()) {
+      if (IGNORED_DIRS.has(e)) continue;
+      await describe(join(abs, e), `${rel}/${e}`, out);
+    }
+  } else if (st.isFile()) {
+    out.push({
+      path: rel,
+      kind: 'file',
+      executable: (st.mode & 0o111) !== 0,
+      digest: sha256(await readFile(abs)),
+    });
+  }
+}
+
+/** Every mkosi input under configDir (and its `mkosi/` subdirectory when the config lives there). */
+export async function collectConfigInputs(configDir: string): Promise<FileInput[]> {
+  const out: FileInput[] = [];
+  for (const name of (await readdir(configDir)).sort()) {
+    if (isMkosiInput(name)) await describe(join(configDir, name), name, out);
+  }
+  return out;
+}
+
+/** Files matched by user globs (relative to baseDir), e.g. the project's sources that the build script compiles. */
+export async function collectExtraInputs(baseDir: string, patterns: string[]): Promise<FileInput[]> {
+  const out: FileInput[] = [];
+  const seen = new Set<string>();
+  for (const pattern of patterns) {
+    for (const match of (
+      await glob(pattern, { cwd: baseDir, dot: true, ignore: ['**/.git/**', '**/node_modules/**'] })
+    ).sort()) {
+      const rel = relative(baseDir, resolve(baseDir, match)).split(sep).join('/');
+      if (seen.has(rel)) continue;
+      seen.add(rel);
+      const sub: FileInput[] = [];
+      await describe(resolve(baseDir, match), `extra:${rel}`, sub);
+      out.push(...sub);
+    }
+  }
+  return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+export function sha256(data: string | Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}

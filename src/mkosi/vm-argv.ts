@@ -1,0 +1,120 @@
+/**
+ * The argument vector that boots one test in one VM through mkosi. Pure: every input is explicit, so the
+ * exact command is testable for each dialect and transport, and printable for the user to rerun.
+ */
+import type { Dialect } from './dialect.ts';
+import type { TestSpec } from '../config/test-spec.ts';
+import {
+  EMERGENCY_UNIT,
+  JOURNAL_PORT,
+  JOURNAL_UNIT,
+  STATUS_PORT,
+  emergencyDropin,
+  emergencyExitUnit,
+  journalExportUnit,
+  testUnitDropin,
+} from '../guest/units.ts';
+import { formatMiB } from '../util/size.ts';
+
+export type Transport = 'vsock' | 'serial';
+export type Accel = 'kvm' | 'tcg';
+
+export interface VmPlan {
+  mkosi: string[];
+  dialect: Dialect;
+  configDir: string;
+  imageDir: string;
+  machine: string;
+  transport: Transport;
+  accel: Accel;
+  cpus: number;
+  /** mkosi firmware choice (auto, linux, uefi, ...); undefined leaves it to the image's config. */
+  firmware?: string;
+  /** Host file the status port writes to. */
+  statusFile: string;
+  /** Serial: host file receiving the journal export stream. Vsock: the .journal mkosi's journal-remote writes. */
+  journalTarget: string;
+}
+
+/** One `-smbios type=11` credential, base64 so that newlines and spaces survive (mkosi 24 splits --credential). */
+export function smbiosCredential(name: string, value: string): string[] {
+  return [
+    '-smbios',
+    `type=11,value=io.systemd.credential.binary:${name}=${Buffer.from(value).toString('base64')}`,
+  ];
+}
+
+/** Credentials the engine injects, then the test's own (which may override nothing of ours: names differ). */
+export function guestCredentials(spec: TestSpec, transport: Transport): [string, string][] {
+  const creds: [string, string][] = [
+    [`systemd.unit-dropin.${spec.unit}`, testUnitDropin(spec.unit)],
+    [`systemd.extra-unit.${EMERGENCY_UNIT}`, emergencyExitUnit()],
+    ['systemd.unit-dropin.emergency.target', emergencyDropin()],
+  ];
+  if (transport === 'serial') creds.push([`systemd.extra-unit.${JOURNAL_UNIT}`, journalExportUnit()]);
+  for (const [k, v] of Object.entries(spec.credentials)) creds.push([k, v]);
+  return creds;
+}
+
+export function kernelCmdline(spec: TestSpec, transport: Transport): string[] {
+  return [
+    `systemd.unit=${spec.unit}`,
+    ...(transport === 'serial' ? [`systemd.wants=${JOURNAL_UNIT}`] : []),
+    // A kernel panic reboots at once, and -no-reboot turns that reboot into QEMU exiting.
+    'panic=-1',
+    'systemd.crash_action=poweroff',
+    ...spec.kernelCmdline,
+  ];
+}
+
+/** QEMU's file chardev options are comma-separated: a comma in a path must be doubled. */
+const qemuPath = (p: string) => p.replace(/,/g, ',,');
+
+export function qemuArgs(spec: TestSpec, plan: VmPlan): string[] {
+  const args = [
+    '-no-reboot',
+    '-device',
+    'virtio-serial-pci,id=itest-serial',
+    '-chardev',
+    `file,id=itest-status,path=${qemuPath(plan.statusFile)}`,
+    '-device',
+    `virtserialport,bus=itest-serial.0,chardev=itest-status,name=${STATUS_PORT}`,
+  ];
+  if (plan.transport === 'serial') {
+    args.push(
+      '-chardev',
+      `file,id=itest-journal,path=${qemuPath(plan.journalTarget)}`,
+      '-device',
+      `virtserialport,bus=itest-serial.0,chardev=itest-journal,name=${JOURNAL_PORT}`,
+    );
+  }
+  for (const [k, v] of guestCredentials(spec, plan.transport)) args.push(...smbiosCredential(k, v));
+  args.push(...spec.qemuArgs);
+  return args;
+}
+
+export function vmArgv(spec: TestSpec, plan: VmPlan): string[] {
+  const { flags } = plan.dialect;
+  const argv = [
+    ...plan.mkosi,
+    '--directory',
+    plan.configDir,
+    '--output-dir',
+    plan.imageDir,
+    `${flags.kvm}=${plan.accel === 'kvm' ? 'yes' : 'no'}`,
+    `${flags.vsock}=${plan.transport === 'vsock' ? 'yes' : 'no'}`,
+    `${flags.ram}=${formatMiB(spec.ram)}`,
+    `${flags.cpus}=${plan.cpus}`,
+    ...(plan.firmware ? [`${flags.firmware}=${plan.firmware}`] : []),
+    ...(plan.dialect.console ? [`--console=${plan.dialect.console}`] : []),
+    `--machine=${plan.machine}`,
+    '--ephemeral=yes',
+    `--kernel-command-line-extra=${kernelCmdline(spec, plan.transport).join(' ')}`,
+    ...(plan.transport === 'vsock' ? [`--forward-journal=${plan.journalTarget}`] : []),
+    ...spec.mkosiArgs,
+    plan.dialect.verb,
+    ...(plan.dialect.qemuArgsSeparator ? ['--'] : []),
+    ...qemuArgs(spec, plan),
+  ];
+  return argv;
+}

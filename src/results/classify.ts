@@ -1,0 +1,140 @@
+/**
+ * Classification: one VM run in, one outcome out. Pure. The rule that matters most: nothing passes
+ * without a positive status from the guest.
+ */
+import type { Expectation, Outcome, RawRun } from './model.ts';
+import { SUCCESS_STATUS } from '../guest/units.ts';
+
+/** mkosi's exit code when QEMU was killed (background.md); an infrastructure failure. */
+export const MKOSI_QEMU_KILLED = 247;
+
+export interface StatusLine {
+  serviceResult?: string;
+  exitCode?: string;
+  exitStatus?: string;
+  emergency?: boolean;
+}
+
+/** Parses the last `KEY=VALUE ...` line written to the status port. */
+export function parseStatusLine(line: string | undefined): StatusLine | undefined {
+  if (!line) return undefined;
+  const fields = Object.fromEntries(
+    line
+      .trim()
+      .split(/\s+/)
+      .map((kv) => kv.split('=') as [string, string | undefined])
+      .filter(([k, v]) => k && v !== undefined),
+  ) as Record<string, string>;
+  const out: StatusLine = {};
+  if (fields.SERVICE_RESULT) out.serviceResult = fields.SERVICE_RESULT;
+  if (fields.EXIT_CODE) out.exitCode = fields.EXIT_CODE;
+  if (fields.EXIT_STATUS !== undefined && fields.EXIT_STATUS !== '') out.exitStatus = fields.EXIT_STATUS;
+  if (fields.EMERGENCY === '1') out.emergency = true;
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+interface GuestStatus {
+  status: number;
+  detail: string;
+}
+
+/** The guest's exit status from the status line (both transports) or mkosi's exit code (vsock). */
+function guestStatus(raw: RawRun, line: StatusLine | undefined): GuestStatus | undefined {
+  if (line?.serviceResult) {
+    if (line.serviceResult === 'success') return { status: SUCCESS_STATUS, detail: 'unit succeeded' };
+    const detail = `SERVICE_RESULT=${line.serviceResult} EXIT_CODE=${line.exitCode ?? '?'} EXIT_STATUS=${line.exitStatus ?? '?'}`;
+    if (line.exitCode === 'exited' && line.exitStatus !== undefined && /^\d+$/.test(line.exitStatus)) {
+      return { status: Number(line.exitStatus), detail };
+    }
+    // Killed or dumped by a signal, or a timeout/resource failure inside the guest: a failure with no number.
+    return { status: 1, detail };
+  }
+  // vsock: mkosi exits with the EXIT_STATUS PID 1 sent; 0 means nothing arrived, 247 means QEMU was killed.
+  if (
+    raw.transport === 'vsock' &&
+    raw.exitCode !== null &&
+    raw.exitCode !== 0 &&
+    raw.exitCode !== MKOSI_QEMU_KILLED
+  ) {
+    return { status: raw.exitCode, detail: `guest exit status ${raw.exitCode} over vsock` };
+  }
+  return undefined;
+}
+
+const PANIC = /Kernel panic - not syncing:?(.*)/;
+
+function lastMatch(lines: string[], re: RegExp): RegExpExecArray | undefined {
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const m = re.exec(lines[i] ?? '');
+    if (m) return m;
+  }
+  return undefined;
+}
+
+export function classify(raw: RawRun, exp: Expectation, timeoutSeconds: number): Outcome {
+  const err = (reason: string, infra: boolean): Outcome => ({
+    status: 'error',
+    reason,
+    guestStatus: null,
+    infra,
+  });
+  if (raw.launchError) return err(`could not start mkosi: ${raw.launchError}`, false);
+  if (raw.cancelled) return err('cancelled before the test finished (console and journal kept)', false);
+  if (raw.timedOut) {
+    return {
+      status: 'timeout',
+      reason: `no result within ${timeoutSeconds} s; the VM was stopped (console and journal kept)`,
+      guestStatus: null,
+      infra: false,
+    };
+  }
+  const line = parseStatusLine(raw.statusLine);
+  const guest = guestStatus(raw, line);
+
+  if (!guest) {
+    const panic = lastMatch(raw.consoleTail, PANIC);
+    if (panic) return err(`kernel panic: ${(panic[1] ?? '').trim() || 'see console log'}`, false);
+    if (line?.emergency)
+      return err('the guest fell into emergency mode before the test ran (see console log)', false);
+    if (raw.exitCode === MKOSI_QEMU_KILLED) return err('QEMU was killed (mkosi exit 247)', true);
+    if (raw.signal) return err(`mkosi was killed by ${raw.signal}`, true);
+    if (raw.exitCode === 0)
+      return err('the VM powered off without reporting a test status (no status from the guest)', true);
+    const tail = raw.consoleTail
+      .filter((l) => l.trim())
+      .slice(-1)[0]
+      ?.trim();
+    return err(
+      `mkosi failed with exit status ${raw.exitCode} and no test status${tail ? `: ${tail}` : ''}`,
+      true,
+    );
+  }
+  if (raw.journalEntries === 0 || raw.journalError) {
+    return {
+      status: 'error',
+      reason: `journal transport lost: ${raw.journalError ?? 'the forwarded journal is empty'} (guest reported: ${guest.detail})`,
+      guestStatus: guest.status,
+      infra: true,
+    };
+  }
+  const ok = guest.status === exp.exitStatus;
+  const base = { guestStatus: guest.status, infra: false };
+  if (guest.status === exp.skipStatus && !ok)
+    return { ...base, status: 'skip', reason: `the test skipped itself (exit status ${guest.status})` };
+  if (exp.shouldFail) {
+    return ok
+      ? { ...base, status: 'fail', reason: `expected to fail (should-fail) but it passed (${guest.detail})` }
+      : { ...base, status: 'pass', reason: `failed as expected (${guest.detail})` };
+  }
+  if (ok)
+    return {
+      ...base,
+      status: 'pass',
+      reason: guest.status === SUCCESS_STATUS ? 'unit succeeded' : `exit status ${guest.status} as expected`,
+    };
+  return {
+    ...base,
+    status: 'fail',
+    reason: `exit status ${guest.status}, expected ${exp.exitStatus} (${guest.detail})`,
+  };
+}

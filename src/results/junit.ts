@@ -1,0 +1,80 @@
+/** JUnit XML for CI test panels (one testcase per test; attempts and reasons in the failure text). Pure. */
+import { create } from 'xmlbuilder2';
+import type { Results, TestResult } from './model.ts';
+
+// XML 1.0 cannot carry most control characters, which guest output may contain.
+// eslint-disable-next-line no-control-regex
+const clean = (s: string) => s.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g, '\ufffd');
+
+function details(t: TestResult): string {
+  const lines = [
+    `reason: ${t.reason}`,
+    `exit status: ${t.exitStatus ?? 'none'} (expected ${t.expected.shouldFail ? 'a failure' : t.expected.exitStatus})`,
+    ...t.attempts.map(
+      (a) =>
+        `attempt ${a.attempt}: ${a.status}: ${a.reason} [${a.durations.vmSeconds} s, machine ${a.machine}]`,
+    ),
+    ...(t.files.journal ? [`journal: ${t.files.journal}`] : []),
+    ...(t.files.console ? [`console: ${t.files.console}`] : []),
+    `rerun: ${t.rerun}`,
+  ];
+  return clean(lines.join('\n'));
+}
+
+export function renderJUnit(r: Results, suiteName = 'itest'): string {
+  const s = r.summary;
+  const root = create({ version: '1.0', encoding: 'UTF-8' }).ele('testsuites', {
+    name: suiteName,
+    tests: s.total,
+    failures: s.fail,
+    errors: s.error + s.timeout,
+    skipped: s.skip,
+    time: r.durationSeconds.toFixed(1),
+  });
+  const suite = root.ele('testsuite', {
+    name: suiteName,
+    tests: s.total,
+    failures: s.fail,
+    errors: s.error + s.timeout,
+    skipped: s.skip,
+    time: r.durationSeconds.toFixed(1),
+    timestamp: r.startedAt,
+  });
+  const props = suite.ele('properties');
+  const env = r.environment;
+  for (const [k, v] of Object.entries({
+    mkosi: env.mkosi.version,
+    qemu: env.qemu.version,
+    accel: env.accel,
+    transport: env.transport,
+    'image.key': env.image.key,
+    'image.cache': env.image.cache,
+  })) {
+    props.ele('property', { name: k, value: v });
+  }
+  for (const t of r.tests) {
+    const tc = suite.ele('testcase', {
+      classname: `${suiteName}.${t.unit}`,
+      name: t.name,
+      time: t.timings.totalSeconds.toFixed(1),
+    });
+    switch (t.status) {
+      case 'fail':
+        tc.ele('failure', { message: clean(t.reason), type: 'fail' }).txt(details(t));
+        break;
+      case 'timeout':
+        tc.ele('error', { message: clean(t.reason), type: 'timeout' }).txt(details(t));
+        break;
+      case 'error':
+        tc.ele('error', { message: clean(t.reason), type: 'error' }).txt(details(t));
+        break;
+      case 'skip':
+        tc.ele('skipped', { message: clean(t.reason) });
+        break;
+      case 'pass':
+        break;
+    }
+    if (t.outputTail.length > 0) tc.ele('system-out').txt(clean(t.outputTail.join('\n')));
+  }
+  return root.end({ prettyPrint: true }) + '\n';
+}

@@ -1,0 +1,131 @@
+/**
+ * The one results model (results.json, schema in schemas/results.schema.json). Reporters render it;
+ * they never re-derive a status.
+ */
+export const RESULTS_VERSION = 1;
+
+export type Status = 'pass' | 'fail' | 'skip' | 'timeout' | 'error';
+
+/** What one VM run produced, before any interpretation. */
+export interface RawRun {
+  /** mkosi's exit code, null when it was killed by a signal or never started. */
+  exitCode: number | null;
+  signal: string | null;
+  timedOut: boolean;
+  /** The run was stopped because the whole run was cancelled (Ctrl-C, job cancel). */
+  cancelled?: boolean;
+  /** The process could not be started (missing binary, permission). */
+  launchError?: string;
+  /** The last line the guest wrote to the status port, if any. */
+  statusLine?: string;
+  /** Number of journal entries received (0 = empty/lost journal; undefined = not checked). */
+  journalEntries?: number;
+  journalError?: string;
+  /** Last lines of mkosi's output (console), for panic detection and messages. */
+  consoleTail: string[];
+  transport: 'vsock' | 'serial';
+  durationMs: number;
+}
+
+export interface Expectation {
+  exitStatus: number;
+  skipStatus: number;
+  shouldFail: boolean;
+}
+
+export interface Outcome {
+  status: Status;
+  reason: string;
+  /** The guest's exit status as the engine understood it (123 = unit succeeded), null when none arrived. */
+  guestStatus: number | null;
+  /** True when a retry may help (infrastructure, not the test). */
+  infra: boolean;
+}
+
+export interface Attempt extends Outcome {
+  attempt: number;
+  machine: string;
+  mkosiExit: number | null;
+  statusLine?: string;
+  startedAt: string;
+  durations: { vmSeconds: number; collectSeconds: number };
+  files: { journal?: string; console?: string };
+}
+
+export interface TestResult {
+  name: string;
+  unit: string;
+  status: Status;
+  reason: string;
+  exitStatus: number | null;
+  expected: Expectation;
+  tags: string[];
+  /** Passed only after a failed attempt. */
+  flaky: boolean;
+  attempts: Attempt[];
+  /** Seconds: time waiting for a slot, time in VMs (all attempts), collecting logs. */
+  timings: { queuedSeconds: number; vmSeconds: number; collectSeconds: number; totalSeconds: number };
+  files: { journal?: string; console?: string };
+  /** The last lines the test unit wrote, from its journal. */
+  outputTail: string[];
+  /** The command that reruns just this test locally. */
+  rerun: string;
+}
+
+export interface Environment {
+  tool: { name: string; version: string };
+  host: { arch: string; cpus: number; memTotal: number; kernel: string };
+  mkosi: { version: string; dialect: string; command: string[] };
+  qemu: { version: string };
+  accel: 'kvm' | 'tcg';
+  accelDetail: string;
+  transport: 'vsock' | 'serial';
+  transportDetail: string;
+  jobs: number;
+  timeoutScale: number;
+  image: {
+    key: string;
+    cache: 'hit' | 'miss' | 'external' | 'disabled';
+    backend: string;
+    dir: string;
+    restoreSeconds?: number;
+    buildSeconds?: number;
+    saveSeconds?: number;
+  };
+}
+
+export interface Summary {
+  total: number;
+  pass: number;
+  fail: number;
+  skip: number;
+  timeout: number;
+  error: number;
+  flaky: number;
+  ok: boolean;
+}
+
+export interface Results {
+  version: typeof RESULTS_VERSION;
+  startedAt: string;
+  finishedAt: string;
+  durationSeconds: number;
+  config: { dir: string; manifest: string };
+  environment: Environment;
+  summary: Summary;
+  tests: TestResult[];
+}
+
+export function summarize(tests: TestResult[]): Summary {
+  const count = (s: Status) => tests.filter((t) => t.status === s).length;
+  const s = {
+    total: tests.length,
+    pass: count('pass'),
+    fail: count('fail'),
+    skip: count('skip'),
+    timeout: count('timeout'),
+    error: count('error'),
+    flaky: tests.filter((t) => t.flaky).length,
+  };
+  return { ...s, ok: s.total > 0 && s.fail + s.timeout + s.error === 0 };
+}

@@ -1,0 +1,83 @@
+/** Terminal rendering: live progress lines and the final report. Pure string builders. */
+import type { Attempt, Results, Status, TestResult } from './model.ts';
+import { humanBytes } from '../util/size.ts';
+
+const MARK: Record<Status, string> = {
+  pass: 'PASS',
+  fail: 'FAIL',
+  skip: 'SKIP',
+  timeout: 'TIME',
+  error: 'ERR ',
+};
+
+export function progressStart(
+  name: string,
+  attempt: number,
+  running: number,
+  done: number,
+  total: number,
+): string {
+  return `[${done}/${total}] start  ${name}${attempt > 1 ? ` (attempt ${attempt})` : ''}  (${running} running)`;
+}
+
+export function progressEnd(
+  name: string,
+  a: Attempt,
+  willRetry: boolean,
+  done: number,
+  total: number,
+): string {
+  const retry = willRetry ? ' -> retrying' : '';
+  return `[${done}/${total}] ${MARK[a.status]}   ${name}  ${a.durations.vmSeconds.toFixed(1)} s  ${a.reason}${retry}`;
+}
+
+function pad(s: string, n: number): string {
+  return s.length >= n ? s : s + ' '.repeat(n - s.length);
+}
+
+export function renderEnvironment(r: Pick<Results, 'environment'>): string {
+  const e = r.environment;
+  const img = e.image;
+  const cacheLine =
+    img.cache === 'hit'
+      ? `hit (${img.backend}, restored in ${img.restoreSeconds ?? 0} s)`
+      : img.cache === 'miss'
+        ? `miss (${img.backend}; built in ${img.buildSeconds ?? '?'} s, saved in ${img.saveSeconds ?? '?'} s)`
+        : img.cache;
+  return [
+    `mkosi      ${e.mkosi.version} (${e.mkosi.dialect}: ${e.mkosi.command.join(' ')})`,
+    `qemu       ${e.qemu.version}, accel ${e.accel}: ${e.accelDetail}`,
+    `transport  ${e.transport}: ${e.transportDetail}`,
+    `host       ${e.host.arch}, ${e.host.cpus} CPUs, ${humanBytes(e.host.memTotal)}; ${e.jobs} VM(s) at once; timeouts x${e.timeoutScale}`,
+    `image      ${img.key}: ${cacheLine}`,
+  ].join('\n');
+}
+
+export function renderReport(r: Results): string {
+  const w = Math.max(4, ...r.tests.map((t) => t.name.length));
+  const rows = r.tests.map((t) => {
+    const att = t.attempts.length > 1 ? ` [${t.attempts.length} attempts${t.flaky ? ', flaky' : ''}]` : '';
+    return `  ${MARK[t.status]}  ${pad(t.name, w)}  ${pad(`${t.timings.totalSeconds.toFixed(1)} s`, 8)}  ${t.reason}${att}`;
+  });
+  const s = r.summary;
+  const failed = r.tests.filter((t) => t.status === 'fail' || t.status === 'timeout' || t.status === 'error');
+  const out = ['', 'Results:', ...rows, ''];
+  for (const t of failed) out.push(...failureBlock(t));
+  out.push(
+    `${s.total} tests: ${s.pass} passed, ${s.fail} failed, ${s.skip} skipped, ${s.timeout} timed out, ${s.error} errors` +
+      `${s.flaky ? `, ${s.flaky} flaky` : ''} in ${r.durationSeconds.toFixed(1)} s`,
+  );
+  out.push(s.ok ? 'OK' : 'FAILED');
+  return out.join('\n');
+}
+
+function failureBlock(t: TestResult): string[] {
+  const out = [`--- ${t.name} (${t.status}): ${t.reason}`];
+  if (t.outputTail.length > 0)
+    out.push('    last lines of the unit:', ...t.outputTail.slice(-10).map((l) => `      ${l}`));
+  if (t.files.journal)
+    out.push(`    journal: journalctl --file ${t.files.journal} -u ${t.unit} -o short-monotonic -p info`);
+  if (t.files.console) out.push(`    console: less -R ${t.files.console}`);
+  out.push(`    rerun:   ${t.rerun}`, '');
+  return out;
+}

@@ -1,0 +1,68 @@
+/** Journal adapters: turn an export stream into a .journal file, count entries, read a unit's last lines. */
+import { rm, stat } from 'node:fs/promises';
+import { runCommand } from './process.ts';
+
+export interface JournalCheck {
+  entries: number;
+  error?: string;
+}
+
+/** Serial transport: `systemd-journal-remote -o OUT.journal EXPORT`. A truncated stream still yields what it held. */
+export async function exportToJournal(
+  journalRemote: string,
+  exportFile: string,
+  out: string,
+): Promise<string | undefined> {
+  const size = await stat(exportFile)
+    .then((s) => s.size)
+    .catch(() => -1);
+  if (size < 0) return 'no journal stream arrived (the export file does not exist)';
+  if (size === 0)
+    return 'the journal stream is empty (journal export unit never ran or the port never opened)';
+  await rm(out, { force: true });
+  const r = await runCommand([journalRemote, '-o', out, exportFile], { timeoutMs: 120_000 });
+  if (r.spawnError) return `cannot run ${journalRemote}: ${r.spawnError.message}`;
+  if (r.code !== 0) {
+    const exists = await stat(out)
+      .then(() => true)
+      .catch(() => false);
+    // journal-remote exits non-zero on a truncated last entry but has written the ones before it.
+    if (!exists)
+      return `systemd-journal-remote failed (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-1)[0] ?? ''}`;
+  }
+  return undefined;
+}
+
+/** Entry count from the journal header; errors say why the file cannot be read (e.g. written by a newer systemd). */
+export async function checkJournal(journalctl: string, file: string): Promise<JournalCheck> {
+  const exists = await stat(file)
+    .then(() => true)
+    .catch(() => false);
+  if (!exists) return { entries: 0, error: `no journal file at ${file}` };
+  const r = await runCommand([journalctl, '--file', file, '--header', '--no-pager'], { timeoutMs: 60_000 });
+  const m = /^Entry objects:\s*(\d+)/m.exec(r.stdout);
+  if (r.code !== 0 || !m) {
+    const why = r.stderr.trim().split('\n').slice(-1)[0] ?? `exit ${r.code}`;
+    const hint = /incompatible|unsupported|protocol/i.test(why)
+      ? ' (the journal was probably written by a newer systemd than this journalctl; read it with the guest-side or mkosi tools-tree journalctl, e.g. `mkosi journalctl`)'
+      : '';
+    return { entries: 0, error: `cannot read ${file}: ${why}${hint}` };
+  }
+  return { entries: Number(m[1]) };
+}
+
+/** The test unit's own last lines (message text only). */
+export async function unitTail(
+  journalctl: string,
+  file: string,
+  unit: string,
+  lines = 20,
+): Promise<string[]> {
+  const r = await runCommand(
+    [journalctl, '--file', file, '--no-pager', '-q', '-o', 'cat', '-u', unit, '-n', String(lines)],
+    {
+      timeoutMs: 60_000,
+    },
+  );
+  return r.code === 0 ? r.stdout.split('\n').filter((l) => l.length > 0) : [];
+}

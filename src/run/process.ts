@@ -1,0 +1,118 @@
+/** Process adapters: run a command to completion, or start one whose whole tree can be killed. No shells. */
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { readdir, readFile } from 'node:fs/promises';
+
+export interface CommandResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** Set when the command could not be started at all (ENOENT, EACCES). */
+  spawnError?: NodeJS.ErrnoException;
+}
+
+/** Runs argv[0] with argv[1..] and collects its output. Never throws for a failing command. */
+export function runCommand(
+  argv: string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; input?: string } = {},
+): Promise<CommandResult> {
+  return new Promise((resolve) => {
+    const [file, ...args] = argv;
+    if (!file) throw new Error('runCommand: empty argv');
+    let stdout = '';
+    let stderr = '';
+    let child: ChildProcess;
+    try {
+      child = spawn(file, args, {
+        env: opts.env ?? process.env,
+        cwd: opts.cwd,
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+    } catch (err) {
+      resolve({ code: null, signal: null, stdout, stderr, spawnError: err as NodeJS.ErrnoException });
+      return;
+    }
+    const timer = opts.timeoutMs ? setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs) : undefined;
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.stdin?.on('error', () => {});
+    child.stdin?.end(opts.input ?? '');
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      if (timer) clearTimeout(timer);
+      resolve({ code: null, signal: null, stdout, stderr, spawnError: err });
+    });
+    child.on('close', (code, signal) => {
+      if (timer) clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/** Starts a long-running process in its own process group so that its whole tree can be ended. */
+export function startDetached(argv: string[], opts: SpawnOptions): ChildProcess {
+  const [file, ...args] = argv;
+  if (!file) throw new Error('startDetached: empty argv');
+  return spawn(file, args, { ...opts, detached: true });
+}
+
+/** PIDs of every descendant of pid, found through /proc (children may leave the process group: bwrap does). */
+export async function descendants(pid: number): Promise<number[]> {
+  const parentOf = new Map<number, number>();
+  for (const entry of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
+      // Field 4 (ppid) follows the parenthesised command name, which may itself contain spaces.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      parentOf.set(Number(entry), ppid);
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  const out: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    const p = queue.shift()!;
+    for (const [child, parent] of parentOf) {
+      if (parent === p && !out.includes(child)) {
+        out.push(child);
+        queue.push(child);
+      }
+    }
+  }
+  return out;
+}
+
+function signalAll(pids: number[], pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // Group already gone.
+  }
+  for (const p of pids) {
+    try {
+      process.kill(p, signal);
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+/**
+ * Ends a process and everything it started: SIGTERM to the group and every descendant, then SIGKILL to
+ * whatever is left after graceMs. Resolves when the root process has exited.
+ */
+export async function killTree(child: ChildProcess, graceMs = 5000): Promise<void> {
+  const pid = child.pid;
+  if (pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const tree = await descendants(pid);
+  signalAll([pid, ...tree], pid, 'SIGTERM');
+  const timer = new Promise<'late'>((r) => setTimeout(() => r('late'), graceMs));
+  if ((await Promise.race([exited.then(() => 'done' as const), timer])) === 'late') {
+    signalAll([pid, ...tree, ...(await descendants(pid))], pid, 'SIGKILL');
+    await exited;
+  }
+  // Stragglers that outlived their parent (re-parented to init) still carry their old PIDs.
+  signalAll(tree, pid, 'SIGKILL');
+}

@@ -1,0 +1,204 @@
+/**
+ * One attempt of one test: start mkosi, enforce the timeout, collect status, console and journal.
+ * Files stay on disk whatever happens (timeout, cancel, crash); only classification decides what they mean.
+ */
+import { closeSync, openSync } from 'node:fs';
+import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { TestSpec } from '../config/test-spec.ts';
+import type { RawRun } from '../results/model.ts';
+import { vmArgv, type VmPlan } from '../mkosi/vm-argv.ts';
+import { killTree, startDetached } from './process.ts';
+import { checkJournal, exportToJournal, unitTail } from './journal.ts';
+import { safeFileName } from '../util/sanitize.ts';
+
+export interface AttemptEnv {
+  outputDir: string;
+  journalRemote: string;
+  journalctl: string;
+  env: NodeJS.ProcessEnv;
+  signal: AbortSignal;
+  onStart?: (argv: string[]) => void;
+}
+
+export interface AttemptRun {
+  raw: RawRun;
+  argv: string[];
+  files: { journal?: string; console: string };
+  outputTail: string[];
+  startedAt: string;
+  vmMs: number;
+  collectMs: number;
+}
+
+/** Canonical per-test file names; earlier attempts are renamed to `<name>.attempt-N.*` before a retry. */
+export function testFiles(outputDir: string, name: string) {
+  const base = safeFileName(name);
+  return {
+    journal: join(outputDir, `${base}.journal`),
+    console: join(outputDir, `${base}.console.log`),
+    work: join(outputDir, '.work', base),
+    attempt: (n: number) => ({
+      journal: join(outputDir, `${base}.attempt-${n}.journal`),
+      console: join(outputDir, `${base}.attempt-${n}.console.log`),
+    }),
+  };
+}
+
+/** Moves the files of attempt n aside so that the canonical names always hold the latest attempt. */
+export async function archiveAttempt(
+  outputDir: string,
+  name: string,
+  n: number,
+): Promise<{ journal?: string; console?: string }> {
+  const f = testFiles(outputDir, name);
+  const to = f.attempt(n);
+  const out: { journal?: string; console?: string } = {};
+  if (
+    await rename(f.journal, to.journal).then(
+      () => true,
+      () => false,
+    )
+  )
+    out.journal = to.journal;
+  if (
+    await rename(f.console, to.console).then(
+      () => true,
+      () => false,
+    )
+  )
+    out.console = to.console;
+  return out;
+}
+
+/** Strips the ANSI colour and cursor sequences that systemd and QEMU print on the console. */
+export function stripAnsi(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
+}
+
+async function tail(file: string, maxBytes = 64 * 1024): Promise<string[]> {
+  try {
+    const fh = await open(file, 'r');
+    try {
+      const { size } = await fh.stat();
+      const start = Math.max(0, size - maxBytes);
+      const buf = Buffer.alloc(size - start);
+      await fh.read(buf, 0, buf.length, start);
+      return stripAnsi(buf.toString('utf8')).split(/\r?\n/);
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return [];
+  }
+}
+
+async function lastLine(file: string): Promise<string | undefined> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .slice(-1)[0];
+}
+
+export async function runAttempt(
+  spec: TestSpec,
+  plan: Omit<VmPlan, 'statusFile' | 'journalTarget'>,
+  timeoutMs: number,
+  env: AttemptEnv,
+): Promise<AttemptRun> {
+  const files = testFiles(env.outputDir, spec.name);
+  await rm(files.work, { recursive: true, force: true });
+  await mkdir(files.work, { recursive: true });
+  const statusFile = join(files.work, 'status');
+  const exportFile = join(files.work, 'journal.export');
+  const full: VmPlan = {
+    ...plan,
+    statusFile,
+    journalTarget: plan.transport === 'serial' ? exportFile : files.journal,
+  };
+  const argv = vmArgv(spec, full);
+  const startedAt = new Date().toISOString();
+  const t0 = performance.now();
+
+  const consoleFd = openSync(files.console, 'w');
+  let launchError: string | undefined;
+  let timedOut = false;
+  let cancelled = false;
+  let exitCode: number | null = null;
+  let signal: string | null = null;
+  try {
+    const child = startDetached(argv, { env: env.env, stdio: ['ignore', consoleFd, consoleFd] });
+    env.onStart?.(argv);
+    const exited = new Promise<void>((resolve) => {
+      child.on('error', (err) => {
+        launchError = `${argv[0]}: ${err.message}`;
+        resolve();
+      });
+      child.on('exit', (code, sig) => {
+        exitCode = code;
+        signal = sig;
+        resolve();
+      });
+    });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      void killTree(child);
+    }, timeoutMs);
+    const onAbort = () => {
+      cancelled = true;
+      void killTree(child);
+    };
+    env.signal.addEventListener('abort', onAbort, { once: true });
+    if (env.signal.aborted) onAbort();
+    await exited;
+    clearTimeout(timer);
+    env.signal.removeEventListener('abort', onAbort);
+  } finally {
+    closeSync(consoleFd);
+  }
+  const vmMs = performance.now() - t0;
+
+  const t1 = performance.now();
+  let journalError: string | undefined;
+  if (full.transport === 'serial')
+    journalError = await exportToJournal(env.journalRemote, exportFile, files.journal);
+  const check = journalError
+    ? { entries: 0, error: journalError }
+    : await checkJournal(env.journalctl, files.journal);
+  const outputTail = check.entries > 0 ? await unitTail(env.journalctl, files.journal, spec.unit) : [];
+  const statusLine = await lastLine(statusFile);
+  const consoleTail = await tail(files.console);
+  // The export stream is only an intermediate; the .journal holds the same entries.
+  if (!check.error) await rm(exportFile, { force: true });
+  const collectMs = performance.now() - t1;
+
+  const raw: RawRun = {
+    exitCode,
+    signal,
+    timedOut,
+    consoleTail,
+    transport: full.transport,
+    durationMs: vmMs,
+    journalEntries: check.entries,
+  };
+  if (launchError) raw.launchError = launchError;
+  if (statusLine) raw.statusLine = statusLine;
+  if (check.error) raw.journalError = check.error;
+  if (cancelled) raw.cancelled = true;
+  const haveJournal = await stat(files.journal).then(
+    () => true,
+    () => false,
+  );
+  return {
+    raw,
+    argv,
+    files: { console: files.console, ...(haveJournal ? { journal: files.journal } : {}) },
+    outputTail,
+    startedAt,
+    vmMs,
+    collectMs,
+  };
+}

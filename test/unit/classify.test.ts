@@ -1,0 +1,156 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { classify, parseStatusLine } from '../../src/results/classify.ts';
+import type { Expectation, RawRun } from '../../src/results/model.ts';
+
+const exp: Expectation = { exitStatus: 123, skipStatus: 77, shouldFail: false };
+const raw = (over: Partial<RawRun> = {}): RawRun => ({
+  exitCode: 0,
+  signal: null,
+  timedOut: false,
+  consoleTail: [],
+  transport: 'serial',
+  durationMs: 1000,
+  journalEntries: 500,
+  ...over,
+});
+const line = (result: string, code: string, status: string) =>
+  `SERVICE_RESULT=${result} EXIT_CODE=${code} EXIT_STATUS=${status}`;
+
+describe('classification', () => {
+  it('parses status lines, including empty EXIT_STATUS and the emergency marker', () => {
+    assert.deepEqual(parseStatusLine(line('exit-code', 'exited', '1')), {
+      serviceResult: 'exit-code',
+      exitCode: 'exited',
+      exitStatus: '1',
+    });
+    assert.deepEqual(parseStatusLine('SERVICE_RESULT=success EXIT_CODE= EXIT_STATUS='), {
+      serviceResult: 'success',
+    });
+    assert.deepEqual(parseStatusLine('EMERGENCY=1'), { emergency: true });
+    assert.equal(parseStatusLine('garbage'), undefined);
+    assert.equal(parseStatusLine(undefined), undefined);
+  });
+
+  it('passes only with a positive status from the guest', () => {
+    const o = classify(raw({ statusLine: line('success', 'exited', '0') }), exp, 60);
+    assert.equal(o.status, 'pass');
+    assert.equal(o.guestStatus, 123);
+  });
+
+  it('mkosi exit 0 without any status is an error, never a pass', () => {
+    const o = classify(raw(), exp, 60);
+    assert.equal(o.status, 'error');
+    assert.match(o.reason, /without reporting a test status/);
+    assert.equal(o.infra, true);
+  });
+
+  it('fails with the exit status, skips on 77, respects a custom skip status', () => {
+    const f = classify(raw({ statusLine: line('exit-code', 'exited', '1') }), exp, 60);
+    assert.equal(f.status, 'fail');
+    assert.equal(f.guestStatus, 1);
+    assert.match(f.reason, /exit status 1, expected 123/);
+    assert.equal(classify(raw({ statusLine: line('exit-code', 'exited', '77') }), exp, 60).status, 'skip');
+    assert.equal(
+      classify(raw({ statusLine: line('exit-code', 'exited', '77') }), { ...exp, skipStatus: 78 }, 60).status,
+      'fail',
+    );
+    assert.equal(
+      classify(raw({ statusLine: line('exit-code', 'exited', '78') }), { ...exp, skipStatus: 78 }, 60).status,
+      'skip',
+    );
+  });
+
+  it('a signal-killed unit is a failure with the signal in the reason', () => {
+    const o = classify(raw({ statusLine: line('core-dump', 'dumped', 'SEGV') }), exp, 60);
+    assert.equal(o.status, 'fail');
+    assert.match(o.reason, /core-dump.*dumped.*SEGV/);
+  });
+
+  it('should-fail inverts pass and fail but not skip or errors', () => {
+    const sf = { ...exp, shouldFail: true };
+    assert.equal(classify(raw({ statusLine: line('exit-code', 'exited', '1') }), sf, 60).status, 'pass');
+    const p = classify(raw({ statusLine: line('success', 'exited', '0') }), sf, 60);
+    assert.equal(p.status, 'fail');
+    assert.match(p.reason, /expected to fail/);
+    assert.equal(classify(raw({ statusLine: line('exit-code', 'exited', '77') }), sf, 60).status, 'skip');
+    assert.equal(classify(raw(), sf, 60).status, 'error');
+  });
+
+  it('a custom expected exit status passes on that status only', () => {
+    const e = { ...exp, exitStatus: 3 };
+    assert.equal(classify(raw({ statusLine: line('exit-code', 'exited', '3') }), e, 60).status, 'pass');
+    assert.equal(classify(raw({ statusLine: line('success', 'exited', '0') }), e, 60).status, 'fail');
+  });
+
+  it('vsock: mkosi exit code carries the guest status; 0 and 247 carry none', () => {
+    const v = (code: number) => classify(raw({ transport: 'vsock', exitCode: code }), exp, 60);
+    assert.equal(v(123).status, 'pass');
+    assert.equal(v(77).status, 'skip');
+    assert.equal(v(1).status, 'fail');
+    assert.equal(v(0).status, 'error');
+    const killed = v(247);
+    assert.equal(killed.status, 'error');
+    assert.equal(killed.infra, true);
+    assert.match(killed.reason, /QEMU was killed/);
+  });
+
+  it('the status port wins over mkosi exit codes', () => {
+    assert.equal(
+      classify(raw({ transport: 'vsock', exitCode: 1, statusLine: line('success', 'exited', '0') }), exp, 60)
+        .status,
+      'pass',
+    );
+  });
+
+  it('timeouts, cancels and launch errors have their own outcomes', () => {
+    const t = classify(raw({ timedOut: true, statusLine: line('success', 'exited', '0') }), exp, 90);
+    assert.equal(t.status, 'timeout');
+    assert.match(t.reason, /90 s/);
+    assert.equal(classify(raw({ cancelled: true }), exp, 60).status, 'error');
+    const l = classify(raw({ launchError: 'mkosi: spawn mkosi ENOENT', exitCode: null }), exp, 60);
+    assert.equal(l.status, 'error');
+    assert.equal(l.infra, false);
+    assert.match(l.reason, /could not start mkosi/);
+  });
+
+  it('an empty or unreadable journal turns a pass into an infrastructure error', () => {
+    const o = classify(raw({ statusLine: line('success', 'exited', '0'), journalEntries: 0 }), exp, 60);
+    assert.equal(o.status, 'error');
+    assert.match(o.reason, /journal transport lost.*unit succeeded/);
+    assert.equal(o.infra, true);
+    const u = classify(
+      raw({ statusLine: line('success', 'exited', '0'), journalEntries: 0, journalError: 'cannot read x' }),
+      exp,
+      60,
+    );
+    assert.match(u.reason, /cannot read x/);
+  });
+
+  it('recognises a kernel panic and emergency mode from console and status port', () => {
+    const p = classify(
+      raw({
+        consoleTail: [
+          '[ 1.0] foo',
+          '[ 2.0] Kernel panic - not syncing: VFS: Unable to mount root fs',
+          '[ 2.1] ---[ end',
+        ],
+      }),
+      exp,
+      60,
+    );
+    assert.equal(p.status, 'error');
+    assert.match(p.reason, /kernel panic: VFS: Unable to mount root fs/);
+    assert.equal(p.infra, false);
+    const e = classify(raw({ statusLine: 'EMERGENCY=1' }), exp, 60);
+    assert.match(e.reason, /emergency mode/);
+  });
+
+  it('a signal on mkosi or a non-zero mkosi exit without status is a retryable error', () => {
+    const s = classify(raw({ exitCode: null, signal: 'SIGKILL' }), exp, 60);
+    assert.equal(s.status, 'error');
+    assert.equal(s.infra, true);
+    const m = classify(raw({ exitCode: 1, consoleTail: ['‣ Image has not been built yet', ''] }), exp, 60);
+    assert.match(m.reason, /mkosi failed with exit status 1.*not been built/);
+  });
+});

@@ -1,0 +1,178 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { dialectFor } from '../../src/mkosi/dialect.ts';
+import { vmArgv, type VmPlan } from '../../src/mkosi/vm-argv.ts';
+import { TEST_DEFAULTS, type TestSpec } from '../../src/config/test-spec.ts';
+import { buildArgv } from '../../src/image/ensure-image.ts';
+
+const spec: TestSpec = {
+  name: 'TEST-01-BASIC',
+  unit: 'TEST-01-BASIC.service',
+  timeout: 60,
+  exitStatus: 123,
+  skipStatus: 77,
+  shouldFail: false,
+  kernelCmdline: ['quiet'],
+  credentials: { 'my.cred': 'two words\nand a line' },
+  mkosiArgs: ['--runtime-network=none'],
+  qemuArgs: ['-device', 'virtio-rng-pci'],
+  ram: TEST_DEFAULTS.ram,
+  retries: 0,
+  infraRetries: 1,
+  tags: [],
+  source: 'manifest',
+};
+
+function plan(version: string, transport: 'vsock' | 'serial'): VmPlan {
+  return {
+    mkosi: ['mkosi'],
+    dialect: dialectFor(version),
+    configDir: '/cfg',
+    imageDir: '/img',
+    machine: 'itest-test-01-basic-abc123-1',
+    transport,
+    accel: 'tcg',
+    cpus: 1,
+    firmware: 'linux',
+    statusFile: '/out/.work/T/status',
+    journalTarget: transport === 'serial' ? '/out/.work/T/journal.export' : '/out/T.journal',
+  };
+}
+
+/** Decodes every -smbios credential back into name -> text. */
+function credentials(argv: string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  argv.forEach((a, i) => {
+    if (argv[i - 1] !== '-smbios') return;
+    const m = /^type=11,value=io\.systemd\.credential\.binary:([^=]+)=(.*)$/.exec(a);
+    assert.ok(m, a);
+    out.set(m[1]!, Buffer.from(m[2]!, 'base64').toString());
+  });
+  return out;
+}
+
+describe('mkosi dialects', () => {
+  it('maps versions to dialects and refuses mkosi < 24', () => {
+    assert.equal(dialectFor('24.3').verb, 'qemu');
+    assert.equal(dialectFor('25.3').verb, 'vm');
+    assert.equal(dialectFor('27.1').flags.ram, '--ram');
+    assert.equal(dialectFor('25.3').qemuArgsSeparator, false);
+    assert.equal(dialectFor('27.1').qemuArgsSeparator, true);
+    assert.throws(() => dialectFor('23.1'), /too old/);
+  });
+
+  it('mkosi 24, serial: --qemu-* flags, qemu verb, no separator, serial ports and journal export unit', () => {
+    const argv = vmArgv(spec, plan('24.3', 'serial'));
+    const verb = argv.indexOf('qemu');
+    assert.ok(verb > 0);
+    const before = argv.slice(0, verb);
+    const after = argv.slice(verb + 1);
+    for (const f of [
+      '--qemu-kvm=no',
+      '--qemu-vsock=no',
+      '--qemu-mem=1024M',
+      '--qemu-smp=1',
+      '--qemu-firmware=linux',
+      '--machine=itest-test-01-basic-abc123-1',
+      '--ephemeral=yes',
+      '--runtime-network=none',
+    ]) {
+      assert.ok(before.includes(f), `${f} in ${before.join(' ')}`);
+    }
+    assert.ok(!before.some((a) => a.startsWith('--console')), 'mkosi 24 has no --console');
+    assert.ok(!before.some((a) => a.startsWith('--forward-journal')));
+    assert.deepEqual(before.slice(0, 5), ['mkosi', '--directory', '/cfg', '--output-dir', '/img']);
+    assert.equal(after[0], '-no-reboot');
+    assert.ok(!after.includes('--'));
+    assert.ok(after.includes('file,id=itest-status,path=/out/.work/T/status'));
+    assert.ok(after.includes('file,id=itest-journal,path=/out/.work/T/journal.export'));
+    assert.ok(after.includes('virtserialport,bus=itest-serial.0,chardev=itest-journal,name=itest.journal'));
+    assert.deepEqual(after.slice(-2), ['-device', 'virtio-rng-pci']);
+    const kcl = before.find((a) => a.startsWith('--kernel-command-line-extra='))!;
+    assert.equal(
+      kcl,
+      '--kernel-command-line-extra=systemd.unit=TEST-01-BASIC.service systemd.wants=itest-journal-export.service panic=-1 systemd.crash_action=poweroff quiet',
+    );
+    const creds = credentials(after);
+    const dropin = creds.get('systemd.unit-dropin.TEST-01-BASIC.service')!;
+    assert.match(dropin, /SuccessAction=exit\nSuccessActionExitStatus=123\nFailureAction=exit/);
+    assert.match(dropin, /Wants=basic\.target/);
+    assert.match(dropin, /StandardOutput=journal\+console/);
+    assert.match(
+      dropin,
+      /ExecStopPost=.*SERVICE_RESULT=\$SERVICE_RESULT EXIT_CODE=\$EXIT_CODE EXIT_STATUS=\$EXIT_STATUS.*\/dev\/virtio-ports\/itest\.status/,
+    );
+    assert.match(
+      creds.get('systemd.extra-unit.itest-journal-export.service')!,
+      /journalctl -o export -f --no-tail -b > \/dev\/virtio-ports\/itest\.journal/,
+    );
+    assert.match(creds.get('systemd.extra-unit.itest-emergency-exit.service')!, /FailureAction=exit/);
+    assert.match(creds.get('systemd.unit-dropin.emergency.target')!, /Wants=itest-emergency-exit\.service/);
+    assert.equal(creds.get('my.cred'), 'two words\nand a line', 'multi-line credential survives intact');
+  });
+
+  it('mkosi 25, vsock: new flag names, vm verb, --console=native, forward-journal, no journal export unit', () => {
+    const argv = vmArgv(spec, plan('25.3', 'vsock'));
+    const verb = argv.indexOf('vm');
+    const before = argv.slice(0, verb);
+    const after = argv.slice(verb + 1);
+    for (const f of [
+      '--kvm=no',
+      '--vsock=yes',
+      '--ram=1024M',
+      '--cpus=1',
+      '--firmware=linux',
+      '--console=native',
+      '--forward-journal=/out/T.journal',
+    ]) {
+      assert.ok(before.includes(f), `${f} in ${before.join(' ')}`);
+    }
+    assert.ok(!before.some((a) => a.startsWith('--qemu-')));
+    assert.equal(after[0], '-no-reboot', 'mkosi 25 takes QEMU args as REMAINDER: no separator');
+    assert.ok(!after.some((a) => a.includes('itest-journal')));
+    assert.ok(!credentials(after).has('systemd.extra-unit.itest-journal-export.service'));
+    assert.ok(!before.find((a) => a.startsWith('--kernel-command-line-extra='))!.includes('systemd.wants='));
+    // The status port stays in vsock mode too: it explains failures that mkosi's exit code cannot.
+    assert.ok(after.includes('virtserialport,bus=itest-serial.0,chardev=itest-status,name=itest.status'));
+  });
+
+  it('mkosi 27: `--` between the verb and QEMU arguments', () => {
+    const argv = vmArgv(spec, plan('27.1', 'serial'));
+    const verb = argv.indexOf('vm');
+    assert.equal(argv[verb + 1], '--');
+    assert.equal(argv[verb + 2], '-no-reboot');
+  });
+
+  it('accel and cpus follow the plan; no firmware flag unless asked; commas in paths are escaped for QEMU', () => {
+    const p = {
+      ...plan('24.3', 'serial'),
+      accel: 'kvm' as const,
+      cpus: 2,
+      firmware: undefined,
+      statusFile: '/a,b/status',
+    };
+    const argv = vmArgv({ ...spec, ram: 1536 * 1024 ** 2 }, p);
+    assert.ok(argv.includes('--qemu-kvm=yes'));
+    assert.ok(argv.includes('--qemu-smp=2'));
+    assert.ok(argv.includes('--qemu-mem=1536M'));
+    assert.ok(!argv.some((a) => a.startsWith('--qemu-firmware')));
+    assert.ok(argv.includes('file,id=itest-status,path=/a,,b/status'));
+  });
+
+  it('a target unit gets no [Service] section in its drop-in', () => {
+    const creds = credentials(vmArgv({ ...spec, unit: 'x.target' }, plan('24.3', 'serial')));
+    assert.ok(!creds.get('systemd.unit-dropin.x.target')!.includes('[Service]'));
+  });
+
+  it('builds the image with --force into the cache build directory', () => {
+    assert.deepEqual(buildArgv(['mkosi'], '/cfg', '/build'), [
+      'mkosi',
+      '--directory',
+      '/cfg',
+      '--output-dir',
+      '/build',
+      '--force',
+      'build',
+    ]);
+  });
+});
