@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs what itest needs on a Debian or Ubuntu host: mkosi (>= 24), QEMU, systemd-journal-remote and
+# the tools mkosi builds images with. Idempotent; run as root (or through sudo).
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup-host: run me as root, e.g. sudo $0" >&2
+  exit 1
+fi
+
+. /etc/os-release
+export DEBIAN_FRONTEND=noninteractive
+PACKAGES=(mkosi qemu-system-x86 qemu-utils ovmf systemd-journal-remote systemd-container systemd-boot
+  bubblewrap uidmap kmod cpio zstd dosfstools mtools e2fsprogs debian-archive-keyring)
+TARGET=()
+
+case "${ID}:${VERSION_CODENAME:-}" in
+  debian:bookworm)
+    # mkosi 24.3, QEMU 10 and systemd 254 (systemd-repart) come from bookworm-backports.
+    list=/etc/apt/sources.list.d/itest-backports.list
+    if ! grep -rqs '^[^#]*bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+      echo 'deb http://deb.debian.org/debian bookworm-backports main' > "$list"
+    fi
+    TARGET=(-t bookworm-backports)
+    PACKAGES+=(systemd)
+    ;;
+  debian:*|ubuntu:*) ;;
+  *)
+    echo "setup-host: ${PRETTY_NAME:-this system} is not Debian or Ubuntu; install mkosi >= 24, QEMU and systemd-journal-remote yourself" >&2
+    exit 1
+    ;;
+esac
+
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${TARGET[@]}" "${PACKAGES[@]}"
+
+version=$(mkosi --version | awk '{print $2}')
+if [ "${version%%.*}" -lt 24 ]; then
+  echo "setup-host: ${PRETTY_NAME} ships mkosi ${version}; itest needs 24 or newer." >&2
+  echo "  install a newer one, e.g. from the mkosi project's releases, and pass it with --mkosi PATH" >&2
+  exit 1
+fi
+
+# KVM: open /dev/kvm to everyone (as GitHub's runners need) when it exists; itest checks it really works.
+if [ -e /dev/kvm ]; then
+  echo 'KERNEL=="kvm", GROUP="kvm", MODE="0666", OPTIONS+="static_node=kvm"' > /etc/udev/rules.d/99-itest-kvm.rules
+  chmod 0666 /dev/kvm || true
+fi
+# vhost-vsock lets results and journals travel over AF_VSOCK; without it itest uses virtio-serial.
+modprobe vhost_vsock 2>/dev/null && chmod 0666 /dev/vhost-vsock 2>/dev/null || true
+
+echo "setup-host: ready: $(mkosi --version), $(qemu-system-x86_64 --version | head -n1)"

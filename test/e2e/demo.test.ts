@@ -1,0 +1,259 @@
+/**
+ * End to end on real tools: the bundled CLI builds the demo image with the real mkosi, boots real QEMU
+ * VMs (TCG and the virtio-serial transport on machines without KVM and vhost-vsock), reads the journals
+ * with the real journalctl. Slow (minutes): run with `npm run test:e2e`.
+ *
+ * ITEST_E2E_CACHE: image cache directory to reuse between runs (default: a fresh temp dir, so a build).
+ * ITEST_E2E_MKOSI_NEXT: launcher of a mkosi >= 25 (scripts/fetch-mkosi-sid.sh) for the 25+ dialect run.
+ */
+import { describe, it, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, readdir, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { assertValidResults } from '../helpers/results.ts';
+import type { Results, TestResult } from '../../src/results/model.ts';
+
+const ROOT = new URL('../..', import.meta.url).pathname;
+const CLI = join(ROOT, 'dist/cli/index.js');
+const DEMO = join(ROOT, 'examples/demo');
+const CACHE = process.env.ITEST_E2E_CACHE ?? '';
+
+interface CliRun {
+  code: number | null;
+  out: string;
+  err: string;
+  seconds: number;
+}
+
+function itest(args: string[]): Promise<CliRun> {
+  const t0 = performance.now();
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    child.on('close', (code) => resolve({ code, out, err, seconds: (performance.now() - t0) / 1000 }));
+  });
+}
+
+async function readResults(dir: string): Promise<Results> {
+  const r = JSON.parse(await readFile(join(dir, 'results.json'), 'utf8')) as Results;
+  assertValidResults(r);
+  return r;
+}
+
+function journal(file: string, ...args: string[]): string {
+  const r = spawnSync('journalctl', ['--file', file, '--no-pager', '-q', ...args], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `journalctl --file ${file} failed: ${r.stderr}`);
+  return r.stdout;
+}
+
+const byName = (r: Results, name: string): TestResult => {
+  const t = r.tests.find((x) => x.name === name);
+  assert.ok(t, `${name} missing from results`);
+  return t;
+};
+
+function printTimings(label: string, r: Results, run: CliRun) {
+  const img = r.environment.image;
+  console.log(
+    `# ${label}: wall ${run.seconds.toFixed(1)} s; image ${img.cache} (restore ${img.restoreSeconds ?? '-'} s, build ${img.buildSeconds ?? '-'} s, save ${img.saveSeconds ?? '-'} s); ` +
+      r.tests
+        .map(
+          (t) =>
+            `${t.name}: ${t.status} vm ${t.timings.vmSeconds} s + collect ${t.timings.collectSeconds} s, queued ${t.timings.queuedSeconds} s`,
+        )
+        .join('; '),
+  );
+}
+
+let cacheDir: string;
+before(async () => {
+  assert.ok(existsSync(CLI), 'dist/cli/index.js missing: run `npm run bundle`');
+  cacheDir = CACHE || (await mkdtemp(join(tmpdir(), 'itest-e2e-cache-')));
+});
+
+describe('demo end to end (mkosi 24 dialect, serial transport)', () => {
+  let first: Results;
+
+  it('builds or restores the image, runs three tests in parallel VMs and exits 0', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'itest-e2e-demo-'));
+    const run = await itest([
+      'run',
+      '--config',
+      DEMO,
+      '--output',
+      out,
+      '--cache-dir',
+      cacheDir,
+      '--keep',
+      'all',
+    ]);
+    assert.equal(run.code, 0, `exit ${run.code}\n${run.out}\n${run.err}`);
+    first = await readResults(out);
+    printTimings('demo run', first, run);
+    assert.deepEqual(
+      first.tests.map((t) => [t.name, t.status, t.exitStatus]),
+      [
+        ['TEST-01-BASIC', 'pass', 123],
+        ['TEST-03-EXPECTED-FAIL', 'pass', 1],
+        ['TEST-02-SKIP', 'skip', 77],
+      ],
+    );
+    assert.equal(first.summary.ok, true);
+    assert.match(byName(first, 'TEST-03-EXPECTED-FAIL').reason, /failed as expected/);
+    assert.equal(first.environment.mkosi.dialect, 'mkosi24');
+    if (!existsSync('/dev/vhost-vsock')) assert.equal(first.environment.transport, 'serial');
+    assert.ok(['hit', 'miss'].includes(first.environment.image.cache));
+    assert.match(run.out, /\[3\/3\]/, 'live progress lines');
+    assert.match(run.out, /3 tests: 2 passed, 0 failed, 1 skipped/);
+
+    // Each test's journal is readable with the real journalctl and holds the test's own output line.
+    const lines: Record<string, string> = {
+      'TEST-01-BASIC': 'TEST-01-BASIC: hello from',
+      'TEST-02-SKIP': 'TEST-02-SKIP: nothing to test here',
+      'TEST-03-EXPECTED-FAIL': 'TEST-03-EXPECTED-FAIL: failing on purpose',
+    };
+    for (const t of first.tests) {
+      assert.ok(t.files.journal && t.files.console, `${t.name} files: ${JSON.stringify(t.files)}`);
+      assert.ok(t.files.journal.endsWith(`${t.name}.journal`));
+      assert.ok(
+        journal(t.files.journal, '-u', t.unit, '-o', 'cat').includes(lines[t.name]!),
+        `${t.name} journal lacks its line`,
+      );
+      assert.ok(
+        t.outputTail.some((l) => l.includes(lines[t.name]!)),
+        `${t.name} outputTail: ${t.outputTail.join('|')}`,
+      );
+      const consoleLog = await readFile(t.files.console, 'utf8');
+      assert.ok(consoleLog.includes(lines[t.name]!), `${t.name} console log lacks its line`);
+      assert.equal(t.attempts.length, 1);
+      assert.match(t.attempts[0]!.statusLine ?? '', /^SERVICE_RESULT=/);
+    }
+
+    const xml = await readFile(join(out, 'junit.xml'), 'utf8');
+    assert.equal(XMLValidator.validate(xml), true);
+    const suite = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@' }).parse(xml).testsuites
+      .testsuite;
+    assert.equal(suite['@tests'], '3');
+    assert.equal(suite['@skipped'], '1');
+    assert.equal(suite['@failures'], '0');
+    assert.equal(suite['@errors'], '0');
+    // Nothing of the intermediate work stays behind.
+    assert.ok(!(await readdir(out)).includes('.work'));
+  });
+
+  it('a second run hits the cache, builds nothing, and deletes passing logs by default', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'itest-e2e-again-'));
+    const run = await itest([
+      'run',
+      '--config',
+      DEMO,
+      '--output',
+      out,
+      '--cache-dir',
+      cacheDir,
+      '--test',
+      'TEST-01-BASIC',
+    ]);
+    assert.equal(run.code, 0, `${run.out}\n${run.err}`);
+    const r = await readResults(out);
+    printTimings('cached run', r, run);
+    assert.equal(r.environment.image.cache, 'hit');
+    assert.equal(r.environment.image.key, first.environment.image.key);
+    assert.equal(r.environment.image.buildSeconds, undefined);
+    assert.ok((r.environment.image.restoreSeconds ?? 99) < 2, 'restoring from the local cache is instant');
+    assert.ok(!existsSync(join(out, 'image-build.log')), 'no build log: nothing was built');
+    assert.doesNotMatch(run.out, /building:/);
+    assert.deepEqual(
+      r.tests.map((t) => [t.name, t.status]),
+      [['TEST-01-BASIC', 'pass']],
+    );
+    assert.deepEqual(r.tests[0]!.files, {}, '--keep failed drops the logs of passing tests');
+    assert.ok(!existsSync(join(out, 'TEST-01-BASIC.journal')));
+  });
+});
+
+describe('failure paths and the mkosi 25+ dialect', { concurrency: true }, () => {
+  it('a hanging test ends as timeout within its bound, with console and journal kept and no VM left', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'itest-e2e-hang-'));
+    const run = await itest([
+      'run',
+      '--config',
+      DEMO,
+      '--manifest',
+      join(ROOT, 'test/fixtures/hang.yaml'),
+      '--output',
+      out,
+      '--cache-dir',
+      cacheDir,
+      '--timeout-scale',
+      '1',
+    ]);
+    assert.equal(run.code, 1, `${run.out}\n${run.err}`);
+    const r = await readResults(out);
+    printTimings('hang run', r, run);
+    const t = byName(r, 'itest-selftest-hang');
+    assert.equal(t.status, 'timeout');
+    assert.match(t.reason, /no result within 90 s/);
+    assert.ok(t.timings.vmSeconds >= 90 && t.timings.vmSeconds < 90 + 20, `vm ran ${t.timings.vmSeconds} s`);
+    assert.ok(t.files.console && (await stat(t.files.console)).size > 0, 'console log kept');
+    assert.ok(t.files.journal, 'journal kept');
+    assert.ok(
+      Number(/Entry objects:\s*(\d+)/.exec(journal(t.files.journal, '--header'))?.[1]) > 0,
+      'journal holds entries',
+    );
+    const machine = t.attempts[0]!.machine;
+    const leftovers = spawnSync('pgrep', ['-f', machine], { encoding: 'utf8' }).stdout.trim();
+    assert.equal(leftovers, '', `processes of ${machine} survived the timeout`);
+    assert.match(run.out, /TIME +itest-selftest-hang/);
+  });
+
+  it('boots a test through the mkosi 25+ dialect (vm verb, new flags) on the same image', async (t) => {
+    const next = process.env.ITEST_E2E_MKOSI_NEXT;
+    if (!next) {
+      assert.ok(process.env.CI !== 'true', 'CI must set ITEST_E2E_MKOSI_NEXT (scripts/fetch-mkosi-sid.sh)');
+      t.skip(
+        'ITEST_E2E_MKOSI_NEXT not set; run scripts/fetch-mkosi-sid.sh DIR and point it at DIR/bin/mkosi',
+      );
+      return;
+    }
+    // The image of the first describe; mkosi 27 boots what mkosi 24 built (its key would differ).
+    const images = join(cacheDir, 'images');
+    const key = (await readdir(images)).find((k) => k.includes('mkosi24'));
+    assert.ok(key, `no mkosi 24 image in ${images}`);
+    const out = await mkdtemp(join(tmpdir(), 'itest-e2e-next-'));
+    const run = await itest([
+      'run',
+      '--config',
+      DEMO,
+      '--mkosi',
+      next,
+      '--image-dir',
+      join(images, key),
+      '--test',
+      'TEST-02-SKIP',
+      '--output',
+      out,
+      '--keep',
+      'all',
+    ]);
+    assert.equal(run.code, 0, `${run.out}\n${run.err}`);
+    const r = await readResults(out);
+    printTimings('mkosi 25+ run', r, run);
+    assert.equal(r.environment.mkosi.dialect, 'mkosi25+');
+    assert.ok(Number(r.environment.mkosi.version.split('.')[0]) >= 25);
+    assert.equal(r.environment.image.cache, 'external');
+    const s = byName(r, 'TEST-02-SKIP');
+    assert.equal(s.status, 'skip');
+    assert.equal(s.exitStatus, 77);
+    assert.ok(
+      journal(s.files.journal!, '-u', s.unit, '-o', 'cat').includes('TEST-02-SKIP: nothing to test here'),
+    );
+  });
+});
