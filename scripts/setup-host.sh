@@ -43,6 +43,7 @@ fi
 
 # KVM: open /dev/kvm to everyone (as GitHub's runners need) when it exists; itest checks it really works.
 if [ -e /dev/kvm ]; then
+  mkdir -p /etc/udev/rules.d
   echo 'KERNEL=="kvm", GROUP="kvm", MODE="0666", OPTIONS+="static_node=kvm"' > /etc/udev/rules.d/99-itest-kvm.rules
   chmod 0666 /dev/kvm || true
 fi
