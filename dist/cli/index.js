@@ -31387,7 +31387,7 @@ __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __we
 /* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3809);
 // Entry point of the `itest` binary (bundled to dist/cli/index.js).
 
-process.exit(await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .i)(process.argv));
+process.exit(await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv));
 
 __webpack_async_result__();
 } catch(e) { __webpack_async_result__(e); } }, 1);
@@ -31400,10 +31400,10 @@ __webpack_async_result__();
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
-  i: () => (/* binding */ main)
+  iW: () => (/* binding */ main)
 });
 
-// UNUSED EXPORTS: buildProgram
+// UNUSED EXPORTS: buildProgram, invokedAs
 
 // EXTERNAL MODULE: ./node_modules/commander/index.js
 var commander = __nccwpck_require__(8909);
@@ -40397,7 +40397,7 @@ const TOOL_VERSION = '0.1.0';
 
 function rerunCommand(cfg, spec) {
     const rel = (p) => (0,external_node_path_.relative)(process.cwd(), p) || '.';
-    const parts = ['itest', 'run', '--config', rel(cfg.configDir)];
+    const parts = [cfg.invokedAs, 'run', '--config', rel(cfg.configDir)];
     if (cfg.manifestPath !== (0,external_node_path_.join)(cfg.configDir, 'itest.yaml'))
         parts.push('--manifest', rel(cfg.manifestPath));
     parts.push('--test', spec.name, '--keep', 'all');
@@ -40746,6 +40746,12 @@ function baseConfig(o) {
         keyPrefix: o.keyPrefix,
     };
 }
+/** `itest` when run through the bin link, else `node <script>` so that printed commands work verbatim. */
+function invokedAs(script) {
+    if (!script || (0,external_node_path_.basename)(script) === 'itest')
+        return 'itest';
+    return `node ${(0,external_node_path_.relative)(process.cwd(), script) || script}`;
+}
 function terminalUi(total) {
     let done = 0;
     let running = 0;
@@ -40809,6 +40815,7 @@ Examples:
             keep: o.keep,
             cacheDir: (0,external_node_path_.resolve)(o.cacheDir ?? defaultCacheDir(process.env)),
             useCache: o.cache !== false,
+            invokedAs: invokedAs(process.argv[1]),
             env: process.env,
             ...(o.jobs !== undefined ? { jobs: o.jobs } : {}),
             ...(o.timeout !== undefined ? { timeout: o.timeout } : {}),

@@ -3,7 +3,7 @@
  * progress and the report, and maps outcomes to exit statuses (see `itest --help`).
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { resolve } from 'node:path';
+import { basename, relative, resolve } from 'node:path';
 import { runEngine, type Ui } from '../engine/run.ts';
 import { loadPlan } from '../engine/plan-tests.ts';
 import { computeImageKey } from '../engine/image-key.ts';
@@ -78,6 +78,12 @@ function baseConfig(
     hashGlobs: o.hashGlob,
     keyPrefix: o.keyPrefix,
   };
+}
+
+/** `itest` when run through the bin link, else `node <script>` so that printed commands work verbatim. */
+export function invokedAs(script: string | undefined): string {
+  if (!script || basename(script) === 'itest') return 'itest';
+  return `node ${relative(process.cwd(), script) || script}`;
 }
 
 function terminalUi(total: number): Ui {
@@ -161,6 +167,7 @@ Examples:
         keep: o.keep as RunConfig['keep'],
         cacheDir: resolve((o.cacheDir as string | undefined) ?? defaultCacheDir(process.env)),
         useCache: o.cache !== false,
+        invokedAs: invokedAs(process.argv[1]),
         env: process.env,
         ...(o.jobs !== undefined ? { jobs: o.jobs as number } : {}),
         ...(o.timeout !== undefined ? { timeout: o.timeout as number } : {}),

@@ -28,6 +28,8 @@ export interface RunConfig {
   hashKey: string;
   hashGlobs: string[];
   keyPrefix: string;
+  /** How the user invoked itest (`itest`, `node dist/cli/index.js`), for the rerun commands. */
+  invokedAs: string;
   env: NodeJS.ProcessEnv;
 }
 

@@ -44,7 +44,7 @@ export interface RunOutput {
 
 function rerunCommand(cfg: RunConfig, spec: TestSpec): string {
   const rel = (p: string) => relative(process.cwd(), p) || '.';
-  const parts = ['itest', 'run', '--config', rel(cfg.configDir)];
+  const parts = [cfg.invokedAs, 'run', '--config', rel(cfg.configDir)];
   if (cfg.manifestPath !== join(cfg.configDir, 'itest.yaml')) parts.push('--manifest', rel(cfg.manifestPath));
   parts.push('--test', spec.name, '--keep', 'all');
   return parts.join(' ');

@@ -134,6 +134,8 @@ describe('demo end to end (mkosi 24 dialect, serial transport)', () => {
       assert.ok(consoleLog.includes(lines[t.name]!), `${t.name} console log lacks its line`);
       assert.equal(t.attempts.length, 1);
       assert.match(t.attempts[0]!.statusLine ?? '', /^SERVICE_RESULT=/);
+      // The rerun command works verbatim from where the user ran itest.
+      assert.equal(t.rerun, `node dist/cli/index.js run --config examples/demo --test ${t.name} --keep all`);
     }
 
     const xml = await readFile(join(out, 'junit.xml'), 'utf8');
