@@ -39960,6 +39960,79 @@ function renderJUnit(r, suiteName = 'itest') {
     return root.end({ prettyPrint: true }) + '\n';
 }
 
+;// CONCATENATED MODULE: ./src/results/terminal.ts
+
+/** What the probe found, printed before anything is built or booted. */
+function renderHost(h, p) {
+    return [
+        `host: ${h.arch}, ${h.cpus} CPUs, ${humanBytes(h.memTotal)} (${humanBytes(h.memAvailable)} available)`,
+        `  mkosi ${h.mkosi.version} (${p.dialect.name} dialect: ${p.dialect.verb} verb), QEMU ${h.qemu.version}`,
+        `  journal: ${h.journalRemote}, ${h.journalctl}${h.journalctlVersion ? ` (systemd ${h.journalctlVersion})` : ''}`,
+        `  accel ${p.accel}: ${p.accelDetail}`,
+        `  transport ${p.transport}: ${p.transportDetail}`,
+    ].join('\n');
+}
+const MARK = {
+    pass: 'PASS',
+    fail: 'FAIL',
+    skip: 'SKIP',
+    timeout: 'TIME',
+    error: 'ERR ',
+};
+function progressStart(name, attempt, running, done, total) {
+    return `[${done}/${total}] start  ${name}${attempt > 1 ? ` (attempt ${attempt})` : ''}  (${running} running)`;
+}
+function progressEnd(name, a, willRetry, done, total) {
+    const retry = willRetry ? ' -> retrying' : '';
+    return `[${done}/${total}] ${MARK[a.status]}   ${name}  ${a.durations.vmSeconds.toFixed(1)} s  ${a.reason}${retry}`;
+}
+function pad(s, n) {
+    return s.length >= n ? s : s + ' '.repeat(n - s.length);
+}
+function renderEnvironment(r) {
+    const e = r.environment;
+    const img = e.image;
+    const cacheLine = img.cache === 'hit'
+        ? `hit (${img.backend}, restored in ${img.restoreSeconds ?? 0} s)`
+        : img.cache === 'miss'
+            ? `miss (${img.backend}; built in ${img.buildSeconds ?? '?'} s, saved in ${img.saveSeconds ?? '?'} s)`
+            : img.cache;
+    return [
+        `mkosi      ${e.mkosi.version} (${e.mkosi.dialect}: ${e.mkosi.command.join(' ')})`,
+        `qemu       ${e.qemu.version}, accel ${e.accel}: ${e.accelDetail}`,
+        `transport  ${e.transport}: ${e.transportDetail}`,
+        `host       ${e.host.arch}, ${e.host.cpus} CPUs, ${humanBytes(e.host.memTotal)}; ${e.jobs} VM(s) at once; timeouts x${e.timeoutScale}`,
+        `image      ${img.key}: ${cacheLine}`,
+    ].join('\n');
+}
+function renderReport(r) {
+    const w = Math.max(4, ...r.tests.map((t) => t.name.length));
+    const rows = r.tests.map((t) => {
+        const att = t.attempts.length > 1 ? ` [${t.attempts.length} attempts${t.flaky ? ', flaky' : ''}]` : '';
+        return `  ${MARK[t.status]}  ${pad(t.name, w)}  ${pad(`${t.timings.totalSeconds.toFixed(1)} s`, 8)}  ${t.reason}${att}`;
+    });
+    const s = r.summary;
+    const failed = r.tests.filter((t) => t.status === 'fail' || t.status === 'timeout' || t.status === 'error');
+    const out = ['', 'Results:', ...rows, ''];
+    for (const t of failed)
+        out.push(...failureBlock(t));
+    out.push(`${s.total} tests: ${s.pass} passed, ${s.fail} failed, ${s.skip} skipped, ${s.timeout} timed out, ${s.error} errors` +
+        `${s.flaky ? `, ${s.flaky} flaky` : ''} in ${r.durationSeconds.toFixed(1)} s`);
+    out.push(s.ok ? 'OK' : 'FAILED');
+    return out.join('\n');
+}
+function failureBlock(t) {
+    const out = [`--- ${t.name} (${t.status}): ${t.reason}`];
+    if (t.outputTail.length > 0)
+        out.push('    last lines of the unit:', ...t.outputTail.slice(-10).map((l) => `      ${l}`));
+    if (t.files.journal)
+        out.push(`    journal: journalctl --file ${t.files.journal} -u ${t.unit} -o short-monotonic -p info`);
+    if (t.files.console)
+        out.push(`    console: less -R ${t.files.console}`);
+    out.push(`    rerun:   ${t.rerun}`, '');
+    return out;
+}
+
 // EXTERNAL MODULE: ./node_modules/ajv/dist/ajv.js
 var ajv = __nccwpck_require__(2463);
 // EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
@@ -40395,6 +40468,7 @@ const TOOL_VERSION = '0.1.0';
 
 
 
+
 function rerunCommand(cfg, spec) {
     const rel = (p) => (0,external_node_path_.relative)(process.cwd(), p) || '.';
     const parts = [cfg.invokedAs, 'run', '--config', rel(cfg.configDir)];
@@ -40432,6 +40506,7 @@ async function runEngine(cfg, ui, signal) {
         kvm: cfg.kvm,
         timeoutScale: cfg.timeoutScale,
     });
+    ui.info(renderHost(host, hostPlan));
     for (const w of hostPlan.warnings)
         ui.warn(w);
     await (0,promises_namespaceObject.mkdir)(cfg.outputDir, { recursive: true });
@@ -40629,69 +40704,6 @@ function defaultManifest(configDir) {
 /** The mkosi command: --mkosi, else $ITEST_MKOSI, else `mkosi` on PATH. One executable, no shell. */
 function mkosiCommand(flag, env) {
     return [flag ?? env.ITEST_MKOSI ?? 'mkosi'];
-}
-
-;// CONCATENATED MODULE: ./src/results/terminal.ts
-
-const MARK = {
-    pass: 'PASS',
-    fail: 'FAIL',
-    skip: 'SKIP',
-    timeout: 'TIME',
-    error: 'ERR ',
-};
-function progressStart(name, attempt, running, done, total) {
-    return `[${done}/${total}] start  ${name}${attempt > 1 ? ` (attempt ${attempt})` : ''}  (${running} running)`;
-}
-function progressEnd(name, a, willRetry, done, total) {
-    const retry = willRetry ? ' -> retrying' : '';
-    return `[${done}/${total}] ${MARK[a.status]}   ${name}  ${a.durations.vmSeconds.toFixed(1)} s  ${a.reason}${retry}`;
-}
-function pad(s, n) {
-    return s.length >= n ? s : s + ' '.repeat(n - s.length);
-}
-function renderEnvironment(r) {
-    const e = r.environment;
-    const img = e.image;
-    const cacheLine = img.cache === 'hit'
-        ? `hit (${img.backend}, restored in ${img.restoreSeconds ?? 0} s)`
-        : img.cache === 'miss'
-            ? `miss (${img.backend}; built in ${img.buildSeconds ?? '?'} s, saved in ${img.saveSeconds ?? '?'} s)`
-            : img.cache;
-    return [
-        `mkosi      ${e.mkosi.version} (${e.mkosi.dialect}: ${e.mkosi.command.join(' ')})`,
-        `qemu       ${e.qemu.version}, accel ${e.accel}: ${e.accelDetail}`,
-        `transport  ${e.transport}: ${e.transportDetail}`,
-        `host       ${e.host.arch}, ${e.host.cpus} CPUs, ${humanBytes(e.host.memTotal)}; ${e.jobs} VM(s) at once; timeouts x${e.timeoutScale}`,
-        `image      ${img.key}: ${cacheLine}`,
-    ].join('\n');
-}
-function renderReport(r) {
-    const w = Math.max(4, ...r.tests.map((t) => t.name.length));
-    const rows = r.tests.map((t) => {
-        const att = t.attempts.length > 1 ? ` [${t.attempts.length} attempts${t.flaky ? ', flaky' : ''}]` : '';
-        return `  ${MARK[t.status]}  ${pad(t.name, w)}  ${pad(`${t.timings.totalSeconds.toFixed(1)} s`, 8)}  ${t.reason}${att}`;
-    });
-    const s = r.summary;
-    const failed = r.tests.filter((t) => t.status === 'fail' || t.status === 'timeout' || t.status === 'error');
-    const out = ['', 'Results:', ...rows, ''];
-    for (const t of failed)
-        out.push(...failureBlock(t));
-    out.push(`${s.total} tests: ${s.pass} passed, ${s.fail} failed, ${s.skip} skipped, ${s.timeout} timed out, ${s.error} errors` +
-        `${s.flaky ? `, ${s.flaky} flaky` : ''} in ${r.durationSeconds.toFixed(1)} s`);
-    out.push(s.ok ? 'OK' : 'FAILED');
-    return out.join('\n');
-}
-function failureBlock(t) {
-    const out = [`--- ${t.name} (${t.status}): ${t.reason}`];
-    if (t.outputTail.length > 0)
-        out.push('    last lines of the unit:', ...t.outputTail.slice(-10).map((l) => `      ${l}`));
-    if (t.files.journal)
-        out.push(`    journal: journalctl --file ${t.files.journal} -u ${t.unit} -o short-monotonic -p info`);
-    if (t.files.console)
-        out.push(`    console: less -R ${t.files.console}`);
-    out.push(`    rerun:   ${t.rerun}`, '');
-    return out;
 }
 
 ;// CONCATENATED MODULE: ./src/cli/main.ts

@@ -25,6 +25,7 @@ import {
   type TestResult,
 } from '../results/model.ts';
 import { renderJUnit } from '../results/junit.ts';
+import { renderHost } from '../results/terminal.ts';
 import { loadPlan } from './plan-tests.ts';
 import { seconds } from '../util/size.ts';
 import { TOOL_VERSION } from '../version.ts';
@@ -81,6 +82,7 @@ export async function runEngine(cfg: RunConfig, ui: Ui, signal: AbortSignal): Pr
     kvm: cfg.kvm,
     timeoutScale: cfg.timeoutScale,
   });
+  ui.info(renderHost(host, hostPlan));
   for (const w of hostPlan.warnings) ui.warn(w);
 
   await mkdir(cfg.outputDir, { recursive: true });

@@ -1,6 +1,19 @@
 /** Terminal rendering: live progress lines and the final report. Pure string builders. */
 import type { Attempt, Results, Status, TestResult } from './model.ts';
 import { humanBytes } from '../util/size.ts';
+import type { HostInfo } from '../host/probe.ts';
+import type { HostPlan } from '../host/decide.ts';
+
+/** What the probe found, printed before anything is built or booted. */
+export function renderHost(h: HostInfo, p: HostPlan): string {
+  return [
+    `host: ${h.arch}, ${h.cpus} CPUs, ${humanBytes(h.memTotal)} (${humanBytes(h.memAvailable)} available)`,
+    `  mkosi ${h.mkosi.version} (${p.dialect.name} dialect: ${p.dialect.verb} verb), QEMU ${h.qemu.version}`,
+    `  journal: ${h.journalRemote}, ${h.journalctl}${h.journalctlVersion ? ` (systemd ${h.journalctlVersion})` : ''}`,
+    `  accel ${p.accel}: ${p.accelDetail}`,
+    `  transport ${p.transport}: ${p.transportDetail}`,
+  ].join('\n');
+}
 
 const MARK: Record<Status, string> = {
   pass: 'PASS',
