@@ -39903,23 +39903,18 @@ function details(t) {
 }
 function renderJUnit(r, suiteName = 'itest') {
     const s = r.summary;
+    const counts = {
+        tests: s.total,
+        failures: s.fail,
+        errors: s.error + s.timeout,
+        skipped: s.skip,
+        time: r.durationSeconds.toFixed(1),
+    };
     const root = (0,lib/* create */.vt)({ version: '1.0', encoding: 'UTF-8' }).ele('testsuites', {
         name: suiteName,
-        tests: s.total,
-        failures: s.fail,
-        errors: s.error + s.timeout,
-        skipped: s.skip,
-        time: r.durationSeconds.toFixed(1),
+        ...counts,
     });
-    const suite = root.ele('testsuite', {
-        name: suiteName,
-        tests: s.total,
-        failures: s.fail,
-        errors: s.error + s.timeout,
-        skipped: s.skip,
-        time: r.durationSeconds.toFixed(1),
-        timestamp: r.startedAt,
-    });
+    const suite = root.ele('testsuite', { name: suiteName, ...counts, timestamp: r.startedAt });
     const props = suite.ele('properties');
     const env = r.environment;
     for (const [k, v] of Object.entries({
