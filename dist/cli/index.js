@@ -31384,7 +31384,7 @@ function escapeJsonPtr(str) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3809);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3848);
 // Entry point of the `itest` binary (bundled to dist/cli/index.js).
 
 process.exit(await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv));
@@ -31394,7 +31394,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 3809:
+/***/ 3848:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -39593,12 +39593,292 @@ async function checkJournal(journalctl, file) {
     }
     return { entries: Number(m[1]) };
 }
-/** The test unit's own last lines (message text only). */
-async function unitTail(journalctl, file, unit, lines = 20) {
-    const r = await runCommand([journalctl, '--file', file, '--no-pager', '-q', '-o', 'cat', '-u', unit, '-n', String(lines)], {
-        timeoutMs: 60_000,
+
+;// CONCATENATED MODULE: external "node:readline"
+const external_node_readline_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:readline");
+;// CONCATENATED MODULE: ./src/digest/builder.ts
+/** systemd's catalog message IDs (sd-messages.h). */
+const MESSAGE_IDS = {
+    /** "X.service: Failed with result 'exit-code'." with UNIT_RESULT. */
+    unitFailureResult: 'd9b373ed55a64feb8242e02dbe79a49c',
+    /** "Failed to start X." */
+    unitFailed: 'be02cf6855d2428ba40df7e9d022f03d',
+    coredump: 'fc2e22bc6ee647b6b90729ab34a250b1',
+    /** "Startup finished in 9.7s (kernel) + 28.0s (initrd) + 51.4s (userspace) = ..." */
+    startupFinished: 'b07a249cd024414a82dd00cd181378ff',
+    subtest: '27479699ef7fb3465eb94a6a2224ac15',
+};
+const DEFAULT_LIMITS = {
+    unitOutput: 30,
+    errors: 20,
+    coredumps: 20,
+    sanitizers: 40,
+    kernel: 40,
+    subtests: 500,
+    lastLines: 30,
+};
+/** A journal field as text: journalctl -o json gives strings, arrays for repeated fields, byte arrays for binary. */
+function field(e, name) {
+    const v = e[name];
+    if (v === undefined || v === null)
+        return undefined;
+    if (typeof v === 'string')
+        return v;
+    if (Array.isArray(v)) {
+        if (v.every((x) => typeof x === 'number'))
+            return Buffer.from(v).toString('utf8');
+        return v
+            .map((x) => (Array.isArray(x) ? Buffer.from(x).toString('utf8') : String(x)))
+            .join('\n');
+    }
+    return String(v);
+}
+class Ring {
+    cap;
+    items = [];
+    constructor(cap) {
+        this.cap = cap;
+    }
+    push(x) {
+        this.items.push(x);
+        if (this.items.length > this.cap)
+            this.items.shift();
+    }
+    values() {
+        return [...this.items];
+    }
+}
+const SANITIZER = /(==\d+==\s*ERROR: \w+Sanitizer|runtime error:|SUMMARY: \w+Sanitizer|WARNING: \w+Sanitizer)/;
+const KERNEL = /(Kernel panic - not syncing|BUG: |WARNING: CPU|Oops: |general protection fault|Unable to handle kernel|kernel BUG at|Call Trace:|RIP: )/;
+const CRASH_LINE = /Process (\d+) \(([^)]*)\) terminated abnormally with signal (\d+)\/(\w+)/;
+const DUMPED = /Main process exited, code=dumped, status=\d+\/(\w+)/;
+class DigestBuilder {
+    unit;
+    limits;
+    entries = 0;
+    unitOutput;
+    errors;
+    lastLines;
+    failed = new Map();
+    coredumps = [];
+    sanitizers = [];
+    kernel = [];
+    subtests = [];
+    emergency = false;
+    boot;
+    notes = [];
+    constructor(unit, limits = DEFAULT_LIMITS) {
+        this.unit = unit;
+        this.limits = limits;
+        this.unitOutput = new Ring(limits.unitOutput);
+        this.errors = new Ring(limits.errors);
+        this.lastLines = new Ring(limits.lastLines);
+    }
+    add(e) {
+        this.entries++;
+        const msg = field(e, 'MESSAGE') ?? '';
+        const sdUnit = field(e, '_SYSTEMD_UNIT');
+        const about = field(e, 'UNIT') ?? field(e, 'USER_UNIT');
+        const ident = field(e, 'SYSLOG_IDENTIFIER') ?? sdUnit ?? '';
+        const id = field(e, 'MESSAGE_ID');
+        const prio = Number(field(e, 'PRIORITY') ?? 6);
+        const line = `${ident}: ${msg}`;
+        this.lastLines.push(line);
+        if (sdUnit === this.unit)
+            this.unitOutput.push(msg);
+        if (prio <= 3)
+            this.errors.push({ unit: sdUnit ?? about ?? ident, message: msg });
+        if (id === MESSAGE_IDS.unitFailureResult && about) {
+            this.failed.set(about, field(e, 'UNIT_RESULT') ?? 'failed');
+        }
+        else if (id === MESSAGE_IDS.unitFailed && about && !this.failed.has(about)) {
+            this.failed.set(about, 'failed');
+        }
+        if (id === MESSAGE_IDS.coredump) {
+            const pid = Number(field(e, 'COREDUMP_PID'));
+            const existing = this.coredumps.find((c) => c.pid === pid && c.source === 'crash-line');
+            const c = {
+                pid: Number.isFinite(pid) ? pid : null,
+                comm: field(e, 'COREDUMP_COMM') ?? '?',
+                signal: field(e, 'COREDUMP_SIGNAL_NAME') ?? `signal ${field(e, 'COREDUMP_SIGNAL') ?? '?'}`,
+                source: 'coredump',
+            };
+            const exe = field(e, 'COREDUMP_EXE');
+            const cunit = field(e, 'COREDUMP_UNIT');
+            if (exe)
+                c.exe = exe;
+            if (cunit)
+                c.unit = cunit;
+            if (existing)
+                Object.assign(existing, c);
+            else if (this.coredumps.length < this.limits.coredumps)
+                this.coredumps.push(c);
+        }
+        else {
+            // Without the coredump service (socket not started) only this line tells that something crashed.
+            const m = CRASH_LINE.exec(msg);
+            if (m &&
+                !this.coredumps.some((c) => c.pid === Number(m[1])) &&
+                this.coredumps.length < this.limits.coredumps) {
+                this.coredumps.push({
+                    pid: Number(m[1]),
+                    comm: m[2] ?? '?',
+                    signal: `SIG${m[4]}`.replace(/^SIGSIG/, 'SIG'),
+                    source: 'crash-line',
+                });
+            }
+            const d = DUMPED.exec(msg);
+            if (d &&
+                about &&
+                !this.coredumps.some((c) => c.unit === about) &&
+                this.coredumps.length < this.limits.coredumps) {
+                this.coredumps.push({
+                    pid: null,
+                    comm: about,
+                    signal: `SIG${d[1]}`.replace(/^SIGSIG/, 'SIG'),
+                    unit: about,
+                    source: 'crash-line',
+                });
+            }
+        }
+        if (SANITIZER.test(msg) && this.sanitizers.length < this.limits.sanitizers)
+            this.sanitizers.push(line);
+        if (field(e, '_TRANSPORT') === 'kernel' && KERNEL.test(msg) && this.kernel.length < this.limits.kernel)
+            this.kernel.push(msg);
+        if (/entering emergency mode|Started emergency\.service|Reached target emergency\.target/i.test(msg))
+            this.emergency = true;
+        if (id === MESSAGE_IDS.startupFinished && !this.boot) {
+            const secs = (what) => {
+                const m = new RegExp(`([\\d.]+(?:min [\\d.]+)?)(m?s) \\(${what}\\)`).exec(msg);
+                if (!m)
+                    return undefined;
+                const [min, sec] = m[1].includes('min') ? m[1].split('min ').map(Number) : [0, Number(m[1])];
+                return Math.round(((min ?? 0) * 60 + (sec ?? 0) / (m[2] === 'ms' ? 1000 : 1)) * 10) / 10;
+            };
+            this.boot = { kernel: secs('kernel'), initrd: secs('initrd'), userspace: secs('userspace') };
+        }
+        if (id === MESSAGE_IDS.subtest && this.subtests.length < this.limits.subtests) {
+            this.subtests.push({
+                name: field(e, 'SUBTEST') ?? '?',
+                result: field(e, 'SUBTEST_RESULT') ?? '?',
+                message: msg,
+            });
+        }
+    }
+    /** Adds what only the console shows (a panic the journal never stored). */
+    addConsole(lines) {
+        for (const l of lines) {
+            if (KERNEL.test(l) &&
+                this.kernel.length < this.limits.kernel &&
+                !this.kernel.some((k) => l.includes(k)))
+                this.kernel.push(l.trim());
+            if (/You are in emergency mode|Entering emergency mode/i.test(l))
+                this.emergency = true;
+        }
+    }
+    note(n) {
+        this.notes.push(n);
+    }
+    finish() {
+        return {
+            entries: this.entries,
+            unitOutput: this.unitOutput.values(),
+            failedUnits: [...this.failed].map(([unit, result]) => ({ unit, result })),
+            errors: this.errors.values(),
+            coredumps: this.coredumps,
+            sanitizers: this.sanitizers,
+            kernel: this.kernel,
+            emergency: this.emergency,
+            subtests: this.subtests,
+            lastLines: this.lastLines.values(),
+            ...(this.boot ? { boot: this.boot } : {}),
+            notes: this.notes,
+        };
+    }
+}
+
+;// CONCATENATED MODULE: ./src/digest/read-journal.ts
+/**
+ * Streams a journal file through `journalctl -o json` into a DigestBuilder: one entry in memory at a
+ * time, whatever the journal's size. A truncated or corrupted journal gives a partial digest and a note.
+ */
+
+
+
+/** Only the fields the digest reads: journalctl then formats and we parse far less. */
+const DIGEST_FIELDS = [
+    'MESSAGE',
+    'PRIORITY',
+    'MESSAGE_ID',
+    '_SYSTEMD_UNIT',
+    'UNIT',
+    'USER_UNIT',
+    'SYSLOG_IDENTIFIER',
+    '_TRANSPORT',
+    'UNIT_RESULT',
+    'COREDUMP_PID',
+    'COREDUMP_COMM',
+    'COREDUMP_EXE',
+    'COREDUMP_UNIT',
+    'COREDUMP_SIGNAL',
+    'COREDUMP_SIGNAL_NAME',
+    'SUBTEST',
+    'SUBTEST_RESULT',
+];
+function digestArgv(journalctl, file) {
+    return [
+        journalctl,
+        '--file',
+        file,
+        '--no-pager',
+        '-o',
+        'json',
+        `--output-fields=${DIGEST_FIELDS.join(',')}`,
+    ];
+}
+async function digestJournal(p) {
+    const builder = new DigestBuilder(p.unit, p.limits ?? DEFAULT_LIMITS);
+    const [cmd, ...args] = digestArgv(p.journalctl, p.file);
+    const child = (0,external_node_child_process_.spawn)(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d) => {
+        if (stderr.length < 4096)
+            stderr += d;
     });
-    return r.code === 0 ? r.stdout.split('\n').filter((l) => l.length > 0) : [];
+    const exited = new Promise((resolve) => {
+        child.on('error', (err) => {
+            builder.note(`cannot run ${cmd}: ${err.message}`);
+            resolve(null);
+        });
+        child.on('close', (code) => resolve(code));
+    });
+    let bad = 0;
+    for await (const line of (0,external_node_readline_namespaceObject.createInterface)({ input: child.stdout, crlfDelay: Infinity })) {
+        if (!line)
+            continue;
+        try {
+            builder.add(JSON.parse(line));
+        }
+        catch {
+            bad++;
+        }
+    }
+    const code = await exited;
+    if (bad > 0)
+        builder.note(`${bad} journal entries could not be parsed`);
+    if (code !== 0 && code !== null) {
+        const why = stderr.trim().split('\n').slice(-1)[0] ?? '';
+        builder.note(`journalctl exited ${code} reading ${p.file}${why ? `: ${why}` : ''}; the digest covers the entries read before that` +
+            (/incompatible|unsupported|protocol/i.test(why)
+                ? ' (journal probably written by a newer systemd; use mkosi journalctl or the guest-side journalctl)'
+                : ''));
+    }
+    else if (/corrupt|truncat/i.test(stderr)) {
+        builder.note(`journalctl reported a damaged journal: ${stderr.trim().split('\n')[0]}`);
+    }
+    if (p.consoleTail)
+        builder.addConsole(p.consoleTail);
+    return builder.finish();
 }
 
 ;// CONCATENATED MODULE: ./src/util/sanitize.ts
@@ -39630,6 +39910,7 @@ function machineName(testName, runId, attempt) {
  * One attempt of one test: start mkosi, enforce the timeout, collect status, console and journal.
  * Files stay on disk whatever happens (timeout, cancel, crash); only classification decides what they mean.
  */
+
 
 
 
@@ -39752,9 +40033,16 @@ async function runAttempt(spec, plan, timeoutMs, env) {
     const check = journalError
         ? { entries: 0, error: journalError }
         : await checkJournal(env.journalctl, files.journal);
-    const outputTail = check.entries > 0 ? await unitTail(env.journalctl, files.journal, spec.unit) : [];
     const statusLine = await lastLine(statusFile);
     const consoleTail = await tail(files.console);
+    const digest = await digestJournal({
+        journalctl: env.journalctl,
+        file: files.journal,
+        unit: spec.unit,
+        consoleTail,
+    });
+    if (check.error)
+        digest.notes.unshift(check.error);
     // The export stream is only an intermediate; the .journal holds the same entries.
     if (!check.error)
         await (0,promises_namespaceObject.rm)(exportFile, { force: true });
@@ -39781,7 +40069,7 @@ async function runAttempt(spec, plan, timeoutMs, env) {
         raw,
         argv,
         files: { console: files.console, ...(haveJournal ? { journal: files.journal } : {}) },
-        outputTail,
+        digest,
         startedAt,
         vmMs,
         collectMs,
@@ -39805,7 +40093,7 @@ async function executeTest(spec, ctx, queuedMs) {
     const timeoutSeconds = Math.round(spec.timeout * ctx.timeoutScale);
     const attempts = [];
     const used = { infra: 0, flaky: 0 };
-    let outputTail;
+    let digest;
     let files;
     for (let n = 1;; n++) {
         if (n > 1) {
@@ -39829,7 +40117,7 @@ async function executeTest(spec, ctx, queuedMs) {
         if (run.raw.statusLine)
             attempt.statusLine = run.raw.statusLine;
         attempts.push(attempt);
-        outputTail = run.outputTail;
+        digest = run.digest;
         files = run.files;
         const retry = ctx.attemptEnv.signal.aborted ? undefined : shouldRetry(attempt, used, spec);
         ctx.onAttemptEnd?.(spec, attempt, retry !== undefined);
@@ -39857,16 +40145,13 @@ async function executeTest(spec, ctx, queuedMs) {
             totalSeconds: Math.round((vm + collect) * 10) / 10,
         },
         files,
-        outputTail,
+        outputTail: digest.unitOutput,
+        digest,
         rerun: ctx.rerun(spec),
     };
 }
 
 ;// CONCATENATED MODULE: ./src/results/model.ts
-/**
- * The one results model (results.json, schema in schemas/results.schema.json). Reporters render it;
- * they never re-derive a status.
- */
 const RESULTS_VERSION = 1;
 function summarize(tests) {
     const count = (s) => tests.filter((t) => t.status === s).length;
@@ -39901,13 +40186,16 @@ function details(t) {
     ];
     return clean(lines.join('\n'));
 }
+const isFailed = (result) => /^(fail|error)/i.test(result);
+const isSkipped = (result) => /^skip/i.test(result);
 function renderJUnit(r, suiteName = 'itest') {
     const s = r.summary;
+    const subs = r.tests.flatMap((t) => t.digest?.subtests ?? []);
     const counts = {
-        tests: s.total,
-        failures: s.fail,
+        tests: s.total + subs.length,
+        failures: s.fail + subs.filter((x) => isFailed(x.result)).length,
         errors: s.error + s.timeout,
-        skipped: s.skip,
+        skipped: s.skip + subs.filter((x) => isSkipped(x.result)).length,
         time: r.durationSeconds.toFixed(1),
     };
     const root = (0,lib/* create */.vt)({ version: '1.0', encoding: 'UTF-8' }).ele('testsuites', {
@@ -39951,6 +40239,21 @@ function renderJUnit(r, suiteName = 'itest') {
         }
         if (t.outputTail.length > 0)
             tc.ele('system-out').txt(clean(t.outputTail.join('\n')));
+        // Subtests (MESSAGE_ID=27479699ef7fb3465eb94a6a2224ac15) become their own test cases under the test's class.
+        for (const sub of t.digest?.subtests ?? []) {
+            const sc = suite.ele('testcase', {
+                classname: `${suiteName}.${t.name}`,
+                name: `${t.name}/${sub.name}`,
+                time: '0',
+            });
+            if (isFailed(sub.result))
+                sc.ele('failure', {
+                    message: clean(`${sub.result}: ${sub.message.split('\n')[0]}`),
+                    type: sub.result,
+                }).txt(clean(sub.message));
+            else if (isSkipped(sub.result))
+                sc.ele('skipped', { message: clean(sub.message) });
+        }
     }
     return root.end({ prettyPrint: true }) + '\n';
 }
@@ -40018,8 +40321,27 @@ function renderReport(r) {
 }
 function failureBlock(t) {
     const out = [`--- ${t.name} (${t.status}): ${t.reason}`];
-    if (t.outputTail.length > 0)
-        out.push('    last lines of the unit:', ...t.outputTail.slice(-10).map((l) => `      ${l}`));
+    const list = (title, lines, max = 10) => {
+        if (lines.length > 0)
+            out.push(`    ${title}:`, ...lines.slice(-max).map((l) => `      ${l}`));
+    };
+    list('last lines of the unit', t.outputTail);
+    const d = t.digest;
+    if (d) {
+        list('failed units', d.failedUnits.map((u) => `${u.unit} (${u.result})`));
+        list('coredumps', d.coredumps.map((c) => `${c.comm}[${c.pid ?? '?'}] ${c.signal}${c.exe ? ` ${c.exe}` : ''}${c.unit ? ` in ${c.unit}` : ''}`));
+        list('sanitizer reports', d.sanitizers);
+        list('kernel', d.kernel);
+        if (d.emergency)
+            out.push('    the guest entered emergency mode');
+        list('errors (priority err or worse)', d.errors.map((e) => `${e.unit}: ${e.message}`), 5);
+        list('failed subtests', d.subtests
+            .filter((x) => !/^(pass|ok|success|skip)/i.test(x.result))
+            .map((x) => `${x.name}: ${x.result}`));
+        if (t.status === 'timeout' || t.status === 'error')
+            list('last lines of the journal', d.lastLines);
+        list('notes', d.notes);
+    }
     if (t.files.journal)
         out.push(`    journal: journalctl --file ${t.files.journal} -u ${t.unit} -o short-monotonic -p info`);
     if (t.files.console)

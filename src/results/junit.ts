@@ -21,13 +21,17 @@ function details(t: TestResult): string {
   return clean(lines.join('\n'));
 }
 
+const isFailed = (result: string) => /^(fail|error)/i.test(result);
+const isSkipped = (result: string) => /^skip/i.test(result);
+
 export function renderJUnit(r: Results, suiteName = 'itest'): string {
   const s = r.summary;
+  const subs = r.tests.flatMap((t) => t.digest?.subtests ?? []);
   const counts = {
-    tests: s.total,
-    failures: s.fail,
+    tests: s.total + subs.length,
+    failures: s.fail + subs.filter((x) => isFailed(x.result)).length,
     errors: s.error + s.timeout,
-    skipped: s.skip,
+    skipped: s.skip + subs.filter((x) => isSkipped(x.result)).length,
     time: r.durationSeconds.toFixed(1),
   };
   const root = create({ version: '1.0', encoding: 'UTF-8' }).ele('testsuites', {
@@ -70,6 +74,20 @@ export function renderJUnit(r: Results, suiteName = 'itest'): string {
         break;
     }
     if (t.outputTail.length > 0) tc.ele('system-out').txt(clean(t.outputTail.join('\n')));
+    // Subtests (MESSAGE_ID=27479699ef7fb3465eb94a6a2224ac15) become their own test cases under the test's class.
+    for (const sub of t.digest?.subtests ?? []) {
+      const sc = suite.ele('testcase', {
+        classname: `${suiteName}.${t.name}`,
+        name: `${t.name}/${sub.name}`,
+        time: '0',
+      });
+      if (isFailed(sub.result))
+        sc.ele('failure', {
+          message: clean(`${sub.result}: ${sub.message.split('\n')[0]}`),
+          type: sub.result,
+        }).txt(clean(sub.message));
+      else if (isSkipped(sub.result)) sc.ele('skipped', { message: clean(sub.message) });
+    }
   }
   return root.end({ prettyPrint: true }) + '\n';
 }

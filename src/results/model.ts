@@ -2,6 +2,8 @@
  * The one results model (results.json, schema in schemas/results.schema.json). Reporters render it;
  * they never re-derive a status.
  */
+import type { JournalDigest } from '../digest/model.ts';
+
 export const RESULTS_VERSION = 1;
 
 export type Status = 'pass' | 'fail' | 'skip' | 'timeout' | 'error';
@@ -68,6 +70,8 @@ export interface TestResult {
   files: { journal?: string; console?: string };
   /** The last lines the test unit wrote, from its journal. */
   outputTail: string[];
+  /** What the journal and console say: failed units, errors, coredumps, sanitizers, kernel, subtests. */
+  digest?: JournalDigest;
   /** The command that reruns just this test locally. */
   rerun: string;
 }

@@ -33,7 +33,7 @@ export async function executeTest(spec: TestSpec, ctx: TestContext, queuedMs: nu
   const timeoutSeconds = Math.round(spec.timeout * ctx.timeoutScale);
   const attempts: Attempt[] = [];
   const used = { infra: 0, flaky: 0 };
-  let outputTail: string[];
+  let digest: TestResult['digest'];
   let files: TestResult['files'];
   for (let n = 1; ; n++) {
     if (n > 1) {
@@ -60,7 +60,7 @@ export async function executeTest(spec: TestSpec, ctx: TestContext, queuedMs: nu
     };
     if (run.raw.statusLine) attempt.statusLine = run.raw.statusLine;
     attempts.push(attempt);
-    outputTail = run.outputTail;
+    digest = run.digest;
     files = run.files;
     const retry = ctx.attemptEnv.signal.aborted ? undefined : shouldRetry(attempt, used, spec);
     ctx.onAttemptEnd?.(spec, attempt, retry !== undefined);
@@ -88,7 +88,8 @@ export async function executeTest(spec: TestSpec, ctx: TestContext, queuedMs: nu
       totalSeconds: Math.round((vm + collect) * 10) / 10,
     },
     files,
-    outputTail,
+    outputTail: digest.unitOutput,
+    digest,
     rerun: ctx.rerun(spec),
   };
 }

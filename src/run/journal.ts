@@ -50,19 +50,3 @@ export async function checkJournal(journalctl: string, file: string): Promise<Jo
   }
   return { entries: Number(m[1]) };
 }
-
-/** The test unit's own last lines (message text only). */
-export async function unitTail(
-  journalctl: string,
-  file: string,
-  unit: string,
-  lines = 20,
-): Promise<string[]> {
-  const r = await runCommand(
-    [journalctl, '--file', file, '--no-pager', '-q', '-o', 'cat', '-u', unit, '-n', String(lines)],
-    {
-      timeoutMs: 60_000,
-    },
-  );
-  return r.code === 0 ? r.stdout.split('\n').filter((l) => l.length > 0) : [];
-}

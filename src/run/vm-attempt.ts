@@ -9,7 +9,9 @@ import type { TestSpec } from '../config/test-spec.ts';
 import type { RawRun } from '../results/model.ts';
 import { vmArgv, type VmPlan } from '../mkosi/vm-argv.ts';
 import { killTree, startDetached } from './process.ts';
-import { checkJournal, exportToJournal, unitTail } from './journal.ts';
+import { checkJournal, exportToJournal } from './journal.ts';
+import { digestJournal } from '../digest/read-journal.ts';
+import type { JournalDigest } from '../digest/model.ts';
 import { safeFileName } from '../util/sanitize.ts';
 
 export interface AttemptEnv {
@@ -25,7 +27,7 @@ export interface AttemptRun {
   raw: RawRun;
   argv: string[];
   files: { journal?: string; console: string };
-  outputTail: string[];
+  digest: JournalDigest;
   startedAt: string;
   vmMs: number;
   collectMs: number;
@@ -168,9 +170,15 @@ export async function runAttempt(
   const check = journalError
     ? { entries: 0, error: journalError }
     : await checkJournal(env.journalctl, files.journal);
-  const outputTail = check.entries > 0 ? await unitTail(env.journalctl, files.journal, spec.unit) : [];
   const statusLine = await lastLine(statusFile);
   const consoleTail = await tail(files.console);
+  const digest = await digestJournal({
+    journalctl: env.journalctl,
+    file: files.journal,
+    unit: spec.unit,
+    consoleTail,
+  });
+  if (check.error) digest.notes.unshift(check.error);
   // The export stream is only an intermediate; the .journal holds the same entries.
   if (!check.error) await rm(exportFile, { force: true });
   const collectMs = performance.now() - t1;
@@ -196,7 +204,7 @@ export async function runAttempt(
     raw,
     argv,
     files: { console: files.console, ...(haveJournal ? { journal: files.journal } : {}) },
-    outputTail,
+    digest,
     startedAt,
     vmMs,
     collectMs,

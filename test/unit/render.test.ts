@@ -15,6 +15,24 @@ describe('results model and renderers', () => {
     testResult('B', 'fail', {
       reason: 'exit status 1, expected 123 <&> "quoted"',
       outputTail: ['bad \u0001 byte', 'last line'],
+      digest: {
+        entries: 100,
+        unitOutput: ['bad \u0001 byte', 'last line'],
+        failedUnits: [{ unit: 'B.service', result: 'exit-code' }],
+        errors: [{ unit: 'foo.service', message: 'foo broke' }],
+        coredumps: [
+          { pid: 42, comm: 'crasher', signal: 'SIGSEGV', exe: '/usr/bin/crasher', source: 'coredump' },
+        ],
+        sanitizers: ['test: ==42==ERROR: AddressSanitizer: heap-use-after-free'],
+        kernel: [],
+        emergency: false,
+        subtests: [
+          { name: 'one', result: 'pass', message: 'ok' },
+          { name: 'two', result: 'fail', message: 'two broke\ndetail' },
+        ],
+        lastLines: [],
+        notes: [],
+      },
     }),
     testResult('C', 'skip'),
     testResult('D', 'timeout'),
@@ -57,15 +75,20 @@ describe('results model and renderers', () => {
       parseTagValue: false,
     }).parse(xml) as XmlNode;
     const suites = doc.testsuites as XmlNode;
-    assert.equal(suites['@tests'], '5');
-    assert.equal(suites['@failures'], '1');
+    assert.equal(suites['@tests'], '7', 'five tests and two subtests');
+    assert.equal(suites['@failures'], '2');
     assert.equal(suites['@errors'], '2');
     assert.equal(suites['@skipped'], '1');
     const cases = asArray((suites.testsuite as XmlNode).testcase as XmlNode[]);
     assert.deepEqual(
       cases.map((c) => c['@name']),
-      ['A', 'B', 'C', 'D', 'E'],
+      ['A', 'B', 'B/one', 'B/two', 'C', 'D', 'E'],
     );
+    const [sub1, sub2] = [cases[2]!, cases[3]!];
+    assert.equal(sub1['@classname'], 'itest.B');
+    assert.equal(sub1.failure, undefined);
+    assert.equal((sub2.failure as XmlNode)['@message'], 'fail: two broke');
+    cases.splice(2, 2);
     assert.equal(cases[0]!.failure, undefined);
     const failure = cases[1]!.failure as XmlNode;
     assert.equal(failure['@message'], 'exit status 1, expected 123 <&> "quoted"');
@@ -84,6 +107,10 @@ describe('results model and renderers', () => {
     assert.match(text, /journalctl --file \/out\/B\.journal -u B\.service -o short-monotonic -p info/);
     assert.match(text, /rerun: {3}itest run --config \. --test B/);
     assert.ok(!text.includes('--- A ('), 'passing tests get no failure block');
+    assert.match(text, /failed units:\n {6}B\.service \(exit-code\)/);
+    assert.match(text, /coredumps:\n {6}crasher\[42\] SIGSEGV \/usr\/bin\/crasher/);
+    assert.match(text, /sanitizer reports:\n {6}test: ==42==ERROR: AddressSanitizer/);
+    assert.match(text, /failed subtests:\n {6}two: fail/);
     assert.match(text, /5 tests: 1 passed, 1 failed, 1 skipped, 1 timed out, 1 errors/);
     assert.match(text, /FAILED$/);
     assert.match(renderEnvironment(r), /image {6}itest-image-x86_64-mkosi24\.3-abc: hit/);
