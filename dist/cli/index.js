@@ -352,7 +352,7 @@ const NodeListImpl_1 = __nccwpck_require__(5788);
 const NodeListStaticImpl_1 = __nccwpck_require__(7654);
 const NamedNodeMapImpl_1 = __nccwpck_require__(3145);
 const RangeImpl_1 = __nccwpck_require__(3691);
-const NodeIteratorImpl_1 = __nccwpck_require__(4142);
+const NodeIteratorImpl_1 = __nccwpck_require__(1761);
 const TreeWalkerImpl_1 = __nccwpck_require__(6254);
 const NodeFilterImpl_1 = __nccwpck_require__(7030);
 const MutationRecordImpl_1 = __nccwpck_require__(2414);
@@ -11626,7 +11626,7 @@ NodeImpl.prototype._children = new util_1.EmptySet();
 
 /***/ }),
 
-/***/ 4142:
+/***/ 1761:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -13480,7 +13480,7 @@ const NodeFilterImpl_1 = __nccwpck_require__(7030);
 Object.defineProperty(exports, "NodeFilter", ({ enumerable: true, get: function () { return NodeFilterImpl_1.NodeFilterImpl; } }));
 const NodeImpl_1 = __nccwpck_require__(2280);
 Object.defineProperty(exports, "Node", ({ enumerable: true, get: function () { return NodeImpl_1.NodeImpl; } }));
-const NodeIteratorImpl_1 = __nccwpck_require__(4142);
+const NodeIteratorImpl_1 = __nccwpck_require__(1761);
 Object.defineProperty(exports, "NodeIterator", ({ enumerable: true, get: function () { return NodeIteratorImpl_1.NodeIteratorImpl; } }));
 const NodeListImpl_1 = __nccwpck_require__(5788);
 Object.defineProperty(exports, "NodeList", ({ enumerable: true, get: function () { return NodeListImpl_1.NodeListImpl; } }));
@@ -31384,7 +31384,7 @@ function escapeJsonPtr(str) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3848);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4142);
 // Entry point of the `itest` binary (bundled to dist/cli/index.js).
 
 process.exit(await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv));
@@ -31394,7 +31394,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 3848:
+/***/ 4142:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -39469,6 +39469,32 @@ function classify(raw, exp, timeoutSeconds) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/results/policy.ts
+function unexpectedCoredumps(digest, p) {
+    const exclude = p.coredumpExclude ? new RegExp(p.coredumpExclude) : undefined;
+    return digest.coredumps.filter((c) => !exclude || !(exclude.test(c.comm) || (c.exe !== undefined && exclude.test(c.exe))));
+}
+/**
+ * A test that passed but left a coredump fails, as in systemd's own runner: a crash the test did not
+ * notice is still a bug. Tests expected to fail are left alone (their crash may be the point).
+ */
+function applyCoredumpPolicy(o, digest, p) {
+    if (o.status !== 'pass' || !p.failOnCoredump || p.shouldFail)
+        return o;
+    const dumps = unexpectedCoredumps(digest, p);
+    if (dumps.length === 0)
+        return o;
+    const what = dumps
+        .slice(0, 3)
+        .map((c) => `${c.comm}[${c.pid ?? '?'}] ${c.signal}`)
+        .join(', ');
+    return {
+        ...o,
+        status: 'fail',
+        reason: `passed, but left ${dumps.length} unexpected coredump${dumps.length > 1 ? 's' : ''}: ${what}${dumps.length > 3 ? ', ...' : ''} (set coredump-exclude or fail-on-coredump: false if expected)`,
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/mkosi/vm-argv.ts
 
 
@@ -40081,6 +40107,7 @@ async function runAttempt(spec, plan, timeoutMs, env) {
 
 
 
+
 /** Whether another attempt is due after this outcome, given what was already retried. */
 function shouldRetry(a, used, spec) {
     if (a.status === 'error' && a.infra && used.infra < spec.infraRetries)
@@ -40104,7 +40131,7 @@ async function executeTest(spec, ctx, queuedMs) {
         }
         const machine = machineName(spec.name, ctx.runId, n);
         const run = await runAttempt(spec, { ...ctx.base, machine, cpus: spec.cpus ?? ctx.defaultCpus }, timeoutSeconds * 1000, { ...ctx.attemptEnv, onStart: (argv) => ctx.onAttemptStart?.(spec, n, argv) });
-        const outcome = classify(run.raw, spec, timeoutSeconds);
+        const outcome = applyCoredumpPolicy(classify(run.raw, spec, timeoutSeconds), run.digest, spec);
         const attempt = {
             ...outcome,
             attempt: n,
@@ -40355,7 +40382,7 @@ var ajv = __nccwpck_require__(2463);
 // EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
 var dist = __nccwpck_require__(8815);
 ;// CONCATENATED MODULE: ./schemas/itest-manifest.schema.json
-const itest_manifest_schema_namespaceObject = /*#__PURE__*/JSON.parse('{"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://github.com/systemd/itest-action/raw/v1/schemas/itest-manifest.schema.json","title":"itest manifest (itest.yaml)","description":"Lists the VM integration tests of a mkosi project. Lives beside mkosi.conf. See the itest-action README.","type":"object","additionalProperties":false,"properties":{"version":{"description":"Manifest format version. Only 1 exists.","const":1},"firmware":{"description":"Firmware mkosi boots the image with (mkosi\'s Firmware=/QemuFirmware=): auto, linux (direct kernel boot, fastest), uefi, uefi-secure-boot or bios. Default: leave it to the image\'s mkosi config.","enum":["auto","linux","uefi","uefi-secure-boot","bios"]},"defaults":{"description":"Settings applied to every test unless the test sets them itself.","$ref":"#/definitions/settings"},"discover":{"description":"Find tests by globbing unit names shipped in the config\'s extra trees (mkosi.extra/ and extra-trees below). Every matching .service unit becomes a test named after the unit (without .service).","type":"object","additionalProperties":false,"required":["units"],"properties":{"units":{"description":"Glob(s) over unit file names, e.g. TEST-*.service.","oneOf":[{"type":"string","minLength":1},{"type":"array","items":{"type":"string","minLength":1},"minItems":1}]},"exclude":{"description":"Glob(s) over unit file names to leave out.","oneOf":[{"type":"string"},{"type":"array","items":{"type":"string"}}]},"extra-trees":{"description":"More directories (relative to the config directory) laid out like mkosi.extra/ to search for units.","type":"array","items":{"type":"string","minLength":1}}}},"tests":{"description":"Tests listed by name. An entry whose name matches a discovered unit refines that test.","type":"array","items":{"allOf":[{"$ref":"#/definitions/settings"},{"type":"object","required":["name"],"properties":{"name":{"description":"Test name, unique in the manifest. Letters, digits and . _ @ + - only.","type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._@+-]*$","maxLength":100},"unit":{"description":"The systemd unit the VM boots into. Default: <name>.service.","type":"string","pattern":"^[A-Za-z0-9:_.@\\\\\\\\-]+\\\\.(service|target)$"},"description":{"type":"string"}}}]}}},"definitions":{"settings":{"type":"object","properties":{"name":true,"unit":true,"description":true,"timeout":{"description":"Seconds from VM start to the guest\'s result before the test ends as `timeout`. Scaled up under TCG (see timeout-scale). Default 300.","type":"number","exclusiveMinimum":0},"exit-status":{"description":"Guest exit status that means pass. Default 123, the status the injected drop-in makes PID 1 exit with when the unit succeeds.","type":"integer","minimum":0,"maximum":255},"skip-status":{"description":"Guest exit status that means skip. Default 77.","type":"integer","minimum":0,"maximum":255},"should-fail":{"description":"The test is expected to fail: a failing unit counts as pass, a passing one as fail.","type":"boolean"},"kernel-cmdline":{"description":"Extra kernel command line arguments.","oneOf":[{"type":"string"},{"type":"array","items":{"type":"string"}}]},"credentials":{"description":"systemd credentials passed to the guest (name: value); values may span lines.","type":"object","propertyNames":{"pattern":"^[A-Za-z0-9_.@:-]+$"},"additionalProperties":{"type":"string"}},"mkosi-args":{"description":"Extra mkosi options placed before the vm/qemu verb, one argument per item.","type":"array","items":{"type":"string"}},"qemu-args":{"description":"Extra QEMU arguments, one argument per item.","type":"array","items":{"type":"string"}},"ram":{"description":"Guest RAM, e.g. 1G or 1536M. Default 1G.","oneOf":[{"type":"string","pattern":"^[0-9]+ *[KMGTkmgt]?(i?[Bb])?$"},{"type":"integer","minimum":1}]},"cpus":{"description":"Guest vCPUs. Default 1 (2 with KVM).","type":"integer","minimum":1,"maximum":64},"retries":{"description":"Extra attempts when the test fails or times out (flaky tests). Default 0. Infrastructure errors are retried separately (infra-retries).","type":"integer","minimum":0,"maximum":5},"infra-retries":{"description":"Extra attempts after an infrastructure error (QEMU killed, VM died, transport lost). Default 1.","type":"integer","minimum":0,"maximum":5},"tags":{"description":"Free-form tags for selection with --tag.","type":"array","items":{"type":"string","pattern":"^[A-Za-z0-9._-]+$"}}},"additionalProperties":false}}}');
+const itest_manifest_schema_namespaceObject = /*#__PURE__*/JSON.parse('{"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://github.com/systemd/itest-action/raw/v1/schemas/itest-manifest.schema.json","title":"itest manifest (itest.yaml)","description":"Lists the VM integration tests of a mkosi project. Lives beside mkosi.conf. See the itest-action README.","type":"object","additionalProperties":false,"properties":{"version":{"description":"Manifest format version. Only 1 exists.","const":1},"firmware":{"description":"Firmware mkosi boots the image with (mkosi\'s Firmware=/QemuFirmware=): auto, linux (direct kernel boot, fastest), uefi, uefi-secure-boot or bios. Default: leave it to the image\'s mkosi config.","enum":["auto","linux","uefi","uefi-secure-boot","bios"]},"defaults":{"description":"Settings applied to every test unless the test sets them itself.","$ref":"#/definitions/settings"},"discover":{"description":"Find tests by globbing unit names shipped in the config\'s extra trees (mkosi.extra/ and extra-trees below). Every matching .service unit becomes a test named after the unit (without .service).","type":"object","additionalProperties":false,"required":["units"],"properties":{"units":{"description":"Glob(s) over unit file names, e.g. TEST-*.service.","oneOf":[{"type":"string","minLength":1},{"type":"array","items":{"type":"string","minLength":1},"minItems":1}]},"exclude":{"description":"Glob(s) over unit file names to leave out.","oneOf":[{"type":"string"},{"type":"array","items":{"type":"string"}}]},"extra-trees":{"description":"More directories (relative to the config directory) laid out like mkosi.extra/ to search for units.","type":"array","items":{"type":"string","minLength":1}}}},"tests":{"description":"Tests listed by name. An entry whose name matches a discovered unit refines that test.","type":"array","items":{"allOf":[{"$ref":"#/definitions/settings"},{"type":"object","required":["name"],"properties":{"name":{"description":"Test name, unique in the manifest. Letters, digits and . _ @ + - only.","type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._@+-]*$","maxLength":100},"unit":{"description":"The systemd unit the VM boots into. Default: <name>.service.","type":"string","pattern":"^[A-Za-z0-9:_.@\\\\\\\\-]+\\\\.(service|target)$"},"description":{"type":"string"}}}]}}},"definitions":{"settings":{"type":"object","properties":{"name":true,"unit":true,"description":true,"timeout":{"description":"Seconds from VM start to the guest\'s result before the test ends as `timeout`. Scaled up under TCG (see timeout-scale). Default 300.","type":"number","exclusiveMinimum":0},"exit-status":{"description":"Guest exit status that means pass. Default 123, the status the injected drop-in makes PID 1 exit with when the unit succeeds.","type":"integer","minimum":0,"maximum":255},"skip-status":{"description":"Guest exit status that means skip. Default 77.","type":"integer","minimum":0,"maximum":255},"should-fail":{"description":"The test is expected to fail: a failing unit counts as pass, a passing one as fail.","type":"boolean"},"kernel-cmdline":{"description":"Extra kernel command line arguments.","oneOf":[{"type":"string"},{"type":"array","items":{"type":"string"}}]},"credentials":{"description":"systemd credentials passed to the guest (name: value); values may span lines.","type":"object","propertyNames":{"pattern":"^[A-Za-z0-9_.@:-]+$"},"additionalProperties":{"type":"string"}},"mkosi-args":{"description":"Extra mkosi options placed before the vm/qemu verb, one argument per item.","type":"array","items":{"type":"string"}},"qemu-args":{"description":"Extra QEMU arguments, one argument per item.","type":"array","items":{"type":"string"}},"ram":{"description":"Guest RAM, e.g. 1G or 1536M. Default 1G.","oneOf":[{"type":"string","pattern":"^[0-9]+ *[KMGTkmgt]?(i?[Bb])?$"},{"type":"integer","minimum":1}]},"cpus":{"description":"Guest vCPUs. Default 1 (2 with KVM).","type":"integer","minimum":1,"maximum":64},"retries":{"description":"Extra attempts when the test fails or times out (flaky tests). Default 0. Infrastructure errors are retried separately (infra-retries).","type":"integer","minimum":0,"maximum":5},"infra-retries":{"description":"Extra attempts after an infrastructure error (QEMU killed, VM died, transport lost). Default 1.","type":"integer","minimum":0,"maximum":5},"tags":{"description":"Free-form tags for selection with --tag.","type":"array","items":{"type":"string","pattern":"^[A-Za-z0-9._-]+$"}},"fail-on-coredump":{"description":"A test that passes but left a coredump (a crashed process) fails. Default true, as systemd\'s own test runner does.","type":"boolean"},"coredump-exclude":{"description":"Regular expression: coredumps whose process name or executable path matches are expected and never fail the test.","type":"string","minLength":1}},"additionalProperties":false}}}');
 ;// CONCATENATED MODULE: ./src/config/manifest.ts
 /**
  * The test manifest (itest.yaml): parse, validate against the published JSON Schema, and report every
@@ -40584,6 +40611,23 @@ function semanticProblems(data, doc, at) {
         }
     }
     const tests = Array.isArray(data.tests) ? data.tests : [];
+    const regexAt = (path, value) => {
+        if (typeof value !== 'string')
+            return;
+        try {
+            new RegExp(value);
+        }
+        catch (e) {
+            out.push({
+                ...position(doc, path, at),
+                field: fieldName(path),
+                message: `not a valid regular expression: ${e.message}`,
+                fix: 'write a JavaScript regular expression, e.g. "^(sleep|test-crasher)$"',
+            });
+        }
+    };
+    regexAt(['defaults', 'coredump-exclude'], defaults?.['coredump-exclude']);
+    tests.forEach((t, i) => regexAt(['tests', i, 'coredump-exclude'], t?.['coredump-exclude']));
     const firstByName = new Map();
     tests.forEach((t, i) => {
         if (typeof t?.name !== 'string')
@@ -40691,8 +40735,12 @@ function resolveSpec(t, d, source, manifestPath) {
         retries: pick('retries') ?? TEST_DEFAULTS.retries,
         infraRetries: pick('infra-retries') ?? TEST_DEFAULTS.infraRetries,
         tags: [...new Set([...(d.tags ?? []), ...(t.tags ?? [])])],
+        failOnCoredump: pick('fail-on-coredump') ?? true,
         source,
     };
+    const exclude = pick('coredump-exclude');
+    if (exclude !== undefined)
+        spec.coredumpExclude = exclude;
     if (cpus !== undefined)
         spec.cpus = cpus;
     if (t.description !== undefined)

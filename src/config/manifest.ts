@@ -24,6 +24,8 @@ export interface ManifestSettings {
   retries?: number;
   'infra-retries'?: number;
   tags?: string[];
+  'fail-on-coredump'?: boolean;
+  'coredump-exclude'?: string;
 }
 
 export interface ManifestTest extends ManifestSettings {
@@ -286,6 +288,21 @@ function semanticProblems(data: Record<string, unknown>, doc: Document, at: At):
     }
   }
   const tests = Array.isArray(data.tests) ? (data.tests as Record<string, unknown>[]) : [];
+  const regexAt = (path: (string | number)[], value: unknown) => {
+    if (typeof value !== 'string') return;
+    try {
+      new RegExp(value);
+    } catch (e) {
+      out.push({
+        ...position(doc, path, at),
+        field: fieldName(path),
+        message: `not a valid regular expression: ${(e as Error).message}`,
+        fix: 'write a JavaScript regular expression, e.g. "^(sleep|test-crasher)$"',
+      });
+    }
+  };
+  regexAt(['defaults', 'coredump-exclude'], defaults?.['coredump-exclude']);
+  tests.forEach((t, i) => regexAt(['tests', i, 'coredump-exclude'], t?.['coredump-exclude']));
   const firstByName = new Map<string, number>();
   tests.forEach((t, i) => {
     if (typeof t?.name !== 'string') return;

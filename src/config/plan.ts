@@ -39,8 +39,11 @@ function resolveSpec(
     retries: pick('retries') ?? TEST_DEFAULTS.retries,
     infraRetries: pick('infra-retries') ?? TEST_DEFAULTS.infraRetries,
     tags: [...new Set([...(d.tags ?? []), ...(t.tags ?? [])])],
+    failOnCoredump: pick('fail-on-coredump') ?? true,
     source,
   };
+  const exclude = pick('coredump-exclude');
+  if (exclude !== undefined) spec.coredumpExclude = exclude;
   if (cpus !== undefined) spec.cpus = cpus;
   if (t.description !== undefined) spec.description = t.description;
   return spec;

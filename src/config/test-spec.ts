@@ -19,6 +19,9 @@ export interface TestSpec {
   retries: number;
   infraRetries: number;
   tags: string[];
+  /** A passing test that left a coredump fails (unless the coredump matches coredumpExclude). */
+  failOnCoredump: boolean;
+  coredumpExclude?: string;
   /** Where the test came from: listed in the manifest, found by discovery, or both. */
   source: 'manifest' | 'discovered';
 }

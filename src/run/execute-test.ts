@@ -2,6 +2,7 @@
 import type { TestSpec } from '../config/test-spec.ts';
 import type { Attempt, TestResult } from '../results/model.ts';
 import { classify } from '../results/classify.ts';
+import { applyCoredumpPolicy } from '../results/policy.ts';
 import type { VmPlan } from '../mkosi/vm-argv.ts';
 import { archiveAttempt, runAttempt, type AttemptEnv } from './vm-attempt.ts';
 import { machineName } from '../util/sanitize.ts';
@@ -48,7 +49,7 @@ export async function executeTest(spec: TestSpec, ctx: TestContext, queuedMs: nu
       timeoutSeconds * 1000,
       { ...ctx.attemptEnv, onStart: (argv) => ctx.onAttemptStart?.(spec, n, argv) },
     );
-    const outcome = classify(run.raw, spec, timeoutSeconds);
+    const outcome = applyCoredumpPolicy(classify(run.raw, spec, timeoutSeconds), run.digest, spec);
     const attempt: Attempt = {
       ...outcome,
       attempt: n,

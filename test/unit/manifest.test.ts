@@ -95,6 +95,16 @@ describe('manifest', () => {
     );
   });
 
+  it('rejects an invalid coredump-exclude regex at its line', () => {
+    const problems = checkManifest(
+      'version: 1\ndefaults:\n  coredump-exclude: "(unclosed"\ntests: [{name: A}]\n',
+    );
+    assert.equal(problems.length, 1);
+    assert.equal(problems[0]!.field, 'defaults.coredump-exclude');
+    assert.equal(problems[0]!.line, 3);
+    assert.match(problems[0]!.message, /not a valid regular expression/);
+  });
+
   it('validates names, units, ram sizes and tags', () => {
     const problems = checkManifest(
       'version: 1\ntests:\n  - name: "../evil"\n  - name: B\n    unit: "b.mount"\n  - name: C\n    ram: lots\n  - name: D\n    tags: ["a b"]\n',

@@ -20,6 +20,7 @@ const spec: TestSpec = {
   retries: 0,
   infraRetries: 1,
   tags: [],
+  failOnCoredump: true,
   source: 'manifest',
 };
 

@@ -33,6 +33,7 @@ const spec = (over: Partial<TestSpec> = {}): TestSpec => ({
   retries: 0,
   infraRetries: 1,
   tags: [],
+  failOnCoredump: true,
   source: 'manifest',
   ...over,
 });
@@ -123,6 +124,17 @@ describe('vsock transport with a stand-in mkosi', () => {
     const { result } = await run('exit:1,exit:123', { retries: 1 });
     assert.equal(result.status, 'pass');
     assert.equal(result.flaky, true);
+  });
+
+  it('a pass that left a coredump fails, unless excluded or allowed', async () => {
+    const f = (await run('coredump-exit:123')).result;
+    assert.equal(f.status, 'fail');
+    assert.match(f.reason, /unexpected coredump: helper\[99\] SIGSEGV/);
+    assert.equal(f.digest?.coredumps[0]?.exe, '/usr/lib/helper');
+    assert.equal((await run('coredump-exit:123', { coredumpExclude: '^helper$' })).result.status, 'pass');
+    assert.equal((await run('coredump-exit:123', { coredumpExclude: '/usr/lib/' })).result.status, 'pass');
+    assert.equal((await run('coredump-exit:123', { failOnCoredump: false })).result.status, 'pass');
+    assert.equal((await run('coredump-exit:1', { shouldFail: true })).result.status, 'pass');
   });
 
   it('a status without a forwarded journal is an error (journal transport lost), never a pass', async () => {
