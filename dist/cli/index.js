@@ -352,7 +352,7 @@ const NodeListImpl_1 = __nccwpck_require__(5788);
 const NodeListStaticImpl_1 = __nccwpck_require__(7654);
 const NamedNodeMapImpl_1 = __nccwpck_require__(3145);
 const RangeImpl_1 = __nccwpck_require__(3691);
-const NodeIteratorImpl_1 = __nccwpck_require__(1761);
+const NodeIteratorImpl_1 = __nccwpck_require__(4142);
 const TreeWalkerImpl_1 = __nccwpck_require__(6254);
 const NodeFilterImpl_1 = __nccwpck_require__(7030);
 const MutationRecordImpl_1 = __nccwpck_require__(2414);
@@ -11626,7 +11626,7 @@ NodeImpl.prototype._children = new util_1.EmptySet();
 
 /***/ }),
 
-/***/ 1761:
+/***/ 4142:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -13480,7 +13480,7 @@ const NodeFilterImpl_1 = __nccwpck_require__(7030);
 Object.defineProperty(exports, "NodeFilter", ({ enumerable: true, get: function () { return NodeFilterImpl_1.NodeFilterImpl; } }));
 const NodeImpl_1 = __nccwpck_require__(2280);
 Object.defineProperty(exports, "Node", ({ enumerable: true, get: function () { return NodeImpl_1.NodeImpl; } }));
-const NodeIteratorImpl_1 = __nccwpck_require__(1761);
+const NodeIteratorImpl_1 = __nccwpck_require__(4142);
 Object.defineProperty(exports, "NodeIterator", ({ enumerable: true, get: function () { return NodeIteratorImpl_1.NodeIteratorImpl; } }));
 const NodeListImpl_1 = __nccwpck_require__(5788);
 Object.defineProperty(exports, "NodeList", ({ enumerable: true, get: function () { return NodeListImpl_1.NodeListImpl; } }));
@@ -31384,7 +31384,7 @@ function escapeJsonPtr(str) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4142);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(5309);
 // Entry point of the `itest` binary (bundled to dist/cli/index.js).
 
 process.exit(await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv));
@@ -31394,7 +31394,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 4142:
+/***/ 5309:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -39414,7 +39414,7 @@ function classify(raw, exp, timeoutSeconds) {
     if (raw.timedOut) {
         return {
             status: 'timeout',
-            reason: `no result within ${timeoutSeconds} s; the VM was stopped (console and journal kept)`,
+            reason: `no result within ${timeoutSeconds} s; the VM was stopped (console and journal kept)${raw.hangReport ? `; ${raw.hangReport}` : ''}`,
             guestStatus: null,
             infra: false,
         };
@@ -39495,7 +39495,81 @@ function applyCoredumpPolicy(o, digest, p) {
     };
 }
 
+;// CONCATENATED MODULE: external "node:net"
+const external_node_net_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:net");
+;// CONCATENATED MODULE: ./src/run/qmp.ts
+/**
+ * A minimal QMP client (QEMU's JSON monitor protocol over a unix socket): negotiate, run commands,
+ * collect their returns. Used to ask a hung guest's kernel for a task dump before it is killed.
+ */
+
+function qmpArgs(socketPath) {
+    return ['-qmp', `unix:${socketPath.replace(/,/g, ',,')},server=on,wait=off`];
+}
+/** Sends the commands in order after capabilities negotiation; rejects on error, EOF or timeout. */
+function qmp(socketPath, commands, timeoutMs = 5000) {
+    return new Promise((resolve, reject) => {
+        const sock = (0,external_node_net_namespaceObject.createConnection)(socketPath);
+        const results = [];
+        const queue = [{ execute: 'qmp_capabilities' }, ...commands];
+        let buf = '';
+        let negotiated = false;
+        const timer = setTimeout(() => finish(new Error(`QMP: no answer within ${timeoutMs} ms`)), timeoutMs);
+        const finish = (err) => {
+            clearTimeout(timer);
+            sock.destroy();
+            if (err)
+                reject(err);
+            else
+                resolve(results);
+        };
+        const sendNext = () => {
+            const next = queue.shift();
+            if (!next)
+                return finish();
+            sock.write(`${JSON.stringify(next)}\n`);
+        };
+        sock.setEncoding('utf8');
+        sock.on('error', (e) => finish(e));
+        sock.on('close', () => finish(new Error('QMP: connection closed')));
+        sock.on('data', (d) => {
+            buf += d;
+            let nl;
+            while ((nl = buf.indexOf('\n')) >= 0) {
+                const line = buf.slice(0, nl).trim();
+                buf = buf.slice(nl + 1);
+                if (!line)
+                    continue;
+                let msg;
+                try {
+                    msg = JSON.parse(line);
+                }
+                catch {
+                    continue;
+                }
+                if ('QMP' in msg)
+                    sendNext();
+                else if ('error' in msg)
+                    finish(new Error(`QMP: ${JSON.stringify(msg.error)}`));
+                else if ('return' in msg) {
+                    if (negotiated)
+                        results.push(msg.return);
+                    negotiated = true;
+                    sendNext();
+                }
+                // Asynchronous events are ignored.
+            }
+        });
+    });
+}
+/** Alt+SysRq+T through the guest's keyboard: the kernel prints every task's state and stack. */
+const SYSRQ_SHOW_TASKS = {
+    execute: 'send-key',
+    arguments: { keys: ['alt', 'sysrq', 't'].map((k) => ({ type: 'qcode', data: k })) },
+};
+
 ;// CONCATENATED MODULE: ./src/mkosi/vm-argv.ts
+
 
 
 /** One `-smbios type=11` credential, base64 so that newlines and spaces survive (mkosi 24 splits --credential). */
@@ -39525,6 +39599,8 @@ function kernelCmdline(spec, transport) {
         // A kernel panic reboots at once, and -no-reboot turns that reboot into QEMU exiting.
         'panic=-1',
         'systemd.crash_action=poweroff',
+        // Lets the host ask for a task dump (SysRq-T) when the test hangs; distributions default to a subset.
+        'sysrq_always_enabled=1',
         ...spec.kernelCmdline,
     ];
 }
@@ -39543,6 +39619,8 @@ function qemuArgs(spec, plan) {
     if (plan.transport === 'serial') {
         args.push('-chardev', `file,id=itest-journal,path=${qemuPath(plan.journalTarget)}`, '-device', `virtserialport,bus=itest-serial.0,chardev=itest-journal,name=${JOURNAL_PORT}`);
     }
+    if (plan.qmpSocket)
+        args.push(...qmpArgs(plan.qmpSocket));
     for (const [k, v] of guestCredentials(spec, plan.transport))
         args.push(...smbiosCredential(k, v));
     args.push(...spec.qemuArgs);
@@ -39675,7 +39753,8 @@ class Ring {
     }
 }
 const SANITIZER = /(==\d+==\s*ERROR: \w+Sanitizer|runtime error:|SUMMARY: \w+Sanitizer|WARNING: \w+Sanitizer)/;
-const KERNEL = /(Kernel panic - not syncing|BUG: |WARNING: CPU|Oops: |general protection fault|Unable to handle kernel|kernel BUG at|Call Trace:|RIP: )/;
+// Headlines only: "Call Trace:" and register dumps also appear in SysRq task dumps, which are not failures.
+const KERNEL = /(Kernel panic - not syncing|BUG: |WARNING: CPU|Oops: |general protection fault|Unable to handle kernel|kernel BUG at|soft lockup|blocked for more than)/;
 const CRASH_LINE = /Process (\d+) \(([^)]*)\) terminated abnormally with signal (\d+)\/(\w+)/;
 const DUMPED = /Main process exited, code=dumped, status=\d+\/(\w+)/;
 class DigestBuilder {
@@ -39944,6 +40023,8 @@ function machineName(testName, runId, attempt) {
 
 
 
+
+
 /** Canonical per-test file names; earlier attempts are renamed to `<name>.attempt-N.*` before a retry. */
 function testFiles(outputDir, name) {
     const base = safeFileName(name);
@@ -39991,6 +40072,17 @@ async function tail(file, maxBytes = 64 * 1024) {
         return [];
     }
 }
+/** Before killing a hung VM: SysRq-T for a task dump on the console, then a moment for it to print. */
+async function hangReport(socket, settleMs = 3000) {
+    try {
+        await qmp(socket, [SYSRQ_SHOW_TASKS], 3000);
+        await new Promise((r) => setTimeout(r, settleMs));
+        return 'sent SysRq-T (task dump) to the guest before stopping it; see the console log';
+    }
+    catch (e) {
+        return `could not ask the guest for a task dump: ${e.message}`;
+    }
+}
 async function lastLine(file) {
     const text = await (0,promises_namespaceObject.readFile)(file, 'utf8').catch(() => '');
     return text
@@ -40005,9 +40097,12 @@ async function runAttempt(spec, plan, timeoutMs, env) {
     await (0,promises_namespaceObject.mkdir)(files.work, { recursive: true });
     const statusFile = (0,external_node_path_.join)(files.work, 'status');
     const exportFile = (0,external_node_path_.join)(files.work, 'journal.export');
+    // Unix socket paths are limited to 108 bytes: keep the QMP socket short, in the temp directory.
+    const qmpSocket = (0,external_node_path_.join)((0,external_node_os_namespaceObject.tmpdir)(), `${plan.machine}.qmp`);
     const full = {
         ...plan,
         statusFile,
+        qmpSocket,
         journalTarget: plan.transport === 'serial' ? exportFile : files.journal,
     };
     const argv = vmArgv(spec, full);
@@ -40019,6 +40114,7 @@ async function runAttempt(spec, plan, timeoutMs, env) {
     let cancelled = false;
     let exitCode = null;
     let signal = null;
+    let hang;
     try {
         const child = startDetached(argv, { env: env.env, stdio: ['ignore', consoleFd, consoleFd] });
         env.onStart?.(argv);
@@ -40035,7 +40131,10 @@ async function runAttempt(spec, plan, timeoutMs, env) {
         });
         const timer = setTimeout(() => {
             timedOut = true;
-            void killTree(child);
+            void hangReport(qmpSocket).then((r) => {
+                hang = r;
+                return killTree(child);
+            });
         }, timeoutMs);
         const onAbort = () => {
             cancelled = true;
@@ -40052,6 +40151,7 @@ async function runAttempt(spec, plan, timeoutMs, env) {
         (0,external_node_fs_.closeSync)(consoleFd);
     }
     const vmMs = performance.now() - t0;
+    await (0,promises_namespaceObject.rm)(qmpSocket, { force: true });
     const t1 = performance.now();
     let journalError;
     if (full.transport === 'serial')
@@ -40090,6 +40190,8 @@ async function runAttempt(spec, plan, timeoutMs, env) {
         raw.journalError = check.error;
     if (cancelled)
         raw.cancelled = true;
+    if (hang)
+        raw.hangReport = hang;
     const haveJournal = await (0,promises_namespaceObject.stat)(files.journal).then(() => true, () => false);
     return {
         raw,
@@ -40371,6 +40473,8 @@ function failureBlock(t) {
     }
     if (t.files.journal)
         out.push(`    journal: journalctl --file ${t.files.journal} -u ${t.unit} -o short-monotonic -p info`);
+    if (t.files.journal && (t.digest?.coredumps.length ?? 0) > 0)
+        out.push(`    dumps:   coredumpctl --file ${t.files.journal} info`);
     if (t.files.console)
         out.push(`    console: less -R ${t.files.console}`);
     out.push(`    rerun:   ${t.rerun}`, '');

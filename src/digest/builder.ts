@@ -66,8 +66,9 @@ class Ring<T> {
 
 const SANITIZER =
   /(==\d+==\s*ERROR: \w+Sanitizer|runtime error:|SUMMARY: \w+Sanitizer|WARNING: \w+Sanitizer)/;
+// Headlines only: "Call Trace:" and register dumps also appear in SysRq task dumps, which are not failures.
 const KERNEL =
-  /(Kernel panic - not syncing|BUG: |WARNING: CPU|Oops: |general protection fault|Unable to handle kernel|kernel BUG at|Call Trace:|RIP: )/;
+  /(Kernel panic - not syncing|BUG: |WARNING: CPU|Oops: |general protection fault|Unable to handle kernel|kernel BUG at|soft lockup|blocked for more than)/;
 const CRASH_LINE = /Process (\d+) \(([^)]*)\) terminated abnormally with signal (\d+)\/(\w+)/;
 const DUMPED = /Main process exited, code=dumped, status=\d+\/(\w+)/;
 

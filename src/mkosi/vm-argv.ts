@@ -15,6 +15,7 @@ import {
   testUnitDropin,
 } from '../guest/units.ts';
 import { formatMiB } from '../util/size.ts';
+import { qmpArgs } from '../run/qmp.ts';
 
 export type Transport = 'vsock' | 'serial';
 export type Accel = 'kvm' | 'tcg';
@@ -32,6 +33,8 @@ export interface VmPlan {
   firmware?: string;
   /** Host file the status port writes to. */
   statusFile: string;
+  /** QMP socket for the hang report (sysrq task dump before a timeout kill). */
+  qmpSocket?: string;
   /** Serial: host file receiving the journal export stream. Vsock: the .journal mkosi's journal-remote writes. */
   journalTarget: string;
 }
@@ -63,6 +66,8 @@ export function kernelCmdline(spec: TestSpec, transport: Transport): string[] {
     // A kernel panic reboots at once, and -no-reboot turns that reboot into QEMU exiting.
     'panic=-1',
     'systemd.crash_action=poweroff',
+    // Lets the host ask for a task dump (SysRq-T) when the test hangs; distributions default to a subset.
+    'sysrq_always_enabled=1',
     ...spec.kernelCmdline,
   ];
 }
@@ -88,6 +93,7 @@ export function qemuArgs(spec: TestSpec, plan: VmPlan): string[] {
       `virtserialport,bus=itest-serial.0,chardev=itest-journal,name=${JOURNAL_PORT}`,
     );
   }
+  if (plan.qmpSocket) args.push(...qmpArgs(plan.qmpSocket));
   for (const [k, v] of guestCredentials(spec, plan.transport)) args.push(...smbiosCredential(k, v));
   args.push(...spec.qemuArgs);
   return args;

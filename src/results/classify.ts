@@ -83,7 +83,7 @@ export function classify(raw: RawRun, exp: Expectation, timeoutSeconds: number):
   if (raw.timedOut) {
     return {
       status: 'timeout',
-      reason: `no result within ${timeoutSeconds} s; the VM was stopped (console and journal kept)`,
+      reason: `no result within ${timeoutSeconds} s; the VM was stopped (console and journal kept)${raw.hangReport ? `; ${raw.hangReport}` : ''}`,
       guestStatus: null,
       infra: false,
     };

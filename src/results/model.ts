@@ -16,6 +16,8 @@ export interface RawRun {
   timedOut: boolean;
   /** The run was stopped because the whole run was cancelled (Ctrl-C, job cancel). */
   cancelled?: boolean;
+  /** What the hang report did before a timeout kill. */
+  hangReport?: string;
   /** The process could not be started (missing binary, permission). */
   launchError?: string;
   /** The last line the guest wrote to the status port, if any. */

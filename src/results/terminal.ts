@@ -122,6 +122,8 @@ function failureBlock(t: TestResult): string[] {
   }
   if (t.files.journal)
     out.push(`    journal: journalctl --file ${t.files.journal} -u ${t.unit} -o short-monotonic -p info`);
+  if (t.files.journal && (t.digest?.coredumps.length ?? 0) > 0)
+    out.push(`    dumps:   coredumpctl --file ${t.files.journal} info`);
   if (t.files.console) out.push(`    console: less -R ${t.files.console}`);
   out.push(`    rerun:   ${t.rerun}`, '');
   return out;

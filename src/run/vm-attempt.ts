@@ -9,6 +9,8 @@ import type { TestSpec } from '../config/test-spec.ts';
 import type { RawRun } from '../results/model.ts';
 import { vmArgv, type VmPlan } from '../mkosi/vm-argv.ts';
 import { killTree, startDetached } from './process.ts';
+import { qmp, SYSRQ_SHOW_TASKS } from './qmp.ts';
+import { tmpdir } from 'node:os';
 import { checkJournal, exportToJournal } from './journal.ts';
 import { digestJournal } from '../digest/read-journal.ts';
 import type { JournalDigest } from '../digest/model.ts';
@@ -96,6 +98,17 @@ async function tail(file: string, maxBytes = 64 * 1024): Promise<string[]> {
   }
 }
 
+/** Before killing a hung VM: SysRq-T for a task dump on the console, then a moment for it to print. */
+async function hangReport(socket: string, settleMs = 3000): Promise<string> {
+  try {
+    await qmp(socket, [SYSRQ_SHOW_TASKS], 3000);
+    await new Promise((r) => setTimeout(r, settleMs));
+    return 'sent SysRq-T (task dump) to the guest before stopping it; see the console log';
+  } catch (e) {
+    return `could not ask the guest for a task dump: ${(e as Error).message}`;
+  }
+}
+
 async function lastLine(file: string): Promise<string | undefined> {
   const text = await readFile(file, 'utf8').catch(() => '');
   return text
@@ -116,9 +129,12 @@ export async function runAttempt(
   await mkdir(files.work, { recursive: true });
   const statusFile = join(files.work, 'status');
   const exportFile = join(files.work, 'journal.export');
+  // Unix socket paths are limited to 108 bytes: keep the QMP socket short, in the temp directory.
+  const qmpSocket = join(tmpdir(), `${plan.machine}.qmp`);
   const full: VmPlan = {
     ...plan,
     statusFile,
+    qmpSocket,
     journalTarget: plan.transport === 'serial' ? exportFile : files.journal,
   };
   const argv = vmArgv(spec, full);
@@ -131,6 +147,7 @@ export async function runAttempt(
   let cancelled = false;
   let exitCode: number | null = null;
   let signal: string | null = null;
+  let hang: string | undefined;
   try {
     const child = startDetached(argv, { env: env.env, stdio: ['ignore', consoleFd, consoleFd] });
     env.onStart?.(argv);
@@ -147,7 +164,10 @@ export async function runAttempt(
     });
     const timer = setTimeout(() => {
       timedOut = true;
-      void killTree(child);
+      void hangReport(qmpSocket).then((r) => {
+        hang = r;
+        return killTree(child);
+      });
     }, timeoutMs);
     const onAbort = () => {
       cancelled = true;
@@ -162,6 +182,7 @@ export async function runAttempt(
     closeSync(consoleFd);
   }
   const vmMs = performance.now() - t0;
+  await rm(qmpSocket, { force: true });
 
   const t1 = performance.now();
   let journalError: string | undefined;
@@ -196,6 +217,7 @@ export async function runAttempt(
   if (statusLine) raw.statusLine = statusLine;
   if (check.error) raw.journalError = check.error;
   if (cancelled) raw.cancelled = true;
+  if (hang) raw.hangReport = hang;
   const haveJournal = await stat(files.journal).then(
     () => true,
     () => false,

@@ -138,6 +138,22 @@ describe('demo end to end (mkosi 24 dialect, serial transport)', () => {
       assert.equal(t.rerun, `node dist/cli/index.js run --config examples/demo --test ${t.name} --keep all`);
     }
 
+    // The digest of real journals: the failing unit, its result, and the guest's boot phases.
+    const failing = byName(first, 'TEST-03-EXPECTED-FAIL').digest!;
+    assert.deepEqual(
+      failing.failedUnits.find((u) => u.unit === 'TEST-03-EXPECTED-FAIL.service'),
+      { unit: 'TEST-03-EXPECTED-FAIL.service', result: 'exit-code' },
+    );
+    for (const t of first.tests) {
+      assert.ok((t.digest?.entries ?? 0) > 100, `${t.name} digest read ${t.digest?.entries} entries`);
+      assert.ok((t.digest?.boot?.kernel ?? 0) > 0, `${t.name} boot phases ${JSON.stringify(t.digest?.boot)}`);
+      assert.deepEqual(t.digest?.coredumps, []);
+      assert.deepEqual(t.digest?.notes, []);
+    }
+    console.log(
+      `# guest boot phases: ${first.tests.map((t) => `${t.name} ${JSON.stringify(t.digest?.boot)}`).join('; ')}`,
+    );
+
     const xml = await readFile(join(out, 'junit.xml'), 'utf8');
     assert.equal(XMLValidator.validate(xml), true);
     const suite = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@' }).parse(xml).testsuites
@@ -214,6 +230,11 @@ describe('failure paths and the mkosi 25+ dialect', { concurrency: true }, () =>
     const leftovers = spawnSync('pgrep', ['-f', machine], { encoding: 'utf8' }).stdout.trim();
     assert.equal(leftovers, '', `processes of ${machine} survived the timeout`);
     assert.match(run.out, /TIME +itest-selftest-hang/);
+    // Hang report: SysRq-T through QMP before the kill; the task dump is on the console, the last lines in the digest.
+    assert.match(t.reason, /sent SysRq-T/);
+    assert.match(await readFile(t.files.console, 'utf8'), /sysrq: Show State/);
+    assert.ok((t.digest?.lastLines.length ?? 0) > 0);
+    assert.ok(!existsSync(join(tmpdir(), `${machine}.qmp`)), 'QMP socket removed');
   });
 
   it('boots a test through the mkosi 25+ dialect (vm verb, new flags) on the same image', async (t) => {

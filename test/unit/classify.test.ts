@@ -107,6 +107,8 @@ describe('classification', () => {
     const t = classify(raw({ timedOut: true, statusLine: line('success', 'exited', '0') }), exp, 90);
     assert.equal(t.status, 'timeout');
     assert.match(t.reason, /90 s/);
+    const h = classify(raw({ timedOut: true, hangReport: 'sent SysRq-T (task dump)' }), exp, 90);
+    assert.match(h.reason, /; sent SysRq-T \(task dump\)$/);
     assert.equal(classify(raw({ cancelled: true }), exp, 60).status, 'error');
     const l = classify(raw({ launchError: 'mkosi: spawn mkosi ENOENT', exitCode: null }), exp, 60);
     assert.equal(l.status, 'error');

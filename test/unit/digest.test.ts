@@ -181,3 +181,20 @@ describe('journal digest', () => {
     assert.ok(missing.notes.length > 0);
   });
 });
+
+describe('journal digest and task dumps', () => {
+  it('a SysRq-T task dump is not mistaken for a kernel failure', async () => {
+    const file = await makeJournal([
+      kernel('sysrq: Show State', '6'),
+      kernel(
+        'task:systemd         state:S stack:0     pid:1     tgid:1     ppid:0      flags:0x00000002',
+        '6',
+      ),
+      kernel('Call Trace:', '6'),
+      kernel(' <TASK>', '6'),
+      kernel('INFO: task foo:42 blocked for more than 120 seconds.', '3'),
+    ]);
+    const d = await digest(file);
+    assert.deepEqual(d.kernel, ['INFO: task foo:42 blocked for more than 120 seconds.']);
+  });
+});

@@ -92,7 +92,7 @@ describe('mkosi dialects', () => {
     const kcl = before.find((a) => a.startsWith('--kernel-command-line-extra='))!;
     assert.equal(
       kcl,
-      '--kernel-command-line-extra=systemd.unit=TEST-01-BASIC.service systemd.wants=itest-journal-export.service panic=-1 systemd.crash_action=poweroff quiet',
+      '--kernel-command-line-extra=systemd.unit=TEST-01-BASIC.service systemd.wants=itest-journal-export.service panic=-1 systemd.crash_action=poweroff sysrq_always_enabled=1 quiet',
     );
     const creds = credentials(after);
     const dropin = creds.get('systemd.unit-dropin.TEST-01-BASIC.service')!;
@@ -158,6 +158,13 @@ describe('mkosi dialects', () => {
     assert.ok(argv.includes('--qemu-mem=1536M'));
     assert.ok(!argv.some((a) => a.startsWith('--qemu-firmware')));
     assert.ok(argv.includes('file,id=itest-status,path=/a,,b/status'));
+  });
+
+  it('adds a QMP socket for the hang report when asked', () => {
+    const argv = vmArgv(spec, { ...plan('24.3', 'serial'), qmpSocket: '/tmp/itest-x.qmp' });
+    const i = argv.indexOf('-qmp');
+    assert.equal(argv[i + 1], 'unix:/tmp/itest-x.qmp,server=on,wait=off');
+    assert.ok(!vmArgv(spec, plan('24.3', 'serial')).includes('-qmp'));
   });
 
   it('a target unit gets no [Service] section in its drop-in', () => {
