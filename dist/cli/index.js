@@ -31517,10 +31517,12 @@ async function descendants(pid) {
 }
 function signalAll(pids, pgid, signal) {
     try {
-        process.kill(-pgid, signal);
+        // Only a group of its own (detached); never our own group.
+        if (pgid !== process.pid)
+            process.kill(-pgid, signal);
     }
     catch {
-        // Group already gone.
+        // Group already gone, or the process leads no group.
     }
     for (const p of pids) {
         try {
@@ -39291,16 +39293,18 @@ const EMERGENCY_UNIT = 'itest-emergency-exit.service';
 const SUCCESS_STATUS = 123;
 const port = (name) => `/dev/virtio-ports/${name}`;
 /** The drop-in that turns the unit's end into the VM's end, with a status line on the status port. */
-function testUnitDropin(unit) {
+function testUnitDropin(unit, keepUp = false) {
     const lines = [
-        '# Injected by itest: end the VM when the test ends, and report how it ended.',
+        keepUp
+            ? '# Injected by itest (--shell): report how the test ended and keep the VM up.'
+            : '# Injected by itest: end the VM when the test ends, and report how it ended.',
         '[Unit]',
         // basic.target brings sockets (systemd-coredump's among them) that systemd.unit= alone would not start.
         'Wants=basic.target',
         'After=basic.target',
-        'SuccessAction=exit',
-        `SuccessActionExitStatus=${SUCCESS_STATUS}`,
-        'FailureAction=exit',
+        ...(keepUp
+            ? []
+            : ['SuccessAction=exit', `SuccessActionExitStatus=${SUCCESS_STATUS}`, 'FailureAction=exit']),
     ];
     if (unit.endsWith('.service')) {
         lines.push('', '[Service]', 'StandardOutput=journal+console', 'StandardError=journal+console', `ExecStopPost=-/bin/sh -c 'echo "SERVICE_RESULT=$SERVICE_RESULT EXIT_CODE=$EXIT_CODE EXIT_STATUS=$EXIT_STATUS" > ${port(STATUS_PORT)}'`);
@@ -39580,9 +39584,9 @@ function smbiosCredential(name, value) {
     ];
 }
 /** Credentials the engine injects, then the test's own (which may override nothing of ours: names differ). */
-function guestCredentials(spec, transport) {
+function guestCredentials(spec, transport, shell = false) {
     const creds = [
-        [`systemd.unit-dropin.${spec.unit}`, testUnitDropin(spec.unit)],
+        [`systemd.unit-dropin.${spec.unit}`, testUnitDropin(spec.unit, shell)],
         [`systemd.extra-unit.${EMERGENCY_UNIT}`, emergencyExitUnit()],
         ['systemd.unit-dropin.emergency.target', emergencyDropin()],
     ];
@@ -39592,9 +39596,10 @@ function guestCredentials(spec, transport) {
         creds.push([k, v]);
     return creds;
 }
-function kernelCmdline(spec, transport) {
+function kernelCmdline(spec, transport, shell = false) {
     return [
-        `systemd.unit=${spec.unit}`,
+        // A shell needs the default target (gettys, logins); the test is pulled in next to it.
+        shell ? `systemd.wants=${spec.unit}` : `systemd.unit=${spec.unit}`,
         ...(transport === 'serial' ? [`systemd.wants=${JOURNAL_UNIT}`] : []),
         // A kernel panic reboots at once, and -no-reboot turns that reboot into QEMU exiting.
         'panic=-1',
@@ -39621,7 +39626,7 @@ function qemuArgs(spec, plan) {
     }
     if (plan.qmpSocket)
         args.push(...qmpArgs(plan.qmpSocket));
-    for (const [k, v] of guestCredentials(spec, plan.transport))
+    for (const [k, v] of guestCredentials(spec, plan.transport, plan.shell))
         args.push(...smbiosCredential(k, v));
     args.push(...spec.qemuArgs);
     return args;
@@ -39642,7 +39647,7 @@ function vmArgv(spec, plan) {
         ...(plan.dialect.console ? [`--console=${plan.dialect.console}`] : []),
         `--machine=${plan.machine}`,
         '--ephemeral=yes',
-        `--kernel-command-line-extra=${kernelCmdline(spec, plan.transport).join(' ')}`,
+        `--kernel-command-line-extra=${kernelCmdline(spec, plan.transport, plan.shell).join(' ')}`,
         ...(plan.transport === 'vsock' ? [`--forward-journal=${plan.journalTarget}`] : []),
         ...spec.mkosiArgs,
         plan.dialect.verb,
@@ -40025,6 +40030,7 @@ function machineName(testName, runId, attempt) {
 
 
 
+
 /** Canonical per-test file names; earlier attempts are renamed to `<name>.attempt-N.*` before a retry. */
 function testFiles(outputDir, name) {
     const base = safeFileName(name);
@@ -40109,6 +40115,8 @@ async function runAttempt(spec, plan, timeoutMs, env) {
     const startedAt = new Date().toISOString();
     const t0 = performance.now();
     const consoleFd = (0,external_node_fs_.openSync)(files.console, 'w');
+    if (env.interactive)
+        (0,external_node_fs_.writeSync)(consoleFd, 'itest --shell: the console was this terminal and was not captured\n');
     let launchError;
     let timedOut = false;
     let cancelled = false;
@@ -40116,7 +40124,10 @@ async function runAttempt(spec, plan, timeoutMs, env) {
     let signal = null;
     let hang;
     try {
-        const child = startDetached(argv, { env: env.env, stdio: ['ignore', consoleFd, consoleFd] });
+        // An interactive VM stays in our process group: a background group could not read the terminal.
+        const child = env.interactive
+            ? (0,external_node_child_process_.spawn)(argv[0], argv.slice(1), { env: env.env, stdio: 'inherit' })
+            : startDetached(argv, { env: env.env, stdio: ['ignore', consoleFd, consoleFd] });
         env.onStart?.(argv);
         const exited = new Promise((resolve) => {
             child.on('error', (err) => {
@@ -40129,13 +40140,15 @@ async function runAttempt(spec, plan, timeoutMs, env) {
                 resolve();
             });
         });
-        const timer = setTimeout(() => {
-            timedOut = true;
-            void hangReport(qmpSocket).then((r) => {
-                hang = r;
-                return killTree(child);
-            });
-        }, timeoutMs);
+        const timer = env.interactive
+            ? undefined
+            : setTimeout(() => {
+                timedOut = true;
+                void hangReport(qmpSocket).then((r) => {
+                    hang = r;
+                    return killTree(child);
+                });
+            }, timeoutMs);
         const onAbort = () => {
             cancelled = true;
             void killTree(child);
@@ -40232,7 +40245,11 @@ async function executeTest(spec, ctx, queuedMs) {
                 prev.files = moved;
         }
         const machine = machineName(spec.name, ctx.runId, n);
-        const run = await runAttempt(spec, { ...ctx.base, machine, cpus: spec.cpus ?? ctx.defaultCpus }, timeoutSeconds * 1000, { ...ctx.attemptEnv, onStart: (argv) => ctx.onAttemptStart?.(spec, n, argv) });
+        const run = await runAttempt(spec, { ...ctx.base, machine, cpus: spec.cpus ?? ctx.defaultCpus, ...(ctx.shell ? { shell: true } : {}) }, timeoutSeconds * 1000, {
+            ...ctx.attemptEnv,
+            interactive: ctx.shell === true,
+            onStart: (argv) => ctx.onAttemptStart?.(spec, n, argv),
+        });
         const outcome = applyCoredumpPolicy(classify(run.raw, spec, timeoutSeconds), run.digest, spec);
         const attempt = {
             ...outcome,
@@ -40248,7 +40265,7 @@ async function executeTest(spec, ctx, queuedMs) {
         attempts.push(attempt);
         digest = run.digest;
         files = run.files;
-        const retry = ctx.attemptEnv.signal.aborted ? undefined : shouldRetry(attempt, used, spec);
+        const retry = ctx.attemptEnv.signal.aborted || ctx.shell ? undefined : shouldRetry(attempt, used, spec);
         ctx.onAttemptEnd?.(spec, attempt, retry !== undefined);
         if (!retry)
             break;
@@ -40938,6 +40955,7 @@ const TOOL_VERSION = '0.1.0';
 
 
 
+
 function rerunCommand(cfg, spec) {
     const rel = (p) => (0,external_node_path_.relative)(process.cwd(), p) || '.';
     const parts = [cfg.invokedAs, 'run', '--config', rel(cfg.configDir)];
@@ -40968,6 +40986,9 @@ async function runEngine(cfg, ui, signal) {
     const t0 = performance.now();
     // 1. Everything that can be wrong with the input fails here, before the host is even probed.
     const { manifest, selected } = await loadPlan(cfg);
+    if (cfg.shell && selected.length !== 1) {
+        throw new UserError(`--shell keeps one VM up on this terminal: select exactly one test with --test (selected: ${selected.map((t) => t.name).join(', ')})`);
+    }
     // 2. Host.
     const host = await probeHost({ mkosi: cfg.mkosi, env: cfg.env, checkKvm: cfg.kvm !== 'no' });
     const hostPlan = decideHost(host, {
@@ -41060,6 +41081,7 @@ async function runEngine(cfg, ui, signal) {
             accel: hostPlan.accel,
             ...(manifest.firmware ? { firmware: manifest.firmware } : {}),
         },
+        ...(cfg.shell ? { shell: true } : {}),
         defaultCpus: hostPlan.defaultCpus,
         timeoutScale: hostPlan.timeoutScale,
         runId,
@@ -41074,6 +41096,8 @@ async function runEngine(cfg, ui, signal) {
         onAttemptStart: (spec, n, argv) => ui.testStart(spec, n, argv),
         onAttemptEnd: (spec, a, retry) => ui.testEnd(spec, a, retry),
     };
+    if (cfg.shell)
+        ui.info(shellHelp(cfg, selected[0], image.dir, hostPlan.transport));
     const poolStart = performance.now();
     const tests = await runPool(selected, pool.slots, (t) => t.timeout, async (spec) => signal.aborted ? cancelledResult(spec, cfg) : executeTest(spec, ctx, performance.now() - poolStart));
     // 5. Results and reports.
@@ -41095,6 +41119,17 @@ async function runEngine(cfg, ui, signal) {
     await (0,promises_namespaceObject.writeFile)(resultsPath, `${JSON.stringify(results, null, 2)}\n`);
     await (0,promises_namespaceObject.writeFile)(junitPath, renderJUnit(results));
     return { results, resultsPath, junitPath };
+}
+function shellHelp(cfg, spec, imageDir, transport) {
+    const mkosi = [...cfg.mkosi, '--directory', cfg.configDir, '--output-dir', imageDir].join(' ');
+    return [
+        `--shell: ${spec.name} runs in a VM that stays up afterwards; this terminal is its console.`,
+        `  log in as root (automatic when the image sets Autologin=yes), then e.g. \`systemctl status ${spec.unit}\`, \`journalctl -b -u ${spec.unit}\``,
+        '  end the run with `systemctl poweroff` in the guest (or Ctrl-a x to stop QEMU); results are collected as usual',
+        transport === 'vsock'
+            ? `  from another terminal: \`${mkosi} ssh\` (the image needs mkosi's SSH key setup)`
+            : '  (no vsock here, so no `mkosi ssh`: use this console)',
+    ].join('\n');
 }
 /** --keep failed: logs of passing and skipped tests go; everything of the others stays. */
 async function dropPassingLogs(tests) {
@@ -41286,6 +41321,7 @@ Examples:
         .option('--cache-dir <dir>', 'local image cache (default: $ITEST_CACHE_DIR or ~/.cache/itest)')
         .option('--no-cache', 'build the image into the output directory and do not cache it')
         .option('--image-dir <dir>', 'boot this prebuilt mkosi output directory: no hashing lookup, no build')
+        .option('--shell', 'keep the VM of the one selected test up on this terminal after the test (debugging)')
         .action(async (o) => {
         const base = baseConfig(o);
         const cfg = {
@@ -41302,6 +41338,7 @@ Examples:
             ...(o.timeout !== undefined ? { timeout: o.timeout } : {}),
             ...(o.timeoutScale !== undefined ? { timeoutScale: o.timeoutScale } : {}),
             ...(o.imageDir !== undefined ? { imageDir: (0,external_node_path_.resolve)(o.imageDir) } : {}),
+            ...(o.shell ? { shell: true } : {}),
         };
         const plan = await loadPlan(cfg);
         const controller = new AbortController();

@@ -157,6 +157,7 @@ Examples:
     .option('--cache-dir <dir>', 'local image cache (default: $ITEST_CACHE_DIR or ~/.cache/itest)')
     .option('--no-cache', 'build the image into the output directory and do not cache it')
     .option('--image-dir <dir>', 'boot this prebuilt mkosi output directory: no hashing lookup, no build')
+    .option('--shell', 'keep the VM of the one selected test up on this terminal after the test (debugging)')
     .action(async (o: CommonOpts & Record<string, unknown>) => {
       const base = baseConfig(o);
       const cfg: RunConfig = {
@@ -173,6 +174,7 @@ Examples:
         ...(o.timeout !== undefined ? { timeout: o.timeout as number } : {}),
         ...(o.timeoutScale !== undefined ? { timeoutScale: o.timeoutScale as number } : {}),
         ...(o.imageDir !== undefined ? { imageDir: resolve(o.imageDir as string) } : {}),
+        ...(o.shell ? { shell: true } : {}),
       };
       const plan = await loadPlan(cfg);
       const controller = new AbortController();

@@ -28,6 +28,8 @@ export interface RunConfig {
   hashKey: string;
   hashGlobs: string[];
   keyPrefix: string;
+  /** Keep the VM of the (single) selected test up on this terminal after the test ends. */
+  shell?: boolean;
   /** How the user invoked itest (`itest`, `node dist/cli/index.js`), for the rerun commands. */
   invokedAs: string;
   env: NodeJS.ProcessEnv;

@@ -29,6 +29,7 @@ import { renderHost } from '../results/terminal.ts';
 import { loadPlan } from './plan-tests.ts';
 import { seconds } from '../util/size.ts';
 import { TOOL_VERSION } from '../version.ts';
+import { UserError } from '../util/errors.ts';
 
 export interface Ui {
   info(line: string): void;
@@ -74,6 +75,11 @@ export async function runEngine(cfg: RunConfig, ui: Ui, signal: AbortSignal): Pr
   const t0 = performance.now();
   // 1. Everything that can be wrong with the input fails here, before the host is even probed.
   const { manifest, selected } = await loadPlan(cfg);
+  if (cfg.shell && selected.length !== 1) {
+    throw new UserError(
+      `--shell keeps one VM up on this terminal: select exactly one test with --test (selected: ${selected.map((t) => t.name).join(', ')})`,
+    );
+  }
 
   // 2. Host.
   const host = await probeHost({ mkosi: cfg.mkosi, env: cfg.env, checkKvm: cfg.kvm !== 'no' });
@@ -176,6 +182,7 @@ export async function runEngine(cfg: RunConfig, ui: Ui, signal: AbortSignal): Pr
       accel: hostPlan.accel,
       ...(manifest.firmware ? { firmware: manifest.firmware } : {}),
     },
+    ...(cfg.shell ? { shell: true } : {}),
     defaultCpus: hostPlan.defaultCpus,
     timeoutScale: hostPlan.timeoutScale,
     runId,
@@ -190,6 +197,7 @@ export async function runEngine(cfg: RunConfig, ui: Ui, signal: AbortSignal): Pr
     onAttemptStart: (spec, n, argv) => ui.testStart(spec, n, argv),
     onAttemptEnd: (spec, a, retry) => ui.testEnd(spec, a, retry),
   };
+  if (cfg.shell) ui.info(shellHelp(cfg, selected[0]!, image.dir, hostPlan.transport));
   const poolStart = performance.now();
   const tests = await runPool(
     selected,
@@ -217,6 +225,18 @@ export async function runEngine(cfg: RunConfig, ui: Ui, signal: AbortSignal): Pr
   await writeFile(resultsPath, `${JSON.stringify(results, null, 2)}\n`);
   await writeFile(junitPath, renderJUnit(results));
   return { results, resultsPath, junitPath };
+}
+
+function shellHelp(cfg: RunConfig, spec: TestSpec, imageDir: string, transport: string): string {
+  const mkosi = [...cfg.mkosi, '--directory', cfg.configDir, '--output-dir', imageDir].join(' ');
+  return [
+    `--shell: ${spec.name} runs in a VM that stays up afterwards; this terminal is its console.`,
+    `  log in as root (automatic when the image sets Autologin=yes), then e.g. \`systemctl status ${spec.unit}\`, \`journalctl -b -u ${spec.unit}\``,
+    '  end the run with `systemctl poweroff` in the guest (or Ctrl-a x to stop QEMU); results are collected as usual',
+    transport === 'vsock'
+      ? `  from another terminal: \`${mkosi} ssh\` (the image needs mkosi's SSH key setup)`
+      : '  (no vsock here, so no `mkosi ssh`: use this console)',
+  ].join('\n');
 }
 
 /** --keep failed: logs of passing and skipped tests go; everything of the others stays. */

@@ -12,16 +12,18 @@ export const SUCCESS_STATUS = 123;
 const port = (name: string) => `/dev/virtio-ports/${name}`;
 
 /** The drop-in that turns the unit's end into the VM's end, with a status line on the status port. */
-export function testUnitDropin(unit: string): string {
+export function testUnitDropin(unit: string, keepUp = false): string {
   const lines = [
-    '# Injected by itest: end the VM when the test ends, and report how it ended.',
+    keepUp
+      ? '# Injected by itest (--shell): report how the test ended and keep the VM up.'
+      : '# Injected by itest: end the VM when the test ends, and report how it ended.',
     '[Unit]',
     // basic.target brings sockets (systemd-coredump's among them) that systemd.unit= alone would not start.
     'Wants=basic.target',
     'After=basic.target',
-    'SuccessAction=exit',
-    `SuccessActionExitStatus=${SUCCESS_STATUS}`,
-    'FailureAction=exit',
+    ...(keepUp
+      ? []
+      : ['SuccessAction=exit', `SuccessActionExitStatus=${SUCCESS_STATUS}`, 'FailureAction=exit']),
   ];
   if (unit.endsWith('.service')) {
     lines.push(

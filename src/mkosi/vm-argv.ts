@@ -33,6 +33,8 @@ export interface VmPlan {
   firmware?: string;
   /** Host file the status port writes to. */
   statusFile: string;
+  /** --shell: boot the normal default target with the test pulled in, and keep the VM up afterwards. */
+  shell?: boolean;
   /** QMP socket for the hang report (sysrq task dump before a timeout kill). */
   qmpSocket?: string;
   /** Serial: host file receiving the journal export stream. Vsock: the .journal mkosi's journal-remote writes. */
@@ -48,9 +50,9 @@ export function smbiosCredential(name: string, value: string): string[] {
 }
 
 /** Credentials the engine injects, then the test's own (which may override nothing of ours: names differ). */
-export function guestCredentials(spec: TestSpec, transport: Transport): [string, string][] {
+export function guestCredentials(spec: TestSpec, transport: Transport, shell = false): [string, string][] {
   const creds: [string, string][] = [
-    [`systemd.unit-dropin.${spec.unit}`, testUnitDropin(spec.unit)],
+    [`systemd.unit-dropin.${spec.unit}`, testUnitDropin(spec.unit, shell)],
     [`systemd.extra-unit.${EMERGENCY_UNIT}`, emergencyExitUnit()],
     ['systemd.unit-dropin.emergency.target', emergencyDropin()],
   ];
@@ -59,9 +61,10 @@ export function guestCredentials(spec: TestSpec, transport: Transport): [string,
   return creds;
 }
 
-export function kernelCmdline(spec: TestSpec, transport: Transport): string[] {
+export function kernelCmdline(spec: TestSpec, transport: Transport, shell = false): string[] {
   return [
-    `systemd.unit=${spec.unit}`,
+    // A shell needs the default target (gettys, logins); the test is pulled in next to it.
+    shell ? `systemd.wants=${spec.unit}` : `systemd.unit=${spec.unit}`,
     ...(transport === 'serial' ? [`systemd.wants=${JOURNAL_UNIT}`] : []),
     // A kernel panic reboots at once, and -no-reboot turns that reboot into QEMU exiting.
     'panic=-1',
@@ -94,7 +97,8 @@ export function qemuArgs(spec: TestSpec, plan: VmPlan): string[] {
     );
   }
   if (plan.qmpSocket) args.push(...qmpArgs(plan.qmpSocket));
-  for (const [k, v] of guestCredentials(spec, plan.transport)) args.push(...smbiosCredential(k, v));
+  for (const [k, v] of guestCredentials(spec, plan.transport, plan.shell))
+    args.push(...smbiosCredential(k, v));
   args.push(...spec.qemuArgs);
   return args;
 }
@@ -115,7 +119,7 @@ export function vmArgv(spec: TestSpec, plan: VmPlan): string[] {
     ...(plan.dialect.console ? [`--console=${plan.dialect.console}`] : []),
     `--machine=${plan.machine}`,
     '--ephemeral=yes',
-    `--kernel-command-line-extra=${kernelCmdline(spec, plan.transport).join(' ')}`,
+    `--kernel-command-line-extra=${kernelCmdline(spec, plan.transport, plan.shell).join(' ')}`,
     ...(plan.transport === 'vsock' ? [`--forward-journal=${plan.journalTarget}`] : []),
     ...spec.mkosiArgs,
     plan.dialect.verb,

@@ -10,6 +10,8 @@ import { seconds } from '../util/size.ts';
 
 export interface TestContext {
   base: Omit<VmPlan, 'statusFile' | 'journalTarget' | 'machine' | 'cpus'>;
+  /** --shell: keep the VM up on this terminal after the test; no timeout, no retries. */
+  shell?: boolean;
   defaultCpus: number;
   timeoutScale: number;
   runId: string;
@@ -45,9 +47,13 @@ export async function executeTest(spec: TestSpec, ctx: TestContext, queuedMs: nu
     const machine = machineName(spec.name, ctx.runId, n);
     const run = await runAttempt(
       spec,
-      { ...ctx.base, machine, cpus: spec.cpus ?? ctx.defaultCpus },
+      { ...ctx.base, machine, cpus: spec.cpus ?? ctx.defaultCpus, ...(ctx.shell ? { shell: true } : {}) },
       timeoutSeconds * 1000,
-      { ...ctx.attemptEnv, onStart: (argv) => ctx.onAttemptStart?.(spec, n, argv) },
+      {
+        ...ctx.attemptEnv,
+        interactive: ctx.shell === true,
+        onStart: (argv) => ctx.onAttemptStart?.(spec, n, argv),
+      },
     );
     const outcome = applyCoredumpPolicy(classify(run.raw, spec, timeoutSeconds), run.digest, spec);
     const attempt: Attempt = {
@@ -63,7 +69,7 @@ export async function executeTest(spec: TestSpec, ctx: TestContext, queuedMs: nu
     attempts.push(attempt);
     digest = run.digest;
     files = run.files;
-    const retry = ctx.attemptEnv.signal.aborted ? undefined : shouldRetry(attempt, used, spec);
+    const retry = ctx.attemptEnv.signal.aborted || ctx.shell ? undefined : shouldRetry(attempt, used, spec);
     ctx.onAttemptEnd?.(spec, attempt, retry !== undefined);
     if (!retry) break;
     used[retry]++;

@@ -85,9 +85,10 @@ export async function descendants(pid: number): Promise<number[]> {
 
 function signalAll(pids: number[], pgid: number, signal: NodeJS.Signals): void {
   try {
-    process.kill(-pgid, signal);
+    // Only a group of its own (detached); never our own group.
+    if (pgid !== process.pid) process.kill(-pgid, signal);
   } catch {
-    // Group already gone.
+    // Group already gone, or the process leads no group.
   }
   for (const p of pids) {
     try {

@@ -2,7 +2,8 @@
  * One attempt of one test: start mkosi, enforce the timeout, collect status, console and journal.
  * Files stay on disk whatever happens (timeout, cancel, crash); only classification decides what they mean.
  */
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestSpec } from '../config/test-spec.ts';
@@ -23,6 +24,8 @@ export interface AttemptEnv {
   env: NodeJS.ProcessEnv;
   signal: AbortSignal;
   onStart?: (argv: string[]) => void;
+  /** --shell: the VM's console is this terminal (not captured), no timeout, same process group. */
+  interactive?: boolean;
 }
 
 export interface AttemptRun {
@@ -142,6 +145,8 @@ export async function runAttempt(
   const t0 = performance.now();
 
   const consoleFd = openSync(files.console, 'w');
+  if (env.interactive)
+    writeSync(consoleFd, 'itest --shell: the console was this terminal and was not captured\n');
   let launchError: string | undefined;
   let timedOut = false;
   let cancelled = false;
@@ -149,7 +154,10 @@ export async function runAttempt(
   let signal: string | null = null;
   let hang: string | undefined;
   try {
-    const child = startDetached(argv, { env: env.env, stdio: ['ignore', consoleFd, consoleFd] });
+    // An interactive VM stays in our process group: a background group could not read the terminal.
+    const child = env.interactive
+      ? spawn(argv[0]!, argv.slice(1), { env: env.env, stdio: 'inherit' })
+      : startDetached(argv, { env: env.env, stdio: ['ignore', consoleFd, consoleFd] });
     env.onStart?.(argv);
     const exited = new Promise<void>((resolve) => {
       child.on('error', (err) => {
@@ -162,13 +170,15 @@ export async function runAttempt(
         resolve();
       });
     });
-    const timer = setTimeout(() => {
-      timedOut = true;
-      void hangReport(qmpSocket).then((r) => {
-        hang = r;
-        return killTree(child);
-      });
-    }, timeoutMs);
+    const timer = env.interactive
+      ? undefined
+      : setTimeout(() => {
+          timedOut = true;
+          void hangReport(qmpSocket).then((r) => {
+            hang = r;
+            return killTree(child);
+          });
+        }, timeoutMs);
     const onAbort = () => {
       cancelled = true;
       void killTree(child);

@@ -89,6 +89,12 @@ describe('itest CLI', () => {
     assert.match(r.err, /journalctl not found/);
   });
 
+  it('--shell needs exactly one test', () => {
+    const r = itest(['run', '--config', DEMO, '--shell', '--mkosi', '/nonexistent/mkosi']);
+    assert.equal(r.code, 2);
+    assert.match(r.err, /--shell keeps one VM up on this terminal: select exactly one test/);
+  });
+
   it('list shows the planned tests; list --json is machine-readable', () => {
     const r = itest(['list', '--config', DEMO, '--tag', 'smoke']);
     assert.equal(r.code, 0, r.err);

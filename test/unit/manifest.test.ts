@@ -114,3 +114,15 @@ describe('manifest', () => {
       assert.ok(fields.includes(f), `${f} in ${fields.join()}`);
   });
 });
+
+describe('documentation', () => {
+  it('the manifest example in the README and the demo manifest are valid', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+    const block = /### The manifest[\s\S]*?```yaml\n([\s\S]*?)```/.exec(readme)?.[1];
+    assert.ok(block, 'README has a yaml manifest example');
+    assert.deepEqual(checkManifest(block), []);
+    const demo = await readFile(new URL('../../examples/demo/itest.yaml', import.meta.url), 'utf8');
+    assert.deepEqual(checkManifest(demo), []);
+  });
+});

@@ -160,6 +160,16 @@ describe('mkosi dialects', () => {
     assert.ok(argv.includes('file,id=itest-status,path=/a,,b/status'));
   });
 
+  it('--shell: default target with the test wanted, no exit actions, status line kept', () => {
+    const argv = vmArgv(spec, { ...plan('24.3', 'serial'), shell: true });
+    const kcl = argv.find((a) => a.startsWith('--kernel-command-line-extra='))!;
+    assert.match(kcl, /=systemd\.wants=TEST-01-BASIC\.service /);
+    assert.ok(!kcl.includes('systemd.unit='));
+    const dropin = credentials(argv).get('systemd.unit-dropin.TEST-01-BASIC.service')!;
+    assert.ok(!dropin.includes('SuccessAction') && !dropin.includes('FailureAction'), dropin);
+    assert.match(dropin, /ExecStopPost=.*itest\.status/);
+  });
+
   it('adds a QMP socket for the hang report when asked', () => {
     const argv = vmArgv(spec, { ...plan('24.3', 'serial'), qmpSocket: '/tmp/itest-x.qmp' });
     const i = argv.indexOf('-qmp');

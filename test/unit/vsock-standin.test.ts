@@ -38,7 +38,12 @@ const spec = (over: Partial<TestSpec> = {}): TestSpec => ({
   ...over,
 });
 
-async function run(plan: string, over: Partial<TestSpec> = {}, signal = new AbortController().signal) {
+async function run(
+  plan: string,
+  over: Partial<TestSpec> = {},
+  signal = new AbortController().signal,
+  shell = false,
+) {
   const out = await mkdtemp(join(tmpdir(), 'itest-standin-'));
   const child = join(out, 'child.pid');
   const ctx: TestContext = {
@@ -66,6 +71,7 @@ async function run(plan: string, over: Partial<TestSpec> = {}, signal = new Abor
       signal,
     },
     rerun: (s) => `itest run --test ${s.name}`,
+    ...(shell ? { shell: true } : {}),
   };
   return { result: await executeTest(spec(over), ctx, 0), out, child };
 }
@@ -150,6 +156,14 @@ describe('vsock transport with a stand-in mkosi', () => {
     assert.ok(performance.now() - t0 < 15_000);
     const pid = Number(await readFile(child, 'utf8'));
     assert.ok(await gone(pid), `grandchild ${pid} survived`);
+  });
+
+  it('--shell has no timeout and no retries, and still collects the result', async () => {
+    const { result } = await run('slow-exit:123', { timeout: 1 }, undefined, true);
+    assert.equal(result.status, 'pass');
+    const failed = (await run('slow-exit:0', { timeout: 1 }, undefined, true)).result;
+    assert.equal(failed.status, 'error');
+    assert.equal(failed.attempts.length, 1, 'no infra retry in --shell');
   });
 
   it('cancelling stops the VM and records the test as an error', async () => {
