@@ -39446,7 +39446,7 @@ function classify(raw, exp, timeoutSeconds) {
     if (raw.journalEntries === 0 || raw.journalError) {
         return {
             status: 'error',
-            reason: `journal transport lost: ${raw.journalError ?? 'the forwarded journal is empty'} (guest reported: ${guest.detail})`,
+            reason: `${raw.journalError ? `journal unusable: ${raw.journalError}` : 'journal transport lost: the forwarded journal is empty'} (guest reported: ${guest.detail})`,
             guestStatus: guest.status,
             infra: true,
         };

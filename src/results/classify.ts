@@ -112,7 +112,7 @@ export function classify(raw: RawRun, exp: Expectation, timeoutSeconds: number):
   if (raw.journalEntries === 0 || raw.journalError) {
     return {
       status: 'error',
-      reason: `journal transport lost: ${raw.journalError ?? 'the forwarded journal is empty'} (guest reported: ${guest.detail})`,
+      reason: `${raw.journalError ? `journal unusable: ${raw.journalError}` : 'journal transport lost: the forwarded journal is empty'} (guest reported: ${guest.detail})`,
       guestStatus: guest.status,
       infra: true,
     };

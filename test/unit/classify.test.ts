@@ -126,7 +126,7 @@ describe('classification', () => {
       exp,
       60,
     );
-    assert.match(u.reason, /cannot read x/);
+    assert.match(u.reason, /journal unusable: cannot read x/);
   });
 
   it('recognises a kernel panic and emergency mode from console and status port', () => {

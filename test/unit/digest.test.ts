@@ -198,3 +198,23 @@ describe('journal digest and task dumps', () => {
     assert.deepEqual(d.kernel, ['INFO: task foo:42 blocked for more than 120 seconds.']);
   });
 });
+
+describe('journals from a newer systemd', () => {
+  it('an unknown incompatible header flag is explained, not a crash', async () => {
+    const file = await makeJournal([out('hello')]);
+    // Header: signature (8 bytes), compatible_flags (u32), incompatible_flags (u32, little endian) at 12.
+    const fh = await open(file, 'r+');
+    const buf = Buffer.alloc(4);
+    await fh.read(buf, 0, 4, 12);
+    buf.writeUInt32LE(buf.readUInt32LE(0) | (1 << 20));
+    await fh.write(buf, 0, 4, 12);
+    await fh.close();
+    const d = await digest(file);
+    assert.equal(d.entries, 0);
+    assert.match(d.notes.join(' '), /newer systemd.*mkosi journalctl/);
+    const { checkJournal } = await import('../../src/run/journal.ts');
+    const c = await checkJournal('journalctl', file);
+    assert.equal(c.entries, 0);
+    assert.match(c.error ?? '', /written by a newer systemd/);
+  });
+});
