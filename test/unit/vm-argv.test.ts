@@ -2,27 +2,18 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { dialectFor } from '../../src/mkosi/dialect.ts';
 import { vmArgv, type VmPlan } from '../../src/mkosi/vm-argv.ts';
-import { TEST_DEFAULTS, type TestSpec } from '../../src/config/test-spec.ts';
+import { testSpec } from '../helpers/spec.ts';
 import { buildArgv } from '../../src/image/ensure-image.ts';
 
-const spec: TestSpec = {
+const spec = testSpec({
   name: 'TEST-01-BASIC',
   unit: 'TEST-01-BASIC.service',
   timeout: 60,
-  exitStatus: 123,
-  skipStatus: 77,
-  shouldFail: false,
   kernelCmdline: ['quiet'],
   credentials: { 'my.cred': 'two words\nand a line' },
   mkosiArgs: ['--runtime-network=none'],
   qemuArgs: ['-device', 'virtio-rng-pci'],
-  ram: TEST_DEFAULTS.ram,
-  retries: 0,
-  infraRetries: 1,
-  tags: [],
-  failOnCoredump: true,
-  source: 'manifest',
-};
+});
 
 function plan(version: string, transport: 'vsock' | 'serial'): VmPlan {
   return {

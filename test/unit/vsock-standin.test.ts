@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { executeTest, type TestContext } from '../../src/run/execute-test.ts';
 import { dialectFor } from '../../src/mkosi/dialect.ts';
-import { TEST_DEFAULTS, type TestSpec } from '../../src/config/test-spec.ts';
+import type { TestSpec } from '../../src/config/test-spec.ts';
+import { testSpec } from '../helpers/spec.ts';
 
 const FAKE = new URL('../fixtures/fake-mkosi.mjs', import.meta.url).pathname;
 const JOURNAL_REMOTE = [
@@ -18,25 +19,7 @@ const JOURNAL_REMOTE = [
   '/lib/systemd/systemd-journal-remote',
 ].find(existsSync)!;
 
-const spec = (over: Partial<TestSpec> = {}): TestSpec => ({
-  name: 'T',
-  unit: 'T.service',
-  timeout: 30,
-  exitStatus: 123,
-  skipStatus: 77,
-  shouldFail: false,
-  kernelCmdline: [],
-  credentials: {},
-  mkosiArgs: [],
-  qemuArgs: [],
-  ram: TEST_DEFAULTS.ram,
-  retries: 0,
-  infraRetries: 1,
-  tags: [],
-  failOnCoredump: true,
-  source: 'manifest',
-  ...over,
-});
+const spec = (over: Partial<TestSpec> = {}): TestSpec => testSpec(over);
 
 async function run(
   plan: string,
