@@ -4,8 +4,8 @@
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { spawn } from 'node:child_process';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import type { TestSpec } from '../config/test-spec.ts';
 import type { RawRun } from '../results/model.ts';
 import { vmArgv, type VmPlan } from '../mkosi/vm-argv.ts';
@@ -99,6 +99,15 @@ async function tail(file: string, maxBytes = 64 * 1024): Promise<string[]> {
   } catch {
     return [];
   }
+}
+
+/** Files journal-remote rotated out of `<name>.journal` (named `<name>@<ids>.journal`). */
+async function rotatedSiblings(journal: string): Promise<number> {
+  const dir = dirname(journal);
+  const prefix = `${basename(journal, '.journal')}@`;
+  return (await readdir(dir).catch(() => [] as string[])).filter(
+    (f) => f.startsWith(prefix) && f.endsWith('.journal'),
+  ).length;
 }
 
 /** Before killing a hung VM: SysRq-T for a task dump on the console, then a moment for it to print. */
@@ -210,6 +219,13 @@ export async function runAttempt(
     consoleTail,
   });
   if (check.error) digest.notes.unshift(check.error);
+  const rotated = await rotatedSiblings(files.journal);
+  if (rotated > 0) {
+    digest.notes.push(
+      `systemd-journal-remote rotated this journal: ${rotated} earlier file(s) beside it hold the beginning ` +
+        `(read all with journalctl --file '${files.journal.replace(/\.journal$/, '')}*.journal'); the digest covers the last file`,
+    );
+  }
   // The export stream is only an intermediate; the .journal holds the same entries.
   if (!check.error) await rm(exportFile, { force: true });
   const collectMs = performance.now() - t1;

@@ -126,6 +126,12 @@ describe('vsock transport with a stand-in mkosi', () => {
     assert.equal((await run('coredump-exit:1', { shouldFail: true })).result.status, 'pass');
   });
 
+  it('a journal that journal-remote rotated is noted, not silently cut', async () => {
+    const { result } = await run('rotated-exit:123');
+    assert.equal(result.status, 'pass');
+    assert.match(result.digest?.notes.join(' ') ?? '', /rotated this journal: 1 earlier file.*T\*\.journal/);
+  });
+
   it('a status without a forwarded journal is an error (journal transport lost), never a pass', async () => {
     const { result } = await run('nojournal-exit:123', { infraRetries: 0 });
     assert.equal(result.status, 'error');
