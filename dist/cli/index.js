@@ -40078,6 +40078,12 @@ async function tail(file, maxBytes = 64 * 1024) {
         return [];
     }
 }
+/** Files journal-remote rotated out of `<name>.journal` (named `<name>@<ids>.journal`). */
+async function rotatedSiblings(journal) {
+    const dir = (0,external_node_path_.dirname)(journal);
+    const prefix = `${(0,external_node_path_.basename)(journal, '.journal')}@`;
+    return (await (0,promises_namespaceObject.readdir)(dir).catch(() => [])).filter((f) => f.startsWith(prefix) && f.endsWith('.journal')).length;
+}
 /** Before killing a hung VM: SysRq-T for a task dump on the console, then a moment for it to print. */
 async function hangReport(socket, settleMs = 3000) {
     try {
@@ -40182,6 +40188,11 @@ async function runAttempt(spec, plan, timeoutMs, env) {
     });
     if (check.error)
         digest.notes.unshift(check.error);
+    const rotated = await rotatedSiblings(files.journal);
+    if (rotated > 0) {
+        digest.notes.push(`systemd-journal-remote rotated this journal: ${rotated} earlier file(s) beside it hold the beginning ` +
+            `(read all with journalctl --file '${files.journal.replace(/\.journal$/, '')}*.journal'); the digest covers the last file`);
+    }
     // The export stream is only an intermediate; the .journal holds the same entries.
     if (!check.error)
         await (0,promises_namespaceObject.rm)(exportFile, { force: true });
