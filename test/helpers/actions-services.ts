@@ -1,0 +1,212 @@
+/**
+ * Local stand-ins for the GitHub Actions services that @actions/cache and @actions/artifact talk to:
+ * the Twirp control plane (a small HTTP server here) and blob storage (the real Azure Storage emulator,
+ * Azurite, handing out real SAS URLs for the well-known dev account). Loopback only; telemetry off.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import { createServer as netServer } from 'node:net';
+import {
+  BlobSASPermissions,
+  BlobServiceClient,
+  StorageSharedKeyCredential,
+  generateBlobSASQueryParameters,
+} from '@azure/storage-blob';
+
+const ACCOUNT = 'devstoreaccount1';
+// Azurite's published development key (not a secret).
+const KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
+const ROOT = new URL('../..', import.meta.url).pathname;
+
+export type Fault = 'none' | 'twirp-500' | 'blob-500';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = netServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export class ActionsServices {
+  fault: Fault = 'none';
+  readonly calls: string[] = [];
+  private entries = new Map<string, { blob: string; finalized: boolean }>();
+  private artifacts = new Map<string, { id: string; blob: string; name: string; size?: string }>();
+  private azurite?: ChildProcess;
+  private twirp?: Server;
+  private blobProxy?: Server;
+  blobPort = 0;
+  proxyPort = 0;
+  twirpPort = 0;
+  private cred = new StorageSharedKeyCredential(ACCOUNT, KEY);
+
+  async start(): Promise<void> {
+    this.blobPort = await freePort();
+    this.azurite = spawn(
+      `${ROOT}/node_modules/.bin/azurite-blob`,
+      [
+        '--inMemoryPersistence',
+        '--blobHost',
+        '127.0.0.1',
+        '--blobPort',
+        String(this.blobPort),
+        '--skipApiVersionCheck',
+        '--disableTelemetry',
+        '--silent',
+      ],
+      { stdio: 'ignore' },
+    );
+    const svc = new BlobServiceClient(`http://127.0.0.1:${this.blobPort}/${ACCOUNT}`, this.cred);
+    for (let i = 0; ; i++) {
+      try {
+        await svc.getContainerClient('cache').createIfNotExists();
+        await svc.getContainerClient('artifacts').createIfNotExists();
+        break;
+      } catch (e) {
+        if (i > 100) throw e;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    // Blob traffic goes through this proxy so that a test can make storage fail.
+    this.blobProxy = createServer((req, res) => {
+      this.calls.push(`blob ${req.method} ${(req.url ?? '').split('?')[0]}`);
+      if (this.fault === 'blob-500') {
+        req.resume();
+        res.writeHead(500).end('injected blob failure');
+        return;
+      }
+      const up = new URL(req.url ?? '/', `http://127.0.0.1:${this.blobPort}`);
+      const fwd = fetch(up, {
+        method: req.method,
+        headers: Object.fromEntries(
+          Object.entries(req.headers).filter(([k]) => k !== 'host' && k !== 'connection'),
+        ) as Record<string, string>,
+        body: req.method === 'GET' || req.method === 'HEAD' ? undefined : (req as unknown as ReadableStream),
+        duplex: 'half',
+      } as RequestInit);
+      fwd
+        .then(async (r) => {
+          const headers: Record<string, string> = {};
+          r.headers.forEach((v, k) => (headers[k] = v));
+          res.writeHead(r.status, headers);
+          res.end(Buffer.from(await r.arrayBuffer()));
+        })
+        .catch((e: Error) => res.writeHead(502).end(e.message));
+    });
+    this.proxyPort = await freePort();
+    await new Promise<void>((r) => this.blobProxy!.listen(this.proxyPort, '127.0.0.1', () => r()));
+    this.twirpPort = await freePort();
+    this.twirp = createServer((req, res) => void this.handleTwirp(req, res));
+    await new Promise<void>((r) => this.twirp!.listen(this.twirpPort, '127.0.0.1', () => r()));
+  }
+
+  /** The environment @actions/cache and @actions/artifact need to talk to these services. */
+  env(): Record<string, string> {
+    const token = jwt({ scp: 'Actions.GenericRead:1 Actions.Results:run-backend-1:job-backend-1' });
+    return {
+      ACTIONS_CACHE_SERVICE_V2: '1',
+      ACTIONS_RESULTS_URL: `http://127.0.0.1:${this.twirpPort}/`,
+      ACTIONS_RUNTIME_TOKEN: token,
+      NO_PROXY: '127.0.0.1,localhost',
+    };
+  }
+
+  private sas(container: string, blob: string, perms: string): string {
+    const q = generateBlobSASQueryParameters(
+      {
+        containerName: container,
+        blobName: blob,
+        permissions: BlobSASPermissions.parse(perms),
+        expiresOn: new Date(Date.now() + 3600_000),
+      },
+      this.cred,
+    );
+    return `http://127.0.0.1:${this.proxyPort}/${ACCOUNT}/${container}/${blob}?${q.toString()}`;
+  }
+
+  private async handleTwirp(
+    req: import('node:http').IncomingMessage,
+    res: import('node:http').ServerResponse,
+  ): Promise<void> {
+    let body = '';
+    for await (const chunk of req) body += chunk;
+    const method = (req.url ?? '').split('/').pop() ?? '';
+    this.calls.push(`twirp ${method}`);
+    const send = (obj: unknown, status = 200): void => {
+      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(obj));
+    };
+    if (this.fault === 'twirp-500') return send({ code: 'internal', msg: 'injected' }, 500);
+    const b = JSON.parse(body || '{}') as Record<string, string>;
+    switch (method) {
+      case 'CreateCacheEntry': {
+        const id = `${b.key}-${b.version}`.replace(/[^A-Za-z0-9-]/g, '_');
+        this.entries.set(`${b.key}|${b.version}`, { blob: id, finalized: false });
+        return send({ ok: true, signed_upload_url: this.sas('cache', id, 'cw') });
+      }
+      case 'FinalizeCacheEntryUpload': {
+        const e = this.entries.get(`${b.key}|${b.version}`);
+        if (!e) return send({ ok: false });
+        e.finalized = true;
+        return send({ ok: true, entry_id: '1' });
+      }
+      case 'GetCacheEntryDownloadURL': {
+        const e = this.entries.get(`${b.key}|${b.version}`);
+        if (!e?.finalized) return send({ ok: false });
+        return send({ ok: true, signed_download_url: this.sas('cache', e.blob, 'r'), matched_key: b.key });
+      }
+      case 'CreateArtifact': {
+        const id = String(this.artifacts.size + 1);
+        const blob = `${b.name}-${id}`.replace(/[^A-Za-z0-9-]/g, '_');
+        this.artifacts.set(b.name!, { id, blob, name: b.name! });
+        return send({ ok: true, signed_upload_url: this.sas('artifacts', blob, 'cw') });
+      }
+      case 'FinalizeArtifact': {
+        const a = this.artifacts.get(b.name!);
+        if (!a) return send({ ok: false });
+        a.size = b.size;
+        return send({ ok: true, artifact_id: a.id });
+      }
+      case 'ListArtifacts':
+        return send({
+          artifacts: [...this.artifacts.values()]
+            .filter((a) => !b.name_filter || a.name === b.name_filter)
+            .map((a) => ({ name: a.name, database_id: a.id, size: a.size ?? '0' })),
+        });
+      case 'GetSignedArtifactURL': {
+        const a = this.artifacts.get(b.name!);
+        return a
+          ? send({ signed_url: this.sas('artifacts', a.blob, 'r') })
+          : send({ code: 'not_found', msg: 'no such artifact' }, 404);
+      }
+      default:
+        return send({ code: 'bad_route', msg: method }, 404);
+    }
+  }
+
+  /** Downloads an uploaded artifact's zip straight from the emulator (what `gh run download` would get). */
+  async artifactBytes(name: string): Promise<Buffer | undefined> {
+    const a = this.artifacts.get(name);
+    if (!a) return undefined;
+    const r = await fetch(
+      this.sas('artifacts', a.blob, 'r').replace(`:${this.proxyPort}/`, `:${this.blobPort}/`),
+    );
+    return Buffer.from(await r.arrayBuffer());
+  }
+
+  async stop(): Promise<void> {
+    await new Promise<void>((r) => (this.twirp ? this.twirp.close(() => r()) : r()));
+    await new Promise<void>((r) => (this.blobProxy ? this.blobProxy.close(() => r()) : r()));
+    this.azurite?.kill('SIGKILL');
+  }
+}
+
+function b64url(s: string): string {
+  return Buffer.from(s).toString('base64url');
+}
+
+/** An unsigned JWT: the libraries read its claims, nothing checks the signature. */
+export function jwt(payload: Record<string, unknown>): string {
+  return `${b64url(JSON.stringify({ alg: 'none', typ: 'JWT' }))}.${b64url(JSON.stringify(payload))}.sig`;
+}
