@@ -1,0 +1,173 @@
+/**
+ * The job summary: counts, environment, a table of tests, a timeline of the VMs and, for each failure,
+ * why, its last lines and the commands to debug it. Pure; stays under GitHub's 1 MiB per step.
+ */
+import type { Results, Status, TestResult } from '../results/model.ts';
+
+export const SUMMARY_LIMIT = 1024 * 1024;
+
+const ICON: Record<Status, string> = { pass: '✅', fail: '❌', skip: '⏭️', timeout: '⏱️', error: '💥' };
+
+export interface ReproContext {
+  /** `gh run download <run-id> -n <artifact>` needs both; absent outside Actions or without an upload. */
+  runId?: string;
+  repository?: string;
+  artifactName?: string;
+  /** Directory the artifact is downloaded into in the printed commands. */
+  downloadDir: string;
+}
+
+const esc = (s: string) => s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+const fence = (lines: string[]) => ['```text', ...lines.map((l) => l.replace(/```/g, "'''")), '```'];
+
+export function headline(r: Results): string {
+  const s = r.summary;
+  const parts = [
+    `${s.pass} passed`,
+    `${s.fail} failed`,
+    `${s.skip} skipped`,
+    `${s.timeout} timed out`,
+    `${s.error} errors`,
+  ];
+  return `## ${s.ok ? '✅' : '❌'} itest: ${parts.join(' · ')}${s.flaky ? ` · ${s.flaky} flaky` : ''} (${s.total} tests, ${r.durationSeconds.toFixed(0)} s)`;
+}
+
+function environment(r: Results): string[] {
+  const e = r.environment;
+  const img = e.image;
+  const cache =
+    img.cache === 'hit'
+      ? `hit (restored in ${img.restoreSeconds ?? 0} s)`
+      : img.cache === 'miss'
+        ? `miss (built in ${img.buildSeconds ?? '?'} s, saved in ${img.saveSeconds ?? '?'} s)`
+        : img.cache;
+  return [
+    '| | |',
+    '|---|---|',
+    `| mkosi | ${esc(e.mkosi.version)} (${e.mkosi.dialect}) |`,
+    `| QEMU | ${esc(e.qemu.version)} |`,
+    `| accelerator | ${e.accel}${e.accel === 'tcg' ? ' ⚠️ software emulation' : ''} |`,
+    `| transport | ${e.transport} |`,
+    `| image cache | ${cache}: \`${img.key}\` |`,
+    `| parallelism | ${e.jobs} VM(s) at once on ${e.host.cpus} CPUs; timeouts x${e.timeoutScale} |`,
+  ];
+}
+
+function table(r: Results): string[] {
+  return [
+    '| | test | duration | attempts | reason |',
+    '|---|---|---:|---:|---|',
+    ...r.tests.map(
+      (t) =>
+        `| ${ICON[t.status]} | ${esc(t.name)} | ${t.timings.totalSeconds.toFixed(1)} s | ${t.attempts.length}${t.flaky ? ' (flaky)' : ''} | ${esc(t.reason)} |`,
+    ),
+  ];
+}
+
+/** A mermaid gantt of every attempt on the wall clock: shows parallelism, queueing and retries. */
+export function timeline(r: Results): string[] {
+  const t0 = Date.parse(r.startedAt);
+  const rows: string[] = [];
+  for (const t of r.tests) {
+    for (const a of t.attempts) {
+      const start = Math.max(0, Math.round((Date.parse(a.startedAt) - t0) / 1000));
+      const dur = Math.max(1, Math.round(a.durations.vmSeconds));
+      const tag = a.status === 'pass' || a.status === 'skip' ? 'done' : 'crit';
+      const label = `${t.name}${t.attempts.length > 1 ? ` #${a.attempt}` : ''}`.replace(/[:;#]/g, ' ');
+      rows.push(`    ${label} :${tag}, ${start}, ${dur}s`);
+    }
+  }
+  if (rows.length === 0) return [];
+  return [
+    '```mermaid',
+    'gantt',
+    '    title VMs over time (seconds from the start of the run)',
+    '    dateFormat s',
+    '    axisFormat %M:%S',
+    ...rows,
+    '```',
+  ];
+}
+
+export function reproCommands(t: TestResult, ctx: ReproContext): string[] {
+  const base = (f: string | undefined) => (f ? `${ctx.downloadDir}/${f.split('/').pop()}` : undefined);
+  const journal = base(t.files.journal);
+  const out: string[] = [];
+  if (ctx.runId && ctx.artifactName) {
+    out.push(
+      `gh run download ${ctx.runId}${ctx.repository ? ` -R ${ctx.repository}` : ''} -n '${ctx.artifactName}' -D ${ctx.downloadDir}`,
+    );
+  }
+  if (journal) {
+    out.push(`journalctl --file ${journal} -u ${t.unit} -o short-monotonic -p info`);
+    out.push(`journalctl --file ${journal} -o short-monotonic   # the whole boot`);
+    if ((t.digest?.coredumps.length ?? 0) > 0) out.push(`coredumpctl --file ${journal} info`);
+  }
+  const consoleLog = base(t.files.console);
+  if (consoleLog) out.push(`less -R ${consoleLog}`);
+  out.push(`${t.rerun}   # locally, same image`);
+  return out;
+}
+
+export function failureDetails(t: TestResult, ctx: ReproContext): string[] {
+  const d = t.digest;
+  const out = [
+    `<details open><summary>${ICON[t.status]} <b>${esc(t.name)}</b>: ${esc(t.reason)}</summary>`,
+    '',
+  ];
+  const section = (title: string, lines: string[]) => {
+    if (lines.length > 0) out.push(`**${title}**`, '', ...fence(lines), '');
+  };
+  section('last lines of the unit', t.outputTail.slice(-20));
+  if (d) {
+    section(
+      'failed units',
+      d.failedUnits.map((u) => `${u.unit} (${u.result})`),
+    );
+    section(
+      'coredumps',
+      d.coredumps.map((c) => `${c.comm}[${c.pid ?? '?'}] ${c.signal}${c.exe ? ` ${c.exe}` : ''}`),
+    );
+    section('sanitizer reports', d.sanitizers.slice(0, 20));
+    section('kernel', d.kernel.slice(0, 20));
+    section(
+      'errors',
+      d.errors.slice(-10).map((e) => `${e.unit}: ${e.message}`),
+    );
+    section(
+      'failed subtests',
+      d.subtests
+        .filter((s) => /^(fail|error)/i.test(s.result))
+        .map((s) => `${s.name}: ${s.message.split('\n')[0]}`),
+    );
+    if (t.status === 'timeout' || t.status === 'error')
+      section('last lines of the journal', d.lastLines.slice(-20));
+    section('notes', d.notes);
+  }
+  section('debug it', reproCommands(t, ctx));
+  out.push('</details>', '');
+  return out;
+}
+
+/** Renders the summary; when it would pass `limit` bytes, later failure details are dropped with a note. */
+export function renderSummary(
+  r: Results,
+  ctx: ReproContext,
+  extra: string[] = [],
+  limit = SUMMARY_LIMIT,
+): string {
+  const head = [headline(r), '', ...environment(r), '', ...table(r), '', ...timeline(r), '', ...extra];
+  const failed = r.tests.filter((t) => t.status === 'fail' || t.status === 'timeout' || t.status === 'error');
+  let text = head.join('\n');
+  if (failed.length > 0) text += '\n\n### Failures\n\n';
+  const reserve = 400;
+  for (let i = 0; i < failed.length; i++) {
+    const block = `${failureDetails(failed[i]!, ctx).join('\n')}\n`;
+    if (Buffer.byteLength(text) + Buffer.byteLength(block) + reserve > limit) {
+      text += `\n> ⚠️ Summary truncated to stay under GitHub's ${Math.round(limit / 1024)} KiB limit: details of ${failed.length - i} more failure(s) are in results.json and the artifact.\n`;
+      break;
+    }
+    text += block;
+  }
+  return text;
+}
