@@ -3,7 +3,11 @@
 import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 
-const entries = [['src/cli/index.ts', 'dist/cli']];
+const entries = [
+  ['src/cli/index.ts', 'dist/cli'],
+  ['src/action/main-entry.ts', 'dist/action/main'],
+  ['src/action/post-entry.ts', 'dist/action/post'],
+];
 
 for (const [entry, out] of entries) {
   rmSync(out, { recursive: true, force: true });

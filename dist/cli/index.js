@@ -40992,7 +40992,7 @@ function cancelledResult(spec, cfg) {
         rerun: rerunCommand(cfg, spec),
     };
 }
-async function runEngine(cfg, ui, signal) {
+async function runEngine(cfg, ui, signal, deps = {}) {
     const startedAt = new Date();
     const t0 = performance.now();
     // 1. Everything that can be wrong with the input fails here, before the host is even probed.
@@ -41029,7 +41029,7 @@ async function runEngine(cfg, ui, signal) {
     }
     else {
         const cache = cfg.useCache
-            ? new LocalImageCache(cfg.cacheDir)
+            ? (deps.imageCache ?? new LocalImageCache(cfg.cacheDir))
             : new ThrowawayCache((0,external_node_path_.join)(cfg.outputDir, '.image'));
         const buildLog = (0,external_node_path_.join)(cfg.outputDir, 'image-build.log');
         const got = await ensureImage({

@@ -70,7 +70,17 @@ function cancelledResult(spec: TestSpec, cfg: RunConfig): TestResult {
   };
 }
 
-export async function runEngine(cfg: RunConfig, ui: Ui, signal: AbortSignal): Promise<RunOutput> {
+export interface EngineDeps {
+  /** Where images are cached; default: the local directory backend (or none with useCache false). */
+  imageCache?: ImageCache;
+}
+
+export async function runEngine(
+  cfg: RunConfig,
+  ui: Ui,
+  signal: AbortSignal,
+  deps: EngineDeps = {},
+): Promise<RunOutput> {
   const startedAt = new Date();
   const t0 = performance.now();
   // 1. Everything that can be wrong with the input fails here, before the host is even probed.
@@ -110,7 +120,7 @@ export async function runEngine(cfg: RunConfig, ui: Ui, signal: AbortSignal): Pr
     ui.info(`image: using the prebuilt image in ${cfg.imageDir} (no cache, no build)`);
   } else {
     const cache: ImageCache = cfg.useCache
-      ? new LocalImageCache(cfg.cacheDir)
+      ? (deps.imageCache ?? new LocalImageCache(cfg.cacheDir))
       : new ThrowawayCache(join(cfg.outputDir, '.image'));
     const buildLog = join(cfg.outputDir, 'image-build.log');
     const got = await ensureImage({

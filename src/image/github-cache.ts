@@ -16,13 +16,23 @@ export interface SavePolicy {
  * Whether this event may write the cache: never from pull requests out of forks (their code is
  * untrusted and a poisoned image would be restored by trusted runs), nor from pull_request_target.
  */
-export function savePolicy(eventName: string | undefined, event: Record<string, unknown> | undefined): SavePolicy {
-  if (eventName === 'pull_request_target') return { allowed: false, why: 'pull_request_target runs with untrusted code' };
-  if (eventName === 'pull_request' || eventName === 'pull_request_review' || eventName === 'pull_request_review_comment') {
-    const pr = event?.pull_request as { head?: { repo?: { full_name?: string } }; base?: { repo?: { full_name?: string } } } | undefined;
+export function savePolicy(
+  eventName: string | undefined,
+  event: Record<string, unknown> | undefined,
+): SavePolicy {
+  if (eventName === 'pull_request_target')
+    return { allowed: false, why: 'pull_request_target runs with untrusted code' };
+  if (
+    eventName === 'pull_request' ||
+    eventName === 'pull_request_review' ||
+    eventName === 'pull_request_review_comment'
+  ) {
+    const pr = event?.pull_request as
+      { head?: { repo?: { full_name?: string } }; base?: { repo?: { full_name?: string } } } | undefined;
     const head = pr?.head?.repo?.full_name;
     const base = pr?.base?.repo?.full_name;
-    if (!head || !base || head !== base) return { allowed: false, why: `pull request from a fork (${head ?? 'unknown'})` };
+    if (!head || !base || head !== base)
+      return { allowed: false, why: `pull request from a fork (${head ?? 'unknown'})` };
   }
   return { allowed: true, why: `event ${eventName ?? 'unknown'}` };
 }
@@ -37,10 +47,12 @@ export class GitHubImageCache implements ImageCache {
   ) {}
 
   async restore(key: string): Promise<RestoreResult> {
-    if (!cache.isFeatureAvailable()) return { hit: false, detail: 'the Actions cache service is not available to this job' };
+    if (!cache.isFeatureAvailable())
+      return { hit: false, detail: 'the Actions cache service is not available to this job' };
     try {
       const matched = await cache.restoreCache([this.dir], key);
-      if (matched === key) return { hit: true, dir: this.dir, detail: `restored ${key} from the Actions cache` };
+      if (matched === key)
+        return { hit: true, dir: this.dir, detail: `restored ${key} from the Actions cache` };
       return { hit: false, detail: `no Actions cache entry for ${key}` };
     } catch (e) {
       this.warn(`image cache restore failed, building instead: ${(e as Error).message}`);
@@ -61,7 +73,10 @@ export class GitHubImageCache implements ImageCache {
     }
     try {
       const id = await cache.saveCache([this.dir], key);
-      if (id === -1) this.warn(`the image was not saved to the Actions cache (key ${key}); later runs will build it again`);
+      if (id === -1)
+        this.warn(
+          `the image was not saved to the Actions cache (key ${key}); later runs will build it again`,
+        );
     } catch (e) {
       this.warn(`image cache save failed (the run goes on): ${(e as Error).message}`);
     }

@@ -1,0 +1,17 @@
+// Child-process driver for the action's report step, so the real @actions/core writes workflow commands
+// to stdout and files named by GITHUB_STEP_SUMMARY / GITHUB_OUTPUT exactly as on a runner.
+import { readFileSync } from 'node:fs';
+import { report } from '../../src/action/report.ts';
+import { parseInputs } from '../../src/action/inputs.ts';
+import type { Results } from '../../src/results/model.ts';
+
+const [resultsPath, configDir] = process.argv.slice(2) as [string, string];
+const r = JSON.parse(readFileSync(resultsPath, 'utf8')) as Results;
+const inputs: Record<string, string> = {
+  config: configDir,
+  output: process.env.ITEST_TEST_OUTPUT ?? '',
+  'junit-path': process.env.ITEST_TEST_JUNIT ?? '',
+};
+const cfg = parseInputs((n) => inputs[n] ?? '', process.env);
+const up = await report(r, cfg, process.env, ['a warning from the run']);
+console.log(`UPLOAD=${JSON.stringify(up ?? null)}`);
