@@ -58,7 +58,11 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
       );
     }
   } catch (e) {
-    if (e instanceof UserError || e instanceof HostNotReady) core.setFailed(e.message);
+    if (e instanceof HostNotReady && e.problems.some((p) => p.startsWith('mkosi'))) {
+      core.setFailed(
+        `${e.message}\nIn a workflow, add the mkosi project's setup step before this one:  - uses: systemd/mkosi@v25.3`,
+      );
+    } else if (e instanceof UserError || e instanceof HostNotReady) core.setFailed(e.message);
     else core.setFailed(`itest: internal error: ${(e as Error).stack ?? String(e)}`);
   }
 }
