@@ -31384,7 +31384,7 @@ function escapeJsonPtr(str) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(5309);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6121);
 // Entry point of the `itest` binary (bundled to dist/cli/index.js).
 
 process.exit(await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv));
@@ -31394,7 +31394,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 5309:
+/***/ 6121:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -40415,7 +40415,31 @@ function renderJUnit(r, suiteName = 'itest') {
     return root.end({ prettyPrint: true }) + '\n';
 }
 
+;// CONCATENATED MODULE: ./src/results/findings.ts
+function findings(t) {
+    const out = [{ title: 'last lines of the unit', lines: t.outputTail }];
+    const d = t.digest;
+    if (d) {
+        out.push({ title: 'failed units', lines: d.failedUnits.map((u) => `${u.unit} (${u.result})`) }, {
+            title: 'coredumps',
+            lines: d.coredumps.map((c) => `${c.comm}[${c.pid ?? '?'}] ${c.signal}${c.exe ? ` ${c.exe}` : ''}${c.unit ? ` in ${c.unit}` : ''}`),
+        }, { title: 'sanitizer reports', lines: d.sanitizers }, { title: 'kernel', lines: d.kernel }, { title: 'emergency mode', lines: d.emergency ? ['the guest entered emergency mode'] : [] }, { title: 'errors (priority err or worse)', lines: d.errors.map((e) => `${e.unit}: ${e.message}`) }, {
+            title: 'failed subtests',
+            lines: d.subtests
+                .filter((x) => !/^(pass|ok|success|skip)/i.test(x.result))
+                .map((x) => `${x.name}: ${x.result}: ${x.message.split('\n')[0]}`),
+        }, 
+        // What the guest was doing at the end matters when it never reported.
+        {
+            title: 'last lines of the journal',
+            lines: t.status === 'timeout' || t.status === 'error' ? d.lastLines : [],
+        }, { title: 'notes', lines: d.notes });
+    }
+    return out.filter((f) => f.lines.length > 0);
+}
+
 ;// CONCATENATED MODULE: ./src/results/terminal.ts
+
 
 /** What the probe found, printed before anything is built or booted. */
 function renderHost(h, p) {
@@ -40478,27 +40502,8 @@ function renderReport(r) {
 }
 function failureBlock(t) {
     const out = [`--- ${t.name} (${t.status}): ${t.reason}`];
-    const list = (title, lines, max = 10) => {
-        if (lines.length > 0)
-            out.push(`    ${title}:`, ...lines.slice(-max).map((l) => `      ${l}`));
-    };
-    list('last lines of the unit', t.outputTail);
-    const d = t.digest;
-    if (d) {
-        list('failed units', d.failedUnits.map((u) => `${u.unit} (${u.result})`));
-        list('coredumps', d.coredumps.map((c) => `${c.comm}[${c.pid ?? '?'}] ${c.signal}${c.exe ? ` ${c.exe}` : ''}${c.unit ? ` in ${c.unit}` : ''}`));
-        list('sanitizer reports', d.sanitizers);
-        list('kernel', d.kernel);
-        if (d.emergency)
-            out.push('    the guest entered emergency mode');
-        list('errors (priority err or worse)', d.errors.map((e) => `${e.unit}: ${e.message}`), 5);
-        list('failed subtests', d.subtests
-            .filter((x) => !/^(pass|ok|success|skip)/i.test(x.result))
-            .map((x) => `${x.name}: ${x.result}`));
-        if (t.status === 'timeout' || t.status === 'error')
-            list('last lines of the journal', d.lastLines);
-        list('notes', d.notes);
-    }
+    for (const f of findings(t))
+        out.push(`    ${f.title}:`, ...f.lines.slice(-10).map((l) => `      ${l}`));
     if (t.files.journal)
         out.push(`    journal: journalctl --file ${t.files.journal} -u ${t.unit} -o short-monotonic -p info`);
     if (t.files.journal && (t.digest?.coredumps.length ?? 0) > 0)

@@ -3,6 +3,7 @@
  * why, its last lines and the commands to debug it. Pure; stays under GitHub's 1 MiB per step.
  */
 import type { Results, Status, TestResult } from '../results/model.ts';
+import { findings } from '../results/findings.ts';
 
 export const SUMMARY_LIMIT = 1024 * 1024;
 
@@ -110,7 +111,6 @@ export function reproCommands(t: TestResult, ctx: ReproContext): string[] {
 }
 
 export function failureDetails(t: TestResult, ctx: ReproContext): string[] {
-  const d = t.digest;
   const out = [
     `<details open><summary>${ICON[t.status]} <b>${esc(t.name)}</b>: ${esc(t.reason)}</summary>`,
     '',
@@ -118,32 +118,7 @@ export function failureDetails(t: TestResult, ctx: ReproContext): string[] {
   const section = (title: string, lines: string[]) => {
     if (lines.length > 0) out.push(`**${title}**`, '', ...fence(lines), '');
   };
-  section('last lines of the unit', t.outputTail.slice(-20));
-  if (d) {
-    section(
-      'failed units',
-      d.failedUnits.map((u) => `${u.unit} (${u.result})`),
-    );
-    section(
-      'coredumps',
-      d.coredumps.map((c) => `${c.comm}[${c.pid ?? '?'}] ${c.signal}${c.exe ? ` ${c.exe}` : ''}`),
-    );
-    section('sanitizer reports', d.sanitizers.slice(0, 20));
-    section('kernel', d.kernel.slice(0, 20));
-    section(
-      'errors',
-      d.errors.slice(-10).map((e) => `${e.unit}: ${e.message}`),
-    );
-    section(
-      'failed subtests',
-      d.subtests
-        .filter((s) => /^(fail|error)/i.test(s.result))
-        .map((s) => `${s.name}: ${s.message.split('\n')[0]}`),
-    );
-    if (t.status === 'timeout' || t.status === 'error')
-      section('last lines of the journal', d.lastLines.slice(-20));
-    section('notes', d.notes);
-  }
+  for (const f of findings(t)) section(f.title, f.lines.slice(-20));
   section('debug it', reproCommands(t, ctx));
   out.push('</details>', '');
   return out;

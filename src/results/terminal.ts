@@ -1,6 +1,7 @@
 /** Terminal rendering: live progress lines and the final report. Pure string builders. */
 import type { Attempt, Results, Status, TestResult } from './model.ts';
 import { humanBytes } from '../util/size.ts';
+import { findings } from './findings.ts';
 import type { HostInfo } from '../host/probe.ts';
 import type { HostPlan } from '../host/decide.ts';
 
@@ -86,40 +87,7 @@ export function renderReport(r: Results): string {
 
 function failureBlock(t: TestResult): string[] {
   const out = [`--- ${t.name} (${t.status}): ${t.reason}`];
-  const list = (title: string, lines: string[], max = 10) => {
-    if (lines.length > 0) out.push(`    ${title}:`, ...lines.slice(-max).map((l) => `      ${l}`));
-  };
-  list('last lines of the unit', t.outputTail);
-  const d = t.digest;
-  if (d) {
-    list(
-      'failed units',
-      d.failedUnits.map((u) => `${u.unit} (${u.result})`),
-    );
-    list(
-      'coredumps',
-      d.coredumps.map(
-        (c) =>
-          `${c.comm}[${c.pid ?? '?'}] ${c.signal}${c.exe ? ` ${c.exe}` : ''}${c.unit ? ` in ${c.unit}` : ''}`,
-      ),
-    );
-    list('sanitizer reports', d.sanitizers);
-    list('kernel', d.kernel);
-    if (d.emergency) out.push('    the guest entered emergency mode');
-    list(
-      'errors (priority err or worse)',
-      d.errors.map((e) => `${e.unit}: ${e.message}`),
-      5,
-    );
-    list(
-      'failed subtests',
-      d.subtests
-        .filter((x) => !/^(pass|ok|success|skip)/i.test(x.result))
-        .map((x) => `${x.name}: ${x.result}`),
-    );
-    if (t.status === 'timeout' || t.status === 'error') list('last lines of the journal', d.lastLines);
-    list('notes', d.notes);
-  }
+  for (const f of findings(t)) out.push(`    ${f.title}:`, ...f.lines.slice(-10).map((l) => `      ${l}`));
   if (t.files.journal)
     out.push(`    journal: journalctl --file ${t.files.journal} -u ${t.unit} -o short-monotonic -p info`);
   if (t.files.journal && (t.digest?.coredumps.length ?? 0) > 0)
