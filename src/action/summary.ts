@@ -18,6 +18,8 @@ export interface ReproContext {
   downloadDir: string;
 }
 
+const subtestIcon = (result: string) =>
+  /^(pass|ok|success)/i.test(result) ? '✅' : /^skip/i.test(result) ? '⏭️' : '❌';
 const esc = (s: string) => s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
 const fence = (lines: string[]) => ['```text', ...lines.map((l) => l.replace(/```/g, "'''")), '```'];
 
@@ -58,10 +60,14 @@ function table(r: Results): string[] {
   return [
     '| | test | duration | attempts | reason |',
     '|---|---|---:|---:|---|',
-    ...r.tests.map(
-      (t) =>
-        `| ${ICON[t.status]} | ${esc(t.name)} | ${t.timings.totalSeconds.toFixed(1)} s | ${t.attempts.length}${t.flaky ? ' (flaky)' : ''} | ${esc(t.reason)} |`,
-    ),
+    ...r.tests.flatMap((t) => [
+      `| ${ICON[t.status]} | ${esc(t.name)} | ${t.timings.totalSeconds.toFixed(1)} s | ${t.attempts.length}${t.flaky ? ' (flaky)' : ''} | ${esc(t.reason)} |`,
+      // Subtests the test reported (MESSAGE_ID=27479699...), one row each under their test.
+      ...(t.digest?.subtests ?? []).map(
+        (x) =>
+          `| ${subtestIcon(x.result)} | ↳ ${esc(x.name)} | | | ${esc(x.result)}: ${esc(x.message.split('\n')[0] ?? '')} |`,
+      ),
+    ]),
   ];
 }
 

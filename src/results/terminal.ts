@@ -69,9 +69,12 @@ export function renderEnvironment(r: Pick<Results, 'environment'>): string {
 
 export function renderReport(r: Results): string {
   const w = Math.max(4, ...r.tests.map((t) => t.name.length));
-  const rows = r.tests.map((t) => {
+  const rows = r.tests.flatMap((t) => {
     const att = t.attempts.length > 1 ? ` [${t.attempts.length} attempts${t.flaky ? ', flaky' : ''}]` : '';
-    return `  ${MARK[t.status]}  ${pad(t.name, w)}  ${pad(`${t.timings.totalSeconds.toFixed(1)} s`, 8)}  ${t.reason}${att}`;
+    return [
+      `  ${MARK[t.status]}  ${pad(t.name, w)}  ${pad(`${t.timings.totalSeconds.toFixed(1)} s`, 8)}  ${t.reason}${att}`,
+      ...(t.digest?.subtests ?? []).map((x) => `          ↳ ${x.name}: ${x.result}`),
+    ];
   });
   const s = r.summary;
   const failed = r.tests.filter((t) => t.status === 'fail' || t.status === 'timeout' || t.status === 'error');

@@ -38,6 +38,31 @@ describe('job summary', () => {
     );
     assert.match(md, /journalctl --file itest-logs\/B\.journal -u B\.service -o short-monotonic -p info/);
     assert.ok(!md.includes('<b>A</b>'), 'no details for passing tests');
+    const withSubtests = results([
+      testResult('S', 'fail', {
+        digest: {
+          entries: 1,
+          unitOutput: [],
+          failedUnits: [],
+          errors: [],
+          coredumps: [],
+          sanitizers: [],
+          kernel: [],
+          emergency: false,
+          lastLines: [],
+          notes: [],
+          subtests: [
+            { name: 'first', result: 'pass', message: 'fine' },
+            { name: 'second', result: 'fail', message: 'broke\ndetails' },
+          ],
+        },
+      }),
+    ]);
+    const sub = renderSummary(withSubtests, ctx);
+    assert.match(
+      sub,
+      /\| ❌ \| S \|[^\n]*\n\| ✅ \| ↳ first \| \| \| pass: fine \|\n\| ❌ \| ↳ second \| \| \| fail: broke \|/,
+    );
   });
 
   it('draws every attempt on a mermaid timeline', () => {

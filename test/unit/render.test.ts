@@ -111,6 +111,11 @@ describe('results model and renderers', () => {
     assert.match(text, /coredumps:\n {6}crasher\[42\] SIGSEGV \/usr\/bin\/crasher/);
     assert.match(text, /sanitizer reports:\n {6}test: ==42==ERROR: AddressSanitizer/);
     assert.match(text, /dumps: {3}coredumpctl --file \/out\/B\.journal info/);
+    assert.match(
+      text,
+      /FAIL {2}B .*\n {10}↳ one: pass\n {10}↳ two: fail\n/,
+      'subtests are rows under their test',
+    );
     assert.match(text, /failed subtests:\n {6}two: fail/);
     assert.match(text, /5 tests: 1 passed, 1 failed, 1 skipped, 1 timed out, 1 errors/);
     assert.match(text, /FAILED$/);
