@@ -237,6 +237,33 @@ describe('failure paths and the mkosi 25+ dialect', { concurrency: true }, () =>
     assert.ok(!existsSync(join(tmpdir(), `${machine}.qmp`)), 'QMP socket removed');
   });
 
+  it('a kernel panic ends the VM at once with its own reason, not a timeout', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'itest-e2e-panic-'));
+    const run = await itest([
+      'run',
+      '--config',
+      DEMO,
+      '--manifest',
+      join(ROOT, 'test/fixtures/panic.yaml'),
+      '--output',
+      out,
+      '--cache-dir',
+      cacheDir,
+    ]);
+    assert.equal(run.code, 1, `${run.out}\n${run.err}`);
+    const r = await readResults(out);
+    printTimings('panic run', r, run);
+    const t = byName(r, 'itest-selftest-panic');
+    assert.equal(t.status, 'error');
+    assert.match(t.reason, /^kernel panic: sysrq triggered crash/);
+    assert.ok(
+      t.timings.vmSeconds < 300,
+      `ended after ${t.timings.vmSeconds} s, well before the 900 s timeout`,
+    );
+    assert.match(await readFile(t.files.console!, 'utf8'), /Kernel panic - not syncing/);
+    assert.ok(t.digest?.kernel.some((l) => /Kernel panic/.test(l)));
+  });
+
   it('boots a test through the mkosi 25+ dialect (vm verb, new flags) on the same image', async (t) => {
     const next = process.env.ITEST_E2E_MKOSI_NEXT;
     if (!next) {
