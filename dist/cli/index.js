@@ -31384,7 +31384,7 @@ function escapeJsonPtr(str) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6121);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9189);
 // Entry point of the `itest` binary (bundled to dist/cli/index.js).
 
 process.exit(await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv));
@@ -31394,7 +31394,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 6121:
+/***/ 9189:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -41005,6 +41005,7 @@ async function runEngine(cfg, ui, signal, deps = {}) {
     const t0 = performance.now();
     // 1. Everything that can be wrong with the input fails here, before the host is even probed.
     const { manifest, selected } = await loadPlan(cfg);
+    ui.planned(selected);
     if (cfg.shell && selected.length !== 1) {
         throw new UserError(`--shell keeps one VM up on this terminal: select exactly one test with --test (selected: ${selected.map((t) => t.name).join(', ')})`);
     }
@@ -41186,6 +41187,29 @@ class ThrowawayCache {
     }
 }
 
+;// CONCATENATED MODULE: ./src/engine/progress.ts
+
+function progressUi(print, warn) {
+    let total = 0;
+    let done = 0;
+    let running = 0;
+    return {
+        info: print,
+        warn,
+        planned: (tests) => (total = tests.length),
+        testStart: (spec, attempt) => {
+            running++;
+            print(progressStart(spec.name, attempt, running, done, total));
+        },
+        testEnd: (spec, a, retry) => {
+            running--;
+            if (!retry)
+                done++;
+            print(progressEnd(spec.name, a, retry, done, total));
+        },
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/config/run-config.ts
 /** RunConfig: the one typed, validated model both front doors produce. Every default lives here. */
 
@@ -41245,6 +41269,7 @@ function mkosiCommand(flag, env) {
 
 
 
+
 const positiveInt = (name) => (v) => {
     if (!/^\d+$/.test(v) || Number(v) < 1)
         throw new InvalidArgumentError(`${name} must be a whole number >= 1`);
@@ -41286,24 +41311,6 @@ function invokedAs(script) {
     if (!script || (0,external_node_path_.basename)(script) === 'itest')
         return 'itest';
     return `node ${(0,external_node_path_.relative)(process.cwd(), script) || script}`;
-}
-function terminalUi(total) {
-    let done = 0;
-    let running = 0;
-    return {
-        info: (l) => console.log(l),
-        warn: (l) => console.error(`warning: ${l}`),
-        testStart: (spec, attempt) => {
-            running++;
-            console.log(progressStart(spec.name, attempt, running, done, total));
-        },
-        testEnd: (spec, a, retry) => {
-            running--;
-            if (!retry)
-                done++;
-            console.log(progressEnd(spec.name, a, retry, done, total));
-        },
-    };
 }
 function buildProgram() {
     const program = new Command('itest')
@@ -41359,7 +41366,6 @@ Examples:
             ...(o.imageDir !== undefined ? { imageDir: (0,external_node_path_.resolve)(o.imageDir) } : {}),
             ...(o.shell ? { shell: true } : {}),
         };
-        const plan = await loadPlan(cfg);
         const controller = new AbortController();
         const stop = (sig) => {
             if (controller.signal.aborted)
@@ -41369,7 +41375,8 @@ Examples:
         };
         process.once('SIGINT', () => stop('SIGINT'));
         process.once('SIGTERM', () => stop('SIGTERM'));
-        const out = await runEngine(cfg, terminalUi(plan.selected.length), controller.signal);
+        const ui = progressUi((l) => console.log(l), (l) => console.error(`warning: ${l}`));
+        const out = await runEngine(cfg, ui, controller.signal);
         console.log(`\n${renderEnvironment(out.results)}`);
         console.log(renderReport(out.results));
         console.log(`\nresults: ${out.resultsPath}\njunit:   ${out.junitPath}`);

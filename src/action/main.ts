@@ -5,9 +5,10 @@ import { join } from 'node:path';
 import { parseInputs } from './inputs.ts';
 import { setupRunner } from './runner-setup.ts';
 import { report } from './report.ts';
-import { runEngine, type Ui } from '../engine/run.ts';
+import { runEngine } from '../engine/run.ts';
+import { progressUi } from '../engine/progress.ts';
 import { GitHubImageCache, savePolicy } from '../image/github-cache.ts';
-import { progressEnd, progressStart, renderEnvironment, renderReport } from '../results/terminal.ts';
+import { renderEnvironment, renderReport } from '../results/terminal.ts';
 import { UserError } from '../util/errors.ts';
 import { HostNotReady } from '../host/decide.ts';
 
@@ -27,16 +28,13 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
     const cfg = parseInputs((n) => core.getInput(n), env);
     core.saveState('output', cfg.run.outputDir);
     if (cfg.setupRunner) await setupRunner((l) => core.info(l));
-    const ui: Ui = {
-      info: (l) => core.info(l),
-      warn: (l) => {
+    const ui = progressUi(
+      (l) => core.info(l),
+      (l) => {
         warnings.push(l);
         core.info(`warning: ${l}`);
       },
-      testStart: (spec, n) => core.info(progressStart(spec.name, n, 0, 0, 0).replace(/^\[0\/0\] /, '')),
-      testEnd: (spec, a, retry) =>
-        core.info(progressEnd(spec.name, a, retry, 0, 0).replace(/^\[0\/0\] /, '')),
-    };
+    );
     const policy = savePolicy(env.GITHUB_EVENT_NAME, event(env));
     const imageCache = new GitHubImageCache(
       join(env.RUNNER_TEMP ?? cfg.run.outputDir, 'itest-image'),

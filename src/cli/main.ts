@@ -4,7 +4,8 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { basename, relative, resolve } from 'node:path';
-import { runEngine, type Ui } from '../engine/run.ts';
+import { runEngine } from '../engine/run.ts';
+import { progressUi } from '../engine/progress.ts';
 import { loadPlan } from '../engine/plan-tests.ts';
 import { computeImageKey } from '../engine/image-key.ts';
 import {
@@ -17,7 +18,7 @@ import {
 } from '../config/run-config.ts';
 import { HostNotReady } from '../host/decide.ts';
 import { hostArch, probeHost } from '../host/probe.ts';
-import { renderEnvironment, renderReport, progressEnd, progressStart } from '../results/terminal.ts';
+import { renderEnvironment, renderReport } from '../results/terminal.ts';
 import { ExitCode, UserError } from '../util/errors.ts';
 import { TOOL_VERSION } from '../version.ts';
 
@@ -84,24 +85,6 @@ function baseConfig(
 export function invokedAs(script: string | undefined): string {
   if (!script || basename(script) === 'itest') return 'itest';
   return `node ${relative(process.cwd(), script) || script}`;
-}
-
-function terminalUi(total: number): Ui {
-  let done = 0;
-  let running = 0;
-  return {
-    info: (l) => console.log(l),
-    warn: (l) => console.error(`warning: ${l}`),
-    testStart: (spec, attempt) => {
-      running++;
-      console.log(progressStart(spec.name, attempt, running, done, total));
-    },
-    testEnd: (spec, a, retry) => {
-      running--;
-      if (!retry) done++;
-      console.log(progressEnd(spec.name, a, retry, done, total));
-    },
-  };
 }
 
 export function buildProgram(): Command {
@@ -176,7 +159,6 @@ Examples:
         ...(o.imageDir !== undefined ? { imageDir: resolve(o.imageDir as string) } : {}),
         ...(o.shell ? { shell: true } : {}),
       };
-      const plan = await loadPlan(cfg);
       const controller = new AbortController();
       const stop = (sig: string) => {
         if (controller.signal.aborted) return;
@@ -185,7 +167,11 @@ Examples:
       };
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
-      const out = await runEngine(cfg, terminalUi(plan.selected.length), controller.signal);
+      const ui = progressUi(
+        (l) => console.log(l),
+        (l) => console.error(`warning: ${l}`),
+      );
+      const out = await runEngine(cfg, ui, controller.signal);
       console.log(`\n${renderEnvironment(out.results)}`);
       console.log(renderReport(out.results));
       console.log(`\nresults: ${out.resultsPath}\njunit:   ${out.junitPath}`);

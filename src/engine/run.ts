@@ -34,6 +34,8 @@ import { UserError } from '../util/errors.ts';
 export interface Ui {
   info(line: string): void;
   warn(line: string): void;
+  /** The selected tests, once the manifest is read and before anything is built or booted. */
+  planned(tests: TestSpec[]): void;
   testStart(spec: TestSpec, attempt: number, argv: string[]): void;
   testEnd(spec: TestSpec, attempt: Attempt, willRetry: boolean): void;
 }
@@ -85,6 +87,7 @@ export async function runEngine(
   const t0 = performance.now();
   // 1. Everything that can be wrong with the input fails here, before the host is even probed.
   const { manifest, selected } = await loadPlan(cfg);
+  ui.planned(selected);
   if (cfg.shell && selected.length !== 1) {
     throw new UserError(
       `--shell keeps one VM up on this terminal: select exactly one test with --test (selected: ${selected.map((t) => t.name).join(', ')})`,
