@@ -1,38 +1,189 @@
 /**
- * Opens KVM, vhost-vsock and vhost-net to the job's user on a runner (udev rule, modprobe, chmod; through
- * `sudo -n` when not root), then checks by opening them. Every step is an argument vector; failures are
- * reported, never fatal: the engine falls back to TCG and the serial transport.
+ * Opens KVM, vhost-vsock and vhost-net to the job's user on a runner, the way GitHub's changelog for
+ * hardware-accelerated runners and mkosi's own setup action do it: a udev rule giving the nodes mode 0666,
+ * reload and trigger udev, load the vhost modules, chmod as a backstop; through `sudo -n` when not root.
+ *
+ * `runnerSetupSteps` is the plan (pure: argument vectors, never shell strings); `setupRunner` runs it with an
+ * injected command runner and reports, per device, usable or not and why. Nothing here is fatal: without
+ * the devices the engine falls back to TCG and the serial transport.
  */
 import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
-import { runCommand } from '../run/process.ts';
+import { open, stat } from 'node:fs/promises';
+import { runCommand, type CommandResult } from '../run/process.ts';
 
-const KVM_RULE = 'KERNEL=="kvm", GROUP="kvm", MODE="0666", OPTIONS+="static_node=kvm"\n';
-const DEVICES = ['/dev/kvm', '/dev/vhost-vsock', '/dev/vhost-net'];
+export interface Device {
+  path: string;
+  /** The kernel module that creates the node (none for kvm: kvm_intel/kvm_amd load at boot when usable). */
+  module?: string;
+}
 
-async function usable(path: string): Promise<boolean> {
+export const DEVICES: readonly Device[] = [
+  { path: '/dev/kvm' },
+  { path: '/dev/vhost-vsock', module: 'vhost_vsock' },
+  { path: '/dev/vhost-net', module: 'vhost_net' },
+];
+
+export const UDEV_RULE_PATH = '/etc/udev/rules.d/99-itest-kvm.rules';
+
+const node = (path: string) => path.slice('/dev/'.length);
+
+/** The udev rule: every device node world-accessible (GitHub's documented 99-kvm4all rule, for all three). */
+export function udevRule(devices: readonly Device[] = DEVICES): string {
+  return devices
+    .map(
+      (d) => `KERNEL=="${node(d.path)}", GROUP="kvm", MODE="0666", OPTIONS+="static_node=${node(d.path)}"\n`,
+    )
+    .join('');
+}
+
+export interface SetupStep {
+  argv: string[];
+  /** Standard input (the rule text for tee). */
+  input?: string;
+  /** The devices this step is for (all of them for the common steps). */
+  devices: string[];
+  /** Skipped when the device node does not exist (udev trigger and chmod have nothing to act on). */
+  ifExists?: boolean;
+}
+
+/** The plan, in order. Not root: every command through `sudo -n` (fails at once instead of asking). */
+export function runnerSetupSteps(p: { root: boolean; devices?: readonly Device[] }): SetupStep[] {
+  const devices = p.devices ?? DEVICES;
+  const all = devices.map((d) => d.path);
+  const priv = (argv: string[]) => (p.root ? argv : ['sudo', '-n', ...argv]);
+  const steps: SetupStep[] = [
+    { argv: priv(['mkdir', '-p', '/etc/udev/rules.d']), devices: all },
+    {
+      argv: priv(['tee', UDEV_RULE_PATH]),
+      input: udevRule(devices),
+      devices: all,
+    },
+    { argv: priv(['udevadm', 'control', '--reload-rules']), devices: all },
+  ];
+  for (const d of devices)
+    if (d.module) steps.push({ argv: priv(['modprobe', d.module]), devices: [d.path] });
+  for (const d of devices)
+    steps.push({
+      argv: priv(['udevadm', 'trigger', '--settle', `--name-match=${node(d.path)}`]),
+      devices: [d.path],
+      ifExists: true,
+    });
+  // The rule only acts on udev events; a node whose mode was reset meanwhile still opens after this.
+  for (const d of devices)
+    steps.push({ argv: priv(['chmod', '0666', d.path]), devices: [d.path], ifExists: true });
+  return steps;
+}
+
+export type CommandRunner = (
+  argv: string[],
+  opts: { input?: string; timeoutMs: number },
+) => Promise<CommandResult>;
+/** undefined when the device opens read-write; otherwise why not. */
+export type DeviceCheck = (path: string) => Promise<string | undefined>;
+
+export interface DeviceState {
+  usable: boolean;
+  /** "usable", or why not: the open error and the failed steps for this device. */
+  detail: string;
+}
+
+export interface RunnerSetup {
+  devices: Record<string, DeviceState>;
+  /** Steps that failed, each as "<command>: <why>". */
+  failures: string[];
+  /** True when every device was usable before anything ran (no sudo needed). */
+  alreadyUsable: boolean;
+}
+
+/** Opens the device read-write, the way QEMU will. */
+export async function openDevice(path: string): Promise<string | undefined> {
   try {
     await (await open(path, constants.O_RDWR)).close();
-    return true;
-  } catch {
-    return false;
+    return undefined;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return 'does not exist';
+    if (code === 'EACCES' || code === 'EPERM') {
+      const s = await stat(path).catch(() => undefined);
+      return s
+        ? `permission denied (mode ${(s.mode & 0o777).toString(8).padStart(4, '0')}, owner ${s.uid}:${s.gid})`
+        : 'permission denied';
+    }
+    return `cannot open: ${(e as Error).message}`;
   }
 }
 
-export async function setupRunner(log: (line: string) => void): Promise<Record<string, boolean>> {
-  const root = process.getuid?.() === 0;
-  const priv = (argv: string[], input?: string) =>
-    runCommand(root ? argv : ['sudo', '-n', ...argv], { timeoutMs: 30_000, ...(input ? { input } : {}) });
-  await priv(['mkdir', '-p', '/etc/udev/rules.d']);
-  await priv(['tee', '/etc/udev/rules.d/99-itest-kvm.rules'], KVM_RULE);
-  await priv(['udevadm', 'control', '--reload-rules']);
-  await priv(['udevadm', 'trigger', '--name-match=kvm']);
-  for (const mod of ['vhost_vsock', 'vhost_net']) await priv(['modprobe', mod]);
-  const state: Record<string, boolean> = {};
-  for (const dev of DEVICES) {
-    if (!(await usable(dev))) await priv(['chmod', '0666', dev]);
-    state[dev] = await usable(dev);
+/** Why a step failed, in words; undefined when it succeeded. */
+export function stepFailure(r: CommandResult, viaSudo: boolean): string | undefined {
+  if (r.spawnError) {
+    if (r.spawnError.code !== 'ENOENT') return `cannot run: ${r.spawnError.message}`;
+    return viaSudo ? 'sudo is not installed' : 'command not found';
   }
-  log(`runner setup: ${DEVICES.map((d) => `${d} ${state[d] ? 'usable' : 'NOT usable'}`).join(', ')}`);
-  return state;
+  if (r.code === 0) return undefined;
+  const err = r.stderr.trim();
+  if (viaSudo && /password is required|a terminal is required|askpass/i.test(err))
+    return 'sudo -n needs a password (no passwordless sudo for this user)';
+  if (viaSudo && /not in the sudoers|not allowed to execute/i.test(err))
+    return 'sudo refused: not in sudoers';
+  const last = err.split('\n').slice(-1)[0];
+  return `${r.signal ? `killed by ${r.signal}` : `exit ${r.code}`}${last ? `: ${last}` : ''}`;
+}
+
+export async function setupRunner(
+  log: (line: string) => void,
+  deps: { run?: CommandRunner; check?: DeviceCheck; root?: boolean; devices?: readonly Device[] } = {},
+): Promise<RunnerSetup> {
+  const run = deps.run ?? ((argv, opts) => runCommand(argv, opts));
+  const check = deps.check ?? openDevice;
+  const root = deps.root ?? process.getuid?.() === 0;
+  const devices = deps.devices ?? DEVICES;
+  const checkAll = async () =>
+    Object.fromEntries(await Promise.all(devices.map(async (d) => [d.path, await check(d.path)] as const)));
+
+  const before = await checkAll();
+  const failures: string[] = [];
+  const failedFor = new Map<string, string[]>(devices.map((d) => [d.path, []]));
+  const alreadyUsable = Object.values(before).every((v) => v === undefined);
+  if (!alreadyUsable) {
+    let refused: string | undefined;
+    for (const step of runnerSetupSteps({ root, devices })) {
+      if (step.ifExists && (await check(step.devices[0]!)) === 'does not exist') continue;
+      const cmd = step.argv.join(' ');
+      // Once sudo says no, every later step would say the same: record it without asking again.
+      const why =
+        refused ??
+        stepFailure(
+          await run(step.argv, { timeoutMs: 30_000, ...(step.input ? { input: step.input } : {}) }),
+          !root,
+        );
+      if (!why) continue;
+      if (/^sudo /.test(why)) refused = why;
+      failures.push(`${cmd}: ${why}`);
+      for (const d of step.devices) failedFor.get(d)?.push(`\`${cmd}\`: ${why}`);
+    }
+  }
+  const after = alreadyUsable ? before : await checkAll();
+  const state: Record<string, DeviceState> = {};
+  for (const d of devices) {
+    const err = after[d.path];
+    if (err === undefined) {
+      state[d.path] = { usable: true, detail: alreadyUsable ? 'usable (already)' : 'usable' };
+      continue;
+    }
+    // The first failure of a step for this device is the cause; the rest follow from it.
+    const cause =
+      failedFor.get(d.path)?.[0] ??
+      (err === 'does not exist' && !d.module
+        ? 'no hardware virtualization on this runner (or kvm_intel/kvm_amd not loaded)'
+        : undefined);
+    state[d.path] = { usable: false, detail: cause ? `${err}; ${cause}` : err };
+  }
+  log(
+    `runner setup: ${devices
+      .map((d) => `${d.path} ${state[d.path]!.usable ? 'usable' : `NOT usable (${state[d.path]!.detail})`}`)
+      .join(', ')}`,
+  );
+  if (failures.length > 0 && Object.values(state).some((s) => !s.usable))
+    log(`runner setup: ${failures.length} step(s) failed:\n${failures.map((f) => `  ${f}`).join('\n')}`);
+  return { devices: state, failures, alreadyUsable };
 }

@@ -1,0 +1,206 @@
+/**
+ * Runner setup: the plan is exact argument vectors (no shell), and the executor, run against a fake
+ * command runner and fake device checks (no sudo, no udev), says per device whether it is usable and why.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  DEVICES,
+  UDEV_RULE_PATH,
+  openDevice,
+  runnerSetupSteps,
+  setupRunner,
+  udevRule,
+  type CommandRunner,
+} from '../../src/action/runner-setup.ts';
+import type { CommandResult } from '../../src/run/process.ts';
+
+const RULE =
+  'KERNEL=="kvm", GROUP="kvm", MODE="0666", OPTIONS+="static_node=kvm"\n' +
+  'KERNEL=="vhost-vsock", GROUP="kvm", MODE="0666", OPTIONS+="static_node=vhost-vsock"\n' +
+  'KERNEL=="vhost-net", GROUP="kvm", MODE="0666", OPTIONS+="static_node=vhost-net"\n';
+
+const ROOT_PLAN = [
+  ['mkdir', '-p', '/etc/udev/rules.d'],
+  ['tee', '/etc/udev/rules.d/99-itest-kvm.rules'],
+  ['udevadm', 'control', '--reload-rules'],
+  ['modprobe', 'vhost_vsock'],
+  ['modprobe', 'vhost_net'],
+  ['udevadm', 'trigger', '--settle', '--name-match=kvm'],
+  ['udevadm', 'trigger', '--settle', '--name-match=vhost-vsock'],
+  ['udevadm', 'trigger', '--settle', '--name-match=vhost-net'],
+  ['chmod', '0666', '/dev/kvm'],
+  ['chmod', '0666', '/dev/vhost-vsock'],
+  ['chmod', '0666', '/dev/vhost-net'],
+];
+
+describe('runner setup plan', () => {
+  it('the udev rule opens kvm, vhost-vsock and vhost-net (GitHub 99-kvm4all rule, for all three)', () => {
+    assert.equal(udevRule(), RULE);
+    assert.equal(UDEV_RULE_PATH, '/etc/udev/rules.d/99-itest-kvm.rules');
+  });
+
+  it('as root: the exact argument vectors, the rule on tee stdin', () => {
+    const steps = runnerSetupSteps({ root: true });
+    assert.deepEqual(
+      steps.map((s) => s.argv),
+      ROOT_PLAN,
+    );
+    assert.deepEqual(
+      steps.filter((s) => s.input !== undefined).map((s) => [s.argv[0], s.input]),
+      [['tee', RULE]],
+    );
+    assert.deepEqual(
+      steps.filter((s) => s.ifExists).map((s) => s.argv[0]),
+      ['udevadm', 'udevadm', 'udevadm', 'chmod', 'chmod', 'chmod'],
+      'trigger and chmod only act on nodes that exist',
+    );
+    for (const s of steps)
+      assert.ok(
+        s.argv.every((a) => !/[;&|`$]/.test(a)),
+        `no shell in ${s.argv.join(' ')}`,
+      );
+  });
+
+  it('not root: the same vectors behind sudo -n', () => {
+    assert.deepEqual(
+      runnerSetupSteps({ root: false }).map((s) => s.argv),
+      ROOT_PLAN.map((a) => ['sudo', '-n', ...a]),
+    );
+  });
+});
+
+const ok = (): CommandResult => ({ code: 0, signal: null, stdout: '', stderr: '' });
+const fail = (code: number, stderr: string): CommandResult => ({ code, signal: null, stdout: '', stderr });
+
+/** A fake host: which nodes exist and open, and what each command does to them. */
+function fakeHost(
+  nodes: Record<string, 'missing' | 'denied' | 'open'>,
+  behave: (argv: string[]) => CommandResult = () => ok(),
+) {
+  const ran: { argv: string[]; input?: string }[] = [];
+  const run: CommandRunner = async (argv, opts) => {
+    ran.push({ argv, ...(opts.input !== undefined ? { input: opts.input } : {}) });
+    const r = behave(argv);
+    if (r.code !== 0) return r;
+    const cmd = argv[0] === 'sudo' ? argv.slice(2) : argv;
+    if (cmd[0] === 'modprobe') {
+      const dev = DEVICES.find((d) => d.module === cmd[1])!.path;
+      if (nodes[dev] === 'missing') nodes[dev] = 'denied';
+    }
+    if (cmd[0] === 'chmod') nodes[cmd[2]!] = 'open';
+    return r;
+  };
+  const check = async (path: string) =>
+    ({ missing: 'does not exist', denied: 'permission denied (mode 0660, owner 0:993)', open: undefined })[
+      nodes[path]!
+    ];
+  return { run, check, ran };
+}
+
+describe('runner setup executor (fake command runner)', () => {
+  it('everything usable already: no command runs, no sudo', async () => {
+    const h = fakeHost({ '/dev/kvm': 'open', '/dev/vhost-vsock': 'open', '/dev/vhost-net': 'open' });
+    const lines: string[] = [];
+    const r = await setupRunner((l) => lines.push(l), { run: h.run, check: h.check, root: false });
+    assert.equal(h.ran.length, 0);
+    assert.equal(r.alreadyUsable, true);
+    assert.deepEqual(Object.values(r.devices), [
+      { usable: true, detail: 'usable (already)' },
+      { usable: true, detail: 'usable (already)' },
+      { usable: true, detail: 'usable (already)' },
+    ]);
+    assert.deepEqual(lines, [
+      'runner setup: /dev/kvm usable, /dev/vhost-vsock usable, /dev/vhost-net usable',
+    ]);
+  });
+
+  it('a runner with passwordless sudo: every step runs, modules load, all three usable', async () => {
+    const h = fakeHost({ '/dev/kvm': 'denied', '/dev/vhost-vsock': 'missing', '/dev/vhost-net': 'denied' });
+    const r = await setupRunner(() => {}, { run: h.run, check: h.check, root: false });
+    assert.deepEqual(
+      h.ran.map((c) => c.argv),
+      ROOT_PLAN.map((a) => ['sudo', '-n', ...a]),
+    );
+    assert.equal(h.ran[1]!.input, RULE);
+    assert.deepEqual(r.failures, []);
+    assert.ok(Object.values(r.devices).every((d) => d.usable && d.detail === 'usable'));
+  });
+
+  it('sudo wants a password: asked once, every device says why it is not usable', async () => {
+    const h = fakeHost(
+      { '/dev/kvm': 'denied', '/dev/vhost-vsock': 'missing', '/dev/vhost-net': 'denied' },
+      () => fail(1, 'sudo: a password is required\n'),
+    );
+    const lines: string[] = [];
+    const r = await setupRunner((l) => lines.push(l), { run: h.run, check: h.check, root: false });
+    assert.equal(h.ran.length, 1, 'no second sudo after the first refusal');
+    const why = 'sudo -n needs a password (no passwordless sudo for this user)';
+    assert.deepEqual(r.devices['/dev/kvm'], {
+      usable: false,
+      detail: `permission denied (mode 0660, owner 0:993); \`sudo -n mkdir -p /etc/udev/rules.d\`: ${why}`,
+    });
+    assert.equal(r.devices['/dev/vhost-vsock']!.usable, false);
+    assert.match(r.devices['/dev/vhost-vsock']!.detail, /^does not exist; `sudo -n mkdir .*needs a password/);
+    assert.match(lines[0]!, /\/dev\/kvm NOT usable \(permission denied .*sudo -n needs a password/);
+    assert.match(lines[1]!, /^runner setup: \d+ step\(s\) failed:\n {2}sudo -n mkdir/);
+  });
+
+  it('a failing step is reported against its device; the others still end usable', async () => {
+    const h = fakeHost(
+      { '/dev/kvm': 'denied', '/dev/vhost-vsock': 'missing', '/dev/vhost-net': 'denied' },
+      (argv) =>
+        argv.includes('vhost_vsock')
+          ? fail(1, 'modprobe: FATAL: Module vhost_vsock not found in directory /lib/modules/6.8.0-azure\n')
+          : ok(),
+    );
+    const lines: string[] = [];
+    const r = await setupRunner((l) => lines.push(l), { run: h.run, check: h.check, root: true });
+    assert.deepEqual(r.devices['/dev/kvm'], { usable: true, detail: 'usable' });
+    assert.deepEqual(r.devices['/dev/vhost-net'], { usable: true, detail: 'usable' });
+    assert.deepEqual(r.devices['/dev/vhost-vsock'], {
+      usable: false,
+      detail:
+        'does not exist; `modprobe vhost_vsock`: exit 1: modprobe: FATAL: Module vhost_vsock not found in directory /lib/modules/6.8.0-azure',
+    });
+    assert.ok(
+      !h.ran.some((c) => c.argv.includes('/dev/vhost-vsock') || c.argv.includes('--name-match=vhost-vsock')),
+      'no trigger or chmod of a node that does not exist',
+    );
+    assert.deepEqual(r.failures, [
+      'modprobe vhost_vsock: exit 1: modprobe: FATAL: Module vhost_vsock not found in directory /lib/modules/6.8.0-azure',
+    ]);
+    assert.match(
+      lines.join('\n'),
+      /\/dev\/kvm usable, \/dev\/vhost-vsock NOT usable \(does not exist; `modprobe/,
+    );
+  });
+
+  it('no KVM in the hardware: says so instead of blaming a step', async () => {
+    const h = fakeHost({ '/dev/kvm': 'missing', '/dev/vhost-vsock': 'open', '/dev/vhost-net': 'open' });
+    const r = await setupRunner(() => {}, { run: h.run, check: h.check, root: true });
+    assert.deepEqual(r.devices['/dev/kvm'], {
+      usable: false,
+      detail: 'does not exist; no hardware virtualization on this runner (or kvm_intel/kvm_amd not loaded)',
+    });
+  });
+
+  it('sudo missing altogether is named', async () => {
+    const h = fakeHost(
+      { '/dev/kvm': 'denied', '/dev/vhost-vsock': 'open', '/dev/vhost-net': 'open' },
+      () => ({
+        ...fail(1, ''),
+        code: null,
+        spawnError: Object.assign(new Error('spawn sudo ENOENT'), { code: 'ENOENT' }),
+      }),
+    );
+    const r = await setupRunner(() => {}, { run: h.run, check: h.check, root: false });
+    assert.match(r.devices['/dev/kvm']!.detail, /: sudo is not installed$/);
+    assert.equal(h.ran.length, 1);
+  });
+
+  it('openDevice says why a real node cannot be opened', async () => {
+    assert.equal(await openDevice('/dev/null'), undefined);
+    assert.equal(await openDevice('/dev/itest-no-such-device'), 'does not exist');
+  });
+});
