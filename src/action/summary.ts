@@ -71,6 +71,26 @@ function table(r: Results): string[] {
   ];
 }
 
+/** Merged runs: one row per shard with planned vs actual time, then what the merge found. */
+export function shardTable(r: Results): string[] {
+  if (!r.shards) return [];
+  const icon = { ok: '✅', failed: '❌', missing: '💥' } as const;
+  const out = [
+    `**${r.shards.length} shard(s)**: planned vs actual VM-seconds`,
+    '',
+    '| | shard | tests | planned | actual | wall | attempt |',
+    '|---|---|---:|---:|---:|---:|---:|',
+    ...r.shards.map(
+      (s) =>
+        `| ${icon[s.status]} | ${s.index}/${r.shards!.length}${s.status === 'missing' ? ' (no results)' : ''} | ${s.tests.length} | ${s.plannedSeconds} s | ${s.vmSeconds ?? '–'}${s.vmSeconds !== undefined ? ' s' : ''} | ${s.wallSeconds ?? '–'}${s.wallSeconds !== undefined ? ' s' : ''} | ${s.attempt || '–'} |`,
+    ),
+    '',
+  ];
+  for (const n of r.mergeNotes ?? []) out.push(`- ${n.level === 'error' ? '❌' : 'ℹ️'} ${esc(n.message)}`);
+  if (r.mergeNotes?.length) out.push('');
+  return out;
+}
+
 /** A mermaid gantt of every attempt on the wall clock: shows parallelism, queueing and retries. */
 export function timeline(r: Results): string[] {
   const t0 = Date.parse(r.startedAt);
@@ -100,9 +120,11 @@ export function reproCommands(t: TestResult, ctx: ReproContext): string[] {
   const base = (f: string | undefined) => (f ? `${ctx.downloadDir}/${f.split('/').pop()}` : undefined);
   const journal = base(t.files.journal);
   const out: string[] = [];
-  if (ctx.runId && ctx.artifactName) {
+  // Merged runs: each test's logs are in its own shard's artifact.
+  const artifact = t.artifact ?? ctx.artifactName;
+  if (ctx.runId && artifact) {
     out.push(
-      `gh run download ${ctx.runId}${ctx.repository ? ` -R ${ctx.repository}` : ''} -n '${ctx.artifactName}' -D ${ctx.downloadDir}`,
+      `gh run download ${ctx.runId}${ctx.repository ? ` -R ${ctx.repository}` : ''} -n '${artifact}' -D ${ctx.downloadDir}`,
     );
   }
   if (journal) {
@@ -112,7 +134,7 @@ export function reproCommands(t: TestResult, ctx: ReproContext): string[] {
   }
   const consoleLog = base(t.files.console);
   if (consoleLog) out.push(`less -R ${consoleLog}`);
-  out.push(`${t.rerun}   # locally, same image`);
+  if (t.rerun) out.push(`${t.rerun}   # locally, same image`);
   return out;
 }
 
@@ -137,7 +159,18 @@ export function renderSummary(
   extra: string[] = [],
   limit = SUMMARY_LIMIT,
 ): string {
-  const head = [headline(r), '', ...environment(r), '', ...table(r), '', ...timeline(r), '', ...extra];
+  const head = [
+    headline(r),
+    '',
+    ...environment(r),
+    '',
+    ...shardTable(r),
+    ...table(r),
+    '',
+    ...timeline(r),
+    '',
+    ...extra,
+  ];
   const failed = r.tests.filter((t) => t.status === 'fail' || t.status === 'timeout' || t.status === 'error');
   let text = head.join('\n');
   if (failed.length > 0) text += '\n\n### Failures\n\n';

@@ -21,6 +21,9 @@ import { hostArch, probeHost } from '../host/probe.ts';
 import { renderEnvironment, renderReport } from '../results/terminal.ts';
 import { ExitCode, UserError } from '../util/errors.ts';
 import { TOOL_VERSION } from '../version.ts';
+import { loadDurations } from '../shard/durations.ts';
+import { parseShardCount, planShards, shardOf } from '../shard/plan-shards.ts';
+import { mergeReport, readPlanFile } from '../engine/merge-report.ts';
 
 const positiveInt = (name: string) => (v: string) => {
   if (!/^\d+$/.test(v) || Number(v) < 1)
@@ -141,8 +144,27 @@ Examples:
     .option('--no-cache', 'build the image into the output directory and do not cache it')
     .option('--image-dir <dir>', 'boot this prebuilt mkosi output directory: no hashing lookup, no build')
     .option('--shell', 'keep the VM of the one selected test up on this terminal after the test (debugging)')
+    .option(
+      '--durations <results.json>',
+      'start the longest tests first, by their durations in an earlier run',
+    )
+    .option('--plan <file>', 'a shard plan from `itest plan --shards N --json` (with --shard)')
+    .option('--shard <n>', 'run shard n of --plan', positiveInt('--shard'))
     .action(async (o: CommonOpts & Record<string, unknown>) => {
       const base = baseConfig(o);
+      if ((o.plan === undefined) !== (o.shard === undefined))
+        throw new UserError('--plan and --shard go together: --plan plan.json --shard 2');
+      let shard: RunConfig['shard'];
+      if (o.plan !== undefined) {
+        if (base.tests.length > 0 || base.tags.length > 0)
+          throw new UserError('--shard selects the tests of its shard; drop --test and --tag');
+        const plan = await readPlanFile(o.plan as string);
+        const s = shardOf(plan, o.shard as number, o.plan as string);
+        base.tests = s.tests;
+        shard = { index: s.index, total: plan.total, plannedSeconds: s.plannedSeconds };
+      }
+      const durations = o.durations ? await loadDurations(o.durations as string) : undefined;
+      if (durations) console.log(durations.note);
       const cfg: RunConfig = {
         ...base,
         outputDir: resolve(o.output as string),
@@ -158,6 +180,8 @@ Examples:
         ...(o.timeoutScale !== undefined ? { timeoutScale: o.timeoutScale as number } : {}),
         ...(o.imageDir !== undefined ? { imageDir: resolve(o.imageDir as string) } : {}),
         ...(o.shell ? { shell: true } : {}),
+        ...(durations?.durations ? { durations: durations.durations } : {}),
+        ...(shard ? { shard } : {}),
       };
       const controller = new AbortController();
       const stop = (sig: string) => {
@@ -226,6 +250,58 @@ Examples:
         for (const l of k.lines) console.log(`${l.kind.padEnd(7)} ${l.name}  ${l.value}`);
       }
       console.log(k.key);
+    });
+
+  common(
+    program
+      .command('plan')
+      .description('split the selected tests into shards for parallel CI jobs (balanced by known durations)'),
+  )
+    .option('--shards <n|auto>', 'number of shards, or auto (about 10 VM-minutes each)', 'auto')
+    .option(
+      '--durations <results.json>',
+      'balance by the durations in an earlier run (else by timeout and name)',
+    )
+    .option('--json', 'print the plan as JSON (input of `itest run --plan` and `itest report --plan`)')
+    .action(async (o: CommonOpts & { shards: string; durations?: string; json?: boolean }) => {
+      const count = parseShardCount(o.shards);
+      const { selected } = await loadPlan(baseConfig(o));
+      const d = o.durations ? await loadDurations(o.durations) : undefined;
+      if (d) console.error(d.note);
+      const plan = planShards(selected, count, d?.durations);
+      if (o.json) {
+        console.log(JSON.stringify(plan));
+        return;
+      }
+      console.log(`${plan.total} shard(s), costs from ${plan.basis}:`);
+      for (const s of plan.shards)
+        console.log(
+          `  ${s.index}/${plan.total}  ${String(s.plannedSeconds).padStart(7)} s  ${s.tests.join(' ')}`,
+        );
+    });
+
+  program
+    .command('report')
+    .description("merge the shards' results into one report (results.json, JUnit, terminal)")
+    .requiredOption(
+      '--merge <dir...>',
+      "directories holding the shards' results.json files (searched recursively)",
+    )
+    .option(
+      '--plan <file>',
+      'the shard plan: shards without results and tests without a result fail the report',
+    )
+    .option('--output <dir>', 'where the merged results.json and junit.xml go', `${DEFAULT_OUTPUT}-merged`)
+    .action(async (o: { merge: string[]; plan?: string; output: string }) => {
+      const out = await mergeReport({
+        dirs: o.merge.map((d) => resolve(d)),
+        ...(o.plan ? { plan: await readPlanFile(o.plan) } : {}),
+        outputDir: resolve(o.output),
+      });
+      console.log(renderEnvironment(out.results));
+      console.log(renderReport(out.results));
+      console.log(`\nresults: ${out.resultsPath}\njunit:   ${out.junitPath}`);
+      process.exitCode = out.results.summary.ok ? ExitCode.ok : ExitCode.testsFailed;
     });
 
   return program;

@@ -5,6 +5,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import type { Choice } from '../host/decide.ts';
 import { MANIFEST_NAME } from './manifest.ts';
 import { UserError } from '../util/errors.ts';
+import type { Durations } from '../shard/durations.ts';
 
 export interface RunConfig {
   configDir: string;
@@ -30,6 +31,14 @@ export interface RunConfig {
   keyPrefix: string;
   /** Keep the VM of the (single) selected test up on this terminal after the test ends. */
   shell?: boolean;
+  /** Known durations (seconds by test name) from an earlier run: the pool starts the longest first. */
+  durations?: Durations;
+  /** This run is one shard of a sharded run (recorded in results.json for the merge). */
+  shard?: { index: number; total: number; plannedSeconds: number };
+  /** restore-only: a cache miss is an error instead of a build (shards of a prepared run). */
+  imagePolicy?: 'build' | 'restore-only';
+  /** The key the prepare step computed; a different key here is an error that says why. */
+  expectedKey?: string;
   /** How the user invoked itest (`itest`, `node dist/cli/index.js`), for the rerun commands. */
   invokedAs: string;
   env: NodeJS.ProcessEnv;

@@ -9,7 +9,8 @@ import { randomBytes } from 'node:crypto';
 import type { RunConfig } from '../config/run-config.ts';
 import type { TestSpec } from '../config/test-spec.ts';
 import { probeHost } from '../host/probe.ts';
-import { computeSlots, decideHost } from '../host/decide.ts';
+import { computeSlots, decideHost, type HostPlan } from '../host/decide.ts';
+import type { HostInfo } from '../host/probe.ts';
 import { computeImageKey } from './image-key.ts';
 import { LocalImageCache } from '../image/local-cache.ts';
 import { ensureImage } from '../image/ensure-image.ts';
@@ -29,7 +30,8 @@ import { renderHost } from '../results/terminal.ts';
 import { loadPlan } from './plan-tests.ts';
 import { seconds } from '../util/size.ts';
 import { TOOL_VERSION } from '../version.ts';
-import { UserError } from '../util/errors.ts';
+import { ExitCode, UserError } from '../util/errors.ts';
+import { expectedSeconds } from '../shard/durations.ts';
 
 export interface Ui {
   info(line: string): void;
@@ -94,63 +96,7 @@ export async function runEngine(
     );
   }
 
-  // 2. Host.
-  const host = await probeHost({ mkosi: cfg.mkosi, env: cfg.env, checkKvm: cfg.kvm !== 'no' });
-  const hostPlan = decideHost(host, {
-    transport: cfg.transport,
-    kvm: cfg.kvm,
-    timeoutScale: cfg.timeoutScale,
-  });
-  ui.info(renderHost(host, hostPlan));
-  for (const w of hostPlan.warnings) ui.warn(w);
-
-  await mkdir(cfg.outputDir, { recursive: true });
-  const mkosiVersion = host.mkosi.version!;
-
-  // 3. Image.
-  const { key } = await computeImageKey({
-    configDir: cfg.configDir,
-    mkosiVersion,
-    arch: host.arch,
-    userKey: cfg.hashKey,
-    globs: cfg.hashGlobs,
-    globBase: process.cwd(),
-    prefix: cfg.keyPrefix,
-  });
-  let image: Environment['image'];
-  if (cfg.imageDir) {
-    image = { key, cache: 'external', backend: 'none', dir: cfg.imageDir };
-    ui.info(`image: using the prebuilt image in ${cfg.imageDir} (no cache, no build)`);
-  } else {
-    const cache: ImageCache = cfg.useCache
-      ? (deps.imageCache ?? new LocalImageCache(cfg.cacheDir))
-      : new ThrowawayCache(join(cfg.outputDir, '.image'));
-    const buildLog = join(cfg.outputDir, 'image-build.log');
-    const got = await ensureImage({
-      cache,
-      key,
-      mkosi: cfg.mkosi,
-      configDir: cfg.configDir,
-      buildLog,
-      env: cfg.env,
-      onBuildStart: (argv) =>
-        ui.info(`image: cache miss for ${key}; building: ${argv.join(' ')} (log: ${buildLog})`),
-    });
-    image = {
-      key,
-      cache: cfg.useCache ? got.cache : 'disabled',
-      backend: cache.backend,
-      dir: got.dir,
-      restoreSeconds: got.restoreSeconds,
-      ...(got.buildSeconds !== undefined ? { buildSeconds: got.buildSeconds } : {}),
-      ...(got.saveSeconds !== undefined ? { saveSeconds: got.saveSeconds } : {}),
-    };
-    ui.info(
-      got.cache === 'hit'
-        ? `image: cache hit for ${key} (${got.restoreSeconds} s)`
-        : `image: built in ${got.buildSeconds} s and saved`,
-    );
-  }
+  const { host, hostPlan, image, mkosiVersion } = await prepareImage(cfg, ui, deps);
 
   // 4. VMs.
   const maxRam = Math.max(...selected.map((t) => t.ram));
@@ -211,11 +157,13 @@ export async function runEngine(
     onAttemptEnd: (spec, a, retry) => ui.testEnd(spec, a, retry),
   };
   if (cfg.shell) ui.info(shellHelp(cfg, selected[0]!, image.dir, hostPlan.transport));
+  // Longest first by known durations (else timeouts), so the run does not end on one long test alone.
+  const expected = expectedSeconds(selected, cfg.durations);
   const poolStart = performance.now();
   const tests = await runPool(
     selected,
     pool.slots,
-    (t) => t.timeout,
+    (t) => expected.get(t.name)!,
     async (spec) =>
       signal.aborted ? cancelledResult(spec, cfg) : executeTest(spec, ctx, performance.now() - poolStart),
   );
@@ -232,12 +180,95 @@ export async function runEngine(
     environment,
     summary: summarize(tests),
     tests,
+    ...(cfg.shard ? { shard: { ...cfg.shard, attempt: Number(cfg.env.GITHUB_RUN_ATTEMPT ?? 1) || 1 } } : {}),
   };
   const resultsPath = join(cfg.outputDir, 'results.json');
   const junitPath = join(cfg.outputDir, 'junit.xml');
   await writeFile(resultsPath, `${JSON.stringify(results, null, 2)}\n`);
   await writeFile(junitPath, renderJUnit(results));
   return { results, resultsPath, junitPath };
+}
+
+export interface Prepared {
+  host: HostInfo;
+  hostPlan: HostPlan;
+  mkosiVersion: string;
+  image: Environment['image'];
+}
+
+/** Steps 2 and 3: probe and decide the host, then restore or build the image. Also the action's prepare mode. */
+export async function prepareImage(
+  cfg: RunConfig,
+  ui: Pick<Ui, 'info' | 'warn'>,
+  deps: EngineDeps = {},
+): Promise<Prepared> {
+  // 2. Host.
+  const host = await probeHost({ mkosi: cfg.mkosi, env: cfg.env, checkKvm: cfg.kvm !== 'no' });
+  const hostPlan = decideHost(host, {
+    transport: cfg.transport,
+    kvm: cfg.kvm,
+    timeoutScale: cfg.timeoutScale,
+  });
+  ui.info(renderHost(host, hostPlan));
+  for (const w of hostPlan.warnings) ui.warn(w);
+
+  await mkdir(cfg.outputDir, { recursive: true });
+  const mkosiVersion = host.mkosi.version!;
+
+  // 3. Image.
+  const { key } = await computeImageKey({
+    configDir: cfg.configDir,
+    mkosiVersion,
+    arch: host.arch,
+    userKey: cfg.hashKey,
+    globs: cfg.hashGlobs,
+    globBase: process.cwd(),
+    prefix: cfg.keyPrefix,
+  });
+  if (cfg.expectedKey && cfg.expectedKey !== key)
+    throw new UserError(
+      `image key mismatch: this job computed ${key}, the prepare job ${cfg.expectedKey}. ` +
+        'The jobs see a different config, mkosi version or architecture (compare `itest hash --explain` in both); ' +
+        'run every job on the same runner image and mkosi release.',
+      ExitCode.imageBuildFailed,
+    );
+  let image: Environment['image'];
+  if (cfg.imageDir) {
+    image = { key, cache: 'external', backend: 'none', dir: cfg.imageDir };
+    ui.info(`image: using the prebuilt image in ${cfg.imageDir} (no cache, no build)`);
+  } else {
+    const cache: ImageCache = cfg.useCache
+      ? (deps.imageCache ?? new LocalImageCache(cfg.cacheDir))
+      : new ThrowawayCache(join(cfg.outputDir, '.image'));
+    const buildLog = join(cfg.outputDir, 'image-build.log');
+    const got = await ensureImage({
+      cache,
+      key,
+      mkosi: cfg.mkosi,
+      configDir: cfg.configDir,
+      buildLog,
+      env: cfg.env,
+      restoreOnly: cfg.imagePolicy === 'restore-only',
+      onBuildStart: (argv) =>
+        ui.info(`image: cache miss for ${key}; building: ${argv.join(' ')} (log: ${buildLog})`),
+    });
+    image = {
+      key,
+      cache: cfg.useCache ? got.cache : 'disabled',
+      backend: cache.backend,
+      dir: got.dir,
+      restoreSeconds: got.restoreSeconds,
+      ...(got.buildSeconds !== undefined ? { buildSeconds: got.buildSeconds } : {}),
+      ...(got.saveSeconds !== undefined ? { saveSeconds: got.saveSeconds } : {}),
+    };
+    ui.info(
+      got.cache === 'hit'
+        ? `image: cache hit for ${key} (${got.restoreSeconds} s)`
+        : `image: built in ${got.buildSeconds} s and saved`,
+    );
+  }
+
+  return { host, hostPlan, mkosiVersion, image };
 }
 
 function shellHelp(cfg: RunConfig, spec: TestSpec, imageDir: string, transport: string): string {

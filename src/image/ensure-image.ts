@@ -40,6 +40,8 @@ export async function ensureImage(p: {
   buildLog: string;
   env: NodeJS.ProcessEnv;
   onBuildStart?: (argv: string[]) => void;
+  /** A miss is an error, never a build: shards must boot the image their prepare job built. */
+  restoreOnly?: boolean;
 }): Promise<ImageOutcome> {
   const t0 = performance.now();
   const restored = await p.cache.restore(p.key);
@@ -47,6 +49,13 @@ export async function ensureImage(p: {
   if (restored.hit && restored.dir)
     return { dir: restored.dir, cache: 'hit', detail: restored.detail, restoreSeconds };
 
+  if (p.restoreOnly)
+    throw new UserError(
+      `image ${p.key} could not be restored (${restored.detail}) and this run may not build it (image policy restore-only). ` +
+        'The prepare job builds and saves it: check that it succeeded and saved the image (fork pull requests cannot save caches), ' +
+        'and that this job computes the same key (same config, mkosi version and architecture).',
+      ExitCode.imageBuildFailed,
+    );
   const dir = await p.cache.buildDir(p.key);
   const argv = buildArgv(p.mkosi, p.configDir, dir);
   p.onBuildStart?.(argv);

@@ -76,6 +76,8 @@ export interface TestResult {
   digest?: JournalDigest;
   /** The command that reruns just this test locally. */
   rerun: string;
+  /** The uploaded artifact holding this test's logs (set by the action; merged reports keep each shard's). */
+  artifact?: string;
 }
 
 export interface Environment {
@@ -111,6 +113,32 @@ export interface Summary {
   ok: boolean;
 }
 
+/** Which shard of a sharded run this is; `attempt` is the CI job's run attempt. */
+export interface ShardMeta {
+  index: number;
+  total: number;
+  attempt: number;
+  plannedSeconds: number;
+}
+
+/** One shard as the merged report sees it. */
+export interface ShardReport {
+  index: number;
+  attempt: number;
+  status: 'ok' | 'failed' | 'missing';
+  tests: string[];
+  plannedSeconds: number;
+  /** Wall time of the shard's run and the VM-seconds its tests took; absent when missing. */
+  wallSeconds?: number;
+  vmSeconds?: number;
+  source?: string;
+}
+
+export interface MergeNote {
+  level: 'error' | 'notice';
+  message: string;
+}
+
 export interface Results {
   version: typeof RESULTS_VERSION;
   startedAt: string;
@@ -120,6 +148,12 @@ export interface Results {
   environment: Environment;
   summary: Summary;
   tests: TestResult[];
+  /** Set when this run is one shard of a sharded run. */
+  shard?: ShardMeta;
+  /** Set on a merged report: every planned shard, including missing ones. */
+  shards?: ShardReport[];
+  /** What the merge found: errors (missing or duplicated shards) fail the run, notices (re-runs) do not. */
+  mergeNotes?: MergeNote[];
 }
 
 export function summarize(tests: TestResult[]): Summary {

@@ -78,7 +78,7 @@ export function renderReport(r: Results): string {
   });
   const s = r.summary;
   const failed = r.tests.filter((t) => t.status === 'fail' || t.status === 'timeout' || t.status === 'error');
-  const out = ['', 'Results:', ...rows, ''];
+  const out = ['', 'Results:', ...rows, '', ...renderShards(r)];
   for (const t of failed) out.push(...failureBlock(t));
   out.push(
     `${s.total} tests: ${s.pass} passed, ${s.fail} failed, ${s.skip} skipped, ${s.timeout} timed out, ${s.error} errors` +
@@ -96,6 +96,24 @@ function failureBlock(t: TestResult): string[] {
   if (t.files.journal && (t.digest?.coredumps.length ?? 0) > 0)
     out.push(`    dumps:   coredumpctl --file ${t.files.journal} info`);
   if (t.files.console) out.push(`    console: less -R ${t.files.console}`);
-  out.push(`    rerun:   ${t.rerun}`, '');
+  if (t.rerun) out.push(`    rerun:   ${t.rerun}`);
+  out.push('');
+  return out;
+}
+
+/** Merged runs: planned vs actual time per shard, and what the merge found. */
+export function renderShards(r: Results): string[] {
+  if (!r.shards) return [];
+  const out = ['Shards (planned vs actual VM-seconds):'];
+  for (const s of r.shards) {
+    const att = s.attempt > 1 ? ` (attempt ${s.attempt})` : '';
+    out.push(
+      s.status === 'missing'
+        ? `  ${s.index}/${r.shards.length}  MISSING  ${s.tests.length} test(s) planned, ${s.plannedSeconds} s`
+        : `  ${s.index}/${r.shards.length}  ${pad(s.status, 7)}  ${s.tests.length} test(s), planned ${s.plannedSeconds} s, actual ${s.vmSeconds} s, wall ${s.wallSeconds} s${att}`,
+    );
+  }
+  for (const n of r.mergeNotes ?? []) out.push(`  ${n.level}: ${n.message}`);
+  out.push('');
   return out;
 }

@@ -1,0 +1,180 @@
+/**
+ * Merges the results of the shards of one run into a single Results, as if one machine had run them
+ * all. Pure. What cannot be trusted fails the merged run with its own note: a planned shard without
+ * results, the same shard twice from the same attempt, a test in two shards, shards that disagree on the
+ * image. A re-run job (a later attempt of the same shard) replaces the earlier attempt, with a notice.
+ */
+import {
+  summarize,
+  RESULTS_VERSION,
+  type MergeNote,
+  type Results,
+  type ShardReport,
+  type TestResult,
+} from '../results/model.ts';
+import type { ShardPlan } from './plan-shards.ts';
+import { UserError } from '../util/errors.ts';
+import { seconds } from '../util/size.ts';
+
+export interface ShardResults {
+  /** Where the results came from (a file path), for messages. */
+  source: string;
+  results: Results;
+}
+
+const vmSeconds = (r: Results) => Math.round(r.tests.reduce((a, t) => a + t.timings.vmSeconds, 0) * 10) / 10;
+
+function missingTest(name: string, why: string): TestResult {
+  return {
+    name,
+    unit: `${name}.service`,
+    status: 'error',
+    reason: why,
+    exitStatus: null,
+    expected: { exitStatus: 123, skipStatus: 77, shouldFail: false },
+    tags: [],
+    flaky: false,
+    attempts: [],
+    timings: { queuedSeconds: 0, vmSeconds: 0, collectSeconds: 0, totalSeconds: 0 },
+    files: {},
+    outputTail: [],
+    rerun: '',
+  };
+}
+
+export function mergeResults(inputs: ShardResults[], plan?: ShardPlan, problems: string[] = []): Results {
+  if (inputs.length === 0)
+    throw new UserError('no results to merge: no results.json found in the given directories');
+  const notes: MergeNote[] = problems.map((message) => ({ level: 'error', message }));
+  const unsharded = inputs.filter((i) => !i.results.shard);
+  if (unsharded.length > 0 && (plan || unsharded.length !== inputs.length))
+    throw new UserError(
+      `${unsharded.map((i) => i.source).join(', ')}: not the results of a shard (no "shard" field); ` +
+        'merge only results of `itest run --plan ... --shard N` (or the action with `shard`)',
+    );
+
+  // Pick one results file per shard: the latest attempt; the same attempt twice cannot be told apart.
+  const chosen = new Map<number, ShardResults>();
+  const sharded = unsharded.length === 0;
+  const byIndex = new Map<number, ShardResults[]>();
+  inputs.forEach((input, i) => {
+    const idx = sharded ? input.results.shard!.index : i + 1;
+    byIndex.set(idx, [...(byIndex.get(idx) ?? []), input]);
+  });
+  for (const [idx, list] of byIndex) {
+    const sorted = [...list].sort(
+      (a, b) => (b.results.shard?.attempt ?? 1) - (a.results.shard?.attempt ?? 1),
+    );
+    const top = sorted[0]!;
+    const same = sorted.filter((s) => (s.results.shard?.attempt ?? 1) === (top.results.shard?.attempt ?? 1));
+    if (same.length > 1)
+      notes.push({
+        level: 'error',
+        message: `shard ${idx} appears ${same.length} times from attempt ${top.results.shard?.attempt ?? 1} (${same.map((s) => s.source).join(', ')}); keeping ${top.source}`,
+      });
+    for (const older of sorted.filter((s) => !same.includes(s)))
+      notes.push({
+        level: 'notice',
+        message: `shard ${idx}: attempt ${top.results.shard?.attempt} (re-run) replaces attempt ${older.results.shard?.attempt ?? 1} (${older.source})`,
+      });
+    chosen.set(idx, top);
+  }
+
+  const totals = new Set([...chosen.values()].map((c) => c.results.shard?.total ?? inputs.length));
+  const total = plan?.total ?? Math.max(...totals, ...chosen.keys());
+  if (!plan && totals.size > 1)
+    notes.push({
+      level: 'error',
+      message: `the shards disagree on the number of shards (${[...totals].join(', ')})`,
+    });
+  for (const [idx, c] of chosen)
+    if (idx > total)
+      notes.push({
+        level: 'error',
+        message: `${c.source}: shard ${idx} is not in the plan of ${total} shard(s)`,
+      });
+  const keys = new Set([...chosen.values()].map((c) => c.results.environment.image.key));
+  if (keys.size > 1)
+    notes.push({ level: 'error', message: `the shards booted different images: ${[...keys].join(', ')}` });
+
+  const tests: TestResult[] = [];
+  const owner = new Map<string, number>();
+  const shards: ShardReport[] = [];
+  for (let idx = 1; idx <= total; idx++) {
+    const planned = plan?.shards[idx - 1];
+    const c = chosen.get(idx);
+    if (!c) {
+      notes.push({
+        level: 'error',
+        message: `shard ${idx}/${total} left no results (its job failed, was cancelled or could not upload them)`,
+      });
+      shards.push({
+        index: idx,
+        attempt: 0,
+        status: 'missing',
+        tests: planned?.tests ?? [],
+        plannedSeconds: planned?.plannedSeconds ?? 0,
+      });
+      for (const name of planned?.tests ?? [])
+        tests.push(missingTest(name, `no result: shard ${idx}/${total} left no results`));
+      continue;
+    }
+    const r = c.results;
+    const names = r.tests.map((t) => t.name);
+    for (const t of r.tests) {
+      const other = owner.get(t.name);
+      if (other !== undefined) {
+        notes.push({
+          level: 'error',
+          message: `test ${t.name} ran in shard ${other} and shard ${idx}; keeping shard ${other}'s result`,
+        });
+        continue;
+      }
+      owner.set(t.name, idx);
+      tests.push(t);
+    }
+    for (const name of planned?.tests ?? []) {
+      if (names.includes(name)) continue;
+      notes.push({
+        level: 'error',
+        message: `test ${name} was planned for shard ${idx} but is not in its results (${c.source})`,
+      });
+      tests.push(missingTest(name, `no result: planned for shard ${idx}/${total}, not in its results`));
+    }
+    if (planned)
+      for (const name of names.filter((n) => !planned.tests.includes(n)))
+        notes.push({
+          level: 'notice',
+          message: `test ${name} ran in shard ${idx} without being planned there`,
+        });
+    shards.push({
+      index: idx,
+      attempt: r.shard?.attempt ?? 1,
+      status: r.summary.ok ? 'ok' : 'failed',
+      tests: names,
+      plannedSeconds: planned?.plannedSeconds ?? r.shard?.plannedSeconds ?? 0,
+      wallSeconds: r.durationSeconds,
+      vmSeconds: vmSeconds(r),
+      source: c.source,
+    });
+  }
+
+  const present = [...chosen.values()].map((c) => c.results);
+  const first = present.reduce((a, b) => (a.startedAt <= b.startedAt ? a : b));
+  const startedAt = first.startedAt;
+  const finishedAt = present.map((r) => r.finishedAt).reduce((a, b) => (a >= b ? a : b));
+  const summary = summarize(tests);
+  const fatal = notes.some((n) => n.level === 'error');
+  return {
+    version: RESULTS_VERSION,
+    startedAt,
+    finishedAt,
+    durationSeconds: seconds(Date.parse(finishedAt) - Date.parse(startedAt)),
+    config: first.config,
+    environment: first.environment,
+    summary: { ...summary, ok: summary.ok && !fatal },
+    tests,
+    shards,
+    ...(notes.length > 0 ? { mergeNotes: notes } : {}),
+  };
+}
