@@ -13,14 +13,29 @@ export interface Annotation {
 }
 
 export function annotations(r: Results, warnings: string[] = []): Annotation[] {
+  const out: Annotation[] = [];
+  // A merged report's own problems (a shard without results) fail the run too: they come first.
+  const mergeErrors = (r.mergeNotes ?? []).filter((n) => n.level === 'error');
+  if (mergeErrors.length > 0)
+    out.push({
+      level: 'error',
+      title: 'itest: shards',
+      message: mergeErrors.map((n) => n.message).join('\n'),
+    });
   const failed = r.tests.filter((t) => t.status === 'fail' || t.status === 'timeout' || t.status === 'error');
+  const slots = MAX_ERRORS_PER_STEP - out.length;
   // One error slot stays free for the overflow note when there are more failures than slots.
-  const room = failed.length > MAX_ERRORS_PER_STEP ? MAX_ERRORS_PER_STEP - 1 : MAX_ERRORS_PER_STEP;
-  const out: Annotation[] = failed.slice(0, room).map((t) => ({
-    level: 'error',
-    title: `itest: ${t.name} ${t.status === 'fail' ? 'failed' : t.status === 'timeout' ? 'timed out' : 'could not run'}`,
-    message: [t.reason, ...t.outputTail.slice(-5).map((l) => `  ${l}`), `rerun: ${t.rerun}`].join('\n'),
-  }));
+  const room = failed.length > slots ? slots - 1 : slots;
+  for (const t of failed.slice(0, room))
+    out.push({
+      level: 'error',
+      title: `itest: ${t.name} ${t.status === 'fail' ? 'failed' : t.status === 'timeout' ? 'timed out' : 'could not run'}`,
+      message: [
+        t.reason,
+        ...t.outputTail.slice(-5).map((l) => `  ${l}`),
+        ...(t.rerun ? [`rerun: ${t.rerun}`] : []),
+      ].join('\n'),
+    });
   if (failed.length > room) {
     out.push({
       level: 'error',

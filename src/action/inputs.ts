@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import type { RunConfig } from '../config/run-config.ts';
 import { resolveConfigDir, defaultManifest, mkosiCommand, DEFAULT_OUTPUT } from '../config/run-config.ts';
 import { UserError } from '../util/errors.ts';
+import { parseShardCount, parseShardPlan, shardOf, type ShardPlan } from '../shard/plan-shards.ts';
 
 export interface ActionConfig {
   run: RunConfig;
@@ -17,6 +18,24 @@ export interface ActionConfig {
   artifactPrefix: string;
   junitPath?: string;
   setupRunner: boolean;
+  /** run: test (one job or one shard); prepare: image + shard plan, no VMs; report: merge the shards. */
+  mode: 'run' | 'prepare' | 'report';
+  /** prepare: how many shards. */
+  shards: number | 'auto';
+  /** prepare/run: results.json of an earlier run (durations history). */
+  durationsPath?: string;
+  /** run: the prepare job's plan and this job's shard; report: the plan the shards followed. */
+  plan?: ShardPlan;
+  shard?: number;
+  /** Prefix of the shard results artifacts (the report job downloads `<prefix>-*`). */
+  resultsArtifactPrefix: string;
+  /** report: directories holding the downloaded shard results. */
+  mergeDirs: string[];
+  /** A check run with this name (needs checks: write); empty = none. */
+  checkName: string;
+  token: string;
+  /** Install this mkosi release with the tool cache when set. */
+  mkosiRelease: string;
 }
 
 export type InputGetter = (name: string) => string;
@@ -55,9 +74,21 @@ function number(
   return n;
 }
 
+function tryConfigDir(cwd: string, flag: string): string {
+  try {
+    return resolveConfigDir(cwd, flag || undefined);
+  } catch {
+    return resolve(cwd, flag || '.');
+  }
+}
+
 export function parseInputs(get: InputGetter, env: NodeJS.ProcessEnv, cwd = process.cwd()): ActionConfig {
   const input = (n: string, d = '') => get(n).trim() || d;
-  const configDir = resolveConfigDir(cwd, input('config') || undefined);
+  // The report mode merges results files and needs no config; it tolerates a job without a checkout.
+  const configDir =
+    input('mode') === 'report'
+      ? tryConfigDir(cwd, input('config'))
+      : resolveConfigDir(cwd, input('config') || undefined);
   const jobs = number('jobs', input('jobs'), 1, 256);
   const timeout = number('timeout', input('timeout'), 1, 86400, false);
   const scale = number('timeout-scale', input('timeout-scale'), 0.1, 100, false);
@@ -84,8 +115,39 @@ export function parseInputs(get: InputGetter, env: NodeJS.ProcessEnv, cwd = proc
     ...(timeout !== undefined ? { timeout } : {}),
     ...(scale !== undefined ? { timeoutScale: scale } : {}),
   };
+  const mode = oneOf('mode', input('mode', 'run'), ['run', 'prepare', 'report'] as const);
+  const planText = input('plan');
+  const plan = planText ? parseShardPlan(planText, 'input `plan`') : undefined;
+  const shard = number('shard', input('shard'), 1, 64);
+  if (mode === 'run' && (shard === undefined) !== (plan === undefined))
+    throw new UserError(
+      "inputs `plan` and `shard` go together: pass the prepare job's plan output and this job's matrix shard",
+    );
+  if (plan && shard !== undefined && mode === 'run') {
+    if (run.tests.length > 0 || run.tags.length > 0)
+      throw new UserError('input `shard` selects the tests of its shard; leave `tests` and `tags` empty');
+    const s = shardOf(plan, shard, 'input `shard`');
+    run.tests = s.tests;
+    run.shard = { index: s.index, total: plan.total, plannedSeconds: s.plannedSeconds };
+  }
+  const imageKey = input('image-key');
+  if (imageKey) run.expectedKey = imageKey;
+  run.imagePolicy = oneOf('image-policy', input('image-policy', 'build'), ['build', 'restore-only'] as const);
+  const shards = parseShardCount(input('shards', 'auto'), 'input `shards`');
+  const durations = input('durations');
+  const mkosiRelease = input('mkosi-release');
   const junit = input('junit-path');
   return {
+    mode,
+    shards,
+    ...(durations ? { durationsPath: resolve(cwd, durations) } : {}),
+    ...(plan ? { plan } : {}),
+    ...(shard !== undefined ? { shard } : {}),
+    resultsArtifactPrefix: input('results-artifact-prefix', 'itest-results'),
+    mergeDirs: list(input('merge', 'itest-shards')).map((d) => resolve(cwd, d)),
+    checkName: input('check-name'),
+    token: input('token'),
+    mkosiRelease,
     run,
     cache: run.useCache,
     uploadLogs,

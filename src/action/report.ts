@@ -38,6 +38,13 @@ export async function report(
       retentionDays: cfg.retentionDays,
       ...(url ? { runUrl: url } : {}),
     });
+    // Each test points at the artifact holding its logs (merged reports keep every shard's name).
+    if (upload.id !== undefined) {
+      const uploaded = new Set(upload.files);
+      for (const t of r.tests)
+        if (t.attempts.some((a) => [a.files.journal, a.files.console].some((f) => f && uploaded.has(f))))
+          t.artifact = upload.name;
+    }
     if (upload.error)
       warnings.push(
         `uploading the logs failed (${upload.error}); they stay on the runner in ${cfg.run.outputDir}: ${upload.files.join(', ')}`,

@@ -1,0 +1,52 @@
+/**
+ * The action's prepare mode (first job of the reusable workflow): restore or build the image once,
+ * plan the shards, and hand both to the shard jobs as outputs. No VM boots here.
+ */
+import * as core from '@actions/core';
+import type { ActionConfig } from './inputs.ts';
+import type { Ui } from '../engine/run.ts';
+import { prepareImage } from '../engine/run.ts';
+import { loadPlan } from '../engine/plan-tests.ts';
+import { loadDurations } from '../shard/durations.ts';
+import { planShards, type ShardPlan } from '../shard/plan-shards.ts';
+import type { ImageCache } from '../image/image-cache.ts';
+
+export function renderPlan(plan: ShardPlan, key: string, saved: boolean): string {
+  return [
+    `## itest plan: ${plan.shards.reduce((a, s) => a + s.tests.length, 0)} tests in ${plan.total} shard(s)`,
+    '',
+    `Image \`${key}\`: ${saved ? 'in the Actions cache for the shard jobs' : '⚠️ not in the Actions cache: each shard job builds it'}. Costs from ${plan.basis === 'durations' ? 'the durations of an earlier run' : 'timeouts (no durations history yet)'}.`,
+    '',
+    '| shard | tests | planned VM-seconds |',
+    '|---|---|---:|',
+    ...plan.shards.map((s) => `| ${s.index}/${plan.total} | ${s.tests.join(', ')} | ${s.plannedSeconds} |`),
+  ].join('\n');
+}
+
+export async function prepare(
+  cfg: ActionConfig,
+  ui: Ui,
+  imageCache: ImageCache & { saved?: boolean },
+): Promise<void> {
+  const { selected } = await loadPlan(cfg.run);
+  ui.planned(selected);
+  const d = cfg.durationsPath ? await loadDurations(cfg.durationsPath) : undefined;
+  if (d) ui.info(d.note);
+  const plan = planShards(selected, cfg.shards, d?.durations);
+  // No VM runs here: KVM is not needed, and its absence is no reason for a warning.
+  const { image } = await prepareImage({ ...cfg.run, kvm: 'no' }, ui, { imageCache });
+  const saved = image.cache === 'hit' || imageCache.saved === true;
+  if (!saved)
+    ui.warn(
+      `the image ${image.key} is not in the Actions cache, so every shard job builds it again (the summary says why)`,
+    );
+  core.setOutput('plan', JSON.stringify(plan));
+  core.setOutput('matrix', JSON.stringify({ shard: plan.shards.map((s) => s.index) }));
+  core.setOutput('shards', plan.total);
+  core.setOutput('cache-key', image.key);
+  core.setOutput('cache-hit', image.cache === 'hit');
+  core.setOutput('image-saved', saved);
+  for (const s of plan.shards)
+    ui.info(`shard ${s.index}/${plan.total} (${s.plannedSeconds} s): ${s.tests.join(' ')}`);
+  if (cfg.summary) await core.summary.addRaw(renderPlan(plan, image.key, saved)).write();
+}
