@@ -40,7 +40,13 @@ export function log(line: string): void {
 /** Runs argv to its end; wall seconds, exit code and captured output. */
 export function timeCommand(
   argv: string[],
-  opts: { env?: NodeJS.ProcessEnv; cwd?: string; stdout?: 'capture' | 'ignore' } = {},
+  opts: {
+    env?: NodeJS.ProcessEnv;
+    cwd?: string;
+    stdout?: 'capture' | 'ignore';
+    /** Called for each stdout line with the seconds since the start, as it arrives. */
+    onLine?: (line: string, seconds: number) => void;
+  } = {},
 ): Promise<{ seconds: number; code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
@@ -51,7 +57,15 @@ export function timeCommand(
     });
     let stdout = '';
     let stderr = '';
-    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    let partial = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      const text = d.toString();
+      stdout += text;
+      if (!opts.onLine) return;
+      const lines = (partial + text).split('\n');
+      partial = lines.pop() ?? '';
+      for (const l of lines) opts.onLine(l, (performance.now() - t0) / 1000);
+    });
     child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-20_000)));
     child.on('error', reject);
     child.on('exit', (code) => resolve({ seconds: (performance.now() - t0) / 1000, code, stdout, stderr }));

@@ -59,7 +59,8 @@ interface VariantRun {
   ok: boolean;
   perTestOverhead: number;
   collect: number;
-  resultsPath: string;
+  /** What `itest run --durations` would read from this run's results.json. */
+  durations: Durations;
 }
 
 async function runVariant(
@@ -134,7 +135,9 @@ async function runVariant(
     ok,
     perTestOverhead: median(over),
     collect: median(collect),
-    resultsPath: out.resultsPath,
+    durations: await durationsOf(out.resultsPath).finally(() =>
+      rm(outputDir, { recursive: true, force: true }),
+    ),
   };
 }
 
@@ -177,7 +180,7 @@ export async function benchScheduling(opts: {
       const f = await runVariant(configDir, imageDir, P, undefined);
       runs.fifo.push(f);
       log(`scheduling rep ${rep + 1}: FIFO ${f.wall.toFixed(1)} s (${(f.wall / ideal).toFixed(3)} of ideal)`);
-      known ??= await durationsOf(f.resultsPath);
+      known ??= f.durations;
       const d = await runVariant(configDir, imageDir, P, known);
       runs.durations.push(d);
       log(
