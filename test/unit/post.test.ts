@@ -1,0 +1,295 @@
+/**
+ * The post step after a cancel, for real: the main step (src/action/main-entry.ts under tsx, INPUT_* as the
+ * runner sets them) runs the demo against the stand-in mkosi whose VMs hang, is killed with SIGKILL while
+ * they run, and the post step then runs the way the runner starts it: STATE_* from the GITHUB_STATE file
+ * main wrote, and the Actions services (local stand-ins) for the upload.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { leftovers, partialState, type Proc } from '../../src/action/post.ts';
+import { descendants } from '../../src/run/process.ts';
+import { hostArch } from '../../src/host/probe.ts';
+import { ActionsServices } from '../helpers/actions-services.ts';
+
+const ROOT = new URL('../..', import.meta.url).pathname;
+const FAKE = join(ROOT, 'test/fixtures/fake-mkosi.mjs');
+// The steps run in the workspace (not this repository), so tsx is named by its path.
+const TSX = import.meta.resolve('tsx');
+
+/** The test runner's own environment without anything a real runner would have given it. */
+function cleanEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !/^(STATE_|INPUT_|GITHUB_|ACTIONS_|RUNNER_)/.test(k)),
+  );
+}
+
+/** What the runner does with GITHUB_STATE after a step: each `name<<delim ... delim` becomes STATE_name. */
+function stateEnv(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const m of text.matchAll(/^([^\n<]+)<<(\S+)\n([\s\S]*?)\n\2$/gm)) out[`STATE_${m[1]}`] = m[3]!;
+  return out;
+}
+
+function collect(c: ChildProcess): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  c.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  c.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  return new Promise((resolve) => c.on('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+async function procs(): Promise<{ pid: number; cmdline: string }[]> {
+  const out: { pid: number; cmdline: string }[] = [];
+  for (const e of await readdir('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    const cmdline = await readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline) out.push({ pid: Number(e), cmdline: cmdline.split('\0').join(' ') });
+  }
+  return out;
+}
+
+/** True once pid has exited (a zombie waiting for its reaper counts as exited). */
+async function isGone(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return !stat || stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+}
+
+function kill(pids: number[]): void {
+  for (const p of pids) {
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+}
+
+describe('post step: which processes are leftovers (pure)', () => {
+  const out = '/w/itest-results';
+  const ps: Proc[] = [
+    { pid: 1, ppid: 0, cmdline: '/sbin/init' },
+    { pid: 10, ppid: 1, cmdline: 'node post.js' },
+    {
+      pid: 20,
+      ppid: 1,
+      cmdline: `mkosi --machine=itest-t1-abc123-1 vm -chardev file,id=itest-status,path=${out}/.work/T1/status`,
+    },
+    { pid: 21, ppid: 20, cmdline: 'bwrap --new-session qemu-system-x86_64 -name itest-t1-abc123-1' },
+    { pid: 22, ppid: 21, cmdline: 'qemu-system-x86_64 -name itest-t1-abc123-1' },
+    // Orphaned (its mkosi is gone) but carries the machine name.
+    { pid: 30, ppid: 1, cmdline: 'virtiofsd --tag itest-t1-abc123-1' },
+    // Another job's VM on the same host, another output directory: not ours.
+    {
+      pid: 40,
+      ppid: 1,
+      cmdline: `mkosi --machine=itest-t1-ffffff-1 vm -chardev file,path=/w/itest-results-2/.work/T1/status`,
+    },
+    { pid: 41, ppid: 40, cmdline: 'sleep 1000' },
+  ];
+
+  it('finds the run by its output directory and machine names, with every descendant, never itself', () => {
+    const r = leftovers(ps, `${out}/`, 10);
+    assert.deepEqual(
+      r.pids.sort((a, b) => a - b),
+      [20, 21, 22, 30],
+    );
+    assert.deepEqual(r.machines, ['itest-t1-abc123-1']);
+    assert.deepEqual(r.running, ['T1']);
+    assert.deepEqual(leftovers(ps, out, 20).pids.includes(20), false, 'never the post step itself');
+  });
+
+  it('partialState lists the kept files and the tests that had started, with the status of those that reported', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'itest-post-state-'));
+    await mkdir(join(dir, '.work/A'), { recursive: true });
+    await mkdir(join(dir, '.work/B'), { recursive: true });
+    await writeFile(join(dir, '.work/A/status'), 'SERVICE_RESULT=success EXIT_CODE=exited EXIT_STATUS=0\n');
+    await writeFile(join(dir, '.work/B/journal.export'), 'MESSAGE=x\n\n');
+    for (const f of [
+      'A.console.log',
+      'A.journal',
+      'B.attempt-1.console.log',
+      'B.console.log',
+      'image-build.log',
+    ])
+      await writeFile(join(dir, f), 'x');
+    const s = await partialState(dir);
+    assert.deepEqual(s.started, [
+      { name: 'A', status: 'SERVICE_RESULT=success EXIT_CODE=exited EXIT_STATUS=0' },
+      { name: 'B' },
+    ]);
+    assert.deepEqual(
+      s.files.map((f) => f.slice(dir.length + 1)),
+      [
+        'A.console.log',
+        'A.journal',
+        'B.attempt-1.console.log',
+        'B.console.log',
+        'image-build.log',
+        '.work/B/journal.export',
+      ],
+    );
+  });
+});
+
+describe('post step after the main step was killed (real processes, local Actions services)', () => {
+  const services = new ActionsServices();
+  const started: number[] = [];
+  before(() => services.start());
+  after(async () => {
+    kill(started);
+    await services.stop();
+  });
+
+  async function setup() {
+    const dir = await mkdtemp(join(tmpdir(), 'itest-post-'));
+    const files = {
+      state: join(dir, 'state'),
+      output: join(dir, 'output'),
+      summary: join(dir, 'summary.md'),
+      postSummary: join(dir, 'post-summary.md'),
+    };
+    for (const f of Object.values(files)) await writeFile(f, '');
+    const out = join(dir, 'itest-results');
+    const inputs = {
+      INPUT_CONFIG: join(ROOT, 'examples/demo'),
+      INPUT_MKOSI: FAKE,
+      'INPUT_SETUP-RUNNER': 'false',
+      INPUT_CACHE: 'false',
+      INPUT_OUTPUT: out,
+      INPUT_JOBS: '2',
+      'INPUT_ARTIFACT-PREFIX': 'itest-logs',
+      'INPUT_RETENTION-DAYS': '3',
+      'INPUT_UPLOAD-LOGS': 'failed',
+    };
+    const github = { GITHUB_JOB: 'itest', GITHUB_RUN_ATTEMPT: '1', GITHUB_WORKSPACE: dir, RUNNER_TEMP: dir };
+    return { dir, out, files, inputs, github };
+  }
+
+  it('SIGKILL of the main step mid-run: post stops the leftover VMs, summarizes and uploads what exists', async () => {
+    const { dir, out, files, inputs, github } = await setup();
+    // The first invocation is the image build (exits 0 with an empty image); every VM after it hangs.
+    const main = spawn(process.execPath, ['--import', TSX, join(ROOT, 'src/action/main-entry.ts')], {
+      cwd: dir,
+      env: {
+        ...cleanEnv(),
+        ...inputs,
+        ...github,
+        GITHUB_STATE: files.state,
+        GITHUB_OUTPUT: files.output,
+        GITHUB_STEP_SUMMARY: files.summary,
+        FAKE_MKOSI_PLAN: 'exit:0,hang',
+        FAKE_MKOSI_STATE: join(dir, 'invocations'),
+        FAKE_MKOSI_CHILD: join(dir, 'child.pid'),
+      },
+    });
+    started.push(main.pid!);
+    const mainDone = collect(main);
+    let mainExited = false;
+    void mainDone.then(() => (mainExited = true));
+
+    // Wait for both VMs (stand-in mkosi) and their grandchildren.
+    let vms: number[] = [];
+    let tree: number[] = [];
+    for (let i = 0; i < 300 && !mainExited; i++) {
+      vms = (await procs())
+        .filter((p) => p.cmdline.includes(FAKE) && p.cmdline.includes(' vm '))
+        .map((p) => p.pid);
+      tree = [...vms, ...(await Promise.all(vms.map(descendants))).flat()];
+      started.push(...tree);
+      if (vms.length === 2 && tree.length === 4) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    if (vms.length !== 2 || tree.length !== 4) {
+      main.kill('SIGKILL');
+      assert.fail(`two VMs with their grandchildren did not come up; main said:\n${(await mainDone).stdout}`);
+    }
+
+    main.kill('SIGKILL');
+    const m = await mainDone;
+    assert.match(m.stdout, /start {2}TEST-01-BASIC/);
+    for (const p of tree)
+      assert.equal(await isGone(p), false, `${p} outlives the main step (that is the problem)`);
+
+    const state = stateEnv(await readFile(files.state, 'utf8'));
+    assert.deepEqual(state, { STATE_output: out });
+    const calls = services.calls.length;
+    const post = await collect(
+      spawn(process.execPath, ['--import', TSX, join(ROOT, 'src/action/post-entry.ts')], {
+        cwd: dir,
+        env: {
+          ...cleanEnv(),
+          ...inputs,
+          ...github,
+          ...services.env(),
+          ...state,
+          GITHUB_STEP_SUMMARY: files.postSummary,
+        },
+      }),
+    );
+    assert.equal(post.code, 0, post.stderr);
+    assert.match(
+      post.stdout,
+      /^post: stopped 4 leftover process\(es\) of 2 VM\(s\): itest-test-0[13]-[a-z-]+-[0-9a-f]{6}-1, itest-test-0[13]/m,
+    );
+    for (const p of tree) assert.ok(await isGone(p), `leftover ${p} stopped by the post step`);
+
+    const summary = await readFile(files.postSummary, 'utf8');
+    assert.match(summary, /^## ⚠️ itest did not finish/m);
+    assert.match(summary, /stopped 2 leftover VM\(s\) \(4 processes\)/);
+    assert.match(summary, /^\| TEST-01-BASIC \| was running; its VM was stopped by the post step \|$/m);
+    assert.match(
+      summary,
+      /^\| TEST-03-EXPECTED-FAIL \| was running; its VM was stopped by the post step \|$/m,
+    );
+    assert.ok(!summary.includes('TEST-02-SKIP'), 'the third test had not started');
+    const listed = [...summary.matchAll(/^- `([^`]+)`$/gm)].map((x) => x[1]!);
+    assert.deepEqual(
+      listed.map((f) => f.slice(out.length + 1)),
+      ['TEST-01-BASIC.console.log', 'TEST-03-EXPECTED-FAIL.console.log', 'image-build.log'],
+    );
+    for (const f of listed) assert.ok(existsSync(f), `${f} exists`);
+
+    const name = `itest-logs-partial-itest-${hostArch()}-attempt1`;
+    assert.match(summary, new RegExp(`Uploaded as artifact \`${name}\``));
+    assert.ok(services.calls.slice(calls).includes('twirp CreateArtifact'));
+    const zip = await services.artifactBytes(name);
+    assert.ok(zip && zip.subarray(0, 2).toString() === 'PK', 'a zip reached blob storage');
+    assert.ok(zip.includes(Buffer.from('TEST-01-BASIC.console.log')));
+    assert.equal(await readFile(files.summary, 'utf8'), '', 'the main step never reported');
+  });
+
+  it('after a main step that finished (state done=true) the post step does nothing', async () => {
+    const { dir, out, files, inputs, github } = await setup();
+    await mkdir(out, { recursive: true });
+    await writeFile(join(out, 'T.console.log'), 'x');
+    // A process naming the output directory, as a VM would: must survive.
+    const decoy = spawn('sleep', ['1000'], { stdio: 'ignore', argv0: `sleep ${out}/.work/T/status` });
+    started.push(decoy.pid!);
+    const calls = services.calls.length;
+    const post = await collect(
+      spawn(process.execPath, ['--import', TSX, join(ROOT, 'src/action/post-entry.ts')], {
+        cwd: dir,
+        env: {
+          ...cleanEnv(),
+          ...inputs,
+          ...github,
+          ...services.env(),
+          STATE_output: out,
+          STATE_done: 'true',
+          GITHUB_STEP_SUMMARY: files.postSummary,
+        },
+      }),
+    );
+    assert.equal(post.code, 0, post.stderr);
+    assert.equal(post.stdout, '');
+    assert.equal(await readFile(files.postSummary, 'utf8'), '');
+    assert.equal(services.calls.length, calls, 'no upload');
+    assert.equal(await isGone(decoy.pid!), false, 'nothing killed');
+    decoy.kill('SIGKILL');
+  });
+});
