@@ -129,6 +129,7 @@ export function parseInputs(get: InputGetter, env: NodeJS.ProcessEnv, cwd = proc
     const s = shardOf(plan, shard, 'input `shard`');
     run.tests = s.tests;
     run.shard = { index: s.index, total: plan.total, plannedSeconds: s.plannedSeconds };
+    if (plan.durations) run.durations = plan.durations;
   }
   const imageKey = input('image-key');
   if (imageKey) run.expectedKey = imageKey;

@@ -155,6 +155,7 @@ Examples:
       if ((o.plan === undefined) !== (o.shard === undefined))
         throw new UserError('--plan and --shard go together: --plan plan.json --shard 2');
       let shard: RunConfig['shard'];
+      let planDurations: RunConfig['durations'];
       if (o.plan !== undefined) {
         if (base.tests.length > 0 || base.tags.length > 0)
           throw new UserError('--shard selects the tests of its shard; drop --test and --tag');
@@ -162,6 +163,7 @@ Examples:
         const s = shardOf(plan, o.shard as number, o.plan as string);
         base.tests = s.tests;
         shard = { index: s.index, total: plan.total, plannedSeconds: s.plannedSeconds };
+        if (plan.durations && !o.durations) planDurations = plan.durations;
       }
       const durations = o.durations ? await loadDurations(o.durations as string) : undefined;
       if (durations) console.log(durations.note);
@@ -180,7 +182,11 @@ Examples:
         ...(o.timeoutScale !== undefined ? { timeoutScale: o.timeoutScale as number } : {}),
         ...(o.imageDir !== undefined ? { imageDir: resolve(o.imageDir as string) } : {}),
         ...(o.shell ? { shell: true } : {}),
-        ...(durations?.durations ? { durations: durations.durations } : {}),
+        ...(durations?.durations
+          ? { durations: durations.durations }
+          : planDurations
+            ? { durations: planDurations }
+            : {}),
         ...(shard ? { shard } : {}),
       };
       const controller = new AbortController();

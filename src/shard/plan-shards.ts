@@ -27,6 +27,8 @@ export interface ShardPlan {
   /** What the costs came from. */
   basis: 'durations' | 'timeouts';
   shards: Shard[];
+  /** The known durations the plan used (shard jobs start their longest tests first by them). */
+  durations?: Durations;
 }
 
 export function parseShardCount(v: string, field = '--shards'): number | 'auto' {
@@ -69,7 +71,18 @@ export function planShards(
     s.tests.sort();
     s.plannedSeconds = Math.round(s.plannedSeconds * 10) / 10;
   }
-  return { version: SHARD_PLAN_VERSION, total: n, basis: known ? 'durations' : 'timeouts', shards };
+  const used = known
+    ? Object.fromEntries(
+        tests.filter((t) => durations[t.name] !== undefined).map((t) => [t.name, durations[t.name]!]),
+      )
+    : undefined;
+  return {
+    version: SHARD_PLAN_VERSION,
+    total: n,
+    basis: known ? 'durations' : 'timeouts',
+    shards,
+    ...(used ? { durations: used } : {}),
+  };
 }
 
 /** Reads a plan given as JSON text (file or workflow output), checking its shape. */
@@ -89,7 +102,9 @@ export function parseShardPlan(text: string, origin: string): ShardPlan {
     p.shards.length === p.total &&
     p.shards.every(
       (s, i) => s.index === i + 1 && Array.isArray(s.tests) && s.tests.every((n) => typeof n === 'string'),
-    );
+    ) &&
+    (p.durations === undefined ||
+      (typeof p.durations === 'object' && Object.values(p.durations).every((v) => typeof v === 'number')));
   if (!ok)
     throw new UserError(
       `${origin}: not a shard plan of version ${SHARD_PLAN_VERSION} (fields version, total, shards[{index, tests, plannedSeconds}]); pass the output of \`itest plan --shards N --json\``,

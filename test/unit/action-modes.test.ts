@@ -45,6 +45,10 @@ describe('action inputs for shards', () => {
     assert.deepEqual(cfg.run.shard, { index: 2, total: 2, plannedSeconds: 120 });
     assert.equal(cfg.run.expectedKey, 'k');
     assert.equal(cfg.run.imagePolicy, 'restore-only');
+    assert.equal(cfg.run.durations, undefined);
+    const timed = planShards([{ name: 'TEST-01-BASIC', timeout: 120 }], 1, { 'TEST-01-BASIC': 42 });
+    const withDurations = parseInputs(get({ plan: JSON.stringify(timed), shard: '1' }), {}, ROOT);
+    assert.deepEqual(withDurations.run.durations, { 'TEST-01-BASIC': 42 });
   });
 
   it('refuses shard inputs that do not fit together, naming the input', () => {

@@ -35,6 +35,9 @@ describe('planShards', () => {
     const total = Object.values(durations).reduce((a, b) => a + b, 0);
     const plan = planShards(specs(n), 4, durations);
     assert.equal(plan.basis, 'durations');
+    // The plan carries the durations it used, so shard jobs order their pool by them too.
+    assert.deepEqual(plan.durations, durations);
+    assert.equal(planShards(specs(n), 4).durations, undefined);
     const ideal = Math.max(total / 4, ...Object.values(durations));
     const ratio = maxLoad(plan) / ideal;
     assert.ok(ratio <= 1.1, `longest shard ${maxLoad(plan)} s vs ideal ${ideal} s (x${ratio.toFixed(2)})`);
