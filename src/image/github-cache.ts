@@ -2,10 +2,79 @@
  * ImageCache on the GitHub Actions cache (@actions/cache). Exact keys only: another key means another
  * configuration, which must be rebuilt, not approximated. Every cache failure is a warning and the run
  * goes on (restore miss -> build; save failure -> the image is still used). Saves only from trusted events.
+ *
+ * Both directions have a deadline: @actions/cache waits up to ~15 min on a control plane that accepts a
+ * request and never answers (3 min socket timeout x 5 attempts) and without end on a blob upload that
+ * hangs (the Azure SDK sets no client timeout), so restore and save are abandoned after a bounded time
+ * (see CacheDeadlines; src/util/deadline.ts stops the abandoned call's requests).
  */
-import { mkdir, rm } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import * as cache from '@actions/cache';
 import type { ImageCache, RestoreResult } from './image-cache.ts';
+import { DeadlineExceeded, secondsFromEnv, withDeadline } from '../util/deadline.ts';
+
+/** Overrides both cache deadlines (seconds) when the constructor does not set them. */
+export const CACHE_TIMEOUT_ENV = 'ITEST_CACHE_TIMEOUT_SECONDS';
+
+export interface CacheDeadlines {
+  /**
+   * Seconds one restore (lookup, download, unpacking) may take before the image is built instead.
+   * Default: $ITEST_CACHE_TIMEOUT_SECONDS, else 600 (the size is not known before the download; a
+   * restore slower than that is slower than most builds).
+   */
+  restoreSeconds?: number;
+  /**
+   * Seconds one save (packing, upload, finalizing) may take before it is given up with a warning.
+   * Default: $ITEST_CACHE_TIMEOUT_SECONDS, else saveDeadlineSeconds(image size): 120 s plus 1 s per
+   * 10 MiB, e.g. about 9 min for a 4 GiB image.
+   */
+  saveSeconds?: number;
+}
+
+export const DEFAULT_RESTORE_SECONDS = 600;
+
+/** The default save deadline for an image of `bytes`: 120 s + 1 s per 10 MiB. */
+export function saveDeadlineSeconds(bytes: number): number {
+  return Math.ceil(120 + bytes / (10 * 1024 ** 2));
+}
+
+/** Apparent size of everything under `dir` (what tar reads), 0 when it does not exist. */
+async function treeBytes(dir: string): Promise<number> {
+  let total = 0;
+  const entries = await readdir(dir, { recursive: true }).catch(() => [] as string[]);
+  for (const e of entries) {
+    const st = await lstat(join(dir, e)).catch(() => undefined);
+    if (st?.isFile()) total += st.size;
+  }
+  return total;
+}
+
+/**
+ * Kills the tar processes @actions/cache started from this process for its archive (cache.tzst,
+ * cache.tgz or cache.tar): an abandoned restore must not go on unpacking into the directory the
+ * image is then built in, nor an abandoned save go on compressing. Linux only (/proc); returns the pids.
+ */
+export async function killCacheTar(): Promise<number[]> {
+  const killed: number[] = [];
+  const pids = await readdir('/proc').catch(() => [] as string[]);
+  for (const pid of pids.filter((p) => /^\d+$/.test(p))) {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    // Field 4 (ppid) follows the parenthesised command name, which may itself contain spaces.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid !== process.pid) continue;
+    const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    if (!/^g?tar$/.test(basename(argv[0] ?? ''))) continue;
+    if (!argv.some((a) => /(^|\/)cache\.(tzst|tgz|tar)$/.test(a))) continue;
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+      killed.push(Number(pid));
+    } catch {
+      // already gone
+    }
+  }
+  return killed;
+}
 
 export interface SavePolicy {
   allowed: boolean;
@@ -44,20 +113,53 @@ export class GitHubImageCache implements ImageCache {
     private readonly dir: string,
     private readonly policy: SavePolicy,
     private readonly warn: (message: string) => void,
+    private readonly deadlines: CacheDeadlines = {},
+    private readonly env: NodeJS.ProcessEnv = process.env,
   ) {}
 
   async restore(key: string): Promise<RestoreResult> {
     if (!cache.isFeatureAvailable())
       return { hit: false, detail: 'the Actions cache service is not available to this job' };
+    const seconds =
+      this.deadlines.restoreSeconds ?? secondsFromEnv(this.env, CACHE_TIMEOUT_ENV) ?? DEFAULT_RESTORE_SECONDS;
     try {
-      const matched = await cache.restoreCache([this.dir], key);
+      const matched = await withDeadline(`image cache restore of ${key}`, seconds, () =>
+        cache.restoreCache([this.dir], key),
+      );
       if (matched === key)
         return { hit: true, dir: this.dir, detail: `restored ${key} from the Actions cache` };
       return { hit: false, detail: `no Actions cache entry for ${key}` };
     } catch (e) {
+      if (e instanceof DeadlineExceeded) {
+        await this.discardPartialRestore(e);
+        this.warn(
+          `image cache restore gave up after ${seconds} s (the Actions cache service did not finish in time); building instead`,
+        );
+        return { hit: false, detail: `restore gave up after ${seconds} s` };
+      }
       this.warn(`image cache restore failed, building instead: ${(e as Error).message}`);
       return { hit: false, detail: `restore failed: ${(e as Error).message}` };
     }
+  }
+
+  /**
+   * After an abandoned restore, nothing of it may remain in the image directory. If the download had
+   * started, the library may be about to unpack, or unpacking: stop its tar until the call has ended
+   * (its requests fail at once now; bounded anyway), then remove whatever it wrote.
+   */
+  private async discardPartialRestore(e: DeadlineExceeded): Promise<void> {
+    const reachedStorage = e.requests.some((r) => !r.includes('/twirp/'));
+    if (reachedStorage) {
+      let ended = false;
+      void e.settled.then(() => (ended = true));
+      const until = Date.now() + 60_000;
+      while (!ended && Date.now() < until) {
+        await killCacheTar();
+        await Promise.race([e.settled, new Promise((r) => setTimeout(r, 200))]);
+      }
+      await killCacheTar();
+    }
+    await rm(this.dir, { recursive: true, force: true });
   }
 
   async buildDir(): Promise<string> {
@@ -71,14 +173,26 @@ export class GitHubImageCache implements ImageCache {
       this.warn(`not saving the image to the Actions cache: ${this.policy.why}`);
       return builtDir;
     }
+    const seconds =
+      this.deadlines.saveSeconds ??
+      secondsFromEnv(this.env, CACHE_TIMEOUT_ENV) ??
+      saveDeadlineSeconds(await treeBytes(this.dir));
     try {
-      const id = await cache.saveCache([this.dir], key);
+      const id = await withDeadline(`image cache save of ${key}`, seconds, () =>
+        cache.saveCache([this.dir], key),
+      );
       if (id === -1)
         this.warn(
           `the image was not saved to the Actions cache (key ${key}); later runs will build it again`,
         );
     } catch (e) {
-      this.warn(`image cache save failed (the run goes on): ${(e as Error).message}`);
+      if (e instanceof DeadlineExceeded) {
+        // Packing may still be running; the image stays as it is (tar only read it).
+        await killCacheTar();
+        this.warn(
+          `image cache save gave up after ${seconds} s (the Actions cache service did not finish in time); the run goes on with the built image, later runs will build it again`,
+        );
+      } else this.warn(`image cache save failed (the run goes on): ${(e as Error).message}`);
     }
     return builtDir;
   }

@@ -18,7 +18,17 @@ const ACCOUNT = 'devstoreaccount1';
 const KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 const ROOT = new URL('../..', import.meta.url).pathname;
 
-export type Fault = 'none' | 'twirp-500' | 'blob-500';
+/**
+ * What the services do wrong, until set back to 'none':
+ * - `twirp-500`, `blob-500`: answer every control-plane / storage request with HTTP 500;
+ * - `twirp-hang`, `blob-hang`: accept the request (and read its body) but never answer;
+ * - `blob-stall`: storage sends the response headers and part of a download, then nothing more;
+ *   uploads are answered never, and their bodies are no longer read (the client's writes block);
+ * - `blob-slow`: storage works but each response waits `slowMs` first.
+ * Hung connections stay open until the client gives up or `stop()` closes them.
+ */
+export type Fault =
+  'none' | 'twirp-500' | 'blob-500' | 'twirp-hang' | 'blob-hang' | 'blob-stall' | 'blob-slow';
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -31,6 +41,8 @@ async function freePort(): Promise<number> {
 
 export class ActionsServices {
   fault: Fault = 'none';
+  /** Delay before each storage response under `blob-slow`. */
+  slowMs = 1000;
   readonly calls: string[] = [];
   private entries = new Map<string, { blob: string; finalized: boolean }>();
   private artifacts = new Map<string, { id: string; blob: string; name: string; size?: string }>();
@@ -72,9 +84,18 @@ export class ActionsServices {
     // Blob traffic goes through this proxy so that a test can make storage fail.
     this.blobProxy = createServer((req, res) => {
       this.calls.push(`blob ${req.method} ${(req.url ?? '').split('?')[0]}`);
-      if (this.fault === 'blob-500') {
+      const fault = this.fault;
+      if (fault === 'blob-500') {
         req.resume();
         res.writeHead(500).end('injected blob failure');
+        return;
+      }
+      if (fault === 'blob-hang') {
+        req.resume();
+        return;
+      }
+      if (fault === 'blob-stall' && req.method !== 'GET' && req.method !== 'HEAD') {
+        req.pause();
         return;
       }
       const up = new URL(req.url ?? '/', `http://127.0.0.1:${this.blobPort}`);
@@ -90,8 +111,12 @@ export class ActionsServices {
         .then(async (r) => {
           const headers: Record<string, string> = {};
           r.headers.forEach((v, k) => (headers[k] = v));
+          const body = Buffer.from(await r.arrayBuffer());
+          if (fault === 'blob-slow') await new Promise((w) => setTimeout(w, this.slowMs));
           res.writeHead(r.status, headers);
-          res.end(Buffer.from(await r.arrayBuffer()));
+          // The declared length, half the bytes, then silence.
+          if (fault === 'blob-stall' && body.length > 0) res.write(body.subarray(0, body.length >> 1));
+          else res.end(body);
         })
         .catch((e: Error) => res.writeHead(502).end(e.message));
     });
@@ -138,6 +163,7 @@ export class ActionsServices {
       res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(obj));
     };
     if (this.fault === 'twirp-500') return send({ code: 'internal', msg: 'injected' }, 500);
+    if (this.fault === 'twirp-hang') return;
     const b = JSON.parse(body || '{}') as Record<string, string>;
     switch (method) {
       case 'CreateCacheEntry': {
@@ -196,6 +222,9 @@ export class ActionsServices {
   }
 
   async stop(): Promise<void> {
+    // Hung requests keep their connections open; close() alone would wait for them forever.
+    this.twirp?.closeAllConnections();
+    this.blobProxy?.closeAllConnections();
     await new Promise<void>((r) => (this.twirp ? this.twirp.close(() => r()) : r()));
     await new Promise<void>((r) => (this.blobProxy ? this.blobProxy.close(() => r()) : r()));
     this.azurite?.kill('SIGKILL');

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { parseInputs } from '../../src/action/inputs.ts';
 import { UserError } from '../../src/util/errors.ts';
-import { ActionsServices } from '../helpers/actions-services.ts';
+import { ActionsServices, type Fault } from '../helpers/actions-services.ts';
 import { results, testResult } from '../helpers/results.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
@@ -77,7 +77,7 @@ describe('report step (real @actions/core and @actions/artifact, local services)
   before(() => services.start());
   after(() => services.stop());
 
-  async function runReport(fault: 'none' | 'blob-500') {
+  async function runReport(fault: Fault, extraEnv: Record<string, string> = {}) {
     const dir = await mkdtemp(join(tmpdir(), 'itest-report-'));
     const out = join(dir, 'out');
     const { mkdir } = await import('node:fs/promises');
@@ -105,6 +105,7 @@ describe('report step (real @actions/core and @actions/artifact, local services)
     await writeFile(summary, '');
     await writeFile(outputs, '');
     services.fault = fault;
+    const t0 = performance.now();
     // Async on purpose: the stand-in services live in this process and must keep answering.
     const child = await new Promise<{ stdout: string; stderr: string }>((resolve) => {
       const c = spawn(
@@ -125,6 +126,7 @@ describe('report step (real @actions/core and @actions/artifact, local services)
             ITEST_TEST_OUTPUT: out,
             ITEST_TEST_JUNIT: join(dir, 'reports/junit.xml'),
             GITHUB_SERVER_URL: '',
+            ...extraEnv,
           },
         },
       );
@@ -134,8 +136,10 @@ describe('report step (real @actions/core and @actions/artifact, local services)
       c.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
       c.on('close', () => resolve({ stdout, stderr }));
     });
+    const seconds = (performance.now() - t0) / 1000;
     services.fault = 'none';
     return {
+      seconds,
       stdout: child.stdout,
       stderr: child.stderr,
       summary: await readFile(summary, 'utf8'),
@@ -194,5 +198,27 @@ describe('report step (real @actions/core and @actions/artifact, local services)
       /^artifact-name<<ghadelimiter_[^\n]+\n\n/m,
       'no artifact name when nothing was uploaded',
     );
+  });
+
+  it('an upload to a service that never answers gives up at its deadline: a warning, the files listed, the step ends', async () => {
+    for (const fault of ['blob-hang', 'twirp-hang'] as const) {
+      const r = await runReport(fault, { ITEST_UPLOAD_TIMEOUT_SECONDS: '3' });
+      assert.match(
+        r.stdout,
+        /^::warning title=itest::uploading the logs failed \(gave up after 3 s, the artifact service did not finish in time\)/m,
+        `${fault}: ${r.stdout}`,
+      );
+      assert.match(
+        r.summary,
+        /⚠️ The log upload failed: gave up after 3 s.*Files left on the runner:/s,
+        fault,
+      );
+      assert.match(r.summary, /B\.journal`/);
+      assert.ok(existsSync(join(r.dir, 'out/B.journal')));
+      assert.match(r.outputs, /^artifact-name<<ghadelimiter_[^\n]+\n\n/m);
+      // The whole child process (tsx start-up, report, 3 s deadline) ends by itself; without the deadline
+      // it would wait 5 min (blob) or about 15 min (Twirp: 3 min socket timeout x 5 attempts).
+      assert.ok(r.seconds < 25, `${fault}: the report step took ${r.seconds} s`);
+    }
   });
 });
