@@ -92,10 +92,10 @@ export async function benchConfigHash(opts: { files: number; reps: number }): Pr
       `timed inside a fresh node process (the whole process, with tsx start-up: ${median(proc).toFixed(2)} s); ` +
       `B = find | xargs sha256sum over the same files; ${opts.reps} alternating repetitions, medians`,
     `where the time goes: walking, reading and digesting the files ${median(collect).toFixed(2)} s, sorting and the key digest ` +
-      `${(a - median(collect)).toFixed(2)} s. The walk (src/image/hash-inputs.ts describe) awaits one fs/promises lstat ` +
-      `and one readFile (open, fstat, read, close: several thread-pool round trips) per file. The same files with ` +
-      `lstatSync + readFileSync take ${median(sync).toFixed(2)} s, with the async calls 32 at a time ` +
-      `${median(parallel).toFixed(2)} s (bench/hash-one.ts --probe sync|parallel)`,
+      `${(a - median(collect)).toFixed(2)} s. The walk (src/image/hash-inputs.ts describe) uses synchronous ` +
+      `lstat and chunked reads (no thread-pool round trips); for comparison, lstatSync + readFileSync take ` +
+      `${median(sync).toFixed(2)} s and the fs/promises calls 32 at a time ${median(parallel).toFixed(2)} s ` +
+      `(bench/hash-one.ts --probe sync|parallel)`,
   ];
   return {
     id: 'hash',
