@@ -31384,7 +31384,7 @@ function escapeJsonPtr(str) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9189);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1090);
 // Entry point of the `itest` binary (bundled to dist/cli/index.js).
 
 process.exit(await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv));
@@ -31394,7 +31394,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 9189:
+/***/ 1090:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -38966,6 +38966,7 @@ glob.glob = glob;
 
 
 
+
 /**
  * Names mkosi reads from a config directory (background.md), with the suffixes it accepts.
  * Outputs, caches and VCS directories never match.
@@ -38986,26 +38987,37 @@ const IGNORED_DIRS = new Set([
 function isMkosiInput(name) {
     return MKOSI_NAME.test(name) && !IGNORED_DIRS.has(name);
 }
-async function describe(abs, rel, out) {
-    const st = await (0,promises_namespaceObject.lstat)(abs);
+// Synchronous on purpose: nothing else runs while the key is computed, and for 20,000 small files the
+// thread-pool round trips of the async calls cost 5-10x the hashing itself (bench/config-hash.ts).
+const CHUNK = Buffer.allocUnsafe(1 << 20);
+/** sha256 of a file read in 1 MiB chunks: constant memory whatever the file's size. */
+function hashFile(abs) {
+    const h = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+    const fd = (0,external_node_fs_.openSync)(abs, 'r');
+    try {
+        for (let n = (0,external_node_fs_.readSync)(fd, CHUNK, 0, CHUNK.length, null); n > 0; n = (0,external_node_fs_.readSync)(fd, CHUNK, 0, CHUNK.length, null))
+            h.update(CHUNK.subarray(0, n));
+    }
+    finally {
+        (0,external_node_fs_.closeSync)(fd);
+    }
+    return h.digest('hex');
+}
+function describe(abs, rel, out) {
+    const st = (0,external_node_fs_.lstatSync)(abs);
     if (st.isSymbolicLink()) {
-        out.push({ path: rel, kind: 'symlink', executable: false, digest: sha256(await (0,promises_namespaceObject.readlink)(abs)) });
+        out.push({ path: rel, kind: 'symlink', executable: false, digest: sha256((0,external_node_fs_.readlinkSync)(abs)) });
     }
     else if (st.isDirectory()) {
         out.push({ path: rel, kind: 'dir', executable: false, digest: '' });
-        for (const e of (await (0,promises_namespaceObject.readdir)(abs)).sort()) {
+        for (const e of (0,external_node_fs_.readdirSync)(abs).sort()) {
             if (IGNORED_DIRS.has(e))
                 continue;
-            await describe((0,external_node_path_.join)(abs, e), `${rel}/${e}`, out);
+            describe((0,external_node_path_.join)(abs, e), `${rel}/${e}`, out);
         }
     }
     else if (st.isFile()) {
-        out.push({
-            path: rel,
-            kind: 'file',
-            executable: (st.mode & 0o111) !== 0,
-            digest: sha256(await (0,promises_namespaceObject.readFile)(abs)),
-        });
+        out.push({ path: rel, kind: 'file', executable: (st.mode & 0o111) !== 0, digest: hashFile(abs) });
     }
 }
 /** Every mkosi input under configDir (and its `mkosi/` subdirectory when the config lives there). */
@@ -39013,7 +39025,7 @@ async function collectConfigInputs(configDir) {
     const out = [];
     for (const name of (await (0,promises_namespaceObject.readdir)(configDir)).sort()) {
         if (isMkosiInput(name))
-            await describe((0,external_node_path_.join)(configDir, name), name, out);
+            describe((0,external_node_path_.join)(configDir, name), name, out);
     }
     return out;
 }
@@ -39028,7 +39040,7 @@ async function collectExtraInputs(baseDir, patterns) {
                 continue;
             seen.add(rel);
             const sub = [];
-            await describe((0,external_node_path_.resolve)(baseDir, match), `extra:${rel}`, sub);
+            describe((0,external_node_path_.resolve)(baseDir, match), `extra:${rel}`, sub);
             out.push(...sub);
         }
     }
@@ -39235,6 +39247,10 @@ async function ensureImage(p) {
     const restoreSeconds = seconds(performance.now() - t0);
     if (restored.hit && restored.dir)
         return { dir: restored.dir, cache: 'hit', detail: restored.detail, restoreSeconds };
+    if (p.restoreOnly)
+        throw new UserError(`image ${p.key} could not be restored (${restored.detail}) and this run may not build it (image policy restore-only). ` +
+            'The prepare job builds and saves it: check that it succeeded and saved the image (fork pull requests cannot save caches), ' +
+            'and that this job computes the same key (same config, mkosi version and architecture).', ExitCode.imageBuildFailed);
     const dir = await p.cache.buildDir(p.key);
     const argv = buildArgv(p.mkosi, p.configDir, dir);
     p.onBuildStart?.(argv);
@@ -40495,7 +40511,7 @@ function renderReport(r) {
     });
     const s = r.summary;
     const failed = r.tests.filter((t) => t.status === 'fail' || t.status === 'timeout' || t.status === 'error');
-    const out = ['', 'Results:', ...rows, ''];
+    const out = ['', 'Results:', ...rows, '', ...renderShards(r)];
     for (const t of failed)
         out.push(...failureBlock(t));
     out.push(`${s.total} tests: ${s.pass} passed, ${s.fail} failed, ${s.skip} skipped, ${s.timeout} timed out, ${s.error} errors` +
@@ -40513,7 +40529,25 @@ function failureBlock(t) {
         out.push(`    dumps:   coredumpctl --file ${t.files.journal} info`);
     if (t.files.console)
         out.push(`    console: less -R ${t.files.console}`);
-    out.push(`    rerun:   ${t.rerun}`, '');
+    if (t.rerun)
+        out.push(`    rerun:   ${t.rerun}`);
+    out.push('');
+    return out;
+}
+/** Merged runs: planned vs actual time per shard, and what the merge found. */
+function renderShards(r) {
+    if (!r.shards)
+        return [];
+    const out = ['Shards (planned vs actual VM-seconds):'];
+    for (const s of r.shards) {
+        const att = s.attempt > 1 ? ` (attempt ${s.attempt})` : '';
+        out.push(s.status === 'missing'
+            ? `  ${s.index}/${r.shards.length}  MISSING  ${s.tests.length} test(s) planned, ${s.plannedSeconds} s`
+            : `  ${s.index}/${r.shards.length}  ${pad(s.status, 7)}  ${s.tests.length} test(s), planned ${s.plannedSeconds} s, actual ${s.vmSeconds} s, wall ${s.wallSeconds} s${att}`);
+    }
+    for (const n of r.mergeNotes ?? [])
+        out.push(`  ${n.level}: ${n.message}`);
+    out.push('');
     return out;
 }
 
@@ -40952,11 +40986,63 @@ async function loadPlan(cfg) {
 /** The tool's version, reported in results.json. Kept in step with package.json by a unit test. */
 const TOOL_VERSION = '0.1.0';
 
+;// CONCATENATED MODULE: ./src/shard/durations.ts
+/**
+ * Known test durations, from an earlier run's results.json (a single run or a merged report). They
+ * order the VM pool and balance shards; they are a hint, so a missing or unreadable file is a note,
+ * never an error.
+ */
+
+/** Seconds of the last attempt of each test that really ran (what a run costs when it goes right). */
+function durationsFrom(r) {
+    const out = {};
+    for (const t of r.tests) {
+        const last = t.attempts[t.attempts.length - 1];
+        if (last && last.durations.vmSeconds > 0)
+            out[t.name] = last.durations.vmSeconds;
+    }
+    return out;
+}
+/**
+ * The expected cost of each test: its known duration; an unknown test among known ones gets the
+ * longest known duration (so it starts early rather than late); with nothing known, the timeout.
+ */
+function expectedSeconds(tests, durations) {
+    const known = Object.values(durations ?? {});
+    const fallback = known.length > 0 ? Math.max(...known) : undefined;
+    return new Map(tests.map((t) => [t.name, durations?.[t.name] ?? fallback ?? t.timeout]));
+}
+async function loadDurations(path) {
+    let text;
+    try {
+        text = await (0,promises_namespaceObject.readFile)(path, 'utf8');
+    }
+    catch {
+        return { note: `no durations history at ${path}; ordering by timeout and name` };
+    }
+    try {
+        const r = JSON.parse(text);
+        if (!Array.isArray(r.tests))
+            throw new Error('no "tests" array');
+        const durations = durationsFrom(r);
+        return {
+            durations,
+            note: `durations of ${Object.keys(durations).length} test(s) from ${path}`,
+        };
+    }
+    catch (e) {
+        return {
+            note: `ignoring the durations history ${path}: not a results.json (${e.message})`,
+        };
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/engine/run.ts
 /**
  * The engine: plan -> host -> image -> VMs -> results -> reports. Front doors (CLI, action) build a
  * RunConfig and a UI; everything here is the same for both.
  */
+
 
 
 
@@ -41009,60 +41095,7 @@ async function runEngine(cfg, ui, signal, deps = {}) {
     if (cfg.shell && selected.length !== 1) {
         throw new UserError(`--shell keeps one VM up on this terminal: select exactly one test with --test (selected: ${selected.map((t) => t.name).join(', ')})`);
     }
-    // 2. Host.
-    const host = await probeHost({ mkosi: cfg.mkosi, env: cfg.env, checkKvm: cfg.kvm !== 'no' });
-    const hostPlan = decideHost(host, {
-        transport: cfg.transport,
-        kvm: cfg.kvm,
-        timeoutScale: cfg.timeoutScale,
-    });
-    ui.info(renderHost(host, hostPlan));
-    for (const w of hostPlan.warnings)
-        ui.warn(w);
-    await (0,promises_namespaceObject.mkdir)(cfg.outputDir, { recursive: true });
-    const mkosiVersion = host.mkosi.version;
-    // 3. Image.
-    const { key } = await computeImageKey({
-        configDir: cfg.configDir,
-        mkosiVersion,
-        arch: host.arch,
-        userKey: cfg.hashKey,
-        globs: cfg.hashGlobs,
-        globBase: process.cwd(),
-        prefix: cfg.keyPrefix,
-    });
-    let image;
-    if (cfg.imageDir) {
-        image = { key, cache: 'external', backend: 'none', dir: cfg.imageDir };
-        ui.info(`image: using the prebuilt image in ${cfg.imageDir} (no cache, no build)`);
-    }
-    else {
-        const cache = cfg.useCache
-            ? (deps.imageCache ?? new LocalImageCache(cfg.cacheDir))
-            : new ThrowawayCache((0,external_node_path_.join)(cfg.outputDir, '.image'));
-        const buildLog = (0,external_node_path_.join)(cfg.outputDir, 'image-build.log');
-        const got = await ensureImage({
-            cache,
-            key,
-            mkosi: cfg.mkosi,
-            configDir: cfg.configDir,
-            buildLog,
-            env: cfg.env,
-            onBuildStart: (argv) => ui.info(`image: cache miss for ${key}; building: ${argv.join(' ')} (log: ${buildLog})`),
-        });
-        image = {
-            key,
-            cache: cfg.useCache ? got.cache : 'disabled',
-            backend: cache.backend,
-            dir: got.dir,
-            restoreSeconds: got.restoreSeconds,
-            ...(got.buildSeconds !== undefined ? { buildSeconds: got.buildSeconds } : {}),
-            ...(got.saveSeconds !== undefined ? { saveSeconds: got.saveSeconds } : {}),
-        };
-        ui.info(got.cache === 'hit'
-            ? `image: cache hit for ${key} (${got.restoreSeconds} s)`
-            : `image: built in ${got.buildSeconds} s and saved`);
-    }
+    const { host, hostPlan, image, mkosiVersion } = await prepareImage(cfg, ui, deps);
     // 4. VMs.
     const maxRam = Math.max(...selected.map((t) => t.ram));
     const maxCpus = Math.max(...selected.map((t) => t.cpus ?? hostPlan.defaultCpus));
@@ -41118,8 +41151,10 @@ async function runEngine(cfg, ui, signal, deps = {}) {
     };
     if (cfg.shell)
         ui.info(shellHelp(cfg, selected[0], image.dir, hostPlan.transport));
+    // Longest first by known durations (else timeouts), so the run does not end on one long test alone.
+    const expected = expectedSeconds(selected, cfg.durations);
     const poolStart = performance.now();
-    const tests = await runPool(selected, pool.slots, (t) => t.timeout, async (spec) => signal.aborted ? cancelledResult(spec, cfg) : executeTest(spec, ctx, performance.now() - poolStart));
+    const tests = await runPool(selected, pool.slots, (t) => expected.get(t.name), async (spec) => signal.aborted ? cancelledResult(spec, cfg) : executeTest(spec, ctx, performance.now() - poolStart));
     // 5. Results and reports.
     if (cfg.keep === 'failed')
         await dropPassingLogs(tests);
@@ -41133,12 +41168,76 @@ async function runEngine(cfg, ui, signal, deps = {}) {
         environment,
         summary: summarize(tests),
         tests,
+        ...(cfg.shard ? { shard: { ...cfg.shard, attempt: Number(cfg.env.GITHUB_RUN_ATTEMPT ?? 1) || 1 } } : {}),
     };
     const resultsPath = (0,external_node_path_.join)(cfg.outputDir, 'results.json');
     const junitPath = (0,external_node_path_.join)(cfg.outputDir, 'junit.xml');
     await (0,promises_namespaceObject.writeFile)(resultsPath, `${JSON.stringify(results, null, 2)}\n`);
     await (0,promises_namespaceObject.writeFile)(junitPath, renderJUnit(results));
     return { results, resultsPath, junitPath };
+}
+/** Steps 2 and 3: probe and decide the host, then restore or build the image. Also the action's prepare mode. */
+async function prepareImage(cfg, ui, deps = {}) {
+    // 2. Host.
+    const host = await probeHost({ mkosi: cfg.mkosi, env: cfg.env, checkKvm: cfg.kvm !== 'no' });
+    const hostPlan = decideHost(host, {
+        transport: cfg.transport,
+        kvm: cfg.kvm,
+        timeoutScale: cfg.timeoutScale,
+    });
+    ui.info(renderHost(host, hostPlan));
+    for (const w of hostPlan.warnings)
+        ui.warn(w);
+    await (0,promises_namespaceObject.mkdir)(cfg.outputDir, { recursive: true });
+    const mkosiVersion = host.mkosi.version;
+    // 3. Image.
+    const { key } = await computeImageKey({
+        configDir: cfg.configDir,
+        mkosiVersion,
+        arch: host.arch,
+        userKey: cfg.hashKey,
+        globs: cfg.hashGlobs,
+        globBase: process.cwd(),
+        prefix: cfg.keyPrefix,
+    });
+    if (cfg.expectedKey && cfg.expectedKey !== key)
+        throw new UserError(`image key mismatch: this job computed ${key}, the prepare job ${cfg.expectedKey}. ` +
+            'The jobs see a different config, mkosi version or architecture (compare `itest hash --explain` in both); ' +
+            'run every job on the same runner image and mkosi release.', ExitCode.imageBuildFailed);
+    let image;
+    if (cfg.imageDir) {
+        image = { key, cache: 'external', backend: 'none', dir: cfg.imageDir };
+        ui.info(`image: using the prebuilt image in ${cfg.imageDir} (no cache, no build)`);
+    }
+    else {
+        const cache = cfg.useCache
+            ? (deps.imageCache ?? new LocalImageCache(cfg.cacheDir))
+            : new ThrowawayCache((0,external_node_path_.join)(cfg.outputDir, '.image'));
+        const buildLog = (0,external_node_path_.join)(cfg.outputDir, 'image-build.log');
+        const got = await ensureImage({
+            cache,
+            key,
+            mkosi: cfg.mkosi,
+            configDir: cfg.configDir,
+            buildLog,
+            env: cfg.env,
+            restoreOnly: cfg.imagePolicy === 'restore-only',
+            onBuildStart: (argv) => ui.info(`image: cache miss for ${key}; building: ${argv.join(' ')} (log: ${buildLog})`),
+        });
+        image = {
+            key,
+            cache: cfg.useCache ? got.cache : 'disabled',
+            backend: cache.backend,
+            dir: got.dir,
+            restoreSeconds: got.restoreSeconds,
+            ...(got.buildSeconds !== undefined ? { buildSeconds: got.buildSeconds } : {}),
+            ...(got.saveSeconds !== undefined ? { saveSeconds: got.saveSeconds } : {}),
+        };
+        ui.info(got.cache === 'hit'
+            ? `image: cache hit for ${key} (${got.restoreSeconds} s)`
+            : `image: built in ${got.buildSeconds} s and saved`);
+    }
+    return { host, hostPlan, mkosiVersion, image };
 }
 function shellHelp(cfg, spec, imageDir, transport) {
     const mkosi = [...cfg.mkosi, '--directory', cfg.configDir, '--output-dir', imageDir].join(' ');
@@ -41253,11 +41352,316 @@ function mkosiCommand(flag, env) {
     return [flag ?? env.ITEST_MKOSI ?? 'mkosi'];
 }
 
+;// CONCATENATED MODULE: ./src/shard/plan-shards.ts
+/**
+ * Splits the selected tests into N shards, one per CI job. Pure and deterministic: the same tests and
+ * durations give the same plan on every machine, so a plan can be recomputed or passed around.
+ * Longest-processing-time first onto the least loaded shard (ties by name), which keeps the longest
+ * shard within 4/3 of the optimum; without durations the costs are the timeouts (equal timeouts give
+ * a round-robin by name).
+ */
+
+
+const SHARD_PLAN_VERSION = 1;
+/** `auto` aims at shards of about this many VM-seconds each. */
+const AUTO_SHARD_SECONDS = 600;
+const MAX_SHARDS = 64;
+function parseShardCount(v, field = '--shards') {
+    if (v === 'auto')
+        return 'auto';
+    if (/^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= MAX_SHARDS)
+        return Number(v);
+    throw new UserError(`${field}: "${v}" must be auto or a whole number from 1 to ${MAX_SHARDS}`);
+}
+function planShards(tests, count, durations) {
+    if (tests.length === 0)
+        throw new UserError('no tests selected: nothing to shard');
+    const known = durations && tests.some((t) => durations[t.name] !== undefined);
+    const cost = expectedSeconds(tests, known ? durations : undefined);
+    const totalCost = [...cost.values()].reduce((a, b) => a + b, 0);
+    const wanted = count === 'auto'
+        ? known
+            ? Math.ceil(totalCost / AUTO_SHARD_SECONDS)
+            : Math.min(4, tests.length)
+        : count;
+    // Never an empty shard: it would be a job that boots nothing.
+    const n = Math.max(1, Math.min(wanted, tests.length, MAX_SHARDS));
+    const shards = Array.from({ length: n }, (_, i) => ({
+        index: i + 1,
+        tests: [],
+        plannedSeconds: 0,
+    }));
+    const order = [...tests].sort((a, b) => cost.get(b.name) - cost.get(a.name) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const t of order) {
+        const target = shards.reduce((best, s) => (s.plannedSeconds < best.plannedSeconds ? s : best));
+        target.tests.push(t.name);
+        target.plannedSeconds += cost.get(t.name);
+    }
+    for (const s of shards) {
+        s.tests.sort();
+        s.plannedSeconds = Math.round(s.plannedSeconds * 10) / 10;
+    }
+    const used = known
+        ? Object.fromEntries(tests.filter((t) => durations[t.name] !== undefined).map((t) => [t.name, durations[t.name]]))
+        : undefined;
+    return {
+        version: SHARD_PLAN_VERSION,
+        total: n,
+        basis: known ? 'durations' : 'timeouts',
+        shards,
+        ...(used ? { durations: used } : {}),
+    };
+}
+/** Reads a plan given as JSON text (file or workflow output), checking its shape. */
+function parseShardPlan(text, origin) {
+    let p;
+    try {
+        p = JSON.parse(text);
+    }
+    catch (e) {
+        throw new UserError(`${origin}: not JSON (${e.message}); pass the output of \`itest plan --shards N --json\``);
+    }
+    const ok = p.version === SHARD_PLAN_VERSION &&
+        typeof p.total === 'number' &&
+        Array.isArray(p.shards) &&
+        p.shards.length === p.total &&
+        p.shards.every((s, i) => s.index === i + 1 && Array.isArray(s.tests) && s.tests.every((n) => typeof n === 'string')) &&
+        (p.durations === undefined ||
+            (typeof p.durations === 'object' && Object.values(p.durations).every((v) => typeof v === 'number')));
+    if (!ok)
+        throw new UserError(`${origin}: not a shard plan of version ${SHARD_PLAN_VERSION} (fields version, total, shards[{index, tests, plannedSeconds}]); pass the output of \`itest plan --shards N --json\``);
+    return p;
+}
+function shardOf(plan, index, origin) {
+    const s = plan.shards[index - 1];
+    if (!s)
+        throw new UserError(`${origin}: shard ${index} does not exist; the plan has shards 1 to ${plan.total}`);
+    return s;
+}
+
+;// CONCATENATED MODULE: ./src/shard/load-results.ts
+/** Finds and reads the results.json files of downloaded shard artifacts (one directory per artifact). */
+
+
+
+
+async function loadShardResults(dirs) {
+    const inputs = [];
+    const problems = [];
+    for (const dir of dirs) {
+        const files = (await glob('**/results.json', { cwd: dir, absolute: true, nodir: true })).sort();
+        if (files.length === 0)
+            problems.push(`${dir}: no results.json in it`);
+        for (const f of files) {
+            try {
+                const r = JSON.parse(await (0,promises_namespaceObject.readFile)(f, 'utf8'));
+                if (r.version !== RESULTS_VERSION || !Array.isArray(r.tests))
+                    throw new Error(`not a results.json of version ${RESULTS_VERSION}`);
+                inputs.push({ source: f, results: r });
+            }
+            catch (e) {
+                problems.push(`${f}: unreadable (${e.message}); its shard counts as missing`);
+            }
+        }
+    }
+    if (inputs.length === 0)
+        throw new UserError(`no shard results found in ${dirs.join(', ')}${problems.length ? ` (${problems.join('; ')})` : ''}. ` +
+            'Fix: download every shard results artifact into these directories first');
+    return { inputs, problems };
+}
+
+;// CONCATENATED MODULE: ./src/shard/merge.ts
+/**
+ * Merges the results of the shards of one run into a single Results, as if one machine had run them
+ * all. Pure. What cannot be trusted fails the merged run with its own note: a planned shard without
+ * results, the same shard twice from the same attempt, a test in two shards, shards that disagree on the
+ * image. A re-run job (a later attempt of the same shard) replaces the earlier attempt, with a notice.
+ */
+
+
+
+const vmSeconds = (r) => Math.round(r.tests.reduce((a, t) => a + t.timings.vmSeconds, 0) * 10) / 10;
+function missingTest(name, why) {
+    return {
+        name,
+        unit: `${name}.service`,
+        status: 'error',
+        reason: why,
+        exitStatus: null,
+        expected: { exitStatus: 123, skipStatus: 77, shouldFail: false },
+        tags: [],
+        flaky: false,
+        attempts: [],
+        timings: { queuedSeconds: 0, vmSeconds: 0, collectSeconds: 0, totalSeconds: 0 },
+        files: {},
+        outputTail: [],
+        rerun: '',
+    };
+}
+function mergeResults(inputs, plan, problems = []) {
+    if (inputs.length === 0)
+        throw new UserError('no results to merge: no results.json found in the given directories');
+    const notes = problems.map((message) => ({ level: 'error', message }));
+    const unsharded = inputs.filter((i) => !i.results.shard);
+    if (unsharded.length > 0 && (plan || unsharded.length !== inputs.length))
+        throw new UserError(`${unsharded.map((i) => i.source).join(', ')}: not the results of a shard (no "shard" field); ` +
+            'merge only results of `itest run --plan ... --shard N` (or the action with `shard`)');
+    // Pick one results file per shard: the latest attempt; the same attempt twice cannot be told apart.
+    const chosen = new Map();
+    const sharded = unsharded.length === 0;
+    const byIndex = new Map();
+    inputs.forEach((input, i) => {
+        const idx = sharded ? input.results.shard.index : i + 1;
+        byIndex.set(idx, [...(byIndex.get(idx) ?? []), input]);
+    });
+    for (const [idx, list] of byIndex) {
+        const sorted = [...list].sort((a, b) => (b.results.shard?.attempt ?? 1) - (a.results.shard?.attempt ?? 1));
+        const top = sorted[0];
+        const same = sorted.filter((s) => (s.results.shard?.attempt ?? 1) === (top.results.shard?.attempt ?? 1));
+        if (same.length > 1)
+            notes.push({
+                level: 'error',
+                message: `shard ${idx} appears ${same.length} times from attempt ${top.results.shard?.attempt ?? 1} (${same.map((s) => s.source).join(', ')}); keeping ${top.source}`,
+            });
+        for (const older of sorted.filter((s) => !same.includes(s)))
+            notes.push({
+                level: 'notice',
+                message: `shard ${idx}: attempt ${top.results.shard?.attempt} (re-run) replaces attempt ${older.results.shard?.attempt ?? 1} (${older.source})`,
+            });
+        chosen.set(idx, top);
+    }
+    const totals = new Set([...chosen.values()].map((c) => c.results.shard?.total ?? inputs.length));
+    const total = plan?.total ?? Math.max(...totals, ...chosen.keys());
+    if (!plan && totals.size > 1)
+        notes.push({
+            level: 'error',
+            message: `the shards disagree on the number of shards (${[...totals].join(', ')})`,
+        });
+    for (const [idx, c] of chosen)
+        if (idx > total)
+            notes.push({
+                level: 'error',
+                message: `${c.source}: shard ${idx} is not in the plan of ${total} shard(s)`,
+            });
+    const keys = new Set([...chosen.values()].map((c) => c.results.environment.image.key));
+    if (keys.size > 1)
+        notes.push({ level: 'error', message: `the shards booted different images: ${[...keys].join(', ')}` });
+    const tests = [];
+    const owner = new Map();
+    const shards = [];
+    for (let idx = 1; idx <= total; idx++) {
+        const planned = plan?.shards[idx - 1];
+        const c = chosen.get(idx);
+        if (!c) {
+            notes.push({
+                level: 'error',
+                message: `shard ${idx}/${total} left no results (its job failed, was cancelled or could not upload them)`,
+            });
+            shards.push({
+                index: idx,
+                attempt: 0,
+                status: 'missing',
+                tests: planned?.tests ?? [],
+                plannedSeconds: planned?.plannedSeconds ?? 0,
+            });
+            for (const name of planned?.tests ?? [])
+                tests.push(missingTest(name, `no result: shard ${idx}/${total} left no results`));
+            continue;
+        }
+        const r = c.results;
+        const names = r.tests.map((t) => t.name);
+        for (const t of r.tests) {
+            const other = owner.get(t.name);
+            if (other !== undefined) {
+                notes.push({
+                    level: 'error',
+                    message: `test ${t.name} ran in shard ${other} and shard ${idx}; keeping shard ${other}'s result`,
+                });
+                continue;
+            }
+            owner.set(t.name, idx);
+            tests.push(t);
+        }
+        for (const name of planned?.tests ?? []) {
+            if (names.includes(name))
+                continue;
+            notes.push({
+                level: 'error',
+                message: `test ${name} was planned for shard ${idx} but is not in its results (${c.source})`,
+            });
+            tests.push(missingTest(name, `no result: planned for shard ${idx}/${total}, not in its results`));
+        }
+        if (planned)
+            for (const name of names.filter((n) => !planned.tests.includes(n)))
+                notes.push({
+                    level: 'notice',
+                    message: `test ${name} ran in shard ${idx} without being planned there`,
+                });
+        shards.push({
+            index: idx,
+            attempt: r.shard?.attempt ?? 1,
+            status: r.summary.ok ? 'ok' : 'failed',
+            tests: names,
+            plannedSeconds: planned?.plannedSeconds ?? r.shard?.plannedSeconds ?? 0,
+            wallSeconds: r.durationSeconds,
+            vmSeconds: vmSeconds(r),
+            source: c.source,
+        });
+    }
+    const present = [...chosen.values()].map((c) => c.results);
+    const first = present.reduce((a, b) => (a.startedAt <= b.startedAt ? a : b));
+    const startedAt = first.startedAt;
+    const finishedAt = present.map((r) => r.finishedAt).reduce((a, b) => (a >= b ? a : b));
+    const summary = summarize(tests);
+    const fatal = notes.some((n) => n.level === 'error');
+    return {
+        version: RESULTS_VERSION,
+        startedAt,
+        finishedAt,
+        durationSeconds: seconds(Date.parse(finishedAt) - Date.parse(startedAt)),
+        config: first.config,
+        environment: first.environment,
+        summary: { ...summary, ok: summary.ok && !fatal },
+        tests,
+        shards,
+        ...(notes.length > 0 ? { mergeNotes: notes } : {}),
+    };
+}
+
+;// CONCATENATED MODULE: ./src/engine/merge-report.ts
+/** `itest report --merge`: reads every shard's results, merges them and writes one results.json and JUnit. */
+
+
+
+
+
+
+
+async function readPlanFile(path) {
+    const text = await (0,promises_namespaceObject.readFile)(path, 'utf8').catch((e) => {
+        throw new UserError(`--plan ${path}: ${e.message}`);
+    });
+    return parseShardPlan(text, path);
+}
+async function mergeReport(p) {
+    const { inputs, problems } = await loadShardResults(p.dirs);
+    const results = mergeResults(inputs, p.plan, problems);
+    await (0,promises_namespaceObject.mkdir)(p.outputDir, { recursive: true });
+    const resultsPath = (0,external_node_path_.join)(p.outputDir, 'results.json');
+    const junitPath = (0,external_node_path_.join)(p.outputDir, 'junit.xml');
+    await (0,promises_namespaceObject.writeFile)(resultsPath, `${JSON.stringify(results, null, 2)}\n`);
+    await (0,promises_namespaceObject.writeFile)(junitPath, renderJUnit(results));
+    return { results, resultsPath, junitPath };
+}
+
 ;// CONCATENATED MODULE: ./src/cli/main.ts
 /**
  * The `itest` command line: the engine's terminal front door. Parses flags into a RunConfig, prints
  * progress and the report, and maps outcomes to exit statuses (see `itest --help`).
  */
+
+
+
 
 
 
@@ -41348,8 +41752,28 @@ Examples:
         .option('--no-cache', 'build the image into the output directory and do not cache it')
         .option('--image-dir <dir>', 'boot this prebuilt mkosi output directory: no hashing lookup, no build')
         .option('--shell', 'keep the VM of the one selected test up on this terminal after the test (debugging)')
+        .option('--durations <results.json>', 'start the longest tests first, by their durations in an earlier run')
+        .option('--plan <file>', 'a shard plan from `itest plan --shards N --json` (with --shard)')
+        .option('--shard <n>', 'run shard n of --plan', positiveInt('--shard'))
         .action(async (o) => {
         const base = baseConfig(o);
+        if ((o.plan === undefined) !== (o.shard === undefined))
+            throw new UserError('--plan and --shard go together: --plan plan.json --shard 2');
+        let shard;
+        let planDurations;
+        if (o.plan !== undefined) {
+            if (base.tests.length > 0 || base.tags.length > 0)
+                throw new UserError('--shard selects the tests of its shard; drop --test and --tag');
+            const plan = await readPlanFile(o.plan);
+            const s = shardOf(plan, o.shard, o.plan);
+            base.tests = s.tests;
+            shard = { index: s.index, total: plan.total, plannedSeconds: s.plannedSeconds };
+            if (plan.durations && !o.durations)
+                planDurations = plan.durations;
+        }
+        const durations = o.durations ? await loadDurations(o.durations) : undefined;
+        if (durations)
+            console.log(durations.note);
         const cfg = {
             ...base,
             outputDir: (0,external_node_path_.resolve)(o.output),
@@ -41365,6 +41789,12 @@ Examples:
             ...(o.timeoutScale !== undefined ? { timeoutScale: o.timeoutScale } : {}),
             ...(o.imageDir !== undefined ? { imageDir: (0,external_node_path_.resolve)(o.imageDir) } : {}),
             ...(o.shell ? { shell: true } : {}),
+            ...(durations?.durations
+                ? { durations: durations.durations }
+                : planDurations
+                    ? { durations: planDurations }
+                    : {}),
+            ...(shard ? { shard } : {}),
         };
         const controller = new AbortController();
         const stop = (sig) => {
@@ -41430,6 +41860,44 @@ Examples:
                 console.log(`${l.kind.padEnd(7)} ${l.name}  ${l.value}`);
         }
         console.log(k.key);
+    });
+    common(program
+        .command('plan')
+        .description('split the selected tests into shards for parallel CI jobs (balanced by known durations)'))
+        .option('--shards <n|auto>', 'number of shards, or auto (about 10 VM-minutes each)', 'auto')
+        .option('--durations <results.json>', 'balance by the durations in an earlier run (else by timeout and name)')
+        .option('--json', 'print the plan as JSON (input of `itest run --plan` and `itest report --plan`)')
+        .action(async (o) => {
+        const count = parseShardCount(o.shards);
+        const { selected } = await loadPlan(baseConfig(o));
+        const d = o.durations ? await loadDurations(o.durations) : undefined;
+        if (d)
+            console.error(d.note);
+        const plan = planShards(selected, count, d?.durations);
+        if (o.json) {
+            console.log(JSON.stringify(plan));
+            return;
+        }
+        console.log(`${plan.total} shard(s), costs from ${plan.basis}:`);
+        for (const s of plan.shards)
+            console.log(`  ${s.index}/${plan.total}  ${String(s.plannedSeconds).padStart(7)} s  ${s.tests.join(' ')}`);
+    });
+    program
+        .command('report')
+        .description("merge the shards' results into one report (results.json, JUnit, terminal)")
+        .requiredOption('--merge <dir...>', "directories holding the shards' results.json files (searched recursively)")
+        .option('--plan <file>', 'the shard plan: shards without results and tests without a result fail the report')
+        .option('--output <dir>', 'where the merged results.json and junit.xml go', `${DEFAULT_OUTPUT}-merged`)
+        .action(async (o) => {
+        const out = await mergeReport({
+            dirs: o.merge.map((d) => (0,external_node_path_.resolve)(d)),
+            ...(o.plan ? { plan: await readPlanFile(o.plan) } : {}),
+            outputDir: (0,external_node_path_.resolve)(o.output),
+        });
+        console.log(renderEnvironment(out.results));
+        console.log(renderReport(out.results));
+        console.log(`\nresults: ${out.resultsPath}\njunit:   ${out.junitPath}`);
+        process.exitCode = out.results.summary.ok ? ExitCode.ok : ExitCode.testsFailed;
     });
     return program;
 }

@@ -117,6 +117,9 @@ export class GitHubImageCache implements ImageCache {
     private readonly env: NodeJS.ProcessEnv = process.env,
   ) {}
 
+  /** True once save() stored the image (the prepare mode tells the shard jobs whether they can restore it). */
+  saved = false;
+
   async restore(key: string): Promise<RestoreResult> {
     if (!cache.isFeatureAvailable())
       return { hit: false, detail: 'the Actions cache service is not available to this job' };
@@ -185,6 +188,7 @@ export class GitHubImageCache implements ImageCache {
         this.warn(
           `the image was not saved to the Actions cache (key ${key}); later runs will build it again`,
         );
+      else this.saved = true;
     } catch (e) {
       if (e instanceof DeadlineExceeded) {
         // Packing may still be running; the image stays as it is (tar only read it).

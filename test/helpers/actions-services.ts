@@ -198,6 +198,8 @@ export class ActionsServices {
         return send({
           artifacts: [...this.artifacts.values()]
             .filter((a) => !b.name_filter || a.name === b.name_filter)
+            // Int64Value wrapper in Twirp JSON: the plain value, int64 as a string.
+            .filter((a) => !b.id_filter || a.id === String(b.id_filter))
             .map((a) => ({ name: a.name, database_id: a.id, size: a.size ?? '0' })),
         });
       case 'GetSignedArtifactURL': {

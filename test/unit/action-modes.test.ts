@@ -5,14 +5,14 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseInputs } from '../../src/action/inputs.ts';
 import { renderPlan } from '../../src/action/prepare.ts';
 import { planShards } from '../../src/shard/plan-shards.ts';
 import { GitHubApiStandin } from '../helpers/github-api-standin.ts';
+import { runStep } from '../helpers/action-step.ts';
 import { results, testResult } from '../helpers/results.ts';
 import type { TestResult } from '../../src/results/model.ts';
 
@@ -82,60 +82,25 @@ describe('action inputs for shards', () => {
   });
 });
 
-interface StepRun {
-  code: number | null;
-  stdout: string;
-  summary: string;
-  outputs: string;
-}
-
-async function reportStep(
-  inputs: Record<string, string>,
-  extraEnv: Record<string, string> = {},
-): Promise<StepRun> {
-  const dir = await mkdtemp(join(tmpdir(), 'itest-report-step-'));
-  const files = {
-    summary: join(dir, 'summary.md'),
-    outputs: join(dir, 'outputs'),
-    state: join(dir, 'state'),
-  };
-  for (const f of Object.values(files)) await writeFile(f, '');
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    GITHUB_WORKSPACE: ROOT,
-    GITHUB_STEP_SUMMARY: files.summary,
-    GITHUB_OUTPUT: files.outputs,
-    GITHUB_STATE: files.state,
-    GITHUB_EVENT_NAME: 'push',
-    GITHUB_SHA: 'a'.repeat(40),
-    GITHUB_REPOSITORY: 'systemd/itest-demo',
-    GITHUB_SERVER_URL: 'https://github.com',
-    GITHUB_RUN_ID: '9',
-    GITHUB_API_URL: api.url,
-    INPUT_MODE: 'report',
-    INPUT_OUTPUT: join(dir, 'merged'),
-    INPUT_TOKEN: 'ghs_test',
-    ...extraEnv,
-  };
-  for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v;
-  return new Promise((resolve) => {
-    const c = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/action/main-entry.ts')], {
-      cwd: ROOT,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    c.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    c.stderr.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    c.on('close', async (code) =>
-      resolve({
-        code,
-        stdout,
-        summary: await readFile(files.summary, 'utf8'),
-        outputs: await readFile(files.outputs, 'utf8'),
-      }),
-    );
+function reportStep(inputs: Record<string, string>) {
+  return runStep({
+    argv: ['--import', 'tsx', join(ROOT, 'src/action/main-entry.ts')],
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      GITHUB_WORKSPACE: ROOT,
+      GITHUB_EVENT_NAME: 'push',
+      GITHUB_SHA: 'a'.repeat(40),
+      GITHUB_REPOSITORY: 'systemd/itest-demo',
+      GITHUB_SERVER_URL: 'https://github.com',
+      GITHUB_RUN_ID: '9',
+      GITHUB_API_URL: api.url,
+      INPUT_MODE: 'report',
+      INPUT_TOKEN: 'ghs_test',
+    },
+    inputs,
+    prepare: (dir) => ({ INPUT_OUTPUT: join(dir, 'merged') }),
   });
 }
 
@@ -167,7 +132,7 @@ describe('report mode (child process, real @actions/core, Checks API stand-in)',
     assert.equal((r.stdout.match(/^::error title=/gm) ?? []).length, 10);
     assert.match(r.summary, /❌ itest: 1 passed · 60 failed/);
     assert.match(r.summary, /\*\*2 shard\(s\)\*\*/);
-    assert.match(r.outputs, /failed<<ghadelimiter_[^\n]+\n60\n/);
+    assert.equal(r.outputs.failed, '60');
     const reqs = api.requests.slice(before);
     assert.deepEqual(
       reqs.map((q) => `${q.method} ${q.status}`),
