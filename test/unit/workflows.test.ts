@@ -143,6 +143,10 @@ describe('workflows and action metadata', () => {
     it('least privilege: read-only contents for build and test jobs; durations saved only from the default branch', () => {
       assert.deepEqual(wf.jobs.prepare!.permissions, { contents: 'read' });
       assert.deepEqual(wf.jobs.test!.permissions, { contents: 'read' });
+      // The report job inherits the caller's grant: a workflow-level block would cap it (no check run ever),
+      // and asking for checks: write itself would refuse to start for callers that do not grant it.
+      assert.equal((wf as { permissions?: unknown }).permissions, undefined);
+      assert.equal(wf.jobs.report!.permissions, undefined);
       const keep = wf.jobs.report!.steps.find((s) => s.run?.includes('itest-durations.json'))!;
       assert.match(keep.if!, /github\.event_name != 'pull_request'/);
       assert.match(keep.if!, /default_branch/);
