@@ -8,7 +8,7 @@
  * the devices the engine falls back to TCG and the serial transport.
  */
 import { constants } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { runCommand, type CommandResult } from '../run/process.ts';
 
 export interface Device {
@@ -186,4 +186,49 @@ export async function setupRunner(
   if (failures.length > 0 && Object.values(state).some((s) => !s.usable))
     log(`runner setup: ${failures.length} step(s) failed:\n${failures.map((f) => `  ${f}`).join('\n')}`);
   return { devices: state, failures, alreadyUsable };
+}
+
+/**
+ * Ubuntu 24.04 runners restrict unprivileged user namespaces through AppArmor, and mkosi (run as the
+ * runner's user) builds and boots inside them; mkosi's own setup action lifts the restriction the same way.
+ */
+export const USERNS_SYSCTLS = [
+  'kernel.apparmor_restrict_unprivileged_userns',
+  'kernel.apparmor_restrict_unprivileged_unconfined',
+] as const;
+
+const sysctlPath = (name: string) => `/proc/sys/${name.replace(/\./g, '/')}`;
+
+/** The steps that lift the restrictions currently set to 1 (read through `read`; none when absent). */
+export async function userNamespaceSteps(p: {
+  root: boolean;
+  read: (path: string) => Promise<string | undefined>;
+}): Promise<string[][]> {
+  const steps: string[][] = [];
+  for (const name of USERNS_SYSCTLS) {
+    if ((await p.read(sysctlPath(name)))?.trim() !== '1') continue;
+    const argv = ['sysctl', '--ignore', '--write', `${name}=0`];
+    steps.push(p.root ? argv : ['sudo', '-n', ...argv]);
+  }
+  return steps;
+}
+
+export async function allowUserNamespaces(
+  log: (line: string) => void,
+  deps: { run?: CommandRunner; root?: boolean; read?: (path: string) => Promise<string | undefined> } = {},
+): Promise<string[]> {
+  const run = deps.run ?? ((argv, opts) => runCommand(argv, opts));
+  const root = deps.root ?? process.getuid?.() === 0;
+  const read = deps.read ?? ((path: string) => readFile(path, 'utf8').catch(() => undefined));
+  const failures: string[] = [];
+  for (const argv of await userNamespaceSteps({ root, read })) {
+    const why = stepFailure(await run(argv, { timeoutMs: 30_000 }), !root);
+    if (why) failures.push(`${argv.join(' ')}: ${why}`);
+    else log(`runner setup: ${argv.slice(root ? 0 : 2).join(' ')} (unprivileged user namespaces for mkosi)`);
+  }
+  if (failures.length > 0)
+    log(
+      `runner setup: could not allow unprivileged user namespaces, mkosi may fail to build or boot:\n${failures.map((f) => `  ${f}`).join('\n')}`,
+    );
+  return failures;
 }

@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import {
   DEVICES,
   UDEV_RULE_PATH,
+  allowUserNamespaces,
+  userNamespaceSteps,
   openDevice,
   runnerSetupSteps,
   setupRunner,
@@ -202,5 +204,51 @@ describe('runner setup executor (fake command runner)', () => {
   it('openDevice says why a real node cannot be opened', async () => {
     assert.equal(await openDevice('/dev/null'), undefined);
     assert.equal(await openDevice('/dev/itest-no-such-device'), 'does not exist');
+  });
+});
+
+describe('unprivileged user namespaces for mkosi (Ubuntu 24.04 AppArmor restriction)', () => {
+  const sysctls = (values: Record<string, string>) => async (path: string) => values[path];
+  const RESTRICTED = {
+    '/proc/sys/kernel/apparmor_restrict_unprivileged_userns': '1\n',
+    '/proc/sys/kernel/apparmor_restrict_unprivileged_unconfined': '1\n',
+  };
+
+  it('lifts only the restrictions that are set, through sudo -n when not root', async () => {
+    assert.deepEqual(await userNamespaceSteps({ root: false, read: sysctls(RESTRICTED) }), [
+      ['sudo', '-n', 'sysctl', '--ignore', '--write', 'kernel.apparmor_restrict_unprivileged_userns=0'],
+      ['sudo', '-n', 'sysctl', '--ignore', '--write', 'kernel.apparmor_restrict_unprivileged_unconfined=0'],
+    ]);
+    assert.deepEqual(
+      await userNamespaceSteps({
+        root: true,
+        read: sysctls({ '/proc/sys/kernel/apparmor_restrict_unprivileged_userns': '0\n' }),
+      }),
+      [],
+    );
+    // Debian and older kernels: no such sysctl, nothing to do.
+    assert.deepEqual(await userNamespaceSteps({ root: false, read: sysctls({}) }), []);
+  });
+
+  it('reports a refused sudo instead of failing', async () => {
+    const ran: string[][] = [];
+    const lines: string[] = [];
+    const failures = await allowUserNamespaces((l) => lines.push(l), {
+      root: false,
+      read: sysctls(RESTRICTED),
+      run: async (argv) => {
+        ran.push(argv);
+        return {
+          code: 1,
+          signal: null,
+          stdout: '',
+          stderr: 'sudo: a password is required\n',
+        } as CommandResult;
+      },
+    });
+    assert.equal(ran.length, 2);
+    assert.equal(failures.length, 2);
+    assert.match(failures[0]!, /sudo -n needs a password/);
+    assert.match(lines.join('\n'), /could not allow unprivileged user namespaces, mkosi may fail/);
   });
 });
