@@ -162,7 +162,7 @@ Examples:
         const plan = await readPlanFile(o.plan as string);
         const s = shardOf(plan, o.shard as number, o.plan as string);
         base.tests = s.tests;
-        shard = { index: s.index, total: plan.total, plannedSeconds: s.plannedSeconds };
+        shard = { planId: plan.id, index: s.index, total: plan.total, plannedSeconds: s.plannedSeconds };
         if (plan.durations && !o.durations) planDurations = plan.durations;
       }
       const durations = o.durations ? await loadDurations(o.durations as string) : undefined;

@@ -34,7 +34,7 @@ export interface RunConfig {
   /** Known durations (seconds by test name) from an earlier run: the pool starts the longest first. */
   durations?: Durations;
   /** This run is one shard of a sharded run (recorded in results.json for the merge). */
-  shard?: { index: number; total: number; plannedSeconds: number };
+  shard?: { planId: string; index: number; total: number; plannedSeconds: number };
   /** restore-only: a cache miss is an error instead of a build (shards of a prepared run). */
   imagePolicy?: 'build' | 'restore-only';
   /** The key the prepare step computed; a different key here is an error that says why. */

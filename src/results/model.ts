@@ -115,6 +115,8 @@ export interface Summary {
 
 /** Which shard of a sharded run this is; `attempt` is the CI job's run attempt. */
 export interface ShardMeta {
+  /** The id of the plan this shard ran. */
+  planId?: string;
   index: number;
   total: number;
   attempt: number;

@@ -53,6 +53,17 @@ export function mergeResults(inputs: ShardResults[], plan?: ShardPlan, problems:
         'merge only results of `itest run --plan ... --shard N` (or the action with `shard`)',
     );
 
+  const everything = inputs;
+  // "Re-run all jobs" plans again: results of another plan's shards (an earlier attempt) cannot be merged.
+  if (plan) {
+    const other = inputs.filter((i) => i.results.shard?.planId && i.results.shard.planId !== plan.id);
+    for (const o of other)
+      notes.push({
+        level: 'notice',
+        message: `${o.source}: ignored, shard ${o.results.shard!.index} of another plan (${o.results.shard!.planId}; this run's is ${plan.id}), e.g. from an earlier attempt`,
+      });
+    inputs = inputs.filter((i) => !other.includes(i));
+  }
   // Pick one results file per shard: the latest attempt; the same attempt twice cannot be told apart.
   const chosen = new Map<number, ShardResults>();
   const sharded = unsharded.length === 0;
@@ -159,7 +170,9 @@ export function mergeResults(inputs: ShardResults[], plan?: ShardPlan, problems:
     });
   }
 
-  const present = [...chosen.values()].map((c) => c.results);
+  // Every file may have been ignored (all from another plan): the environment then comes from those.
+  const present =
+    chosen.size > 0 ? [...chosen.values()].map((c) => c.results) : everything.map((i) => i.results);
   const first = present.reduce((a, b) => (a.startedAt <= b.startedAt ? a : b));
   const startedAt = first.startedAt;
   const finishedAt = present.map((r) => r.finishedAt).reduce((a, b) => (a >= b ? a : b));

@@ -5,6 +5,7 @@
  * shard within 4/3 of the optimum; without durations the costs are the timeouts (equal timeouts give
  * a round-robin by name).
  */
+import { createHash } from 'node:crypto';
 import { expectedSeconds, type Durations } from './durations.ts';
 import { UserError } from '../util/errors.ts';
 
@@ -23,6 +24,8 @@ export interface Shard {
 
 export interface ShardPlan {
   version: typeof SHARD_PLAN_VERSION;
+  /** Digest of the assignment: shard results carry it, so a merge never mixes two plans' shards. */
+  id: string;
   total: number;
   /** What the costs came from. */
   basis: 'durations' | 'timeouts';
@@ -76,8 +79,13 @@ export function planShards(
         tests.filter((t) => durations[t.name] !== undefined).map((t) => [t.name, durations[t.name]!]),
       )
     : undefined;
+  const id = createHash('sha256')
+    .update(JSON.stringify(shards.map((s) => s.tests)))
+    .digest('hex')
+    .slice(0, 12);
   return {
     version: SHARD_PLAN_VERSION,
+    id,
     total: n,
     basis: known ? 'durations' : 'timeouts',
     shards,
@@ -97,6 +105,7 @@ export function parseShardPlan(text: string, origin: string): ShardPlan {
   }
   const ok =
     p.version === SHARD_PLAN_VERSION &&
+    typeof p.id === 'string' &&
     typeof p.total === 'number' &&
     Array.isArray(p.shards) &&
     p.shards.length === p.total &&
@@ -107,7 +116,7 @@ export function parseShardPlan(text: string, origin: string): ShardPlan {
       (typeof p.durations === 'object' && Object.values(p.durations).every((v) => typeof v === 'number')));
   if (!ok)
     throw new UserError(
-      `${origin}: not a shard plan of version ${SHARD_PLAN_VERSION} (fields version, total, shards[{index, tests, plannedSeconds}]); pass the output of \`itest plan --shards N --json\``,
+      `${origin}: not a shard plan of version ${SHARD_PLAN_VERSION} (fields version, id, total, shards[{index, tests, plannedSeconds}]); pass the output of \`itest plan --shards N --json\``,
     );
   return p as ShardPlan;
 }

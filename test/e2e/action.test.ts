@@ -135,6 +135,7 @@ describe('the reusable workflow, simulated: prepare, two shards under TCG, repor
       );
       const res = JSON.parse(await readFile(join(r.out, 'results.json'), 'utf8')) as Results;
       assert.deepEqual(res.shard, {
+        planId: plan.id,
         index: shard,
         total: 2,
         attempt: 1,

@@ -107,6 +107,7 @@ function shard(
 describe('mergeResults', () => {
   const plan: ShardPlan = {
     version: 1,
+    id: 'plan-a',
     total: 2,
     basis: 'durations',
     shards: [
@@ -216,6 +217,36 @@ describe('mergeResults', () => {
     assert.match(messages, /test B was planned for shard 1 but is not in its results/);
     assert.equal(m.tests.filter((t) => t.name === 'A').length, 1);
     assert.equal(m.tests.find((t) => t.name === 'B')!.status, 'error');
+  });
+
+  it('ignores shards of another plan (re-run all jobs plans again): they count as missing, not as results', () => {
+    const stale = shard(2, 2, [testResult('C', 'pass')]);
+    stale.results.shard!.planId = 'plan-old';
+    const current = shard(1, 2, [testResult('A', 'pass'), testResult('B', 'pass')]);
+    current.results.shard!.planId = 'plan-a';
+    const m = mergeResults([current, stale], plan);
+    assert.equal(m.summary.ok, false);
+    assert.equal(m.tests.find((t) => t.name === 'C')!.status, 'error');
+    assert.deepEqual(
+      m.mergeNotes!.map((n) => n.level),
+      ['notice', 'error'],
+    );
+    assert.match(
+      m.mergeNotes![0]!.message,
+      /ignored, shard 2 of another plan \(plan-old; this run's is plan-a\)/,
+    );
+    // Nothing of this plan at all: every shard missing, still a report.
+    const none = mergeResults([stale], plan);
+    assert.deepEqual(
+      none.shards!.map((s) => s.status),
+      ['missing', 'missing'],
+    );
+  });
+
+  it('plan ids: the same assignment gives the same id, another assignment another', () => {
+    const a = planShards(specs(names(6)), 2);
+    assert.equal(a.id, planShards(specs(names(6)).reverse(), 2).id);
+    assert.notEqual(a.id, planShards(specs(names(6)), 3).id);
   });
 
   it('without a plan, the shard count comes from the shards themselves', () => {
