@@ -41362,6 +41362,7 @@ function mkosiCommand(flag, env) {
  */
 
 
+
 const SHARD_PLAN_VERSION = 1;
 /** `auto` aims at shards of about this many VM-seconds each. */
 const AUTO_SHARD_SECONDS = 600;
@@ -41404,8 +41405,13 @@ function planShards(tests, count, durations) {
     const used = known
         ? Object.fromEntries(tests.filter((t) => durations[t.name] !== undefined).map((t) => [t.name, durations[t.name]]))
         : undefined;
+    const id = (0,external_node_crypto_namespaceObject.createHash)('sha256')
+        .update(JSON.stringify(shards.map((s) => s.tests)))
+        .digest('hex')
+        .slice(0, 12);
     return {
         version: SHARD_PLAN_VERSION,
+        id,
         total: n,
         basis: known ? 'durations' : 'timeouts',
         shards,
@@ -41422,6 +41428,7 @@ function parseShardPlan(text, origin) {
         throw new UserError(`${origin}: not JSON (${e.message}); pass the output of \`itest plan --shards N --json\``);
     }
     const ok = p.version === SHARD_PLAN_VERSION &&
+        typeof p.id === 'string' &&
         typeof p.total === 'number' &&
         Array.isArray(p.shards) &&
         p.shards.length === p.total &&
@@ -41429,7 +41436,7 @@ function parseShardPlan(text, origin) {
         (p.durations === undefined ||
             (typeof p.durations === 'object' && Object.values(p.durations).every((v) => typeof v === 'number')));
     if (!ok)
-        throw new UserError(`${origin}: not a shard plan of version ${SHARD_PLAN_VERSION} (fields version, total, shards[{index, tests, plannedSeconds}]); pass the output of \`itest plan --shards N --json\``);
+        throw new UserError(`${origin}: not a shard plan of version ${SHARD_PLAN_VERSION} (fields version, id, total, shards[{index, tests, plannedSeconds}]); pass the output of \`itest plan --shards N --json\``);
     return p;
 }
 function shardOf(plan, index, origin) {
@@ -41506,6 +41513,17 @@ function mergeResults(inputs, plan, problems = []) {
     if (unsharded.length > 0 && (plan || unsharded.length !== inputs.length))
         throw new UserError(`${unsharded.map((i) => i.source).join(', ')}: not the results of a shard (no "shard" field); ` +
             'merge only results of `itest run --plan ... --shard N` (or the action with `shard`)');
+    const everything = inputs;
+    // "Re-run all jobs" plans again: results of another plan's shards (an earlier attempt) cannot be merged.
+    if (plan) {
+        const other = inputs.filter((i) => i.results.shard?.planId && i.results.shard.planId !== plan.id);
+        for (const o of other)
+            notes.push({
+                level: 'notice',
+                message: `${o.source}: ignored, shard ${o.results.shard.index} of another plan (${o.results.shard.planId}; this run's is ${plan.id}), e.g. from an earlier attempt`,
+            });
+        inputs = inputs.filter((i) => !other.includes(i));
+    }
     // Pick one results file per shard: the latest attempt; the same attempt twice cannot be told apart.
     const chosen = new Map();
     const sharded = unsharded.length === 0;
@@ -41608,7 +41626,8 @@ function mergeResults(inputs, plan, problems = []) {
             source: c.source,
         });
     }
-    const present = [...chosen.values()].map((c) => c.results);
+    // Every file may have been ignored (all from another plan): the environment then comes from those.
+    const present = chosen.size > 0 ? [...chosen.values()].map((c) => c.results) : everything.map((i) => i.results);
     const first = present.reduce((a, b) => (a.startedAt <= b.startedAt ? a : b));
     const startedAt = first.startedAt;
     const finishedAt = present.map((r) => r.finishedAt).reduce((a, b) => (a >= b ? a : b));
@@ -41767,7 +41786,7 @@ Examples:
             const plan = await readPlanFile(o.plan);
             const s = shardOf(plan, o.shard, o.plan);
             base.tests = s.tests;
-            shard = { index: s.index, total: plan.total, plannedSeconds: s.plannedSeconds };
+            shard = { planId: plan.id, index: s.index, total: plan.total, plannedSeconds: s.plannedSeconds };
             if (plan.durations && !o.durations)
                 planDurations = plan.durations;
         }

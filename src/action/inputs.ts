@@ -36,6 +36,8 @@ export interface ActionConfig {
   token: string;
   /** Install this mkosi release with the tool cache when set. */
   mkosiRelease: string;
+  /** Tells apart jobs of one run that run this action (a matrix value); part of artifact names. */
+  label: string;
 }
 
 export type InputGetter = (name: string) => string;
@@ -128,7 +130,7 @@ export function parseInputs(get: InputGetter, env: NodeJS.ProcessEnv, cwd = proc
       throw new UserError('input `shard` selects the tests of its shard; leave `tests` and `tags` empty');
     const s = shardOf(plan, shard, 'input `shard`');
     run.tests = s.tests;
-    run.shard = { index: s.index, total: plan.total, plannedSeconds: s.plannedSeconds };
+    run.shard = { planId: plan.id, index: s.index, total: plan.total, plannedSeconds: s.plannedSeconds };
     if (plan.durations) run.durations = plan.durations;
   }
   const imageKey = input('image-key');
@@ -149,6 +151,7 @@ export function parseInputs(get: InputGetter, env: NodeJS.ProcessEnv, cwd = proc
     checkName: input('check-name'),
     token: input('token'),
     mkosiRelease,
+    label: input('label'),
     run,
     cache: run.useCache,
     uploadLogs,

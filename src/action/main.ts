@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseInputs } from './inputs.ts';
-import { setupRunner } from './runner-setup.ts';
+import { allowUserNamespaces, setupRunner } from './runner-setup.ts';
+import { loadDurations } from '../shard/durations.ts';
 import { report } from './report.ts';
 import { prepare } from './prepare.ts';
 import { reportShards } from './report-mode.ts';
@@ -37,6 +38,8 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   try {
     const cfg = parseInputs((n) => core.getInput(n), env);
     core.saveState('output', cfg.run.outputDir);
+    // The post step names its partial artifact like the main step would: unique per shard and label.
+    if (jobLabel(cfg)) core.saveState('label', jobLabel(cfg));
     const ui = progressUi(
       (l) => core.info(l),
       (l) => {
@@ -55,7 +58,16 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
       const m = await installMkosiRelease(cfg.mkosiRelease, { env, log: (l) => core.info(l) });
       cfg.run.mkosi = m.command;
     }
-    if (cfg.setupRunner && cfg.mode === 'run') await setupRunner((l) => core.info(l));
+    if (cfg.setupRunner) {
+      // Prepare builds with mkosi too (user namespaces); only run mode boots VMs (devices).
+      await allowUserNamespaces((l) => core.info(l));
+      if (cfg.mode === 'run') await setupRunner((l) => core.info(l));
+    }
+    if (cfg.mode === 'run' && cfg.durationsPath && !cfg.run.durations) {
+      const d = await loadDurations(cfg.durationsPath);
+      core.info(d.note);
+      if (d.durations) cfg.run.durations = d.durations;
+    }
     const policy = savePolicy(env.GITHUB_EVENT_NAME, event(env));
     const imageCache = new GitHubImageCache(
       join(env.RUNNER_TEMP ?? cfg.run.outputDir, 'itest-image'),
@@ -73,7 +85,7 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
     const out = await runEngine(cfg.run, ui, controller.signal, { imageCache });
     core.info(renderEnvironment(out.results));
     core.info(renderReport(out.results));
-    const label = cfg.run.shard ? `shard-${cfg.run.shard.index}-of-${cfg.run.shard.total}` : undefined;
+    const label = jobLabel(cfg);
     await report(out.results, cfg, env, warnings, label);
     // results.json now names the log artifact of each test; a shard hands it to the report job.
     await writeFile(out.resultsPath, `${JSON.stringify(out.results, null, 2)}\n`);
@@ -82,6 +94,8 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
     core.saveState('done', 'true');
     failUnlessOk(out.results);
   } catch (e) {
+    // A handled error is a finished step, not a cancel: the post step has nothing to stop or rescue.
+    if (e instanceof UserError || e instanceof HostNotReady) core.saveState('done', 'true');
     if (e instanceof HostNotReady && e.problems.some((p) => p.startsWith('mkosi'))) {
       core.setFailed(
         `${e.message}\nIn a workflow, set the input mkosi-release (e.g. 25.3) or add the mkosi project's setup step before this one:  - uses: systemd/mkosi@v25.3`,
@@ -89,6 +103,12 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
     } else if (e instanceof UserError || e instanceof HostNotReady) core.setFailed(e.message);
     else core.setFailed(`itest: internal error: ${(e as Error).stack ?? String(e)}`);
   }
+}
+
+/** The user's `label` and this job's shard: what tells jobs of one run apart in artifact names. */
+function jobLabel(cfg: ActionConfig): string | undefined {
+  const shard = cfg.run.shard ? `shard-${cfg.run.shard.index}-of-${cfg.run.shard.total}` : undefined;
+  return [cfg.label, shard].filter(Boolean).join('-') || undefined;
 }
 
 function failUnlessOk(r: Results): void {

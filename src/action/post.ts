@@ -134,6 +134,7 @@ export async function post(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const name = artifactName({
     prefix: `${core.getInput('artifact-prefix') || 'itest-logs'}-partial`,
     job: env.GITHUB_JOB ?? 'local',
+    ...(core.getState('label') ? { label: core.getState('label') } : {}),
     runAttempt: env.GITHUB_RUN_ATTEMPT ?? '1',
     arch: hostArch(),
   });

@@ -42,7 +42,7 @@ describe('action inputs for shards', () => {
     );
     assert.equal(cfg.mode, 'run');
     assert.deepEqual(cfg.run.tests, plan.shards[1]!.tests);
-    assert.deepEqual(cfg.run.shard, { index: 2, total: 2, plannedSeconds: 120 });
+    assert.deepEqual(cfg.run.shard, { planId: plan.id, index: 2, total: 2, plannedSeconds: 120 });
     assert.equal(cfg.run.expectedKey, 'k');
     assert.equal(cfg.run.imagePolicy, 'restore-only');
     assert.equal(cfg.run.durations, undefined);
@@ -153,6 +153,13 @@ describe('report mode (child process, real @actions/core, Checks API stand-in)',
     assert.match(r.stdout, /::notice::.*checks: write/);
     assert.doesNotMatch(r.stdout, /::error/);
     api.mode = 'ok';
+  });
+
+  it('a handled error (nothing to merge) fails the step and marks it done, so the post step does not call it a cancel', async () => {
+    const r = await reportStep({ merge: '/nonexistent/itest-shards' });
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /::error::no shard results found in \/nonexistent\/itest-shards/);
+    assert.match(r.state, /^done<</m);
   });
 
   it('a planned shard without results fails the report with its own annotation', async () => {

@@ -162,6 +162,8 @@ describe('post step after the main step was killed (real processes, local Action
       INPUT_CACHE: 'false',
       INPUT_OUTPUT: out,
       INPUT_JOBS: '2',
+      // A matrix leg's label: the partial artifact must carry it, or legs overwrite each other.
+      INPUT_LABEL: 'leg-a',
       'INPUT_ARTIFACT-PREFIX': 'itest-logs',
       'INPUT_RETENTION-DAYS': '3',
       'INPUT_UPLOAD-LOGS': 'failed',
@@ -216,7 +218,7 @@ describe('post step after the main step was killed (real processes, local Action
       assert.equal(await isGone(p), false, `${p} outlives the main step (that is the problem)`);
 
     const state = stateEnv(await readFile(files.state, 'utf8'));
-    assert.deepEqual(state, { STATE_output: out });
+    assert.deepEqual(state, { STATE_output: out, STATE_label: 'leg-a' });
     const calls = services.calls.length;
     const post = await collect(
       spawn(process.execPath, ['--import', TSX, join(ROOT, 'src/action/post-entry.ts')], {
@@ -254,7 +256,7 @@ describe('post step after the main step was killed (real processes, local Action
     );
     for (const f of listed) assert.ok(existsSync(f), `${f} exists`);
 
-    const name = `itest-logs-partial-itest-${hostArch()}-attempt1`;
+    const name = `itest-logs-partial-itest-leg-a-${hostArch()}-attempt1`;
     assert.match(summary, new RegExp(`Uploaded as artifact \`${name}\``));
     assert.ok(services.calls.slice(calls).includes('twirp CreateArtifact'));
     const zip = await services.artifactBytes(name);
