@@ -26,7 +26,7 @@ export function renderPlan(plan: ShardPlan, key: string, saved: boolean): string
 export async function prepare(
   cfg: ActionConfig,
   ui: Ui,
-  imageCache: ImageCache & { saved?: boolean },
+  imageCache: ImageCache & { saved?: boolean; lookupOnly?: boolean },
 ): Promise<void> {
   const { selected } = await loadPlan(cfg.run);
   ui.planned(selected);
@@ -34,6 +34,7 @@ export async function prepare(
   if (d) ui.info(d.note);
   const plan = planShards(selected, cfg.shards, d?.durations);
   // No VM runs here: KVM is not needed, and its absence is no reason for a warning.
+  imageCache.lookupOnly = true;
   const { image } = await prepareImage({ ...cfg.run, kvm: 'no' }, ui, { imageCache });
   const saved = image.cache === 'hit' || imageCache.saved === true;
   if (!saved)

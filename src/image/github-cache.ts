@@ -119,6 +119,8 @@ export class GitHubImageCache implements ImageCache {
 
   /** True once save() stored the image (the prepare mode tells the shard jobs whether they can restore it). */
   saved = false;
+  /** Only ask whether the key exists (the prepare mode boots nothing, so a hit needs no download). */
+  lookupOnly = false;
 
   async restore(key: string): Promise<RestoreResult> {
     if (!cache.isFeatureAvailable())
@@ -127,10 +129,16 @@ export class GitHubImageCache implements ImageCache {
       this.deadlines.restoreSeconds ?? secondsFromEnv(this.env, CACHE_TIMEOUT_ENV) ?? DEFAULT_RESTORE_SECONDS;
     try {
       const matched = await withDeadline(`image cache restore of ${key}`, seconds, () =>
-        cache.restoreCache([this.dir], key),
+        cache.restoreCache([this.dir], key, [], { lookupOnly: this.lookupOnly }),
       );
       if (matched === key)
-        return { hit: true, dir: this.dir, detail: `restored ${key} from the Actions cache` };
+        return {
+          hit: true,
+          dir: this.dir,
+          detail: this.lookupOnly
+            ? `${key} is in the Actions cache (looked up, not downloaded)`
+            : `restored ${key} from the Actions cache`,
+        };
       return { hit: false, detail: `no Actions cache entry for ${key}` };
     } catch (e) {
       if (e instanceof DeadlineExceeded) {

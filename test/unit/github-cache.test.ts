@@ -80,6 +80,18 @@ describe('GitHub Actions cache backend (real @actions/cache, local services)', (
     assert.deepEqual(await readFile(join(dir, 'itest-demo.raw')), bytes, 'restored image is byte-identical');
     const other = await cache.restore('itest-image-test-other');
     assert.equal(other.hit, false);
+    // The prepare mode only looks the key up: a hit downloads nothing.
+    await rm(dir, { recursive: true, force: true });
+    const blobGets = () => services.calls.filter((c) => c.startsWith('blob GET')).length;
+    const gets = blobGets();
+    assert.ok(gets > 0, 'the full restore above did download');
+    cache.lookupOnly = true;
+    const looked = await cache.restore('itest-image-test-1');
+    assert.equal(looked.hit, true);
+    assert.match(looked.detail, /looked up, not downloaded/);
+    assert.equal(blobGets(), gets);
+    assert.equal(existsSync(join(dir, 'itest-demo.raw')), false);
+    cache.lookupOnly = false;
   });
 
   it('a control-plane HTTP 500 on restore is a miss with the run going on', async () => {
