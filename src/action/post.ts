@@ -13,30 +13,7 @@ import { join } from 'node:path';
 import { uploadLogs } from './upload.ts';
 import { artifactName } from './artifact-name.ts';
 import { hostArch } from '../host/probe.ts';
-
-export interface Proc {
-  pid: number;
-  ppid: number;
-  /** argv joined with spaces. */
-  cmdline: string;
-}
-
-export async function listProcesses(): Promise<Proc[]> {
-  const out: Proc[] = [];
-  for (const entry of await readdir('/proc').catch(() => [] as string[])) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (fields[0] === 'Z') continue; // exited, waiting for its reaper
-      const cmdline = (await readFile(`/proc/${entry}/cmdline`, 'utf8')).split('\0').join(' ').trim();
-      out.push({ pid: Number(entry), ppid: Number(fields[1]), cmdline });
-    } catch {
-      // Gone while we looked.
-    }
-  }
-  return out;
-}
+import { listProcesses, withDescendants, type Proc } from '../run/process.ts';
 
 /** The processes of this run: those naming the output directory or a machine of it, and their descendants. Pure. */
 export function leftovers(
@@ -50,11 +27,11 @@ export function leftovers(
   const roots = procs.filter(
     (p) => p.pid !== self && (direct.includes(p) || machines.some((m) => p.cmdline.includes(m))),
   );
-  const pids = new Set(roots.map((p) => p.pid));
-  for (let size = -1; size !== pids.size;) {
-    size = pids.size;
-    for (const p of procs) if (pids.has(p.ppid) && p.pid !== self) pids.add(p.pid);
-  }
+  const pids = withDescendants(
+    procs,
+    roots.map((p) => p.pid),
+    self,
+  );
   // The tests whose VM was still up: the status chardev of each mkosi/QEMU names .work/<test>/status.
   const statusRe = new RegExp(`${escape(under)}\\.work/([^/\\s,]+)/status`);
   const running = [...new Set(roots.flatMap((p) => statusRe.exec(p.cmdline)?.[1] ?? []))].sort();

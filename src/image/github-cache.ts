@@ -8,10 +8,11 @@
  * hangs (the Azure SDK sets no client timeout), so restore and save are abandoned after a bounded time
  * (see CacheDeadlines; src/util/deadline.ts stops the abandoned call's requests).
  */
-import { lstat, mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import * as cache from '@actions/cache';
 import type { ImageCache, RestoreResult } from './image-cache.ts';
+import { listProcesses } from '../run/process.ts';
 import { DeadlineExceeded, secondsFromEnv, withDeadline } from '../util/deadline.ts';
 
 /** Overrides both cache deadlines (seconds) when the constructor does not set them. */
@@ -57,18 +58,12 @@ async function treeBytes(dir: string): Promise<number> {
  */
 export async function killCacheTar(): Promise<number[]> {
   const killed: number[] = [];
-  const pids = await readdir('/proc').catch(() => [] as string[]);
-  for (const pid of pids.filter((p) => /^\d+$/.test(p))) {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-    // Field 4 (ppid) follows the parenthesised command name, which may itself contain spaces.
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    if (ppid !== process.pid) continue;
-    const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
-    if (!/^g?tar$/.test(basename(argv[0] ?? ''))) continue;
+  for (const { pid, ppid, argv } of await listProcesses()) {
+    if (ppid !== process.pid || !/^g?tar$/.test(basename(argv[0] ?? ''))) continue;
     if (!argv.some((a) => /(^|\/)cache\.(tzst|tgz|tar)$/.test(a))) continue;
     try {
-      process.kill(Number(pid), 'SIGKILL');
-      killed.push(Number(pid));
+      process.kill(pid, 'SIGKILL');
+      killed.push(pid);
     } catch {
       // already gone
     }

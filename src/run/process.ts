@@ -55,32 +55,48 @@ export function startDetached(argv: string[], opts: SpawnOptions): ChildProcess 
   return spawn(file, args, { ...opts, detached: true });
 }
 
-/** PIDs of every descendant of pid, found through /proc (children may leave the process group: bwrap does). */
-export async function descendants(pid: number): Promise<number[]> {
-  const parentOf = new Map<number, number>();
+/** One process as /proc shows it. */
+export interface Proc {
+  pid: number;
+  ppid: number;
+  /** argv joined with spaces. */
+  cmdline: string;
+}
+
+/** Every live process (zombies left out: they are only waiting for their reaper). Linux only. */
+export async function listProcesses(): Promise<(Proc & { argv: string[] })[]> {
+  const out: (Proc & { argv: string[] })[] = [];
   for (const entry of await readdir('/proc').catch(() => [] as string[])) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
-      // Field 4 (ppid) follows the parenthesised command name, which may itself contain spaces.
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      parentOf.set(Number(entry), ppid);
+      // State and ppid follow the parenthesised command name, which may itself contain spaces.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (fields[0] === 'Z') continue;
+      const argv = (await readFile(`/proc/${entry}/cmdline`, 'utf8')).split('\0').filter(Boolean);
+      out.push({ pid: Number(entry), ppid: Number(fields[1]), argv, cmdline: argv.join(' ') });
     } catch {
       // The process ended while we looked.
     }
   }
-  const out: number[] = [];
-  const queue = [pid];
-  while (queue.length > 0) {
-    const p = queue.shift()!;
-    for (const [child, parent] of parentOf) {
-      if (parent === p && !out.includes(child)) {
-        out.push(child);
-        queue.push(child);
-      }
-    }
-  }
   return out;
+}
+
+/** The roots and everything below them in procs (children may leave the process group: bwrap does). Pure. */
+export function withDescendants(procs: Proc[], roots: Iterable<number>, exclude?: number): Set<number> {
+  const pids = new Set(roots);
+  for (let size = -1; size !== pids.size;) {
+    size = pids.size;
+    for (const p of procs) if (pids.has(p.ppid) && p.pid !== exclude) pids.add(p.pid);
+  }
+  return pids;
+}
+
+/** PIDs of every descendant of pid. */
+export async function descendants(pid: number): Promise<number[]> {
+  const all = withDescendants(await listProcesses(), [pid]);
+  all.delete(pid);
+  return [...all];
 }
 
 function signalAll(pids: number[], pgid: number, signal: NodeJS.Signals): void {

@@ -11,8 +11,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { leftovers, partialState, type Proc } from '../../src/action/post.ts';
-import { descendants } from '../../src/run/process.ts';
+import { leftovers, partialState } from '../../src/action/post.ts';
+import { descendants, type Proc } from '../../src/run/process.ts';
 import { hostArch } from '../../src/host/probe.ts';
 import { ActionsServices } from '../helpers/actions-services.ts';
 
