@@ -2,7 +2,7 @@
  * Check annotations: one error per failed test, within GitHub's limits (10 errors per step), and a notice
  * for the overflow. Pure: the action front door prints them with @actions/core.
  */
-import type { Results } from '../results/model.ts';
+import { failedTests, failureVerb, type Results } from '../results/model.ts';
 
 export const MAX_ERRORS_PER_STEP = 10;
 
@@ -22,14 +22,14 @@ export function annotations(r: Results, warnings: string[] = []): Annotation[] {
       title: 'itest: shards',
       message: mergeErrors.map((n) => n.message).join('\n'),
     });
-  const failed = r.tests.filter((t) => t.status === 'fail' || t.status === 'timeout' || t.status === 'error');
+  const failed = failedTests(r);
   const slots = MAX_ERRORS_PER_STEP - out.length;
   // One error slot stays free for the overflow note when there are more failures than slots.
   const room = failed.length > slots ? slots - 1 : slots;
   for (const t of failed.slice(0, room))
     out.push({
       level: 'error',
-      title: `itest: ${t.name} ${t.status === 'fail' ? 'failed' : t.status === 'timeout' ? 'timed out' : 'could not run'}`,
+      title: `itest: ${t.name} ${failureVerb(t)}`,
       message: [
         t.reason,
         ...t.outputTail.slice(-5).map((l) => `  ${l}`),

@@ -20,7 +20,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { getOctokit } from '@actions/github';
-import type { Results, TestResult } from '../results/model.ts';
+import { countWords, failedTests, failureVerb, type Results, type TestResult } from '../results/model.ts';
 import { findings } from '../results/findings.ts';
 import { renderSummary } from './summary.ts';
 
@@ -90,8 +90,6 @@ export interface CheckRunParams {
   locations?: ReadonlyMap<string, TestLocation>;
 }
 
-const FAILED = new Set(['fail', 'timeout', 'error']);
-const failedTests = (r: Results): TestResult[] => r.tests.filter((t) => FAILED.has(t.status));
 const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
 
 /** The longest prefix of `s` that fits in `max` UTF-8 bytes, cut between characters. */
@@ -133,24 +131,15 @@ export function checkTitle(r: Results): string {
   const s = r.summary;
   if (s.total === 0) return 'no tests ran';
   const notPassed = s.fail + s.timeout + s.error;
-  const counts = [
-    `${s.pass} passed`,
-    `${s.fail} failed`,
-    `${s.skip} skipped`,
-    `${s.timeout} timed out`,
-    `${s.error} errors`,
-  ].join(', ');
   const lead = notPassed > 0 ? `${notPassed} of ${s.total} tests did not pass` : `${s.total} tests`;
-  return `${lead}: ${counts}${s.flaky ? `, ${s.flaky} flaky` : ''}`;
+  return `${lead}: ${countWords(s).join(', ')}`;
 }
 
-const verb = (t: TestResult) =>
-  t.status === 'fail' ? 'failed' : t.status === 'timeout' ? 'timed out' : 'could not run';
 const clip = (l: string) => (l.length > LINE_WIDTH ? `${l.slice(0, LINE_WIDTH)}…` : l);
 
 /** An annotation's message: why, the unit's last lines and the rerun command, within 64 KB. */
 export function annotationMessage(t: TestResult): string {
-  const lines = [`${t.name} ${verb(t)}: ${t.reason}`];
+  const lines = [`${t.name} ${failureVerb(t)}: ${t.reason}`];
   const tail = t.outputTail.slice(-MESSAGE_LINES);
   if (tail.length > 0) lines.push('', 'last lines of the unit:', ...tail.map((l) => `  ${clip(l)}`));
   if (t.rerun) lines.push('', `rerun: ${t.rerun}`);

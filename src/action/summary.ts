@@ -2,7 +2,7 @@
  * The job summary: counts, environment, a table of tests, a timeline of the VMs and, for each failure,
  * why, its last lines and the commands to debug it. Pure; stays under GitHub's 1 MiB per step.
  */
-import type { Results, Status, TestResult } from '../results/model.ts';
+import { countWords, failedTests, type Results, type Status, type TestResult } from '../results/model.ts';
 import { findings } from '../results/findings.ts';
 
 export const SUMMARY_LIMIT = 1024 * 1024;
@@ -25,14 +25,7 @@ const fence = (lines: string[]) => ['```text', ...lines.map((l) => l.replace(/``
 
 export function headline(r: Results): string {
   const s = r.summary;
-  const parts = [
-    `${s.pass} passed`,
-    `${s.fail} failed`,
-    `${s.skip} skipped`,
-    `${s.timeout} timed out`,
-    `${s.error} errors`,
-  ];
-  return `## ${s.ok ? '✅' : '❌'} itest: ${parts.join(' · ')}${s.flaky ? ` · ${s.flaky} flaky` : ''} (${s.total} tests, ${r.durationSeconds.toFixed(0)} s)`;
+  return `## ${s.ok ? '✅' : '❌'} itest: ${countWords(s).join(' · ')} (${s.total} tests, ${r.durationSeconds.toFixed(0)} s)`;
 }
 
 function environment(r: Results): string[] {
@@ -171,7 +164,7 @@ export function renderSummary(
     '',
     ...extra,
   ];
-  const failed = r.tests.filter((t) => t.status === 'fail' || t.status === 'timeout' || t.status === 'error');
+  const failed = failedTests(r);
   let text = head.join('\n');
   if (failed.length > 0) text += '\n\n### Failures\n\n';
   const reserve = 400;

@@ -158,6 +158,28 @@ export interface Results {
   mergeNotes?: MergeNote[];
 }
 
+/** The tests that did not pass: failed, timed out or could not run. */
+export function failedTests(r: Pick<Results, 'tests'>): TestResult[] {
+  return r.tests.filter((t) => t.status === 'fail' || t.status === 'timeout' || t.status === 'error');
+}
+
+/** How a failed test ended, in words: "failed", "timed out" or "could not run". */
+export function failureVerb(t: Pick<TestResult, 'status'>): string {
+  return t.status === 'fail' ? 'failed' : t.status === 'timeout' ? 'timed out' : 'could not run';
+}
+
+/** The counts in words, flaky only when there are any: "3 passed", "1 failed", ... */
+export function countWords(s: Summary): string[] {
+  return [
+    `${s.pass} passed`,
+    `${s.fail} failed`,
+    `${s.skip} skipped`,
+    `${s.timeout} timed out`,
+    `${s.error} errors`,
+    ...(s.flaky ? [`${s.flaky} flaky`] : []),
+  ];
+}
+
 export function summarize(tests: TestResult[]): Summary {
   const count = (s: Status) => tests.filter((t) => t.status === s).length;
   const s = {

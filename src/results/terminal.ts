@@ -1,5 +1,12 @@
 /** Terminal rendering: live progress lines and the final report. Pure string builders. */
-import type { Attempt, Results, Status, TestResult } from './model.ts';
+import {
+  countWords,
+  failedTests,
+  type Attempt,
+  type Results,
+  type Status,
+  type TestResult,
+} from './model.ts';
 import { humanBytes } from '../util/size.ts';
 import { findings } from './findings.ts';
 import type { HostInfo } from '../host/probe.ts';
@@ -77,13 +84,10 @@ export function renderReport(r: Results): string {
     ];
   });
   const s = r.summary;
-  const failed = r.tests.filter((t) => t.status === 'fail' || t.status === 'timeout' || t.status === 'error');
+  const failed = failedTests(r);
   const out = ['', 'Results:', ...rows, '', ...renderShards(r)];
   for (const t of failed) out.push(...failureBlock(t));
-  out.push(
-    `${s.total} tests: ${s.pass} passed, ${s.fail} failed, ${s.skip} skipped, ${s.timeout} timed out, ${s.error} errors` +
-      `${s.flaky ? `, ${s.flaky} flaky` : ''} in ${r.durationSeconds.toFixed(1)} s`,
-  );
+  out.push(`${s.total} tests: ${countWords(s).join(', ')} in ${r.durationSeconds.toFixed(1)} s`);
   out.push(s.ok ? 'OK' : 'FAILED');
   return out.join('\n');
 }
