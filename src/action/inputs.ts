@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import type { RunConfig } from '../config/run-config.ts';
 import { resolveConfigDir, defaultManifest, mkosiCommand, DEFAULT_OUTPUT } from '../config/run-config.ts';
 import { UserError } from '../util/errors.ts';
-import { parseShardCount, parseShardPlan, shardOf, type ShardPlan } from '../shard/plan-shards.ts';
+import { parseShardCount, parseShardPlan, selectShard, type ShardPlan } from '../shard/plan-shards.ts';
 
 export interface ActionConfig {
   run: RunConfig;
@@ -128,10 +128,10 @@ export function parseInputs(get: InputGetter, env: NodeJS.ProcessEnv, cwd = proc
   if (plan && shard !== undefined && mode === 'run') {
     if (run.tests.length > 0 || run.tags.length > 0)
       throw new UserError('input `shard` selects the tests of its shard; leave `tests` and `tags` empty');
-    const s = shardOf(plan, shard, 'input `shard`');
-    run.tests = s.tests;
-    run.shard = { planId: plan.id, index: s.index, total: plan.total, plannedSeconds: s.plannedSeconds };
-    if (plan.durations) run.durations = plan.durations;
+    const selected = selectShard(plan, shard, 'input `shard`');
+    run.tests = selected.tests;
+    run.shard = selected.shard;
+    if (selected.durations) run.durations = selected.durations;
   }
   const imageKey = input('image-key');
   if (imageKey) run.expectedKey = imageKey;

@@ -39,7 +39,8 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
     const cfg = parseInputs((n) => core.getInput(n), env);
     core.saveState('output', cfg.run.outputDir);
     // The post step names its partial artifact like the main step would: unique per shard and label.
-    if (jobLabel(cfg)) core.saveState('label', jobLabel(cfg));
+    const label = jobLabel(cfg);
+    if (label) core.saveState('label', label);
     const ui = progressUi(
       (l) => core.info(l),
       (l) => {
@@ -85,7 +86,6 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
     const out = await runEngine(cfg.run, ui, controller.signal, { imageCache });
     core.info(renderEnvironment(out.results));
     core.info(renderReport(out.results));
-    const label = jobLabel(cfg);
     await report(out.results, cfg, env, warnings, label);
     // results.json now names the log artifact of each test; a shard hands it to the report job.
     await writeFile(out.resultsPath, `${JSON.stringify(out.results, null, 2)}\n`);

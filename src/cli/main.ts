@@ -22,7 +22,7 @@ import { renderEnvironment, renderReport } from '../results/terminal.ts';
 import { ExitCode, UserError } from '../util/errors.ts';
 import { TOOL_VERSION } from '../version.ts';
 import { loadDurations } from '../shard/durations.ts';
-import { parseShardCount, planShards, shardOf } from '../shard/plan-shards.ts';
+import { parseShardCount, planShards, selectShard } from '../shard/plan-shards.ts';
 import { mergeReport, readPlanFile } from '../engine/merge-report.ts';
 
 const positiveInt = (name: string) => (v: string) => {
@@ -154,19 +154,17 @@ Examples:
       const base = baseConfig(o);
       if ((o.plan === undefined) !== (o.shard === undefined))
         throw new UserError('--plan and --shard go together: --plan plan.json --shard 2');
-      let shard: RunConfig['shard'];
-      let planDurations: RunConfig['durations'];
+      let selected: ReturnType<typeof selectShard> | undefined;
       if (o.plan !== undefined) {
         if (base.tests.length > 0 || base.tags.length > 0)
           throw new UserError('--shard selects the tests of its shard; drop --test and --tag');
-        const plan = await readPlanFile(o.plan as string);
-        const s = shardOf(plan, o.shard as number, o.plan as string);
-        base.tests = s.tests;
-        shard = { planId: plan.id, index: s.index, total: plan.total, plannedSeconds: s.plannedSeconds };
-        if (plan.durations && !o.durations) planDurations = plan.durations;
+        selected = selectShard(await readPlanFile(o.plan as string), o.shard as number, o.plan as string);
+        base.tests = selected.tests;
       }
       const durations = o.durations ? await loadDurations(o.durations as string) : undefined;
       if (durations) console.log(durations.note);
+      // --durations wins over the durations the plan was made with.
+      const known = durations?.durations ?? selected?.durations;
       const cfg: RunConfig = {
         ...base,
         outputDir: resolve(o.output as string),
@@ -182,12 +180,8 @@ Examples:
         ...(o.timeoutScale !== undefined ? { timeoutScale: o.timeoutScale as number } : {}),
         ...(o.imageDir !== undefined ? { imageDir: resolve(o.imageDir as string) } : {}),
         ...(o.shell ? { shell: true } : {}),
-        ...(durations?.durations
-          ? { durations: durations.durations }
-          : planDurations
-            ? { durations: planDurations }
-            : {}),
-        ...(shard ? { shard } : {}),
+        ...(known ? { durations: known } : {}),
+        ...(selected ? { shard: selected.shard } : {}),
       };
       const controller = new AbortController();
       const stop = (sig: string) => {

@@ -127,3 +127,21 @@ export function shardOf(plan: ShardPlan, index: number, origin: string): Shard {
     throw new UserError(`${origin}: shard ${index} does not exist; the plan has shards 1 to ${plan.total}`);
   return s;
 }
+
+/** What a run of one shard needs: its tests, what to record in results.json, and the plan's durations. */
+export function selectShard(
+  plan: ShardPlan,
+  index: number,
+  origin: string,
+): {
+  tests: string[];
+  shard: { planId: string; index: number; total: number; plannedSeconds: number };
+  durations?: Durations;
+} {
+  const s = shardOf(plan, index, origin);
+  return {
+    tests: s.tests,
+    shard: { planId: plan.id, index: s.index, total: plan.total, plannedSeconds: s.plannedSeconds },
+    ...(plan.durations ? { durations: plan.durations } : {}),
+  };
+}
