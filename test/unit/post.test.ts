@@ -43,6 +43,16 @@ function collect(c: ChildProcess): Promise<{ code: number | null; stdout: string
   return new Promise((resolve) => c.on('close', (code) => resolve({ code, stdout, stderr })));
 }
 
+/** The post step as the runner starts it: a clean environment plus `env`. */
+function runPost(cwd: string, env: Record<string, string>) {
+  return collect(
+    spawn(process.execPath, ['--import', TSX, join(ROOT, 'src/action/post-entry.ts')], {
+      cwd,
+      env: { ...cleanEnv(), ...env },
+    }),
+  );
+}
+
 async function procs(): Promise<{ pid: number; cmdline: string }[]> {
   const out: { pid: number; cmdline: string }[] = [];
   for (const e of await readdir('/proc')) {
@@ -220,19 +230,13 @@ describe('post step after the main step was killed (real processes, local Action
     const state = stateEnv(await readFile(files.state, 'utf8'));
     assert.deepEqual(state, { STATE_output: out, STATE_label: 'leg-a' });
     const calls = services.calls.length;
-    const post = await collect(
-      spawn(process.execPath, ['--import', TSX, join(ROOT, 'src/action/post-entry.ts')], {
-        cwd: dir,
-        env: {
-          ...cleanEnv(),
-          ...inputs,
-          ...github,
-          ...services.env(),
-          ...state,
-          GITHUB_STEP_SUMMARY: files.postSummary,
-        },
-      }),
-    );
+    const post = await runPost(dir, {
+      ...inputs,
+      ...github,
+      ...services.env(),
+      ...state,
+      GITHUB_STEP_SUMMARY: files.postSummary,
+    });
     assert.equal(post.code, 0, post.stderr);
     assert.match(
       post.stdout,
@@ -273,20 +277,14 @@ describe('post step after the main step was killed (real processes, local Action
     const decoy = spawn('sleep', ['1000'], { stdio: 'ignore', argv0: `sleep ${out}/.work/T/status` });
     started.push(decoy.pid!);
     const calls = services.calls.length;
-    const post = await collect(
-      spawn(process.execPath, ['--import', TSX, join(ROOT, 'src/action/post-entry.ts')], {
-        cwd: dir,
-        env: {
-          ...cleanEnv(),
-          ...inputs,
-          ...github,
-          ...services.env(),
-          STATE_output: out,
-          STATE_done: 'true',
-          GITHUB_STEP_SUMMARY: files.postSummary,
-        },
-      }),
-    );
+    const post = await runPost(dir, {
+      ...inputs,
+      ...github,
+      ...services.env(),
+      STATE_output: out,
+      STATE_done: 'true',
+      GITHUB_STEP_SUMMARY: files.postSummary,
+    });
     assert.equal(post.code, 0, post.stderr);
     assert.equal(post.stdout, '');
     assert.equal(await readFile(files.postSummary, 'utf8'), '');

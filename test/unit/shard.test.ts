@@ -309,21 +309,18 @@ describe('itest plan / itest report (CLI)', () => {
     const planFile = join(dir, 'plan.json');
     await writeFile(planFile, p.out);
 
+    // What the report job downloads: one folder per shard artifact.
+    const upload = async (r: ShardResults) => {
+      const folder = join(dir, `dl/itest-results-${r.results.shard!.index}`);
+      await mkdir(folder, { recursive: true });
+      await writeFile(join(folder, 'results.json'), JSON.stringify(r.results));
+    };
+    const report = () =>
+      itest(['report', '--merge', join(dir, 'dl'), '--plan', planFile, '--output', join(dir, 'merged')]);
+
     // Shard 1 uploaded; shard 2 did not: the report fails and says which.
-    await mkdir(join(dir, 'dl/itest-results-1'), { recursive: true });
-    await writeFile(
-      join(dir, 'dl/itest-results-1/results.json'),
-      JSON.stringify(shard(1, 2, [testResult('TEST-01-BASIC', 'pass')]).results),
-    );
-    const r1 = itest([
-      'report',
-      '--merge',
-      join(dir, 'dl'),
-      '--plan',
-      planFile,
-      '--output',
-      join(dir, 'merged'),
-    ]);
+    await upload(shard(1, 2, [testResult('TEST-01-BASIC', 'pass')]));
+    const r1 = report();
     assert.equal(r1.code, 1, r1.err);
     assert.match(r1.out, /2\/2 {2}MISSING {2}2 test\(s\) planned, 90 s/);
     assert.match(r1.out, /error: shard 2\/2 left no results/);
@@ -332,23 +329,10 @@ describe('itest plan / itest report (CLI)', () => {
     assert.equal(merged.summary.error, 2);
     assert.match(await readFile(join(dir, 'merged/junit.xml'), 'utf8'), /<testsuites[^>]*tests="3"/);
 
-    await mkdir(join(dir, 'dl/itest-results-2'), { recursive: true });
-    await writeFile(
-      join(dir, 'dl/itest-results-2/results.json'),
-      JSON.stringify(
-        shard(2, 2, [testResult('TEST-02-SKIP', 'skip'), testResult('TEST-03-EXPECTED-FAIL', 'pass')])
-          .results,
-      ),
+    await upload(
+      shard(2, 2, [testResult('TEST-02-SKIP', 'skip'), testResult('TEST-03-EXPECTED-FAIL', 'pass')]),
     );
-    const r2 = itest([
-      'report',
-      '--merge',
-      join(dir, 'dl'),
-      '--plan',
-      planFile,
-      '--output',
-      join(dir, 'merged'),
-    ]);
+    const r2 = report();
     assert.equal(r2.code, 0, r2.out + r2.err);
     assert.match(r2.out, /3 tests: 2 passed, 0 failed, 1 skipped/);
 
