@@ -31486,34 +31486,43 @@ function startDetached(argv, opts) {
         throw new Error('startDetached: empty argv');
     return (0,external_node_child_process_.spawn)(file, args, { ...opts, detached: true });
 }
-/** PIDs of every descendant of pid, found through /proc (children may leave the process group: bwrap does). */
-async function descendants(pid) {
-    const parentOf = new Map();
+/** Every live process (zombies left out: they are only waiting for their reaper). Linux only. */
+async function listProcesses() {
+    const out = [];
     for (const entry of await (0,promises_namespaceObject.readdir)('/proc').catch(() => [])) {
         if (!/^\d+$/.test(entry))
             continue;
         try {
             const stat = await (0,promises_namespaceObject.readFile)(`/proc/${entry}/stat`, 'utf8');
-            // Field 4 (ppid) follows the parenthesised command name, which may itself contain spaces.
-            const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-            parentOf.set(Number(entry), ppid);
+            // State and ppid follow the parenthesised command name, which may itself contain spaces.
+            const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+            if (fields[0] === 'Z')
+                continue;
+            const argv = (await (0,promises_namespaceObject.readFile)(`/proc/${entry}/cmdline`, 'utf8')).split('\0').filter(Boolean);
+            out.push({ pid: Number(entry), ppid: Number(fields[1]), argv, cmdline: argv.join(' ') });
         }
         catch {
             // The process ended while we looked.
         }
     }
-    const out = [];
-    const queue = [pid];
-    while (queue.length > 0) {
-        const p = queue.shift();
-        for (const [child, parent] of parentOf) {
-            if (parent === p && !out.includes(child)) {
-                out.push(child);
-                queue.push(child);
-            }
-        }
-    }
     return out;
+}
+/** The roots and everything below them in procs (children may leave the process group: bwrap does). Pure. */
+function withDescendants(procs, roots, exclude) {
+    const pids = new Set(roots);
+    for (let size = -1; size !== pids.size;) {
+        size = pids.size;
+        for (const p of procs)
+            if (pids.has(p.ppid) && p.pid !== exclude)
+                pids.add(p.pid);
+    }
+    return pids;
+}
+/** PIDs of every descendant of pid. */
+async function descendants(pid) {
+    const all = withDescendants(await listProcesses(), [pid]);
+    all.delete(pid);
+    return [...all];
 }
 function signalAll(pids, pgid, signal) {
     try {
@@ -40326,6 +40335,25 @@ async function executeTest(spec, ctx, queuedMs) {
 
 ;// CONCATENATED MODULE: ./src/results/model.ts
 const RESULTS_VERSION = 1;
+/** The tests that did not pass: failed, timed out or could not run. */
+function failedTests(r) {
+    return r.tests.filter((t) => t.status === 'fail' || t.status === 'timeout' || t.status === 'error');
+}
+/** How a failed test ended, in words: "failed", "timed out" or "could not run". */
+function failureVerb(t) {
+    return t.status === 'fail' ? 'failed' : t.status === 'timeout' ? 'timed out' : 'could not run';
+}
+/** The counts in words, flaky only when there are any: "3 passed", "1 failed", ... */
+function countWords(s) {
+    return [
+        `${s.pass} passed`,
+        `${s.fail} failed`,
+        `${s.skip} skipped`,
+        `${s.timeout} timed out`,
+        `${s.error} errors`,
+        ...(s.flaky ? [`${s.flaky} flaky`] : []),
+    ];
+}
 function summarize(tests) {
     const count = (s) => tests.filter((t) => t.status === s).length;
     const s = {
@@ -40455,6 +40483,8 @@ function findings(t) {
 }
 
 ;// CONCATENATED MODULE: ./src/results/terminal.ts
+/** Terminal rendering: live progress lines and the final report. Pure string builders. */
+
 
 
 /** What the probe found, printed before anything is built or booted. */
@@ -40510,12 +40540,11 @@ function renderReport(r) {
         ];
     });
     const s = r.summary;
-    const failed = r.tests.filter((t) => t.status === 'fail' || t.status === 'timeout' || t.status === 'error');
+    const failed = failedTests(r);
     const out = ['', 'Results:', ...rows, '', ...renderShards(r)];
     for (const t of failed)
         out.push(...failureBlock(t));
-    out.push(`${s.total} tests: ${s.pass} passed, ${s.fail} failed, ${s.skip} skipped, ${s.timeout} timed out, ${s.error} errors` +
-        `${s.flaky ? `, ${s.flaky} flaky` : ''} in ${r.durationSeconds.toFixed(1)} s`);
+    out.push(`${s.total} tests: ${countWords(s).join(', ')} in ${r.durationSeconds.toFixed(1)} s`);
     out.push(s.ok ? 'OK' : 'FAILED');
     return out.join('\n');
 }
@@ -41445,6 +41474,15 @@ function shardOf(plan, index, origin) {
         throw new UserError(`${origin}: shard ${index} does not exist; the plan has shards 1 to ${plan.total}`);
     return s;
 }
+/** What a run of one shard needs: its tests, what to record in results.json, and the plan's durations. */
+function selectShard(plan, index, origin) {
+    const s = shardOf(plan, index, origin);
+    return {
+        tests: s.tests,
+        shard: { planId: plan.id, index: s.index, total: plan.total, plannedSeconds: s.plannedSeconds },
+        ...(plan.durations ? { durations: plan.durations } : {}),
+    };
+}
 
 ;// CONCATENATED MODULE: ./src/shard/load-results.ts
 /** Finds and reads the results.json files of downloaded shard artifacts (one directory per artifact). */
@@ -41778,21 +41816,18 @@ Examples:
         const base = baseConfig(o);
         if ((o.plan === undefined) !== (o.shard === undefined))
             throw new UserError('--plan and --shard go together: --plan plan.json --shard 2');
-        let shard;
-        let planDurations;
+        let selected;
         if (o.plan !== undefined) {
             if (base.tests.length > 0 || base.tags.length > 0)
                 throw new UserError('--shard selects the tests of its shard; drop --test and --tag');
-            const plan = await readPlanFile(o.plan);
-            const s = shardOf(plan, o.shard, o.plan);
-            base.tests = s.tests;
-            shard = { planId: plan.id, index: s.index, total: plan.total, plannedSeconds: s.plannedSeconds };
-            if (plan.durations && !o.durations)
-                planDurations = plan.durations;
+            selected = selectShard(await readPlanFile(o.plan), o.shard, o.plan);
+            base.tests = selected.tests;
         }
         const durations = o.durations ? await loadDurations(o.durations) : undefined;
         if (durations)
             console.log(durations.note);
+        // --durations wins over the durations the plan was made with.
+        const known = durations?.durations ?? selected?.durations;
         const cfg = {
             ...base,
             outputDir: (0,external_node_path_.resolve)(o.output),
@@ -41808,12 +41843,8 @@ Examples:
             ...(o.timeoutScale !== undefined ? { timeoutScale: o.timeoutScale } : {}),
             ...(o.imageDir !== undefined ? { imageDir: (0,external_node_path_.resolve)(o.imageDir) } : {}),
             ...(o.shell ? { shell: true } : {}),
-            ...(durations?.durations
-                ? { durations: durations.durations }
-                : planDurations
-                    ? { durations: planDurations }
-                    : {}),
-            ...(shard ? { shard } : {}),
+            ...(known ? { durations: known } : {}),
+            ...(selected ? { shard: selected.shard } : {}),
         };
         const controller = new AbortController();
         const stop = (sig) => {
