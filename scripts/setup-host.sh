@@ -1,17 +1,34 @@
 #!/usr/bin/env bash
 # Installs what itest needs on a Debian or Ubuntu host: mkosi (>= 24), QEMU, systemd-journal-remote and
-# the tools mkosi builds images with. Idempotent; run as root (or through sudo).
+# the tools and Python modules mkosi builds and boots images with (scripts/host-packages.txt). Assumes
+# nothing but apt: it also runs in a fresh debootstrap (scripts/fresh-root-check.sh). Idempotent; run as
+# root (or through sudo).
+# Usage: scripts/setup-host.sh [--print-packages]   (the latter only prints the base package list)
 set -euo pipefail
+
+# mkosi plus the packages the workflows install too (one list: scripts/host-packages.txt).
+mapfile -t PACKAGES < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$(dirname "$0")/host-packages.txt")
+PACKAGES=(mkosi "${PACKAGES[@]}")
+case "${1:-}" in
+  '') ;;
+  --print-packages)
+    printf '%s\n' "${PACKAGES[@]}"
+    exit 0
+    ;;
+  *)
+    echo "setup-host: unknown argument '$1'; usage: $0 [--print-packages]" >&2
+    exit 2
+    ;;
+esac
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup-host: run me as root, e.g. sudo $0" >&2
   exit 1
 fi
 
+# shellcheck disable=SC1091 # the host's, read at run time
 . /etc/os-release
 export DEBIAN_FRONTEND=noninteractive
-PACKAGES=(mkosi qemu-system-x86 qemu-utils ovmf systemd-journal-remote systemd-container systemd-boot
-  bubblewrap uidmap kmod cpio zstd dosfstools mtools e2fsprogs debian-archive-keyring)
 TARGET=()
 
 case "${ID}:${VERSION_CODENAME:-}" in
@@ -48,6 +65,6 @@ if [ -e /dev/kvm ]; then
   chmod 0666 /dev/kvm || true
 fi
 # vhost-vsock lets results and journals travel over AF_VSOCK; without it itest uses virtio-serial.
-modprobe vhost_vsock 2>/dev/null && chmod 0666 /dev/vhost-vsock 2>/dev/null || true
+if modprobe vhost_vsock 2>/dev/null; then chmod 0666 /dev/vhost-vsock 2>/dev/null || true; fi
 
 echo "setup-host: ready: $(mkosi --version), $(qemu-system-x86_64 --version | head -n1)"

@@ -203,7 +203,12 @@ export async function prepareImage(
   deps: EngineDeps = {},
 ): Promise<Prepared> {
   // 2. Host.
-  const host = await probeHost({ mkosi: cfg.mkosi, env: cfg.env, checkKvm: cfg.kvm !== 'no' });
+  const host = await probeHost({
+    mkosi: cfg.mkosi,
+    env: cfg.env,
+    checkKvm: cfg.kvm !== 'no',
+    configDir: cfg.configDir,
+  });
   const hostPlan = decideHost(host, {
     transport: cfg.transport,
     kvm: cfg.kvm,

@@ -3,6 +3,7 @@
  * missing (with how to install it). Pure.
  */
 import type { HostInfo } from './probe.ts';
+import { mkosiRuntimeProblems } from './mkosi-check.ts';
 import { dialectFor, type Dialect } from '../mkosi/dialect.ts';
 import type { Accel, Transport } from '../mkosi/vm-argv.ts';
 
@@ -53,6 +54,12 @@ export function decideHost(info: HostInfo, req: HostRequest): HostPlan {
       dialect = dialectFor(info.mkosi.version);
     } catch (e) {
       problems.push(`${(e as Error).message}. Upgrade: ${INSTALL_HINT}`);
+    }
+    // mkosi's own modules import (it printed a version), but not necessarily what its verbs need.
+    if (dialect && info.mkosiReady) {
+      const verdict = mkosiRuntimeProblems(info.mkosi.version, info.mkosiReady);
+      problems.push(...verdict.problems);
+      warnings.push(...verdict.warnings);
     }
   }
   if (info.qemu.error)

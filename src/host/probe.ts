@@ -4,6 +4,7 @@ import { access, open, readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { spawn } from 'node:child_process';
 import { runCommand } from '../run/process.ts';
+import { probeMkosiRuntime, type MkosiRuntime } from './mkosi-check.ts';
 
 export interface DeviceState {
   usable: boolean;
@@ -21,6 +22,8 @@ export interface HostInfo {
   /** systemd version of the host's journalctl (journals from a newer guest may be unreadable by it). */
   journalctlVersion?: string;
   coredumpctl?: string;
+  /** What mkosi's interpreters import and which tools its verbs find (mkosi-check.ts). */
+  mkosiReady?: MkosiRuntime;
   cpus: number;
   memTotal: number;
   memAvailable: number;
@@ -132,9 +135,13 @@ export async function probeHost(opts: {
   mkosi: string[];
   env?: NodeJS.ProcessEnv;
   checkKvm?: boolean;
+  /** The mkosi config (a ToolsTree= there supplies mkosi's helpers instead of the host). */
+  configDir?: string;
 }): Promise<HostInfo> {
   const arch = hostArch();
   const qemuBinary = `qemu-system-${arch}`;
+  // Whether mkosi can run its verbs, in parallel with the rest (it never rejects).
+  const mkosiReady = probeMkosiRuntime(opts.mkosi, { env: opts.env, configDir: opts.configDir });
   const [mkosiRes, qemuPath, vsock, journalRemote, journalctl, coredumpctl, mem] = await Promise.all([
     runCommand([...opts.mkosi, '--version'], { env: opts.env, timeoutMs: 30_000 }),
     which([qemuBinary]),
@@ -178,6 +185,7 @@ export async function probeHost(opts: {
     cpus: availableParallelism(),
     memTotal: mem.total,
     memAvailable: mem.available,
+    mkosiReady: await mkosiReady,
   };
   if (journalRemote) info.journalRemote = journalRemote;
   if (journalctl) info.journalctl = journalctl;

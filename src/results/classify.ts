@@ -3,6 +3,7 @@
  * without a positive status from the guest.
  */
 import type { Expectation, Outcome, RawRun } from './model.ts';
+import { mkosiError } from './mkosi-error.ts';
 import { SUCCESS_STATUS } from '../guest/units.ts';
 
 /** mkosi's exit code when QEMU was killed (background.md); an infrastructure failure. */
@@ -100,13 +101,17 @@ export function classify(raw: RawRun, exp: Expectation, timeoutSeconds: number):
     if (raw.signal) return err(`mkosi was killed by ${raw.signal}`, true);
     if (raw.exitCode === 0)
       return err('the VM powered off without reporting a test status (no status from the guest)', true);
-    const tail = raw.consoleTail
-      .filter((l) => l.trim())
-      .slice(-1)[0]
-      ?.trim();
+    // mkosi's own error rather than its last line (often a hint); one that would recur is not retried.
+    const mkosi = mkosiError(raw.consoleTail);
+    const tail =
+      mkosi?.message ??
+      raw.consoleTail
+        .filter((l) => l.trim())
+        .slice(-1)[0]
+        ?.trim();
     return err(
       `mkosi failed with exit status ${raw.exitCode} and no test status${tail ? `: ${tail}` : ''}`,
-      true,
+      !mkosi?.deterministic,
     );
   }
   if (raw.journalEntries === 0 || raw.journalError) {

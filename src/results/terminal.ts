@@ -10,6 +10,7 @@ import {
 import { humanBytes } from '../util/size.ts';
 import { findings } from './findings.ts';
 import type { HostInfo } from '../host/probe.ts';
+import { describeMkosiRuntime } from '../host/mkosi-check.ts';
 import type { HostPlan } from '../host/decide.ts';
 
 /** What the probe found, printed before anything is built or booted. */
@@ -17,6 +18,7 @@ export function renderHost(h: HostInfo, p: HostPlan): string {
   return [
     `host: ${h.arch}, ${h.cpus} CPUs, ${humanBytes(h.memTotal)} (${humanBytes(h.memAvailable)} available)`,
     `  mkosi ${h.mkosi.version} (${p.dialect.name} dialect: ${p.dialect.verb} verb), QEMU ${h.qemu.version}`,
+    ...(h.mkosiReady ? [`  mkosi runs under: ${describeMkosiRuntime(h.mkosiReady)}`] : []),
     `  journal: ${h.journalRemote}, ${h.journalctl}${h.journalctlVersion ? ` (systemd ${h.journalctlVersion})` : ''}`,
     `  accel ${p.accel}: ${p.accelDetail}`,
     `  transport ${p.transport}: ${p.transportDetail}`,

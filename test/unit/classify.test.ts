@@ -1,5 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { classify, parseStatusLine } from '../../src/results/classify.ts';
 import type { Expectation, RawRun } from '../../src/results/model.ts';
 
@@ -148,11 +149,57 @@ describe('classification', () => {
     assert.match(e.reason, /emergency mode/);
   });
 
-  it('a signal on mkosi or a non-zero mkosi exit without status is a retryable error', () => {
+  it('a signal on mkosi or a non-zero mkosi exit without status is an error (retried unless mkosi said why)', () => {
     const s = classify(raw({ exitCode: null, signal: 'SIGKILL' }), exp, 60);
     assert.equal(s.status, 'error');
     assert.equal(s.infra, true);
     const m = classify(raw({ exitCode: 1, consoleTail: ['‣ Image has not been built yet', ''] }), exp, 60);
     assert.match(m.reason, /mkosi failed with exit status 1.*not been built/);
+  });
+});
+
+describe('classification: mkosi failing before the guest reports (real mkosi output)', () => {
+  const fixture = (name: string) =>
+    readFileSync(new URL(`../fixtures/mkosi-errors/${name}`, import.meta.url), 'utf8').split('\n');
+
+  it("names mkosi's own error, not its last line, and does not retry one that would recur", () => {
+    const o = classify(
+      raw({ exitCode: 1, journalEntries: 0, consoleTail: fixture('mkosi27-vm-missing-pefile.console.log') }),
+      exp,
+      60,
+    );
+    assert.equal(o.status, 'error');
+    assert.equal(
+      o.reason,
+      `mkosi failed with exit status 1 and no test status: ModuleNotFoundError: No module named 'pefile' ("/usr/bin/python3" returned non-zero exit code 1)`,
+    );
+    assert.equal(o.infra, false);
+    const usage = classify(
+      raw({ exitCode: 2, consoleTail: fixture('mkosi24-unknown-option.console.log') }),
+      exp,
+      60,
+    );
+    assert.match(usage.reason, /: mkosi: error: unrecognized arguments: --no-such-option$/);
+    assert.equal(usage.infra, false);
+  });
+
+  it('a failure that may pass next time stays a retryable infrastructure error', () => {
+    const o = classify(
+      raw({ exitCode: 1, consoleTail: fixture('mkosi27-qemu-backing-store.console.log') }),
+      exp,
+      60,
+    );
+    assert.match(o.reason, /no test status: qemu-system-x86_64: can't open backing store/);
+    assert.equal(o.infra, true);
+  });
+
+  it('output it does not recognise: the last line, retried as before', () => {
+    const o = classify(
+      raw({ exitCode: 1, consoleTail: ['starting', 'something odd happened', ''] }),
+      exp,
+      60,
+    );
+    assert.equal(o.reason, 'mkosi failed with exit status 1 and no test status: something odd happened');
+    assert.equal(o.infra, true);
   });
 });
