@@ -3,8 +3,8 @@
  * alternating, medians over repetitions. Prints a table (benchmark, measured A, measured B, ratio, target,
  * met/MISSED, with notes on where the time goes) and writes bench/results/bench-<date>.json.
  *
- *   npm run bench                          all five
- *   npm run bench -- --only hash,scheduling  a selection (engine, scheduling, warm, hash, digest)
+ *   npm run bench                          all six
+ *   npm run bench -- --only hash,scheduling  a selection (engine, scheduling, warm, hash, digest, accel)
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -15,8 +15,9 @@ import { benchScheduling } from './scheduling.ts';
 import { benchEngineOverhead } from './engine-overhead.ts';
 import { benchWarmStart } from './warm-start.ts';
 import { benchDigest } from './digest-row.ts';
+import { benchAccelVerdict } from './accel-verdict.ts';
 
-const ALL = ['engine', 'scheduling', 'warm', 'hash', 'digest'] as const;
+const ALL = ['engine', 'scheduling', 'warm', 'hash', 'digest', 'accel'] as const;
 type Id = (typeof ALL)[number];
 
 const int = (name: string) => (v: string) => {
@@ -69,6 +70,12 @@ const program = new Command('bench')
     'journal digest: run bench/digest.ts with this many entries (3 repetitions) instead of reading its latest results file',
     int('--digest-entries'),
   )
+  .option(
+    '--accel-reps <n>',
+    'broken KVM: repetitions of the boot probe and of the VM verdict',
+    int('--accel-reps'),
+    3,
+  )
   .option('--output <file>', 'JSON file (default: bench/results/bench-<date>[-<selection>].json)');
 
 program.parse();
@@ -82,25 +89,27 @@ const o = program.opts<{
   hashFiles: number;
   hashReps: number;
   digestEntries?: number;
+  accelReps: number;
   output?: string;
 }>();
 
 const started = new Date();
 const rows: BenchRow[] = [];
 const failures: { id: Id; error: string }[] = [];
-const runners: Record<Id, () => Promise<BenchRow>> = {
+const runners: Record<Id, () => Promise<BenchRow | BenchRow[]>> = {
   engine: () => benchEngineOverhead({ pairs: o.enginePairs }),
   scheduling: () => benchScheduling({ reps: o.schedReps, serialReps: o.serialReps, slots: o.slots }),
   warm: () => benchWarmStart({ coldReps: o.coldReps }),
   hash: () => benchConfigHash({ files: o.hashFiles, reps: o.hashReps }),
   digest: () => benchDigest(o.digestEntries !== undefined ? { entries: o.digestEntries } : {}),
+  accel: () => benchAccelVerdict({ reps: o.accelReps }),
 };
 for (const id of ALL) {
   if (!o.only.includes(id)) continue;
   log(`--- ${id}`);
   const t0 = performance.now();
   try {
-    rows.push(await runners[id]());
+    rows.push(...[await runners[id]()].flat());
   } catch (e) {
     // One broken benchmark does not lose the others' figures.
     failures.push({ id, error: (e as Error).stack ?? String(e) });

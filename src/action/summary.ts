@@ -2,7 +2,14 @@
  * The job summary: counts, environment, a table of tests, a timeline of the VMs and, for each failure,
  * why, its last lines and the commands to debug it. Pure; stays under GitHub's 1 MiB per step.
  */
-import { countWords, failedTests, type Results, type Status, type TestResult } from '../results/model.ts';
+import {
+  accelFallbackNote,
+  countWords,
+  failedTests,
+  type Results,
+  type Status,
+  type TestResult,
+} from '../results/model.ts';
 import { findings } from '../results/findings.ts';
 
 export const SUMMARY_LIMIT = 1024 * 1024;
@@ -42,7 +49,7 @@ function environment(r: Results): string[] {
     '|---|---|',
     `| mkosi | ${esc(e.mkosi.version)} (${e.mkosi.dialect}) |`,
     `| QEMU | ${esc(e.qemu.version)} |`,
-    `| accelerator | ${e.accel}${e.accel === 'tcg' ? ' ⚠️ software emulation' : ''} |`,
+    `| accelerator | ${e.accel}${e.accel === 'tcg' ? ` ⚠️ software emulation${e.accelFallback ? ' (KVM broken on this host)' : ''}` : ''} |`,
     `| transport | ${e.transport} |`,
     `| image cache | ${cache}: \`${img.key}\` |`,
     `| parallelism | ${e.jobs} VM(s) at once on ${e.host.cpus} CPUs; timeouts x${e.timeoutScale} |`,
@@ -152,9 +159,11 @@ export function renderSummary(
   extra: string[] = [],
   limit = SUMMARY_LIMIT,
 ): string {
+  const accelNote = accelFallbackNote(r.environment);
   const head = [
     headline(r),
     '',
+    ...(accelNote ? ['> [!WARNING]', `> ${esc(accelNote)}`, ''] : []),
     ...environment(r),
     '',
     ...shardTable(r),

@@ -10,6 +10,8 @@ import type { RunConfig } from '../config/run-config.ts';
 import type { TestSpec } from '../config/test-spec.ts';
 import { probeHost } from '../host/probe.ts';
 import { computeSlots, decideHost, type HostPlan } from '../host/decide.ts';
+import { confirmKvm } from '../host/confirm-kvm.ts';
+import { Accelerator } from '../run/accelerator.ts';
 import type { HostInfo } from '../host/probe.ts';
 import { computeImageKey } from './image-key.ts';
 import { LocalImageCache } from '../image/local-cache.ts';
@@ -56,12 +58,15 @@ function rerunCommand(cfg: RunConfig, spec: TestSpec): string {
   return parts.join(' ');
 }
 
-function cancelledResult(spec: TestSpec, cfg: RunConfig): TestResult {
+function cancelledResult(spec: TestSpec, cfg: RunConfig, signal: AbortSignal): TestResult {
   return {
     name: spec.name,
     unit: spec.unit,
     status: 'error',
-    reason: 'cancelled before it started',
+    reason:
+      typeof signal.reason === 'string'
+        ? `${signal.reason} (before it started)`
+        : 'cancelled before it started',
     exitStatus: null,
     expected: { exitStatus: spec.exitStatus, skipStatus: spec.skipStatus, shouldFail: spec.shouldFail },
     tags: spec.tags,
@@ -97,35 +102,28 @@ export async function runEngine(
   }
 
   const { host, hostPlan, image, mkosiVersion } = await prepareImage(cfg, ui, deps);
+  const accelerator = await settleAccelerator(cfg, ui, host, hostPlan, image.dir);
+  // The engine stops the run itself when KVM was required and turned out broken.
+  const runSignal = AbortSignal.any([signal, accelerator.stopSignal]);
 
-  // 4. VMs.
+  // 4. VMs. The pool follows the accelerator: TCG burns a core per vCPU, so it may shrink after a switch.
   const maxRam = Math.max(...selected.map((t) => t.ram));
-  const maxCpus = Math.max(...selected.map((t) => t.cpus ?? hostPlan.defaultCpus));
-  const pool = computeSlots({
-    cpus: host.cpus,
-    memAvailable: host.memAvailable,
-    vmRam: maxRam,
-    vmCpus: maxCpus,
-    accel: hostPlan.accel,
-    jobs: cfg.jobs,
-  });
+  const slotsNow = () => {
+    const now = accelerator.now;
+    return computeSlots({
+      cpus: host.cpus,
+      memAvailable: host.memAvailable,
+      vmRam: maxRam,
+      vmCpus: Math.max(...selected.map((t) => t.cpus ?? now.defaultCpus)),
+      accel: now.accel,
+      jobs: cfg.jobs,
+    });
+  };
+  const pool = slotsNow();
   if (cfg.jobs !== undefined && cfg.jobs > pool.byMemory)
     ui.warn(
       `--jobs ${cfg.jobs} exceeds what memory allows (${pool.byMemory} VMs of ${Math.round(maxRam / 1024 ** 2)} MiB)`,
     );
-  const environment: Environment = {
-    tool: { name: 'itest-action', version: TOOL_VERSION },
-    host: { arch: host.arch, cpus: host.cpus, memTotal: host.memTotal, kernel: release() },
-    mkosi: { version: mkosiVersion, dialect: hostPlan.dialect.name, command: cfg.mkosi },
-    qemu: { version: host.qemu.version ?? 'unknown' },
-    accel: hostPlan.accel,
-    accelDetail: hostPlan.accelDetail,
-    transport: hostPlan.transport,
-    transportDetail: hostPlan.transportDetail,
-    jobs: pool.slots,
-    timeoutScale: hostPlan.timeoutScale,
-    image,
-  };
   ui.info(
     `running ${selected.length} test(s), ${pool.slots} at once (CPU allows ${pool.byCpu}, memory ${pool.byMemory})`,
   );
@@ -138,19 +136,17 @@ export async function runEngine(
       configDir: cfg.configDir,
       imageDir: image.dir,
       transport: hostPlan.transport,
-      accel: hostPlan.accel,
       ...(manifest.firmware ? { firmware: manifest.firmware } : {}),
     },
     ...(cfg.shell ? { shell: true } : {}),
-    defaultCpus: hostPlan.defaultCpus,
-    timeoutScale: hostPlan.timeoutScale,
+    accelerator,
     runId,
     attemptEnv: {
       outputDir: cfg.outputDir,
       journalRemote: host.journalRemote!,
       journalctl: host.journalctl!,
       env: cfg.env,
-      signal,
+      signal: runSignal,
     },
     rerun: (spec) => rerunCommand(cfg, spec),
     onAttemptStart: (spec, n, argv) => ui.testStart(spec, n, argv),
@@ -162,11 +158,35 @@ export async function runEngine(
   const poolStart = performance.now();
   const tests = await runPool(
     selected,
-    pool.slots,
+    () => slotsNow().slots,
     (t) => expected.get(t.name)!,
     async (spec) =>
-      signal.aborted ? cancelledResult(spec, cfg) : executeTest(spec, ctx, performance.now() - poolStart),
+      runSignal.aborted
+        ? cancelledResult(spec, cfg, runSignal)
+        : executeTest(spec, ctx, performance.now() - poolStart),
   );
+  const finalPlan = accelerator.plan;
+  const environment: Environment = {
+    tool: { name: 'itest-action', version: TOOL_VERSION },
+    host: { arch: host.arch, cpus: host.cpus, memTotal: host.memTotal, kernel: release() },
+    mkosi: { version: mkosiVersion, dialect: hostPlan.dialect.name, command: cfg.mkosi },
+    qemu: { version: host.qemu.version ?? 'unknown' },
+    accel: finalPlan.accel,
+    accelDetail: finalPlan.accelDetail,
+    ...(accelerator.fallback
+      ? {
+          accelFallback: {
+            ...accelerator.fallback,
+            rerun: tests.filter((t) => t.attempts.some((a) => a.accel === 'kvm')).map((t) => t.name),
+          },
+        }
+      : {}),
+    transport: hostPlan.transport,
+    transportDetail: hostPlan.transportDetail,
+    jobs: Math.max(pool.slots, slotsNow().slots),
+    timeoutScale: finalPlan.timeoutScale,
+    image,
+  };
 
   // 5. Results and reports.
   if (cfg.keep === 'failed') await dropPassingLogs(tests);
@@ -186,6 +206,8 @@ export async function runEngine(
   const junitPath = join(cfg.outputDir, 'junit.xml');
   await writeFile(resultsPath, `${JSON.stringify(results, null, 2)}\n`);
   await writeFile(junitPath, renderJUnit(results));
+  // KVM was required and broken: the partial results are on disk, the run ends as a host problem (exit 3).
+  if (accelerator.fatal) throw accelerator.fatal;
   return { results, resultsPath, junitPath };
 }
 
@@ -207,6 +229,7 @@ export async function prepareImage(
     mkosi: cfg.mkosi,
     env: cfg.env,
     checkKvm: cfg.kvm !== 'no',
+    cacheDir: cfg.cacheDir,
     configDir: cfg.configDir,
   });
   const hostPlan = decideHost(host, {
@@ -274,6 +297,45 @@ export async function prepareImage(
   }
 
   return { host, hostPlan, mkosiVersion, image };
+}
+
+/**
+ * The run's Accelerator, after confirming that KVM runs the image's kernel (the empty-machine probe
+ * cannot tell). A broken KVM switches the run to TCG here, before the first test, loudly; with kvm `yes`
+ * it ends the run (exit 3). A VM that shows KVM broken later switches it the same way.
+ */
+async function settleAccelerator(
+  cfg: RunConfig,
+  ui: Pick<Ui, 'info' | 'warn'>,
+  host: HostInfo,
+  hostPlan: HostPlan,
+  imageDir: string,
+): Promise<Accelerator> {
+  const req = { transport: cfg.transport, kvm: cfg.kvm, timeoutScale: cfg.timeoutScale };
+  const confirmation =
+    hostPlan.accel === 'kvm'
+      ? await confirmKvm({
+          qemu: host.qemu.binary,
+          qemuVersion: host.qemu.version ?? 'unknown',
+          imageDir,
+          cacheDir: cfg.cacheDir,
+        })
+      : undefined;
+  const accelerator = new Accelerator(hostPlan, req, (fb, plan) => {
+    ui.warn(
+      `KVM IS BROKEN ON THIS HOST: ${fb.test ? `the VM of ${fb.test}: ` : ''}${fb.reason}. ` +
+        `Switching the whole run to software emulation (TCG): every VM from now on boots under TCG, timeouts x${plan.timeoutScale}` +
+        (fb.detectedBy === 'vm' ? '; VMs that were running under KVM are stopped and rerun' : ''),
+    );
+    if (fb.detectedBy === 'vm') void confirmation?.remember(false, fb.reason, fb.qemuLine);
+  });
+  if (!confirmation) return accelerator;
+  if (!confirmation.fallback) {
+    ui.info(`  accel kvm confirmed: ${confirmation.detail}`);
+    return accelerator;
+  }
+  if (accelerator.broken(confirmation.fallback) === 'stop') throw accelerator.fatal!;
+  return accelerator;
 }
 
 function shellHelp(cfg: RunConfig, spec: TestSpec, imageDir: string, transport: string): string {

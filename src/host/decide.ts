@@ -127,6 +127,44 @@ export function decideHost(info: HostInfo, req: HostRequest): HostPlan {
   };
 }
 
+/** How the run learned that KVM lies, for the reports. */
+export interface AccelFallback {
+  /** The boot probe (before any test) or a test's VM (the first to see it). */
+  detectedBy: 'probe' | 'vm';
+  /** What happened, in words (accel-failure.ts describeAccelFailure). */
+  reason: string;
+  /** QEMU's own first line. */
+  qemuLine: string;
+  /** The test whose VM showed it. */
+  test?: string;
+}
+
+/**
+ * The plan once KVM turned out broken: TCG with TCG's timeout scale (unless one was given) and vCPU
+ * count, so that a test's timeout keeps meaning guest time. With kvm `yes` there is no fallback: the
+ * host is not ready (exit 3).
+ */
+export function fallBackToTcg(plan: HostPlan, req: HostRequest, fb: AccelFallback): HostPlan {
+  if (req.kvm === 'yes')
+    throw new HostNotReady([
+      `KVM was required (--kvm yes, action input kvm: yes) but is broken on this host: ${fb.reason}. ` +
+        'Fix: run on a host whose KVM runs Linux guests (nested virtualization is a common cause), or use kvm auto to fall back to TCG',
+    ]);
+  const timeoutScale = req.timeoutScale ?? TCG_TIMEOUT_SCALE;
+  const accelDetail = `KVM is broken on this host (${fb.reason}); fell back to software emulation (TCG)`;
+  return {
+    ...plan,
+    accel: 'tcg',
+    accelDetail,
+    timeoutScale,
+    defaultCpus: 1,
+    warnings: [
+      ...plan.warnings,
+      `${accelDetail}: VMs boot 5-10x slower and timeouts are scaled by ${timeoutScale}`,
+    ],
+  };
+}
+
 const MiB = 1024 ** 2;
 /** Host memory kept free for mkosi, journal-remote and the page cache. */
 const HOST_RESERVE = 1024 * MiB;

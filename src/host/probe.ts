@@ -4,6 +4,7 @@ import { access, open, readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { spawn } from 'node:child_process';
 import { runCommand } from '../run/process.ts';
+import { VerdictCache } from './verdict-cache.ts';
 import { probeMkosiRuntime, type MkosiRuntime } from './mkosi-check.ts';
 
 export interface DeviceState {
@@ -58,11 +59,16 @@ async function openRw(path: string): Promise<DeviceState> {
 /**
  * /dev/kvm opening is not enough: nested or emulated KVM can accept the open and then abort QEMU at the
  * first vCPU run (seen on this project's CI machines). Boot an empty q35 machine for a moment: KVM works
- * if QEMU is still running after settleMs.
+ * if QEMU is still running after settleMs. (A KVM that pauses a Linux guest passes this: the boot probe,
+ * kvm-boot-probe.ts, catches that once the image's kernel exists.)
  */
 async function kvmWorks(qemu: string, settleMs = 1500): Promise<DeviceState> {
   const dev = await openRw('/dev/kvm');
-  if (!dev.usable) return dev;
+  return dev.usable ? emptyMachineRuns(qemu, settleMs) : dev;
+}
+
+/** QEMU under KVM with an empty q35 machine: still running after settleMs, or why not. */
+export function emptyMachineRuns(qemu: string, settleMs = 1500): Promise<DeviceState> {
   return new Promise((resolve) => {
     let stderr = '';
     const child = spawn(
@@ -90,7 +96,10 @@ async function kvmWorks(qemu: string, settleMs = 1500): Promise<DeviceState> {
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      resolve({ usable: true, detail: '/dev/kvm opens and runs a vCPU' });
+      resolve({
+        usable: true,
+        detail: "/dev/kvm opens and an empty machine runs (the image's kernel is tried once it exists)",
+      });
     }, settleMs);
     child.on('error', (err) => {
       clearTimeout(timer);
@@ -103,6 +112,25 @@ async function kvmWorks(qemu: string, settleMs = 1500): Promise<DeviceState> {
       resolve({ usable: false, detail: `/dev/kvm opens but QEMU cannot run a vCPU with it (${why})` });
     });
   });
+}
+
+/** kvmWorks once per host boot and QEMU version: later runs pay nothing for it. */
+async function rememberedKvmWorks(
+  qemu: string,
+  version: string | undefined,
+  cacheDir: string | undefined,
+): Promise<DeviceState> {
+  const dev = await openRw('/dev/kvm');
+  if (!dev.usable || !cacheDir) return dev.usable ? kvmWorks(qemu) : dev;
+  const cache = await VerdictCache.open(cacheDir);
+  const key = `empty-machine|qemu ${version ?? qemu}`;
+  const seen = await cache.get(key);
+  if (seen) return { usable: seen.usable, detail: `${seen.detail} (remembered for this host boot)` };
+  const t0 = performance.now();
+  const v = await kvmWorks(qemu);
+  const seconds = Math.round((performance.now() - t0) / 100) / 10;
+  await cache.set(key, { usable: v.usable, detail: v.detail, seconds, at: new Date().toISOString() });
+  return v;
 }
 
 async function which(names: string[]): Promise<string | undefined> {
@@ -135,6 +163,8 @@ export async function probeHost(opts: {
   mkosi: string[];
   env?: NodeJS.ProcessEnv;
   checkKvm?: boolean;
+  /** Where the accelerator verdicts of this host boot are remembered (verdict-cache.ts). */
+  cacheDir?: string;
   /** The mkosi config (a ToolsTree= there supplies mkosi's helpers instead of the host). */
   configDir?: string;
 }): Promise<HostInfo> {
@@ -171,7 +201,10 @@ export async function probeHost(opts: {
     if (qv?.[1]) qemu.version = qv[1];
     else qemu.error = `${qemuPath} --version failed: ${firstLine(q.stderr)}`;
   }
-  const kvm = qemuPath && opts.checkKvm !== false ? await kvmWorks(qemuPath) : await openRw('/dev/kvm');
+  const kvm =
+    qemuPath && opts.checkKvm !== false
+      ? await rememberedKvmWorks(qemuPath, qemu.version, opts.cacheDir)
+      : await openRw('/dev/kvm');
   const jv = journalctl
     ? /systemd\s+(\d+)/.exec((await runCommand([journalctl, '--version'])).stdout)?.[1]
     : undefined;

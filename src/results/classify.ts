@@ -5,6 +5,7 @@
 import type { Expectation, Outcome, RawRun } from './model.ts';
 import { mkosiError } from './mkosi-error.ts';
 import { SUCCESS_STATUS } from '../guest/units.ts';
+import { describeAccelFailure } from '../host/accel-failure.ts';
 
 /** mkosi's exit code when QEMU was killed (background.md); an infrastructure failure. */
 export const MKOSI_QEMU_KILLED = 247;
@@ -80,7 +81,18 @@ export function classify(raw: RawRun, exp: Expectation, timeoutSeconds: number):
     infra,
   });
   if (raw.launchError) return err(`could not start mkosi: ${raw.launchError}`, false);
-  if (raw.cancelled) return err('cancelled before the test finished (console and journal kept)', false);
+  // Not the test's fault, whatever else the run shows: the guest never got a working vCPU.
+  if (raw.accelFailure)
+    return err(`KVM failed: ${describeAccelFailure(raw.accelFailure, raw.accelFailure.afterSeconds)}`, true);
+  if (raw.accelAbandoned)
+    return err('stopped: another VM showed KVM broken and the run switched to TCG', true);
+  if (raw.cancelled)
+    return err(
+      raw.cancelReason
+        ? `${raw.cancelReason} (console and journal kept)`
+        : 'cancelled before the test finished (console and journal kept)',
+      false,
+    );
   if (raw.timedOut) {
     return {
       status: 'timeout',

@@ -16,6 +16,14 @@ export interface RawRun {
   timedOut: boolean;
   /** The run was stopped because the whole run was cancelled (Ctrl-C, job cancel). */
   cancelled?: boolean;
+  /** Why the run was cancelled, when the engine itself stopped it (KVM required but broken). */
+  cancelReason?: string;
+  /** The accelerator the VM ran with. */
+  accel?: 'kvm' | 'tcg';
+  /** QEMU showed that KVM cannot run this guest (the VM was stopped at once). */
+  accelFailure?: { line: string; effect: 'paused' | 'exited'; afterSeconds?: number };
+  /** The VM was stopped because the run switched to TCG after another VM showed KVM broken. */
+  accelAbandoned?: boolean;
   /** What the hang report did before a timeout kill. */
   hangReport?: string;
   /** The process could not be started (missing binary, permission). */
@@ -48,6 +56,8 @@ export interface Outcome {
 
 export interface Attempt extends Outcome {
   attempt: number;
+  /** The accelerator this attempt's VM ran with. */
+  accel?: 'kvm' | 'tcg';
   machine: string;
   mkosiExit: number | null;
   statusLine?: string;
@@ -87,6 +97,15 @@ export interface Environment {
   qemu: { version: string };
   accel: 'kvm' | 'tcg';
   accelDetail: string;
+  /** Set when KVM turned out broken and the run fell back to TCG: when, how, and what QEMU said. */
+  accelFallback?: {
+    detectedBy: 'probe' | 'vm';
+    reason: string;
+    qemuLine: string;
+    test?: string;
+    /** Tests whose KVM attempt was stopped and rerun under TCG. */
+    rerun: string[];
+  };
   transport: 'vsock' | 'serial';
   transportDetail: string;
   jobs: number;
@@ -192,4 +211,19 @@ export function summarize(tests: TestResult[]): Summary {
     flaky: tests.filter((t) => t.flaky).length,
   };
   return { ...s, ok: s.total > 0 && s.fail + s.timeout + s.error === 0 };
+}
+
+/** The loud line every report carries when KVM turned out broken and the run fell back to TCG. */
+export function accelFallbackNote(
+  e: Pick<Environment, 'accelFallback' | 'timeoutScale'>,
+): string | undefined {
+  const fb = e.accelFallback;
+  if (!fb) return undefined;
+  const where =
+    fb.detectedBy === 'probe' ? 'the boot probe, before any test' : `the VM of ${fb.test ?? 'a test'}`;
+  const rerun = fb.rerun.length > 0 ? `; stopped under KVM and rerun under TCG: ${fb.rerun.join(', ')}` : '';
+  return (
+    `KVM is broken on this host, so this run used software emulation (TCG, timeouts x${e.timeoutScale}). ` +
+    `Found by ${where}: ${fb.reason}${fb.qemuLine && !fb.reason.includes(fb.qemuLine) ? `. QEMU said: ${fb.qemuLine}` : ''}${rerun}`
+  );
 }

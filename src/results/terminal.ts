@@ -1,5 +1,6 @@
 /** Terminal rendering: live progress lines and the final report. Pure string builders. */
 import {
+  accelFallbackNote,
   countWords,
   failedTests,
   type Attempt,
@@ -67,7 +68,9 @@ export function renderEnvironment(r: Pick<Results, 'environment'>): string {
       : img.cache === 'miss'
         ? `miss (${img.backend}; built in ${img.buildSeconds ?? '?'} s, saved in ${img.saveSeconds ?? '?'} s)`
         : img.cache;
+  const accelNote = accelFallbackNote(e);
   return [
+    ...(accelNote ? [`WARNING: ${accelNote}`] : []),
     `mkosi      ${e.mkosi.version} (${e.mkosi.dialect}: ${e.mkosi.command.join(' ')})`,
     `qemu       ${e.qemu.version}, accel ${e.accel}: ${e.accelDetail}`,
     `transport  ${e.transport}: ${e.transportDetail}`,

@@ -1,6 +1,8 @@
 /** Runs one test to its final result: attempts, retries for infrastructure errors and flaky failures. */
 import type { TestSpec } from '../config/test-spec.ts';
-import type { Attempt, TestResult } from '../results/model.ts';
+import type { Attempt, RawRun, TestResult } from '../results/model.ts';
+import type { Accelerator } from './accelerator.ts';
+import { describeAccelFailure } from '../host/accel-failure.ts';
 import { classify } from '../results/classify.ts';
 import { applyCoredumpPolicy } from '../results/policy.ts';
 import type { VmPlan } from '../mkosi/vm-argv.ts';
@@ -9,11 +11,11 @@ import { machineName } from '../util/sanitize.ts';
 import { seconds } from '../util/size.ts';
 
 export interface TestContext {
-  base: Omit<VmPlan, 'statusFile' | 'journalTarget' | 'machine' | 'cpus'>;
+  base: Omit<VmPlan, 'statusFile' | 'journalTarget' | 'machine' | 'cpus' | 'accel'>;
   /** --shell: keep the VM up on this terminal after the test; no timeout, no retries. */
   shell?: boolean;
-  defaultCpus: number;
-  timeoutScale: number;
+  /** The run's accelerator, timeout scale and vCPUs, which switch to TCG if KVM turns out broken. */
+  accelerator: Accelerator;
   runId: string;
   attemptEnv: AttemptEnv;
   rerun: (spec: TestSpec) => string;
@@ -32,8 +34,25 @@ export function shouldRetry(
   return undefined;
 }
 
+/**
+ * After an attempt under KVM that showed KVM broken (or was stopped because another VM did): tell the
+ * run, and rerun under TCG unless KVM was required. Undefined for every other attempt.
+ */
+function accelRerun(raw: RawRun, spec: TestSpec, acc: Accelerator): 'rerun' | 'stop' | undefined {
+  if (raw.accel !== 'kvm') return undefined;
+  if (raw.accelFailure) {
+    return acc.broken({
+      detectedBy: 'vm',
+      reason: describeAccelFailure(raw.accelFailure, raw.accelFailure.afterSeconds),
+      qemuLine: raw.accelFailure.line,
+      test: spec.name,
+    });
+  }
+  if (raw.accelAbandoned) return acc.fatal ? 'stop' : 'rerun';
+  return undefined;
+}
+
 export async function executeTest(spec: TestSpec, ctx: TestContext, queuedMs: number): Promise<TestResult> {
-  const timeoutSeconds = Math.round(spec.timeout * ctx.timeoutScale);
   const attempts: Attempt[] = [];
   const used = { infra: 0, flaky: 0 };
   let digest: TestResult['digest'];
@@ -45,20 +64,33 @@ export async function executeTest(spec: TestSpec, ctx: TestContext, queuedMs: nu
       if (prev) prev.files = moved;
     }
     const machine = machineName(spec.name, ctx.runId, n);
+    // Read per attempt: a rerun after KVM failed gets TCG, its vCPUs and its timeout scale.
+    const accel = ctx.accelerator.now;
+    const timeoutSeconds = Math.round(spec.timeout * accel.timeoutScale);
     const run = await runAttempt(
       spec,
-      { ...ctx.base, machine, cpus: spec.cpus ?? ctx.defaultCpus, ...(ctx.shell ? { shell: true } : {}) },
+      {
+        ...ctx.base,
+        machine,
+        accel: accel.accel,
+        cpus: spec.cpus ?? accel.defaultCpus,
+        ...(ctx.shell ? { shell: true } : {}),
+      },
       timeoutSeconds * 1000,
       {
         ...ctx.attemptEnv,
         interactive: ctx.shell === true,
+        accelSwitched: ctx.accelerator.switchedSignal,
         onStart: (argv) => ctx.onAttemptStart?.(spec, n, argv),
       },
     );
     const outcome = applyCoredumpPolicy(classify(run.raw, spec, timeoutSeconds), run.digest, spec);
+    const accelVerdict = accelRerun(run.raw, spec, ctx.accelerator);
+    if (accelVerdict) outcome.reason += accelVerdict === 'rerun' ? '; rerunning under TCG' : '';
     const attempt: Attempt = {
       ...outcome,
       attempt: n,
+      accel: accel.accel,
       machine,
       mkosiExit: run.raw.exitCode,
       startedAt: run.startedAt,
@@ -69,10 +101,16 @@ export async function executeTest(spec: TestSpec, ctx: TestContext, queuedMs: nu
     attempts.push(attempt);
     digest = run.digest;
     files = run.files;
-    const retry = ctx.attemptEnv.signal.aborted || ctx.shell ? undefined : shouldRetry(attempt, used, spec);
+    // A KVM failure is the host's, not the test's: the rerun under TCG uses none of its retries.
+    const retry =
+      accelVerdict === 'rerun'
+        ? 'accel'
+        : ctx.attemptEnv.signal.aborted || ctx.shell || accelVerdict === 'stop'
+          ? undefined
+          : shouldRetry(attempt, used, spec);
     ctx.onAttemptEnd?.(spec, attempt, retry !== undefined);
     if (!retry) break;
-    used[retry]++;
+    if (retry !== 'accel') used[retry]++;
   }
   const last = attempts[attempts.length - 1]!;
   const vm = attempts.reduce((s, a) => s + a.durations.vmSeconds, 0);

@@ -64,3 +64,14 @@ export const SYSRQ_SHOW_TASKS: QmpCommand = {
   execute: 'send-key',
   arguments: { keys: ['alt', 'sysrq', 't'].map((k) => ({ type: 'qcode', data: k })) },
 };
+
+/** QEMU's run state (`running`, `paused`, `internal-error`, ...), or undefined when QMP does not answer. */
+export async function queryStatus(socketPath: string, timeoutMs = 1000): Promise<string | undefined> {
+  try {
+    const [ret] = await qmp(socketPath, [{ execute: 'query-status' }], timeoutMs);
+    const status = (ret as { status?: unknown } | undefined)?.status;
+    return typeof status === 'string' ? status : undefined;
+  } catch {
+    return undefined;
+  }
+}

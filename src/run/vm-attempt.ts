@@ -3,7 +3,8 @@
  * Files stay on disk whatever happens (timeout, cancel, crash); only classification decides what they mean.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { TestSpec } from '../config/test-spec.ts';
@@ -16,6 +17,9 @@ import { checkJournal, exportToJournal } from './journal.ts';
 import { digestJournal } from '../digest/read-journal.ts';
 import type { JournalDigest } from '../digest/model.ts';
 import { safeFileName } from '../util/sanitize.ts';
+import { stripAnsi } from '../util/ansi.ts';
+import { watchAccel } from './accel-watch.ts';
+import { findAccelFailure, type AccelFailure } from '../host/accel-failure.ts';
 
 export interface AttemptEnv {
   outputDir: string;
@@ -26,6 +30,8 @@ export interface AttemptEnv {
   onStart?: (argv: string[]) => void;
   /** --shell: the VM's console is this terminal (not captured), no timeout, same process group. */
   interactive?: boolean;
+  /** Fires when the run switched from KVM to TCG: a VM still under KVM stops so it can be rerun. */
+  accelSwitched?: AbortSignal;
 }
 
 export interface AttemptRun {
@@ -78,12 +84,6 @@ export async function archiveAttempt(
   return out;
 }
 
-/** Strips the ANSI colour and cursor sequences that systemd and QEMU print on the console. */
-export function stripAnsi(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
-}
-
 async function tail(file: string, maxBytes = 64 * 1024): Promise<string[]> {
   try {
     const fh = await open(file, 'r');
@@ -130,6 +130,142 @@ async function lastLine(file: string): Promise<string | undefined> {
     .slice(-1)[0];
 }
 
+/**
+ * Copies the streams into fd as they arrive. `settle` waits until they end, or, since the process has
+ * gone, a moment at most (a leftover descendant holding a pipe must not hold up the run), then stops.
+ */
+function copyInto(
+  fd: number,
+  streams: Readable[],
+): { settle(graceMs?: number): Promise<void>; close(): void } {
+  let open = true;
+  const close = () => {
+    open = false;
+    for (const s of streams) s.destroy();
+  };
+  const ends = streams.map(
+    (s) =>
+      new Promise<void>((resolve) => {
+        s.on('data', (d: Buffer) => {
+          if (open) writeSync(fd, d);
+        });
+        s.on('close', resolve);
+        s.on('error', () => resolve());
+      }),
+  );
+  return {
+    async settle(graceMs = 3000) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(ends), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+      clearTimeout(timer);
+      close();
+    },
+    close,
+  };
+}
+
+/** How a VM's process ended and why: what superviseVm saw while it ran. */
+interface VmEnd {
+  exitCode: number | null;
+  signal: string | null;
+  launchError?: string;
+  timedOut: boolean;
+  hangReport?: string;
+  cancelled: boolean;
+  cancelReason?: string;
+  /** Stopped because QEMU showed that KVM is broken. */
+  accelFailure?: AccelFailure;
+  accelAfterSeconds?: number;
+  /** Stopped because the run switched to TCG (another VM showed KVM broken). */
+  accelAbandoned: boolean;
+}
+
+/**
+ * Waits for the VM to end, and ends it early on a timeout (after asking the guest for a task dump), a
+ * cancel, a broken accelerator (watched on the console and over QMP) or the run's switch to TCG.
+ */
+async function superviseVm(
+  child: ChildProcess,
+  argv: string[],
+  o: {
+    timeoutMs?: number;
+    qmpSocket: string;
+    /** Watch QEMU's output (these streams) and QMP for a broken KVM. */
+    watchAccel?: Readable[];
+    signal: AbortSignal;
+    accelSwitched?: AbortSignal;
+  },
+): Promise<VmEnd> {
+  const end: VmEnd = {
+    exitCode: null,
+    signal: null,
+    timedOut: false,
+    cancelled: false,
+    accelAbandoned: false,
+  };
+  const t0 = performance.now();
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    void killTree(child);
+  };
+  const exited = new Promise<void>((resolve) => {
+    child.on('error', (err) => {
+      end.launchError = `${argv[0]}: ${err.message}`;
+      resolve();
+    });
+    child.on('exit', (code, sig) => {
+      end.exitCode = code;
+      end.signal = sig;
+      resolve();
+    });
+  });
+  const watch = o.watchAccel
+    ? watchAccel({
+        streams: o.watchAccel,
+        qmpSocket: o.qmpSocket,
+        onBroken: (f) => {
+          if (end.timedOut || end.cancelled) return;
+          end.accelFailure = f;
+          end.accelAfterSeconds = Math.round((performance.now() - t0) / 100) / 10;
+          stop();
+        },
+      })
+    : undefined;
+  const timer =
+    o.timeoutMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          end.timedOut = true;
+          watch?.stop();
+          void hangReport(o.qmpSocket).then((r) => {
+            end.hangReport = r;
+            stop();
+          });
+        }, o.timeoutMs);
+  const onAbort = () => {
+    end.cancelled = true;
+    if (typeof o.signal.reason === 'string') end.cancelReason = o.signal.reason;
+    stop();
+  };
+  const onSwitch = () => {
+    if (end.accelFailure || end.cancelled) return;
+    end.accelAbandoned = true;
+    stop();
+  };
+  o.signal.addEventListener('abort', onAbort, { once: true });
+  o.accelSwitched?.addEventListener('abort', onSwitch, { once: true });
+  if (o.signal.aborted) onAbort();
+  else if (o.accelSwitched?.aborted) onSwitch();
+  await exited;
+  clearTimeout(timer);
+  watch?.stop();
+  o.signal.removeEventListener('abort', onAbort);
+  o.accelSwitched?.removeEventListener('abort', onSwitch);
+  return end;
+}
+
 export async function runAttempt(
   spec: TestSpec,
   plan: Omit<VmPlan, 'statusFile' | 'journalTarget'>,
@@ -156,48 +292,29 @@ export async function runAttempt(
   const consoleFd = openSync(files.console, 'w');
   if (env.interactive)
     writeSync(consoleFd, 'itest --shell: the console was this terminal and was not captured\n');
-  let launchError: string | undefined;
-  let timedOut = false;
-  let cancelled = false;
-  let exitCode: number | null = null;
-  let signal: string | null = null;
-  let hang: string | undefined;
+  let ended: VmEnd;
+  let copy: ReturnType<typeof copyInto> | undefined;
   try {
     // An interactive VM stays in our process group: a background group could not read the terminal.
+    // Otherwise mkosi's output comes through pipes that we copy into the console log: QEMU reopens its
+    // stderr, and on a file that rewinds to offset 0 and overwrites mkosi's first lines.
     const child = env.interactive
       ? spawn(argv[0]!, argv.slice(1), { env: env.env, stdio: 'inherit' })
-      : startDetached(argv, { env: env.env, stdio: ['ignore', consoleFd, consoleFd] });
+      : startDetached(argv, { env: env.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const output = env.interactive ? [] : [child.stdout!, child.stderr!];
+    copy = copyInto(consoleFd, output);
     env.onStart?.(argv);
-    const exited = new Promise<void>((resolve) => {
-      child.on('error', (err) => {
-        launchError = `${argv[0]}: ${err.message}`;
-        resolve();
-      });
-      child.on('exit', (code, sig) => {
-        exitCode = code;
-        signal = sig;
-        resolve();
-      });
+    ended = await superviseVm(child, argv, {
+      timeoutMs: env.interactive ? undefined : timeoutMs,
+      qmpSocket,
+      // Only KVM can lie; an interactive VM's console is the terminal.
+      watchAccel: plan.accel === 'kvm' && !env.interactive ? output : undefined,
+      signal: env.signal,
+      accelSwitched: plan.accel === 'kvm' ? env.accelSwitched : undefined,
     });
-    const timer = env.interactive
-      ? undefined
-      : setTimeout(() => {
-          timedOut = true;
-          void hangReport(qmpSocket).then((r) => {
-            hang = r;
-            return killTree(child);
-          });
-        }, timeoutMs);
-    const onAbort = () => {
-      cancelled = true;
-      void killTree(child);
-    };
-    env.signal.addEventListener('abort', onAbort, { once: true });
-    if (env.signal.aborted) onAbort();
-    await exited;
-    clearTimeout(timer);
-    env.signal.removeEventListener('abort', onAbort);
+    await copy.settle();
   } finally {
+    copy?.close();
     closeSync(consoleFd);
   }
   const vmMs = performance.now() - t0;
@@ -231,19 +348,32 @@ export async function runAttempt(
   const collectMs = performance.now() - t1;
 
   const raw: RawRun = {
-    exitCode,
-    signal,
-    timedOut,
+    exitCode: ended.exitCode,
+    signal: ended.signal,
+    timedOut: ended.timedOut,
     consoleTail,
     transport: full.transport,
+    accel: plan.accel,
     durationMs: vmMs,
     journalEntries: check.entries,
   };
-  if (launchError) raw.launchError = launchError;
+  if (ended.launchError) raw.launchError = ended.launchError;
   if (statusLine) raw.statusLine = statusLine;
   if (check.error) raw.journalError = check.error;
-  if (cancelled) raw.cancelled = true;
-  if (hang) raw.hangReport = hang;
+  if (ended.cancelled) {
+    raw.cancelled = true;
+    if (ended.cancelReason) raw.cancelReason = ended.cancelReason;
+  }
+  if (ended.hangReport) raw.hangReport = ended.hangReport;
+  // QEMU that gave up on KVM and exited says so on the console; a guest that reported a status ran fine.
+  // QMP may see the run state before QEMU's words reach the console file through mkosi: prefer the words.
+  const onConsole =
+    plan.accel === 'kvm' && !statusLine && !ended.cancelled ? findAccelFailure(consoleTail) : undefined;
+  const accelFailure = ended.accelFailure
+    ? { ...ended.accelFailure, line: onConsole?.line ?? ended.accelFailure.line }
+    : onConsole;
+  if (accelFailure) raw.accelFailure = { ...accelFailure, afterSeconds: ended.accelAfterSeconds };
+  else if (ended.accelAbandoned) raw.accelAbandoned = true;
   const haveJournal = await stat(files.journal).then(
     () => true,
     () => false,

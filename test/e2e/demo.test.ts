@@ -9,13 +9,16 @@
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, readdir, stat } from 'node:fs/promises';
+import { constants, existsSync } from 'node:fs';
+import { mkdtemp, open, readFile, readdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { assertValidResults } from '../helpers/results.ts';
 import type { Results, TestResult } from '../../src/results/model.ts';
+import { findProbeKernel, kernelDigest, probeKvmBoot } from '../../src/host/kvm-boot-probe.ts';
+import { bootVerdictKey } from '../../src/host/confirm-kvm.ts';
+import { currentBootId, VerdictCache } from '../../src/host/verdict-cache.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const CLI = join(ROOT, 'dist/cli/index.js');
@@ -304,5 +307,148 @@ describe('failure paths and the mkosi 25+ dialect', { concurrency: true }, () =>
     assert.ok(
       journal(s.files.journal!, '-u', s.unit, '-o', 'cat').includes('TEST-02-SKIP: nothing to test here'),
     );
+  });
+});
+
+/**
+ * The accelerator this host really has. Machines of this project's kind differ (no /dev/kvm; a /dev/kvm
+ * that aborts QEMU; one that pauses the guest with a KVM internal error; a working KVM): each test learns
+ * the kind with the real boot probe on the demo image's real kernel and asserts what must happen on it.
+ * The kinds a machine lacks are covered by test/unit/accel-fallback.test.ts with QEMU and mkosi stand-ins.
+ */
+describe('the accelerator this host really has (real QEMU, real kernel)', () => {
+  type Kind = 'no-kvm' | 'aborting' | 'pausing' | 'works';
+  let kind: Kind;
+  let kernel: string;
+  let imageDir: string;
+  before(async () => {
+    imageDir = first?.environment.image.dir ?? '';
+    assert.ok(imageDir, 'the demo run must have run first');
+    kernel = (await findProbeKernel(imageDir))!;
+    assert.ok(kernel, `no kernel in ${imageDir}`);
+    const kvmOpens = await open('/dev/kvm', constants.O_RDWR).then(
+      async (fh) => (await fh.close(), true),
+      () => false,
+    );
+    if (!kvmOpens) kind = 'no-kvm';
+    else {
+      const v = await probeKvmBoot({ qemu: 'qemu-system-x86_64', kernel });
+      kind = v.usable ? 'works' : v.failure?.effect === 'paused' ? 'pausing' : 'aborting';
+      console.log(`# KVM boot probe: ${v.detail} (${v.seconds} s)`);
+    }
+    console.log(`# this host's KVM: ${kind}`);
+  });
+
+  it('the boot probe calls the real kernel under TCG usable (it runs to its panic)', async () => {
+    const v = await probeKvmBoot({ qemu: 'qemu-system-x86_64', kernel, accel: 'tcg' });
+    assert.equal(v.usable, true, v.detail);
+    assert.match(v.detail, /ran to its expected panic|ended it after its panic/);
+    console.log(`# boot probe under TCG: ${v.seconds} s`);
+  });
+
+  it('the demo run with no flag used the accelerator that works, and said so', () => {
+    const e = first!.environment;
+    if (kind === 'works') {
+      assert.equal(e.accel, 'kvm');
+      assert.equal(e.accelFallback, undefined);
+      return;
+    }
+    assert.equal(e.accel, 'tcg');
+    assert.equal(e.timeoutScale, 3);
+    if (kind === 'pausing') {
+      // The empty-machine probe passes on such a host: the boot probe caught it, before any test.
+      assert.equal(e.accelFallback?.detectedBy, 'probe');
+      assert.match(e.accelFallback!.qemuLine, /KVM internal error|kvm run failed|entry failed/);
+      assert.deepEqual(e.accelFallback!.rerun, []);
+      assert.ok(first!.tests.every((t) => t.attempts.every((a) => a.accel === 'tcg')));
+    }
+  });
+
+  it('a VM that shows KVM broken after the probe said it works is stopped within seconds and rerun under TCG', async () => {
+    // A verdict from an earlier run of this boot that says KVM works: the VM itself must find out.
+    const cacheDir = await mkdtemp(join(tmpdir(), 'itest-e2e-verdicts-'));
+    const qemuVersion = first!.environment.qemu.version;
+    const key = bootVerdictKey(qemuVersion, await kernelDigest(kernel));
+    const cache = new VerdictCache(cacheDir, await currentBootId());
+    await cache.set(key, {
+      usable: true,
+      detail: 'planted by the test',
+      seconds: 0,
+      at: new Date().toISOString(),
+    });
+    const out = await mkdtemp(join(tmpdir(), 'itest-e2e-kvm-vm-'));
+    const run = await itest([
+      'run',
+      '--config',
+      DEMO,
+      '--image-dir',
+      imageDir,
+      '--cache-dir',
+      cacheDir,
+      '--test',
+      'TEST-02-SKIP',
+      '--output',
+      out,
+      '--keep',
+      'all',
+    ]);
+    assert.equal(run.code, 0, `${run.out}\n${run.err}`);
+    const r = await readResults(out);
+    printTimings('planted-verdict run', r, run);
+    const t = byName(r, 'TEST-02-SKIP');
+    assert.equal(t.status, 'skip');
+    if (kind !== 'pausing') {
+      assert.equal(t.attempts.length, 1);
+      assert.equal(t.attempts[0]!.accel, kind === 'works' ? 'kvm' : 'tcg');
+      return;
+    }
+    assert.deepEqual(
+      t.attempts.map((a) => [a.accel, a.status]),
+      [
+        ['kvm', 'error'],
+        ['tcg', 'skip'],
+      ],
+    );
+    const after = Number(/paused the guest ([\d.]+) s after start/.exec(t.attempts[0]!.reason)?.[1]);
+    console.log(
+      `# VM start to "KVM broken": ${after} s (the VM was up ${t.attempts[0]!.durations.vmSeconds} s)`,
+    );
+    assert.ok(after > 0 && after < 30, t.attempts[0]!.reason);
+    assert.equal(r.environment.accelFallback?.detectedBy, 'vm');
+    assert.deepEqual(r.environment.accelFallback?.rerun, ['TEST-02-SKIP']);
+    assert.equal(r.environment.timeoutScale, 3);
+    assert.match(run.err, /KVM IS BROKEN ON THIS HOST: the VM of TEST-02-SKIP/);
+    assert.match(t.attempts[0]!.reason, /`KVM internal error\. Suberror: \d+`/, "QEMU's own words");
+    assert.match(run.out, /WARNING: KVM is broken on this host/);
+    // Its console is kept with QEMU's words, and the next run on this boot knows without trying.
+    assert.match(await readFile(t.attempts[0]!.files.console!, 'utf8'), /KVM internal error/);
+    assert.equal((await cache.get(key))?.usable, false);
+  });
+
+  it('kvm yes: a broken KVM ends the run with exit 3 and the reason, before any test', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'itest-e2e-kvm-yes-'));
+    const run = await itest([
+      'run',
+      '--config',
+      DEMO,
+      '--image-dir',
+      imageDir,
+      '--cache-dir',
+      await mkdtemp(join(tmpdir(), 'itest-e2e-verdicts-')),
+      '--test',
+      'TEST-02-SKIP',
+      '--output',
+      out,
+      '--kvm',
+      'yes',
+    ]);
+    if (kind === 'works') {
+      assert.equal(run.code, 0, `${run.out}\n${run.err}`);
+      return;
+    }
+    assert.equal(run.code, 3, `${run.out}\n${run.err}`);
+    assert.match(run.err + run.out, /KVM was required/);
+    assert.doesNotMatch(run.out, /\] start /, 'no test was started');
+    assert.ok(run.seconds < 60, `${run.seconds} s`);
   });
 });

@@ -1,5 +1,8 @@
 // A resolved TestSpec with every default, for tests that build argument vectors or run attempts.
 import { TEST_DEFAULTS, type TestSpec } from '../../src/config/test-spec.ts';
+import type { HostPlan } from '../../src/host/decide.ts';
+import { dialectFor } from '../../src/mkosi/dialect.ts';
+import { Accelerator } from '../../src/run/accelerator.ts';
 
 export function testSpec(over: Partial<TestSpec> = {}): TestSpec {
   return {
@@ -21,4 +24,24 @@ export function testSpec(over: Partial<TestSpec> = {}): TestSpec {
     source: 'manifest',
     ...over,
   };
+}
+
+/** A host plan as decideHost makes it, for tests that run attempts without probing a host. */
+export function hostPlan(over: Partial<HostPlan> = {}): HostPlan {
+  return {
+    dialect: dialectFor('25.3'),
+    accel: 'tcg',
+    accelDetail: 'KVM disabled by request; software emulation (TCG)',
+    transport: 'vsock',
+    transportDetail: 'vsock by request',
+    timeoutScale: 1,
+    defaultCpus: 1,
+    warnings: [],
+    ...over,
+  };
+}
+
+/** The run's accelerator fixed on TCG with timeout scale 1 (nothing to fall back from). */
+export function tcgAccelerator(): Accelerator {
+  return new Accelerator(hostPlan(), { transport: 'vsock', kvm: 'no', timeoutScale: 1 });
 }

@@ -45,6 +45,31 @@ describe('pool', () => {
   });
 });
 
+describe('pool with a changing size (KVM -> TCG mid-run)', () => {
+  it('reads the size before each start: running items go on, new ones wait for the smaller limit', async () => {
+    let limit = 4;
+    let running = 0;
+    const peaks: number[] = [];
+    const out = await runPool(
+      [1, 2, 3, 4, 5, 6, 7, 8],
+      () => limit,
+      () => 0,
+      async (x) => {
+        running++;
+        peaks.push(running);
+        // The first item to finish shrinks the pool, as a fallback to TCG does.
+        await sleep(x === 1 ? 5 : 30);
+        if (x === 1) limit = 1;
+        running--;
+        return x * 2;
+      },
+    );
+    assert.deepEqual(out, [2, 4, 6, 8, 10, 12, 14, 16]);
+    assert.equal(Math.max(...peaks.slice(0, 4)), 4, 'four at once before the switch');
+    assert.deepEqual(peaks.slice(4), [1, 1, 1, 1], `after the switch one at a time: ${peaks.join(',')}`);
+  });
+});
+
 describe('pool sizing', () => {
   it('TCG is bound by CPUs per vCPU, KVM by memory; --jobs wins', () => {
     assert.equal(

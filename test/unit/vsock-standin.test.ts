@@ -8,16 +8,10 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { executeTest, type TestContext } from '../../src/run/execute-test.ts';
-import { dialectFor } from '../../src/mkosi/dialect.ts';
+import { executeTest } from '../../src/run/execute-test.ts';
+import { standinContext } from '../helpers/standin.ts';
 import type { TestSpec } from '../../src/config/test-spec.ts';
-import { testSpec } from '../helpers/spec.ts';
-
-const FAKE = new URL('../fixtures/fake-mkosi.mjs', import.meta.url).pathname;
-const JOURNAL_REMOTE = [
-  '/usr/lib/systemd/systemd-journal-remote',
-  '/lib/systemd/systemd-journal-remote',
-].find(existsSync)!;
+import { testSpec, tcgAccelerator } from '../helpers/spec.ts';
 
 const spec = (over: Partial<TestSpec> = {}): TestSpec => testSpec(over);
 
@@ -29,33 +23,14 @@ async function run(
 ) {
   const out = await mkdtemp(join(tmpdir(), 'itest-standin-'));
   const child = join(out, 'child.pid');
-  const ctx: TestContext = {
-    base: {
-      mkosi: [FAKE],
-      dialect: dialectFor('25.3'),
-      configDir: '/cfg',
-      imageDir: '/img',
-      transport: 'vsock',
-      accel: 'tcg',
-    },
-    defaultCpus: 1,
-    timeoutScale: 1,
-    runId: 'r1',
-    attemptEnv: {
-      outputDir: out,
-      journalRemote: JOURNAL_REMOTE,
-      journalctl: 'journalctl',
-      env: {
-        ...process.env,
-        FAKE_MKOSI_PLAN: plan,
-        FAKE_MKOSI_STATE: join(out, 'state'),
-        FAKE_MKOSI_CHILD: child,
-      },
-      signal,
-    },
-    rerun: (s) => `itest run --test ${s.name}`,
-    ...(shell ? { shell: true } : {}),
-  };
+  const { ctx } = await standinContext({
+    plan,
+    accelerator: tcgAccelerator(),
+    out,
+    env: { FAKE_MKOSI_CHILD: child },
+    signal,
+    shell,
+  });
   return { result: await executeTest(spec(over), ctx, 0), out, child };
 }
 
