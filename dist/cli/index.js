@@ -31384,7 +31384,7 @@ function escapeJsonPtr(str) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1090);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9932);
 // Entry point of the `itest` binary (bundled to dist/cli/index.js).
 
 process.exit(await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv));
@@ -31394,7 +31394,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 1090:
+/***/ 9932:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -31562,164 +31562,67 @@ async function killTree(child, graceMs = 5000) {
     signalAll(tree, pid, 'SIGKILL');
 }
 
-;// CONCATENATED MODULE: ./src/host/probe.ts
-/** Looks at the host: tools, their versions, accelerators, CPUs and memory. Side effects only; no decisions. */
-
-
-
-
-
-const QEMU_ARCH = {
-    x64: 'x86_64',
-    arm64: 'aarch64',
-    ppc64: 'ppc64',
-    s390x: 's390x',
-    riscv64: 'riscv64',
-};
-function hostArch() {
-    return QEMU_ARCH[process.arch] ?? process.arch;
-}
-async function openRw(path) {
-    try {
-        const fh = await (0,promises_namespaceObject.open)(path, external_node_fs_.constants.O_RDWR);
-        await fh.close();
-        return { usable: true, detail: `${path} opens read-write` };
-    }
-    catch (err) {
-        const e = err;
-        return {
-            usable: false,
-            detail: e.code === 'ENOENT' ? `${path} does not exist` : `${path}: ${e.code ?? e.message}`,
-        };
-    }
-}
+;// CONCATENATED MODULE: ./src/host/verdict-cache.ts
 /**
- * /dev/kvm opening is not enough: nested or emulated KVM can accept the open and then abort QEMU at the
- * first vCPU run (seen on this project's CI machines). Boot an empty q35 machine for a moment: KVM works
- * if QEMU is still running after settleMs.
+ * Remembers the accelerator probes' verdicts for the current host boot, so that only the first run after a
+ * boot pays for them. Keyed by the kernel's boot id plus whatever the verdict depends on (QEMU version,
+ * the guest kernel's digest); a new boot forgets everything. A missing, unreadable or foreign file is an
+ * empty cache, never an error.
  */
-async function kvmWorks(qemu, settleMs = 1500) {
-    const dev = await openRw('/dev/kvm');
-    if (!dev.usable)
-        return dev;
-    return new Promise((resolve) => {
-        let stderr = '';
-        const child = (0,external_node_child_process_.spawn)(qemu, [
-            '-accel',
-            'kvm',
-            '-machine',
-            'q35',
-            '-cpu',
-            'max',
-            '-m',
-            '64',
-            '-nodefaults',
-            '-no-user-config',
-            '-display',
-            'none',
-            '-serial',
-            'none',
-            '-monitor',
-            'none',
-        ], { stdio: ['ignore', 'ignore', 'pipe'] });
-        child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
-        const timer = setTimeout(() => {
-            child.kill('SIGKILL');
-            resolve({ usable: true, detail: '/dev/kvm opens and runs a vCPU' });
-        }, settleMs);
-        child.on('error', (err) => {
-            clearTimeout(timer);
-            resolve({ usable: false, detail: `cannot run ${qemu} to test KVM: ${err.message}` });
-        });
-        child.on('exit', (code, signal) => {
-            clearTimeout(timer);
-            const why = stderr.trim().split('\n').filter(Boolean).slice(0, 2).join('; ') || `exit ${code ?? signal}`;
-            resolve({ usable: false, detail: `/dev/kvm opens but QEMU cannot run a vCPU with it (${why})` });
-        });
-    });
+
+
+
+async function currentBootId() {
+    const id = await (0,promises_namespaceObject.readFile)('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => '');
+    return id.trim() || undefined;
 }
-async function which(names) {
-    const dirs = (process.env.PATH ?? '').split(':').filter(Boolean);
-    for (const name of names) {
-        const candidates = name.startsWith('/') ? [name] : dirs.map((d) => `${d}/${name}`);
-        for (const c of candidates) {
-            try {
-                await (0,promises_namespaceObject.access)(c, external_node_fs_.constants.X_OK);
-                return c;
-            }
-            catch {
-                // next
-            }
+class VerdictCache {
+    bootId;
+    file;
+    constructor(dir, bootId) {
+        this.bootId = bootId;
+        this.file = (0,external_node_path_.join)(dir, 'host', 'accel-verdicts.json');
+    }
+    static async open(cacheDir) {
+        return new VerdictCache(cacheDir, await currentBootId());
+    }
+    async load() {
+        if (!this.bootId)
+            return undefined;
+        try {
+            const data = JSON.parse(await (0,promises_namespaceObject.readFile)(this.file, 'utf8'));
+            return data.version === 1 && data.bootId === this.bootId && typeof data.verdicts === 'object'
+                ? data
+                : undefined;
+        }
+        catch {
+            return undefined;
         }
     }
-    return undefined;
-}
-function firstLine(s) {
-    return s.trim().split('\n')[0] ?? '';
-}
-async function memInfo() {
-    const text = await (0,promises_namespaceObject.readFile)('/proc/meminfo', 'utf8').catch(() => '');
-    const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? 0) * 1024;
-    return { total: kb('MemTotal'), available: kb('MemAvailable') };
-}
-async function probeHost(opts) {
-    const arch = hostArch();
-    const qemuBinary = `qemu-system-${arch}`;
-    const [mkosiRes, qemuPath, vsock, journalRemote, journalctl, coredumpctl, mem] = await Promise.all([
-        runCommand([...opts.mkosi, '--version'], { env: opts.env, timeoutMs: 30_000 }),
-        which([qemuBinary]),
-        openRw('/dev/vhost-vsock'),
-        which([
-            'systemd-journal-remote',
-            '/usr/lib/systemd/systemd-journal-remote',
-            '/lib/systemd/systemd-journal-remote',
-        ]),
-        which(['journalctl']),
-        which(['coredumpctl']),
-        memInfo(),
-    ]);
-    const mkosi = { command: opts.mkosi };
-    const v = /mkosi\s+(\d+(?:\.\d+)*)/.exec(mkosiRes.stdout);
-    if (mkosiRes.spawnError)
-        mkosi.error = `${opts.mkosi[0]}: ${mkosiRes.spawnError.code === 'ENOENT' ? 'not found' : mkosiRes.spawnError.message}`;
-    else if (v?.[1])
-        mkosi.version = v[1];
-    else
-        mkosi.error = `\`${opts.mkosi.join(' ')} --version\` printed no version (exit ${mkosiRes.code}): ${firstLine(mkosiRes.stderr || mkosiRes.stdout)}`;
-    const qemu = { binary: qemuPath ?? qemuBinary };
-    if (!qemuPath)
-        qemu.error = `${qemuBinary} not found on PATH`;
-    else {
-        const q = await runCommand([qemuPath, '--version'], { timeoutMs: 10_000 });
-        const qv = /version\s+(\S+)/.exec(q.stdout);
-        if (qv?.[1])
-            qemu.version = qv[1];
-        else
-            qemu.error = `${qemuPath} --version failed: ${firstLine(q.stderr)}`;
+    async get(key) {
+        const v = (await this.load())?.verdicts[key];
+        return v && typeof v.usable === 'boolean' && typeof v.detail === 'string' ? v : undefined;
     }
-    const kvm = qemuPath && opts.checkKvm !== false ? await kvmWorks(qemuPath) : await openRw('/dev/kvm');
-    const jv = journalctl
-        ? /systemd\s+(\d+)/.exec((await runCommand([journalctl, '--version'])).stdout)?.[1]
-        : undefined;
-    const info = {
-        arch,
-        mkosi,
-        qemu,
-        kvm,
-        vhostVsock: vsock,
-        cpus: (0,external_node_os_namespaceObject.availableParallelism)(),
-        memTotal: mem.total,
-        memAvailable: mem.available,
-    };
-    if (journalRemote)
-        info.journalRemote = journalRemote;
-    if (journalctl)
-        info.journalctl = journalctl;
-    if (jv)
-        info.journalctlVersion = jv;
-    if (coredumpctl)
-        info.coredumpctl = coredumpctl;
-    return info;
+    /** Records a verdict; best effort (a read-only cache directory only costs the next run a probe). */
+    async set(key, v) {
+        if (!this.bootId)
+            return;
+        const data = (await this.load()) ?? { version: 1, bootId: this.bootId, verdicts: {} };
+        data.verdicts[key] = v;
+        const dir = (0,external_node_path_.join)(this.file, '..');
+        const tmp = `${this.file}.${(0,external_node_crypto_namespaceObject.randomBytes)(4).toString('hex')}.tmp`;
+        try {
+            await (0,promises_namespaceObject.mkdir)(dir, { recursive: true });
+            // Never write through a link someone planted: write a fresh file, then rename it over the name.
+            if ((await (0,promises_namespaceObject.lstat)(dir)).isSymbolicLink())
+                return;
+            await (0,promises_namespaceObject.writeFile)(tmp, `${JSON.stringify(data, null, 2)}\n`, { flag: 'wx' });
+            await (0,promises_namespaceObject.rename)(tmp, this.file);
+        }
+        catch {
+            await (0,promises_namespaceObject.rm)(tmp, { force: true }).catch(() => { });
+        }
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/mkosi/dialect.ts
@@ -31759,7 +31662,508 @@ function dialectFor(version) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/host/mkosi-check.ts
+/**
+ * Can this mkosi run here? `mkosi --version` only proves that mkosi's own modules import: the Python
+ * modules its helper scripts import (pefile, run in a separate interpreter) and the tools its verbs exec
+ * fail later, mid-run, with an error that only the console log shows. This module finds the interpreter
+ * mkosi really runs under and what it can import (probeMkosiRuntime, runs processes), and decides what is
+ * missing for a given mkosi version and how to install it (mkosiRuntimeProblems, pure).
+ */
+
+
+
+
+
+
+/**
+ * mkosi 26 and later identify the kernel with a pefile script before every `vm` (bootloader.py
+ * KernelType.identify, mkosi commit d1b84f5f); 24 and 25 asked `bootctl kernel-identify` and need pefile
+ * only to build UKIs.
+ */
+const MODULE_NEEDS = [
+    { module: 'pefile', apt: 'python3-pefile', since: 26, why: 'its vm verb reads the kernel image with it' },
+];
+/** mkosi 24 runs every command of every verb in bubblewrap (check_tools: "bwrap"); 25 has its own sandbox. */
+const TOOL_NEEDS = [
+    { tool: 'bwrap', apt: 'bubblewrap', since: 24, until: 25, why: 'it runs every command in bubblewrap' },
+];
+const PROBED_MODULES = [...new Set(MODULE_NEEDS.map((n) => n.module))];
+const PROBED_TOOLS = [...new Set(TOOL_NEEDS.map((n) => n.tool))];
+const MARKER = 'ITEST-MKOSI-PROBE ';
+/**
+ * The Python side. As `-c` script it reports at once; as sitecustomize.py (imported by every Python that
+ * has it on PYTHONPATH, before any of its own code) only in the interpreter that is about to run mkosi,
+ * and then it exits so mkosi itself never runs.
+ */
+const PYTHON_PROBE = `import json, os, sys
+def _itest_probe():
+    out = {"executable": sys.executable, "version": "%d.%d.%d" % sys.version_info[:3], "modules": {}}
+    for name in filter(None, os.environ.get("ITEST_PROBE_MODULES", "").split(",")):
+        try:
+            __import__(name)
+            out["modules"][name] = None
+        except BaseException as e:
+            out["modules"][name] = "%s: %s" % (type(e).__name__, e)
+    sys.stdout.write(${JSON.stringify(MARKER)} + json.dumps(out) + "\\n")
+    sys.stdout.flush()
+if __name__ == "__main__":
+    _itest_probe()
+elif os.environ.get("ITEST_MKOSI_PROBE") == "1" and "mkosi" in " ".join(getattr(sys, "orig_argv", sys.argv)):
+    _itest_probe()
+    os._exit(0)
+`;
+function parseReport(stdout) {
+    const line = stdout.split('\n').find((l) => l.startsWith(MARKER));
+    if (!line)
+        return undefined;
+    try {
+        return JSON.parse(line.slice(MARKER.length));
+    }
+    catch {
+        return undefined;
+    }
+}
+/**
+ * Where mkosi 25+ finds `python3` for its helper scripts (bootloader.py python_binary): its own
+ * sys.executable when that lives under /usr, else `python3` on the PATH of its sandbox. That PATH is the
+ * host's minus /usr entries other than /usr/bin and /usr/sbin, plus /usr/bin, /usr/sbin, /usr/local/bin
+ * (run.py finalize_path), and the sandbox only mounts /usr, /opt, /home and the /bin-style links, so a
+ * python3 under /root (pyenv) or /tmp is not seen there. Pure.
+ */
+function helperPythonCandidates(executable, pathEnv) {
+    if (executable.startsWith('/usr/'))
+        return [executable];
+    const dirs = pathEnv
+        .split(':')
+        .filter((d) => d === '/usr/bin' || d === '/usr/sbin' || !d.startsWith('/usr'));
+    for (const d of ['/usr/bin', '/usr/sbin', '/usr/local/bin'])
+        if (!dirs.includes(d))
+            dirs.push(d);
+    const visible = /^\/(usr|opt|home|bin|sbin|nix\/store)(\/|$)/;
+    return [...new Set(dirs.filter((d) => visible.test(d)))].map((d) => `${d.replace(/\/+$/, '')}/python3`);
+}
+async function executable(path) {
+    try {
+        await (0,promises_namespaceObject.access)(path, external_node_fs_.constants.X_OK);
+        return (await (0,promises_namespaceObject.stat)(path)).isFile();
+    }
+    catch {
+        return false;
+    }
+}
+async function onPath(name, pathEnv) {
+    if (name.includes('/'))
+        return (await executable(name)) ? name : null;
+    for (const dir of pathEnv.split(':').filter(Boolean)) {
+        if (await executable((0,external_node_path_.join)(dir, name)))
+            return (0,external_node_path_.join)(dir, name);
+    }
+    return null;
+}
+async function runPython(python, env, modules) {
+    const r = await runCommand([python, '-c', PYTHON_PROBE], {
+        env: { ...env, ITEST_PROBE_MODULES: modules.join(',') },
+        timeoutMs: 30_000,
+    });
+    if (r.spawnError)
+        return `${python}: ${r.spawnError.code === 'ENOENT' ? 'not found' : r.spawnError.message}`;
+    return (parseReport(r.stdout) ??
+        `${python} -c ... exited ${r.code ?? r.signal}: ${r.stderr.trim().split('\n').pop() ?? ''}`);
+}
+/** The interpreter the mkosi repository's bin/mkosi picks (it also resets PYTHONPATH, so nothing can be injected). */
+function upstreamLauncherPython(env) {
+    return env.MKOSI_INTERPRETER || 'python3';
+}
+/** The launcher's first 4 KiB: its shebang, and what a launcher script execs. */
+async function launcherHead(argv0, pathEnv) {
+    const path = await onPath(argv0, pathEnv);
+    if (!path)
+        return undefined;
+    try {
+        const fh = await (0,promises_namespaceObject.open)(await (0,promises_namespaceObject.realpath)(path), 'r');
+        try {
+            const buf = Buffer.alloc(4096);
+            const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+            return buf.subarray(0, bytesRead).toString('latin1');
+        }
+        finally {
+            await fh.close();
+        }
+    }
+    catch {
+        return '';
+    }
+}
+/** The config asks for a tools tree (ToolsTree= set, or a mkosi.tools/ directory beside mkosi.conf). */
+async function configUsesToolsTree(configDir) {
+    if ((await (0,promises_namespaceObject.stat)((0,external_node_path_.join)(configDir, 'mkosi.tools')).catch(() => undefined))?.isDirectory())
+        return true;
+    const dropins = await (0,promises_namespaceObject.readdir)((0,external_node_path_.join)(configDir, 'mkosi.conf.d')).catch(() => []);
+    const files = [
+        'mkosi.conf',
+        'mkosi.local.conf',
+        ...dropins.filter((f) => f.endsWith('.conf')).map((f) => (0,external_node_path_.join)('mkosi.conf.d', f)),
+    ];
+    for (const f of files) {
+        const text = await (0,promises_namespaceObject.readFile)((0,external_node_path_.join)(configDir, f), 'utf8').catch(() => '');
+        for (const m of text.matchAll(/^\s*ToolsTree\s*=\s*(.*?)\s*$/gm)) {
+            if (m[1] && !/^(no|false|0|off)$/i.test(m[1]))
+                return true;
+        }
+    }
+    return false;
+}
+/** Runs mkosi's launcher with the probe as sitecustomize.py; the report comes from mkosi's own interpreter. */
+async function measure(mkosi, env, modules) {
+    const dir = await (0,promises_namespaceObject.mkdtemp)((0,external_node_path_.join)((0,external_node_os_namespaceObject.tmpdir)(), 'itest-mkosi-probe-'));
+    try {
+        await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, 'sitecustomize.py'), PYTHON_PROBE);
+        const r = await runCommand([...mkosi, '--version'], {
+            env: {
+                ...env,
+                PYTHONPATH: [dir, env.PYTHONPATH].filter(Boolean).join(':'),
+                ITEST_MKOSI_PROBE: '1',
+                ITEST_PROBE_MODULES: modules.join(','),
+            },
+            timeoutMs: 30_000,
+        });
+        return parseReport(r.stdout);
+    }
+    finally {
+        await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    }
+}
+/**
+ * Finds the interpreter mkosi runs under by running mkosi's own launcher with a sitecustomize.py on
+ * PYTHONPATH that reports from inside the interpreter and exits before mkosi starts; for the mkosi
+ * repository's bin/mkosi (which resets PYTHONPATH) by that launcher's rule. Then imports the modules its
+ * helper scripts need in the interpreter that runs them, and looks up the tools.
+ */
+async function probeMkosiRuntime(mkosi, opts = {}) {
+    const t0 = performance.now();
+    // Never rejects: the host probe starts this before its other checks and awaits it last.
+    return probe(mkosi, opts, t0).catch((e) => ({
+        tools: {},
+        error: `the check itself failed: ${e.message}`,
+        ms: Math.round(performance.now() - t0),
+    }));
+}
+async function probe(mkosi, opts, t0) {
+    const env = opts.env ?? process.env;
+    const pathEnv = env.PATH ?? '';
+    const modules = opts.modules ?? PROBED_MODULES;
+    const out = { tools: {}, ms: 0 };
+    const toolLookups = Promise.all((opts.tools ?? PROBED_TOOLS).map(async (t) => [t, await onPath(t, pathEnv)]));
+    if (opts.configDir)
+        out.toolsTree = await configUsesToolsTree(opts.configDir);
+    let facts;
+    const head = mkosi[0] ? await launcherHead(mkosi[0], pathEnv) : undefined;
+    if (head === undefined) {
+        out.error = `${mkosi[0] ?? '(empty mkosi command)'} not found`;
+    }
+    else if (/^#!.*\bsh\b|^#!.*\bbash\b/.test(head) && head.includes('MKOSI_INTERPRETER')) {
+        const r = await runPython(upstreamLauncherPython(env), env, modules);
+        if (typeof r === 'string')
+            out.error = `the interpreter of mkosi's bin/mkosi does not run: ${r}`;
+        else
+            out.interpreter = { ...(facts = r), how: 'launcher' };
+    }
+    else {
+        facts = await measure(mkosi, env, modules);
+        const exec = /^\s*(?:\S+=\S*\s+)*exec\s+(\/?[\w./-]*python3?[\d.]*)\s+(?:-\S+\s+)*-m\s+mkosi\b/m.exec(head);
+        if (facts)
+            out.interpreter = { ...facts, how: 'measured' };
+        else if (exec?.[1]) {
+            // A shell launcher that sets PYTHONPATH itself: ask the Python it execs.
+            const r = await runPython(exec[1], env, modules);
+            if (typeof r === 'string')
+                out.error = `the interpreter of ${mkosi[0]} does not run: ${r}`;
+            else
+                out.interpreter = { ...(facts = r), how: 'launcher' };
+        }
+        else
+            out.error = `\`${mkosi.join(' ')}\` did not run Python with PYTHONPATH kept (its launcher resets it, or it is not Python)`;
+    }
+    if (facts) {
+        const candidates = helperPythonCandidates(facts.executable, pathEnv);
+        if (candidates[0] === facts.executable)
+            out.helper = facts;
+        else {
+            let found;
+            for (const c of candidates)
+                if (!found && (await executable(c)))
+                    found = c;
+            const r = found ? await runPython(found, env, modules) : undefined;
+            if (r && typeof r !== 'string')
+                out.helper = r;
+            else
+                out.helperSearched = candidates;
+        }
+    }
+    out.tools = Object.fromEntries(await toolLookups);
+    out.ms = Math.round(performance.now() - t0);
+    return out;
+}
+function pipHint(python, module) {
+    // Debian's and Ubuntu's own interpreters get modules from apt; any other one from pip.
+    return /^\/usr\/bin\/python3(\.\d+)?$/.test(python)
+        ? ''
+        : ` (or, for this interpreter: ${python} -m pip install ${module})`;
+}
+/** What is missing for mkosi `version` to run its verbs here, each with how to install it. Pure. */
+function mkosiRuntimeProblems(version, rt) {
+    const major = parseMkosiMajor(version);
+    const problems = [];
+    const warnings = [];
+    if (major === undefined)
+        return { problems, warnings };
+    for (const need of TOOL_NEEDS) {
+        if (major < need.since || (need.until !== undefined && major >= need.until))
+            continue;
+        if (rt.toolsTree || !(need.tool in rt.tools) || rt.tools[need.tool])
+            continue;
+        problems.push(`${need.tool} not found on PATH: mkosi ${version} needs it, since ${need.why}. Install it: apt-get install ${need.apt}`);
+    }
+    const modules = MODULE_NEEDS.filter((n) => major >= n.since);
+    if (modules.length === 0 || rt.toolsTree)
+        return { problems, warnings };
+    if (!rt.interpreter) {
+        warnings.push(`could not tell which Python runs mkosi (${rt.error ?? 'unknown'}), so its Python modules (${modules.map((n) => n.module).join(', ')}) were not checked`);
+        return { problems, warnings };
+    }
+    if (!rt.helper) {
+        problems.push(`python3 for mkosi's helper scripts not found: mkosi ${version} runs under ${rt.interpreter.executable}, which is outside /usr, ` +
+            `so it runs its helper scripts with python3 from its sandbox's PATH, and there is none (looked for ${(rt.helperSearched ?? []).join(', ')}). Install it: apt-get install python3 ${modules.map((n) => n.apt).join(' ')}`);
+        return { problems, warnings };
+    }
+    const helper = rt.helper;
+    const why = helper.executable === rt.interpreter.executable
+        ? `mkosi ${version} runs its helper scripts with its own interpreter, ${helper.executable} (Python ${helper.version})`
+        : `mkosi ${version} runs under ${rt.interpreter.executable} but its helper scripts with ${helper.executable} (Python ${helper.version}), the python3 its sandbox finds`;
+    for (const need of modules) {
+        const error = helper.modules[need.module];
+        if (error === null || error === undefined)
+            continue;
+        problems.push(`Python module ${need.module} missing (${error}): ${why}, and ${need.why}. ` +
+            `Install it: apt-get install ${need.apt}${pipHint(helper.executable, need.module)}`);
+    }
+    return { problems, warnings };
+}
+/** One line for humans: which Python runs mkosi and its helpers, what they import, the tools. Pure. */
+function describeMkosiRuntime(rt) {
+    const imports = (f) => Object.entries(f.modules)
+        .map(([m, e]) => (e === null ? `imports ${m}` : `cannot import ${m}`))
+        .join(', ');
+    const parts = [];
+    if (rt.interpreter)
+        parts.push(`Python ${rt.interpreter.executable} ${rt.interpreter.version} (${rt.interpreter.how})`);
+    else
+        parts.push(`Python unknown: ${rt.error ?? 'not checked'}`);
+    if (rt.helper) {
+        const same = rt.interpreter && rt.helper.executable === rt.interpreter.executable;
+        parts.push(`helper scripts: ${same ? 'the same' : rt.helper.executable}${imports(rt.helper) ? `, ${imports(rt.helper)}` : ''}`);
+    }
+    else if (rt.interpreter)
+        parts.push('helper scripts: no python3 found');
+    for (const [tool, path] of Object.entries(rt.tools))
+        parts.push(`${tool} ${path ?? 'not found'}`);
+    if (rt.toolsTree)
+        parts.push('tools tree in use');
+    return `${parts.join('; ')} (checked in ${rt.ms} ms)`;
+}
+
+;// CONCATENATED MODULE: ./src/host/probe.ts
+/** Looks at the host: tools, their versions, accelerators, CPUs and memory. Side effects only; no decisions. */
+
+
+
+
+
+
+
+const QEMU_ARCH = {
+    x64: 'x86_64',
+    arm64: 'aarch64',
+    ppc64: 'ppc64',
+    s390x: 's390x',
+    riscv64: 'riscv64',
+};
+function hostArch() {
+    return QEMU_ARCH[process.arch] ?? process.arch;
+}
+async function openRw(path) {
+    try {
+        const fh = await (0,promises_namespaceObject.open)(path, external_node_fs_.constants.O_RDWR);
+        await fh.close();
+        return { usable: true, detail: `${path} opens read-write` };
+    }
+    catch (err) {
+        const e = err;
+        return {
+            usable: false,
+            detail: e.code === 'ENOENT' ? `${path} does not exist` : `${path}: ${e.code ?? e.message}`,
+        };
+    }
+}
+/**
+ * /dev/kvm opening is not enough: nested or emulated KVM can accept the open and then abort QEMU at the
+ * first vCPU run (seen on this project's CI machines). Boot an empty q35 machine for a moment: KVM works
+ * if QEMU is still running after settleMs. (A KVM that pauses a Linux guest passes this: the boot probe,
+ * kvm-boot-probe.ts, catches that once the image's kernel exists.)
+ */
+async function kvmWorks(qemu, settleMs = 1500) {
+    const dev = await openRw('/dev/kvm');
+    return dev.usable ? emptyMachineRuns(qemu, settleMs) : dev;
+}
+/** QEMU under KVM with an empty q35 machine: still running after settleMs, or why not. */
+function emptyMachineRuns(qemu, settleMs = 1500) {
+    return new Promise((resolve) => {
+        let stderr = '';
+        const child = (0,external_node_child_process_.spawn)(qemu, [
+            '-accel',
+            'kvm',
+            '-machine',
+            'q35',
+            '-cpu',
+            'max',
+            '-m',
+            '64',
+            '-nodefaults',
+            '-no-user-config',
+            '-display',
+            'none',
+            '-serial',
+            'none',
+            '-monitor',
+            'none',
+        ], { stdio: ['ignore', 'ignore', 'pipe'] });
+        child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
+        const timer = setTimeout(() => {
+            child.kill('SIGKILL');
+            resolve({
+                usable: true,
+                detail: "/dev/kvm opens and an empty machine runs (the image's kernel is tried once it exists)",
+            });
+        }, settleMs);
+        child.on('error', (err) => {
+            clearTimeout(timer);
+            resolve({ usable: false, detail: `cannot run ${qemu} to test KVM: ${err.message}` });
+        });
+        child.on('exit', (code, signal) => {
+            clearTimeout(timer);
+            const why = stderr.trim().split('\n').filter(Boolean).slice(0, 2).join('; ') || `exit ${code ?? signal}`;
+            resolve({ usable: false, detail: `/dev/kvm opens but QEMU cannot run a vCPU with it (${why})` });
+        });
+    });
+}
+/** kvmWorks once per host boot and QEMU version: later runs pay nothing for it. */
+async function rememberedKvmWorks(qemu, version, cacheDir) {
+    const dev = await openRw('/dev/kvm');
+    if (!dev.usable || !cacheDir)
+        return dev.usable ? kvmWorks(qemu) : dev;
+    const cache = await VerdictCache.open(cacheDir);
+    const key = `empty-machine|qemu ${version ?? qemu}`;
+    const seen = await cache.get(key);
+    if (seen)
+        return { usable: seen.usable, detail: `${seen.detail} (remembered for this host boot)` };
+    const t0 = performance.now();
+    const v = await kvmWorks(qemu);
+    const seconds = Math.round((performance.now() - t0) / 100) / 10;
+    await cache.set(key, { usable: v.usable, detail: v.detail, seconds, at: new Date().toISOString() });
+    return v;
+}
+async function which(names) {
+    const dirs = (process.env.PATH ?? '').split(':').filter(Boolean);
+    for (const name of names) {
+        const candidates = name.startsWith('/') ? [name] : dirs.map((d) => `${d}/${name}`);
+        for (const c of candidates) {
+            try {
+                await (0,promises_namespaceObject.access)(c, external_node_fs_.constants.X_OK);
+                return c;
+            }
+            catch {
+                // next
+            }
+        }
+    }
+    return undefined;
+}
+function firstLine(s) {
+    return s.trim().split('\n')[0] ?? '';
+}
+async function memInfo() {
+    const text = await (0,promises_namespaceObject.readFile)('/proc/meminfo', 'utf8').catch(() => '');
+    const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? 0) * 1024;
+    return { total: kb('MemTotal'), available: kb('MemAvailable') };
+}
+async function probeHost(opts) {
+    const arch = hostArch();
+    const qemuBinary = `qemu-system-${arch}`;
+    // Whether mkosi can run its verbs, in parallel with the rest (it never rejects).
+    const mkosiReady = probeMkosiRuntime(opts.mkosi, { env: opts.env, configDir: opts.configDir });
+    const [mkosiRes, qemuPath, vsock, journalRemote, journalctl, coredumpctl, mem] = await Promise.all([
+        runCommand([...opts.mkosi, '--version'], { env: opts.env, timeoutMs: 30_000 }),
+        which([qemuBinary]),
+        openRw('/dev/vhost-vsock'),
+        which([
+            'systemd-journal-remote',
+            '/usr/lib/systemd/systemd-journal-remote',
+            '/lib/systemd/systemd-journal-remote',
+        ]),
+        which(['journalctl']),
+        which(['coredumpctl']),
+        memInfo(),
+    ]);
+    const mkosi = { command: opts.mkosi };
+    const v = /mkosi\s+(\d+(?:\.\d+)*)/.exec(mkosiRes.stdout);
+    if (mkosiRes.spawnError)
+        mkosi.error = `${opts.mkosi[0]}: ${mkosiRes.spawnError.code === 'ENOENT' ? 'not found' : mkosiRes.spawnError.message}`;
+    else if (v?.[1])
+        mkosi.version = v[1];
+    else
+        mkosi.error = `\`${opts.mkosi.join(' ')} --version\` printed no version (exit ${mkosiRes.code}): ${firstLine(mkosiRes.stderr || mkosiRes.stdout)}`;
+    const qemu = { binary: qemuPath ?? qemuBinary };
+    if (!qemuPath)
+        qemu.error = `${qemuBinary} not found on PATH`;
+    else {
+        const q = await runCommand([qemuPath, '--version'], { timeoutMs: 10_000 });
+        const qv = /version\s+(\S+)/.exec(q.stdout);
+        if (qv?.[1])
+            qemu.version = qv[1];
+        else
+            qemu.error = `${qemuPath} --version failed: ${firstLine(q.stderr)}`;
+    }
+    const kvm = qemuPath && opts.checkKvm !== false
+        ? await rememberedKvmWorks(qemuPath, qemu.version, opts.cacheDir)
+        : await openRw('/dev/kvm');
+    const jv = journalctl
+        ? /systemd\s+(\d+)/.exec((await runCommand([journalctl, '--version'])).stdout)?.[1]
+        : undefined;
+    const info = {
+        arch,
+        mkosi,
+        qemu,
+        kvm,
+        vhostVsock: vsock,
+        cpus: (0,external_node_os_namespaceObject.availableParallelism)(),
+        memTotal: mem.total,
+        memAvailable: mem.available,
+        mkosiReady: await mkosiReady,
+    };
+    if (journalRemote)
+        info.journalRemote = journalRemote;
+    if (journalctl)
+        info.journalctl = journalctl;
+    if (jv)
+        info.journalctlVersion = jv;
+    if (coredumpctl)
+        info.coredumpctl = coredumpctl;
+    return info;
+}
+
 ;// CONCATENATED MODULE: ./src/host/decide.ts
+
 
 /** Software emulation is 5-10x slower than KVM here (boot 35-60 s vs a few seconds): give tests 3x the time. */
 const TCG_TIMEOUT_SCALE = 3;
@@ -31785,6 +32189,12 @@ function decideHost(info, req) {
         }
         catch (e) {
             problems.push(`${e.message}. Upgrade: ${INSTALL_HINT}`);
+        }
+        // mkosi's own modules import (it printed a version), but not necessarily what its verbs need.
+        if (dialect && info.mkosiReady) {
+            const verdict = mkosiRuntimeProblems(info.mkosi.version, info.mkosiReady);
+            problems.push(...verdict.problems);
+            warnings.push(...verdict.warnings);
         }
     }
     if (info.qemu.error)
@@ -31847,6 +32257,31 @@ function decideHost(info, req) {
         warnings,
     };
 }
+/**
+ * The plan once KVM turned out broken: TCG with TCG's timeout scale (unless one was given) and vCPU
+ * count, so that a test's timeout keeps meaning guest time. With kvm `yes` there is no fallback: the
+ * host is not ready (exit 3).
+ */
+function fallBackToTcg(plan, req, fb) {
+    if (req.kvm === 'yes')
+        throw new HostNotReady([
+            `KVM was required (--kvm yes, action input kvm: yes) but is broken on this host: ${fb.reason}. ` +
+                'Fix: run on a host whose KVM runs Linux guests (nested virtualization is a common cause), or use kvm auto to fall back to TCG',
+        ]);
+    const timeoutScale = req.timeoutScale ?? TCG_TIMEOUT_SCALE;
+    const accelDetail = `KVM is broken on this host (${fb.reason}); fell back to software emulation (TCG)`;
+    return {
+        ...plan,
+        accel: 'tcg',
+        accelDetail,
+        timeoutScale,
+        defaultCpus: 1,
+        warnings: [
+            ...plan.warnings,
+            `${accelDetail}: VMs boot 5-10x slower and timeouts are scaled by ${timeoutScale}`,
+        ],
+    };
+}
 const MiB = 1024 ** 2;
 /** Host memory kept free for mkosi, journal-remote and the page cache. */
 const HOST_RESERVE = 1024 * MiB;
@@ -31861,6 +32296,469 @@ function computeSlots(p) {
     const byMemory = Math.max(1, Math.floor((p.memAvailable - HOST_RESERVE) / (p.vmRam + VM_OVERHEAD)));
     const slots = p.jobs !== undefined ? Math.max(1, p.jobs) : Math.min(byCpu, byMemory);
     return { slots, byCpu, byMemory };
+}
+
+;// CONCATENATED MODULE: ./src/host/accel-failure.ts
+/**
+ * What a broken KVM looks like from outside QEMU. Pure: console or stderr lines and QMP run states in, a
+ * verdict out. Two families exist on real hosts (background.md, "Hosts whose /dev/kvm lies"): QEMU prints
+ * an error and *pauses* the guest (run state `internal-error`, the process keeps running until killed), or
+ * QEMU aborts at the first vCPU run. Either way the guest never starts, and waiting for the test's timeout
+ * would blame the test.
+ */
+/**
+ * QEMU's messages (accel/kvm/kvm-all.c, target/i386/kvm/kvm.c) for a vCPU that KVM cannot run. The first
+ * four are followed by vm_stop(RUN_STATE_INTERNAL_ERROR): QEMU stays up with the guest paused.
+ */
+const PAUSING = [
+    /KVM internal error\. Suberror: \d+/,
+    /error: kvm run failed .+/,
+    /KVM: entry failed, hardware error 0x[0-9a-f]+/i,
+    /KVM: unknown exit reason \d+/,
+];
+/** QEMU gives up on KVM and exits (or aborts) before or at the first vCPU run. */
+const EXITING = [
+    /failed to initialize kvm: .+/i,
+    /Could not access KVM kernel module: .+/,
+    /kvm_init_vcpu(?: failed)?: .+/,
+    /qemu-system-\S+: .*kvm\S*: Assertion .+ failed/i,
+    /error: failed to set MSR 0x[0-9a-f]+/i,
+    /qemu-system-\S+: .*KVM_\w+ failed.*/,
+];
+/** The first line in `lines` that says KVM failed, or undefined. Lines may carry ANSI colour already stripped. */
+function findAccelFailure(lines) {
+    for (const raw of lines) {
+        const line = raw.trim();
+        if (!line)
+            continue;
+        for (const re of PAUSING)
+            if (re.test(line))
+                return { line, effect: 'paused' };
+        for (const re of EXITING)
+            if (re.test(line))
+                return { line, effect: 'exited' };
+    }
+    return undefined;
+}
+/** QMP run states (qapi/run-state.json) that mean the guest stopped because the accelerator failed. */
+function isAccelRunState(status) {
+    return status === 'internal-error';
+}
+/** One sentence for reports: what QEMU said and what it did. */
+function describeAccelFailure(f, afterSeconds) {
+    const when = afterSeconds !== undefined ? ` ${afterSeconds.toFixed(1)} s after start` : '';
+    return f.effect === 'paused'
+        ? `QEMU paused the guest${when} with \`${f.line}\` (run state internal-error)`
+        : `QEMU stopped${when} with \`${f.line}\``;
+}
+
+;// CONCATENATED MODULE: ./src/util/ansi.ts
+/** Strips the ANSI colour and cursor sequences that systemd and QEMU print on the console. */
+function stripAnsi(s) {
+    // eslint-disable-next-line no-control-regex
+    return s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
+}
+
+;// CONCATENATED MODULE: external "node:net"
+const external_node_net_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:net");
+;// CONCATENATED MODULE: ./src/run/qmp.ts
+/**
+ * A minimal QMP client (QEMU's JSON monitor protocol over a unix socket): negotiate, run commands,
+ * collect their returns. Used to ask a hung guest's kernel for a task dump before it is killed.
+ */
+
+function qmpArgs(socketPath) {
+    return ['-qmp', `unix:${socketPath.replace(/,/g, ',,')},server=on,wait=off`];
+}
+/** Sends the commands in order after capabilities negotiation; rejects on error, EOF or timeout. */
+function qmp(socketPath, commands, timeoutMs = 5000) {
+    return new Promise((resolve, reject) => {
+        const sock = (0,external_node_net_namespaceObject.createConnection)(socketPath);
+        const results = [];
+        const queue = [{ execute: 'qmp_capabilities' }, ...commands];
+        let buf = '';
+        let negotiated = false;
+        const timer = setTimeout(() => finish(new Error(`QMP: no answer within ${timeoutMs} ms`)), timeoutMs);
+        const finish = (err) => {
+            clearTimeout(timer);
+            sock.destroy();
+            if (err)
+                reject(err);
+            else
+                resolve(results);
+        };
+        const sendNext = () => {
+            const next = queue.shift();
+            if (!next)
+                return finish();
+            sock.write(`${JSON.stringify(next)}\n`);
+        };
+        sock.setEncoding('utf8');
+        sock.on('error', (e) => finish(e));
+        sock.on('close', () => finish(new Error('QMP: connection closed')));
+        sock.on('data', (d) => {
+            buf += d;
+            let nl;
+            while ((nl = buf.indexOf('\n')) >= 0) {
+                const line = buf.slice(0, nl).trim();
+                buf = buf.slice(nl + 1);
+                if (!line)
+                    continue;
+                let msg;
+                try {
+                    msg = JSON.parse(line);
+                }
+                catch {
+                    continue;
+                }
+                if ('QMP' in msg)
+                    sendNext();
+                else if ('error' in msg)
+                    finish(new Error(`QMP: ${JSON.stringify(msg.error)}`));
+                else if ('return' in msg) {
+                    if (negotiated)
+                        results.push(msg.return);
+                    negotiated = true;
+                    sendNext();
+                }
+                // Asynchronous events are ignored.
+            }
+        });
+    });
+}
+/** Alt+SysRq+T through the guest's keyboard: the kernel prints every task's state and stack. */
+const SYSRQ_SHOW_TASKS = {
+    execute: 'send-key',
+    arguments: { keys: ['alt', 'sysrq', 't'].map((k) => ({ type: 'qcode', data: k })) },
+};
+/** QEMU's run state (`running`, `paused`, `internal-error`, ...), or undefined when QMP does not answer. */
+async function queryStatus(socketPath, timeoutMs = 1000) {
+    try {
+        const [ret] = await qmp(socketPath, [{ execute: 'query-status' }], timeoutMs);
+        const status = ret?.status;
+        return typeof status === 'string' ? status : undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/run/accel-watch.ts
+
+
+
+/** QEMU prints its reason just before it pauses; allow its words this long to arrive after the run state. */
+const WORDS_GRACE_MS = 1000;
+function watchAccel(o) {
+    let done = false;
+    let timer;
+    let grace;
+    const report = (f) => {
+        if (done)
+            return;
+        done = true;
+        clearInterval(timer);
+        clearTimeout(grace);
+        o.onBroken(f);
+    };
+    // Per stream: complete lines, plus the unfinished last one (QEMU may pause before its newline).
+    const listeners = o.streams.map((stream) => {
+        let rest = '';
+        const onData = (d) => {
+            const lines = (rest + stripAnsi(String(d))).split(/\r?\n/);
+            rest = lines.pop() ?? '';
+            const found = findAccelFailure([...lines, rest]);
+            if (found)
+                report(found);
+        };
+        stream.on('data', onData);
+        return { stream, onData };
+    });
+    let asking = false;
+    if (o.qmpSocket) {
+        const socket = o.qmpSocket;
+        timer = setInterval(() => {
+            if (asking || done)
+                return;
+            asking = true;
+            void queryStatus(socket, 1000)
+                .then((status) => {
+                if (!status || !isAccelRunState(status) || grace)
+                    return;
+                grace = setTimeout(() => report({ line: `QMP query-status: ${status}`, effect: 'paused' }), WORDS_GRACE_MS);
+            })
+                .finally(() => (asking = false));
+        }, o.qmpIntervalMs ?? 1000);
+    }
+    return {
+        stop() {
+            done = true;
+            clearInterval(timer);
+            clearTimeout(grace);
+            for (const { stream, onData } of listeners)
+                stream.off('data', onData);
+        },
+    };
+}
+
+;// CONCATENATED MODULE: ./src/host/kvm-boot-probe.ts
+/**
+ * The second KVM probe: boot the image's own kernel under KVM for a moment, with no root file system, so
+ * that it panics as soon as it has initialised (seconds with a working KVM; QEMU exits by itself thanks
+ * to panic=-1 and -no-reboot). An empty machine (the first probe, in probe.ts) runs its firmware happily
+ * on hosts whose KVM cannot run a Linux guest: on those the kernel's first instructions stop the vCPU
+ * with a KVM internal error and QEMU pauses (background.md). Runs once the image exists.
+ */
+
+
+
+
+
+
+
+
+
+/** Long enough for a kernel to reach its root mount under a slow KVM; a broken one shows within ~7 s here. */
+const KVM_BOOT_PROBE_TIMEOUT_MS = 20_000;
+/**
+ * The kernel to boot: the image's split kernel (`<output>.vmlinuz`, written by mkosi for bootable
+ * images), else a directory image's own kernel, else the host's. Undefined when there is none.
+ */
+async function findProbeKernel(imageDir) {
+    const names = (await (0,promises_namespaceObject.readdir)(imageDir).catch(() => [])).sort();
+    const split = names.find((n) => n.endsWith('.vmlinuz'));
+    if (split)
+        return (0,external_node_path_.join)(imageDir, split);
+    for (const n of names) {
+        const modules = (0,external_node_path_.join)(imageDir, n, 'usr/lib/modules');
+        const kvers = (await (0,promises_namespaceObject.readdir)(modules).catch(() => [])).sort().reverse();
+        for (const k of kvers) {
+            const f = (0,external_node_path_.join)(modules, k, 'vmlinuz');
+            if (await isFile(f))
+                return f;
+        }
+    }
+    const host = `/boot/vmlinuz-${(0,external_node_os_namespaceObject.release)()}`;
+    return (await isFile(host)) ? host : undefined;
+}
+async function isFile(p) {
+    return (0,promises_namespaceObject.stat)(p).then((s) => s.isFile(), () => false);
+}
+/** sha256 of the kernel: a verdict holds for that kernel on this host boot. */
+function kernelDigest(file) {
+    return new Promise((resolve, reject) => {
+        const h = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+        (0,external_node_fs_.createReadStream)(file)
+            .on('data', (d) => h.update(d))
+            .on('error', reject)
+            .on('end', () => resolve(h.digest('hex').slice(0, 16)));
+    });
+}
+function kvmBootArgv(qemu, kernel, qmpSocket, accel = 'kvm') {
+    return [
+        qemu,
+        '-accel',
+        accel,
+        '-machine',
+        'q35',
+        // The CPU model mkosi gives its VMs under KVM.
+        '-cpu',
+        'max',
+        '-smp',
+        '1',
+        '-m',
+        '256',
+        '-nodefaults',
+        '-no-user-config',
+        '-display',
+        'none',
+        '-no-reboot',
+        '-serial',
+        'stdio',
+        '-kernel',
+        kernel,
+        // No initrd and no root=: the kernel panics once it is up, and panic=-1 + -no-reboot end QEMU.
+        '-append',
+        'console=ttyS0 earlyprintk=serial,ttyS0 panic=-1 loglevel=4',
+        ...qmpArgs(qmpSocket),
+    ];
+}
+async function probeKvmBoot(o) {
+    const timeoutMs = o.timeoutMs ?? KVM_BOOT_PROBE_TIMEOUT_MS;
+    const socket = (0,external_node_path_.join)((0,external_node_os_namespaceObject.tmpdir)(), `itest-kvm-probe-${(0,external_node_crypto_namespaceObject.randomBytes)(4).toString('hex')}.qmp`);
+    const argv = kvmBootArgv(o.qemu, o.kernel, socket, o.accel);
+    const t0 = performance.now();
+    const secs = () => Math.round((performance.now() - t0) / 100) / 10;
+    const tried = `booted the image's kernel (${(0,external_node_path_.basename)(o.kernel)}) under ${o.accel === 'tcg' ? 'TCG' : 'KVM'} with no root file system`;
+    return new Promise((resolve) => {
+        const child = (0,external_node_child_process_.spawn)(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+        let serial = '';
+        let stderr = '';
+        let settled = false;
+        const finish = (v) => {
+            if (settled)
+                return;
+            settled = true;
+            clearTimeout(timer);
+            watch.stop();
+            child.kill('SIGKILL');
+            void (0,promises_namespaceObject.rm)(socket, { force: true });
+            resolve({ ...v, seconds: secs() });
+        };
+        const watch = watchAccel({
+            streams: [child.stderr],
+            qmpSocket: socket,
+            qmpIntervalMs: 500,
+            onBroken: (failure) => finish({
+                usable: false,
+                failure,
+                detail: `${tried}: ${describeAccelFailure(failure, secs())}`,
+            }),
+        });
+        child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
+        child.stdout.setEncoding('utf8').on('data', (d) => {
+            serial += d;
+            if (/Kernel panic - not syncing/.test(serial))
+                finish({ usable: true, detail: `${tried}: it ran to its expected panic in ${secs()} s` });
+        });
+        const timer = setTimeout(() => {
+            const printed = serial.trim().length > 0;
+            finish({
+                usable: true,
+                detail: printed
+                    ? `${tried}: still running after ${timeoutMs / 1000} s (it printed, so KVM runs it; slow)`
+                    : `${tried}: inconclusive (no output and no error in ${timeoutMs / 1000} s); each VM is watched instead`,
+            });
+        }, timeoutMs);
+        child.on('error', (err) => finish({ usable: false, detail: `cannot run ${o.qemu} to test KVM: ${err.message}` }));
+        child.on('exit', (code, signal) => {
+            if (settled)
+                return;
+            const firstErr = stderr.trim().split('\n')[0]?.trim();
+            if (code === 0) {
+                finish({ usable: true, detail: `${tried}: QEMU ended it after its panic in ${secs()} s` });
+                return;
+            }
+            const failure = { line: firstErr || `exit ${code ?? signal}`, effect: 'exited' };
+            finish({ usable: false, failure, detail: `${tried}: ${describeAccelFailure(failure, secs())}` });
+        });
+    });
+}
+
+;// CONCATENATED MODULE: ./src/host/confirm-kvm.ts
+
+
+/** The verdict cache key of the boot probe: it holds for this QEMU and this kernel on this host boot. */
+function bootVerdictKey(qemuVersion, kernelDigest) {
+    return `boot|qemu ${qemuVersion}|kernel ${kernelDigest}`;
+}
+async function confirmKvm(o) {
+    const kernel = await findProbeKernel(o.imageDir);
+    if (!kernel) {
+        return {
+            detail: `no kernel in ${o.imageDir} to try KVM with; each VM is watched for KVM errors instead`,
+            remember: async () => { },
+        };
+    }
+    const cache = await VerdictCache.open(o.cacheDir);
+    const key = bootVerdictKey(o.qemuVersion, await kernelDigest(kernel));
+    const remember = async (usable, detail, qemuLine) => cache.set(key, {
+        usable,
+        detail,
+        seconds: 0,
+        at: new Date().toISOString(),
+        ...(qemuLine ? { qemuLine } : {}),
+    });
+    const cached = await cache.get(key);
+    const how = cached ? ' (remembered from an earlier run on this host boot)' : '';
+    let verdict;
+    if (cached)
+        verdict = cached;
+    else {
+        const probed = await probeKvmBoot({ qemu: o.qemu, kernel });
+        verdict = {
+            usable: probed.usable,
+            detail: probed.detail,
+            ...(probed.failure ? { qemuLine: probed.failure.line } : {}),
+        };
+        await cache.set(key, { ...verdict, seconds: probed.seconds, at: new Date().toISOString() });
+    }
+    if (verdict.usable)
+        return { detail: `${verdict.detail}${how}`, remember };
+    return {
+        fallback: { detectedBy: 'probe', reason: `${verdict.detail}${how}`, qemuLine: verdict.qemuLine ?? '' },
+        detail: `${verdict.detail}${how}`,
+        remember,
+    };
+}
+
+;// CONCATENATED MODULE: ./src/run/accelerator.ts
+/**
+ * The accelerator of a run, which can change once: when a VM (or the boot probe) shows that KVM lies, the
+ * run switches to TCG for good. Every later VM starts under TCG with TCG's timeout scale and vCPU count,
+ * VMs still running under KVM are stopped (they are doomed on such a host) and rerun, and the pool shrinks
+ * to what TCG allows. With kvm `yes` the switch is refused and the run stops (exit 3).
+ */
+
+class Accelerator {
+    req;
+    onFallback;
+    planNow;
+    fallbackInfo;
+    fatalError;
+    switched = new AbortController();
+    stopped = new AbortController();
+    constructor(plan, req, onFallback = () => { }) {
+        this.req = req;
+        this.onFallback = onFallback;
+        this.planNow = plan;
+    }
+    get plan() {
+        return this.planNow;
+    }
+    get now() {
+        const p = this.planNow;
+        return { accel: p.accel, timeoutScale: p.timeoutScale, defaultCpus: p.defaultCpus };
+    }
+    get fallback() {
+        return this.fallbackInfo;
+    }
+    /** Set when KVM was required and turned out broken: the run must end with this error. */
+    get fatal() {
+        return this.fatalError;
+    }
+    /** Fires when the run switched to TCG: VMs still under KVM stop and are rerun. */
+    get switchedSignal() {
+        return this.switched.signal;
+    }
+    /** Fires when the run must stop (KVM required but broken). */
+    get stopSignal() {
+        return this.stopped.signal;
+    }
+    /**
+     * KVM was seen failing. Returns `rerun` when the run now uses TCG (the first report switches, later
+     * ones from VMs that were already under KVM just rerun), `stop` when KVM was required.
+     */
+    broken(fb) {
+        if (this.fatalError)
+            return 'stop';
+        if (this.fallbackInfo)
+            return 'rerun';
+        try {
+            this.planNow = fallBackToTcg(this.planNow, this.req, fb);
+        }
+        catch (e) {
+            if (!(e instanceof HostNotReady))
+                throw e;
+            this.fatalError = e;
+            this.stopped.abort(`stopped: ${e.problems[0] ?? 'KVM is broken'}`);
+            return 'stop';
+        }
+        this.fallbackInfo = fb;
+        this.onFallback(fb, this.planNow);
+        this.switched.abort('the run switched to TCG');
+        return 'rerun';
+    }
 }
 
 ;// CONCATENATED MODULE: ./node_modules/balanced-match/dist/esm/index.js
@@ -39121,7 +40019,7 @@ async function computeImageKey(p) {
  */
 
 
-const MARKER = 'itest-image.json';
+const local_cache_MARKER = 'itest-image.json';
 class LocalImageCache {
     root;
     keep;
@@ -39136,13 +40034,13 @@ class LocalImageCache {
     async restore(key) {
         const dir = this.dirFor(key);
         try {
-            await (0,promises_namespaceObject.stat)((0,external_node_path_.join)(dir, MARKER));
+            await (0,promises_namespaceObject.stat)((0,external_node_path_.join)(dir, local_cache_MARKER));
         }
         catch {
             return { hit: false, detail: `no image for ${key} in ${(0,external_node_path_.join)(this.root, 'images')}` };
         }
         const now = new Date();
-        await (0,promises_namespaceObject.utimes)((0,external_node_path_.join)(dir, MARKER), now, now).catch(() => { });
+        await (0,promises_namespaceObject.utimes)((0,external_node_path_.join)(dir, local_cache_MARKER), now, now).catch(() => { });
         return { hit: true, dir, detail: `image ${key} found in ${dir}` };
     }
     async buildDir(key) {
@@ -39156,7 +40054,7 @@ class LocalImageCache {
         await (0,promises_namespaceObject.mkdir)((0,external_node_path_.join)(this.root, 'images'), { recursive: true });
         await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
         await (0,promises_namespaceObject.rename)(builtDir, dir);
-        await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, MARKER), `${JSON.stringify({ key, savedAt: new Date().toISOString() })}\n`);
+        await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, local_cache_MARKER), `${JSON.stringify({ key, savedAt: new Date().toISOString() })}\n`);
         await this.prune(key);
         return dir;
     }
@@ -39166,7 +40064,7 @@ class LocalImageCache {
         const entries = await (0,promises_namespaceObject.readdir)(base).catch(() => []);
         const aged = await Promise.all(entries.map(async (k) => ({
             k,
-            t: await (0,promises_namespaceObject.stat)((0,external_node_path_.join)(base, k, MARKER)).then((s) => s.mtimeMs, () => 0),
+            t: await (0,promises_namespaceObject.stat)((0,external_node_path_.join)(base, k, local_cache_MARKER)).then((s) => s.mtimeMs, () => 0),
         })));
         const old = aged
             .filter((e) => e.k !== current)
@@ -39286,23 +40184,151 @@ async function ensureImage(p) {
 
 ;// CONCATENATED MODULE: ./src/run/pool.ts
 /**
- * A fixed-size pool. Items start in the given priority order (longest expected first, so the tail of the
+ * A pool of workers. Items start in the given priority order (longest expected first, so the tail of the
  * run is not one long test alone); results come back in input order whatever order they finished in.
+ * The number of slots may change while it runs (a run that falls back from KVM to TCG can afford fewer
+ * VMs): it is read whenever an item is about to start, and running items are never interrupted.
  */
 async function runPool(items, slots, priority, worker) {
+    const limit = typeof slots === 'number' ? () => slots : slots;
     const order = items
         .map((item, index) => ({ item, index }))
         .sort((a, b) => priority(b.item) - priority(a.item) || a.index - b.index);
     const results = new Array(items.length);
     let next = 0;
-    const lane = async () => {
-        while (next < order.length) {
-            const { item, index } = order[next++];
-            results[index] = await worker(item, index);
-        }
+    let running = 0;
+    return new Promise((resolve, reject) => {
+        let failed = false;
+        const fill = () => {
+            if (failed)
+                return;
+            if (next >= order.length && running === 0) {
+                resolve(results);
+                return;
+            }
+            while (next < order.length && running < Math.max(1, limit())) {
+                const { item, index } = order[next++];
+                running++;
+                worker(item, index).then((r) => {
+                    results[index] = r;
+                    running--;
+                    fill();
+                }, (err) => {
+                    failed = true;
+                    reject(err instanceof Error ? err : new Error(String(err)));
+                });
+            }
+        };
+        fill();
+    });
+}
+
+;// CONCATENATED MODULE: ./src/results/mkosi-error.ts
+/**
+ * mkosi's own error out of its console output, for a run that ended before the guest reported anything.
+ * mkosi's last line is often a hint (`‣ (sandbox command omitted, rerun with --debug ...)`) or cleanup
+ * noise; the error is a Python exception's last line, argparse's `mkosi: error:`, mkosi's `‣` line, or,
+ * when that line only says that a command failed, that command's own message (QEMU's, a helper script's
+ * traceback). Also says whether running the same command again would fail the same way. Pure.
+ */
+const TRACEBACK = 'Traceback (most recent call last):';
+/** `mkosi: error: ...` (argparse, exit 2). */
+const USAGE = /^mkosi: error: (.+)$/;
+/** mkosi's log lines; a parenthesised one is a hint about the line before it. */
+const MKOSI_LINE = /^\s*‣\s+(.+)$/;
+/** mkosi's run(): `"<argv joined>" returned non-zero exit code N.` */
+const COMMAND_FAILED = /^"(\S+)(\s[^]*)?" returned non-zero exit code (\d+)\.?$/;
+const QEMU_LINE = /^(qemu-system-[\w-]+): (.+)$/;
+/** Lines the guest writes on the console: kernel messages, systemd's status lines and greeting. */
+const GUEST_LINE = /^\[\s*\d+\.\d+\]\s|^\[\s*(OK|FAILED|DEPEND|TIME|\*+)\s*\]|^Welcome to .+!$/;
+/** Errors of the input (options, config, modules, a missing image), not of the moment. */
+const DETERMINISTIC_MKOSI = [/ has not been built yet$/, /Unknown setting /, /^Kernel (or UKI )?not found/];
+const DETERMINISTIC_QEMU = [
+    /: invalid option$/,
+    /is not a valid device model name$/,
+    /Parameter '[^']+' expects /,
+];
+/** The last traceback's exception line: the first unindented line after its frames. */
+function lastException(lines) {
+    const start = lines.lastIndexOf(TRACEBACK);
+    if (start < 0)
+        return undefined;
+    for (let i = start + 1; i < lines.length; i++) {
+        const line = lines[i] ?? '';
+        if (line === '' || /^\s/.test(line))
+            continue;
+        const name = /^([A-Za-z_][\w.]*)(:|$)/.exec(line)?.[1];
+        if (!name)
+            return undefined;
+        const frames = lines.slice(start + 1, i).join('\n');
+        return { index: i, line, name, parsing: /\bparse_config\b|\/argparse\.py"/.test(frames) };
+    }
+    return undefined;
+}
+function fromException(e) {
+    if (/^(ModuleNotFoundError|ImportError)$/.test(e.name))
+        return { message: e.line, kind: 'missing-module', deterministic: true };
+    if (e.parsing)
+        return { message: e.line, kind: 'bad-value', deterministic: true };
+    return { message: e.line, kind: 'exception', deterministic: false };
+}
+function lastIndex(lines, re, from = 0, to = lines.length) {
+    for (let i = to - 1; i >= from; i--)
+        if (re.test(lines[i] ?? ''))
+            return i;
+    return -1;
+}
+/** `"/usr/bin/qemu-system-x86_64 -machine ..." returned ...` -> `"/usr/bin/qemu-system-x86_64 ..." returned ...`. */
+function shortCommand(m) {
+    return `"${m[1]}${m[2] ? ' ...' : ''}" returned non-zero exit code ${m[3]}`;
+}
+function mkosiError(consoleTail) {
+    const all = consoleTail.map((l) => l.replace(/\r$/, '').trimEnd());
+    // Only what came after the guest's last line is mkosi's; a guest that ran means the failure came later.
+    const guest = lastIndex(all, GUEST_LINE);
+    const lines = all.slice(guest + 1);
+    const settle = (e) => (e && guest >= 0 ? { ...e, deterministic: false } : e);
+    const qemu = (at, context) => {
+        const q = lines[at];
+        return {
+            message: context ? `${q} (${context})` : q,
+            kind: 'qemu',
+            deterministic: DETERMINISTIC_QEMU.some((re) => re.test(q)),
+        };
     };
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(slots, items.length)) }, lane));
-    return results;
+    const usage = lastIndex(lines, USAGE);
+    if (usage >= 0)
+        return settle({ message: lines[usage], kind: 'usage', deterministic: true });
+    const exception = lastException(lines);
+    // mkosi's error is its last `‣` line that is not a parenthesised hint.
+    let errorAt = lastIndex(lines, MKOSI_LINE);
+    while (errorAt >= 0 && /^\(.*\)$/.test(MKOSI_LINE.exec(lines[errorAt])[1]))
+        errorAt = lastIndex(lines, MKOSI_LINE, 0, errorAt);
+    if (errorAt < 0 || (exception && exception.index > errorAt)) {
+        if (exception)
+            return settle(fromException(exception));
+        // mkosi 24 says nothing when QEMU fails: QEMU's own line is the error.
+        const q = lastIndex(lines, QEMU_LINE);
+        return q >= 0 ? settle(qemu(q)) : undefined;
+    }
+    const mkosiLine = MKOSI_LINE.exec(lines[errorAt])[1];
+    const failed = COMMAND_FAILED.exec(mkosiLine);
+    if (!failed) {
+        const deterministic = DETERMINISTIC_MKOSI.some((re) => re.test(mkosiLine));
+        return settle({ message: mkosiLine, kind: 'mkosi', deterministic });
+    }
+    // mkosi only says that a command failed: that command's own last words say why, a helper script's
+    // traceback or QEMU's `qemu-system-x86_64: ...`, whichever came last before mkosi's line.
+    const context = shortCommand(failed);
+    const sinceMkosi = (at) => at >= 0 && lastIndex(lines, MKOSI_LINE, at, errorAt) < 0;
+    const q = lastIndex(lines, QEMU_LINE, 0, errorAt);
+    if (exception && sinceMkosi(exception.index) && exception.index > q) {
+        const e = fromException(exception);
+        return settle({ ...e, message: `${e.message} (${context})` });
+    }
+    if (sinceMkosi(q))
+        return settle(qemu(q, context));
+    return settle({ message: context, kind: 'mkosi', deterministic: false });
 }
 
 ;// CONCATENATED MODULE: ./src/guest/units.ts
@@ -39377,6 +40403,8 @@ function journalExportUnit() {
 
 ;// CONCATENATED MODULE: ./src/results/classify.ts
 
+
+
 /** mkosi's exit code when QEMU was killed (background.md); an infrastructure failure. */
 const MKOSI_QEMU_KILLED = 247;
 /** Parses the last `KEY=VALUE ...` line written to the status port. */
@@ -39438,8 +40466,15 @@ function classify(raw, exp, timeoutSeconds) {
     });
     if (raw.launchError)
         return err(`could not start mkosi: ${raw.launchError}`, false);
+    // Not the test's fault, whatever else the run shows: the guest never got a working vCPU.
+    if (raw.accelFailure)
+        return err(`KVM failed: ${describeAccelFailure(raw.accelFailure, raw.accelFailure.afterSeconds)}`, true);
+    if (raw.accelAbandoned)
+        return err('stopped: another VM showed KVM broken and the run switched to TCG', true);
     if (raw.cancelled)
-        return err('cancelled before the test finished (console and journal kept)', false);
+        return err(raw.cancelReason
+            ? `${raw.cancelReason} (console and journal kept)`
+            : 'cancelled before the test finished (console and journal kept)', false);
     if (raw.timedOut) {
         return {
             status: 'timeout',
@@ -39462,11 +40497,14 @@ function classify(raw, exp, timeoutSeconds) {
             return err(`mkosi was killed by ${raw.signal}`, true);
         if (raw.exitCode === 0)
             return err('the VM powered off without reporting a test status (no status from the guest)', true);
-        const tail = raw.consoleTail
-            .filter((l) => l.trim())
-            .slice(-1)[0]
-            ?.trim();
-        return err(`mkosi failed with exit status ${raw.exitCode} and no test status${tail ? `: ${tail}` : ''}`, true);
+        // mkosi's own error rather than its last line (often a hint); one that would recur is not retried.
+        const mkosi = mkosiError(raw.consoleTail);
+        const tail = mkosi?.message ??
+            raw.consoleTail
+                .filter((l) => l.trim())
+                .slice(-1)[0]
+                ?.trim();
+        return err(`mkosi failed with exit status ${raw.exitCode} and no test status${tail ? `: ${tail}` : ''}`, !mkosi?.deterministic);
     }
     if (raw.journalEntries === 0 || raw.journalError) {
         return {
@@ -39523,79 +40561,6 @@ function applyCoredumpPolicy(o, digest, p) {
         reason: `passed, but left ${dumps.length} unexpected coredump${dumps.length > 1 ? 's' : ''}: ${what}${dumps.length > 3 ? ', ...' : ''} (set coredump-exclude or fail-on-coredump: false if expected)`,
     };
 }
-
-;// CONCATENATED MODULE: external "node:net"
-const external_node_net_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:net");
-;// CONCATENATED MODULE: ./src/run/qmp.ts
-/**
- * A minimal QMP client (QEMU's JSON monitor protocol over a unix socket): negotiate, run commands,
- * collect their returns. Used to ask a hung guest's kernel for a task dump before it is killed.
- */
-
-function qmpArgs(socketPath) {
-    return ['-qmp', `unix:${socketPath.replace(/,/g, ',,')},server=on,wait=off`];
-}
-/** Sends the commands in order after capabilities negotiation; rejects on error, EOF or timeout. */
-function qmp(socketPath, commands, timeoutMs = 5000) {
-    return new Promise((resolve, reject) => {
-        const sock = (0,external_node_net_namespaceObject.createConnection)(socketPath);
-        const results = [];
-        const queue = [{ execute: 'qmp_capabilities' }, ...commands];
-        let buf = '';
-        let negotiated = false;
-        const timer = setTimeout(() => finish(new Error(`QMP: no answer within ${timeoutMs} ms`)), timeoutMs);
-        const finish = (err) => {
-            clearTimeout(timer);
-            sock.destroy();
-            if (err)
-                reject(err);
-            else
-                resolve(results);
-        };
-        const sendNext = () => {
-            const next = queue.shift();
-            if (!next)
-                return finish();
-            sock.write(`${JSON.stringify(next)}\n`);
-        };
-        sock.setEncoding('utf8');
-        sock.on('error', (e) => finish(e));
-        sock.on('close', () => finish(new Error('QMP: connection closed')));
-        sock.on('data', (d) => {
-            buf += d;
-            let nl;
-            while ((nl = buf.indexOf('\n')) >= 0) {
-                const line = buf.slice(0, nl).trim();
-                buf = buf.slice(nl + 1);
-                if (!line)
-                    continue;
-                let msg;
-                try {
-                    msg = JSON.parse(line);
-                }
-                catch {
-                    continue;
-                }
-                if ('QMP' in msg)
-                    sendNext();
-                else if ('error' in msg)
-                    finish(new Error(`QMP: ${JSON.stringify(msg.error)}`));
-                else if ('return' in msg) {
-                    if (negotiated)
-                        results.push(msg.return);
-                    negotiated = true;
-                    sendNext();
-                }
-                // Asynchronous events are ignored.
-            }
-        });
-    });
-}
-/** Alt+SysRq+T through the guest's keyboard: the kernel prints every task's state and stack. */
-const SYSRQ_SHOW_TASKS = {
-    execute: 'send-key',
-    arguments: { keys: ['alt', 'sysrq', 't'].map((k) => ({ type: 'qcode', data: k })) },
-};
 
 ;// CONCATENATED MODULE: ./src/mkosi/vm-argv.ts
 
@@ -40056,6 +41021,9 @@ function machineName(testName, runId, attempt) {
 
 
 
+
+
+
 /** Canonical per-test file names; earlier attempts are renamed to `<name>.attempt-N.*` before a retry. */
 function testFiles(outputDir, name) {
     const base = safeFileName(name);
@@ -40079,11 +41047,6 @@ async function archiveAttempt(outputDir, name, n) {
     if (await (0,promises_namespaceObject.rename)(f.console, to.console).then(() => true, () => false))
         out.console = to.console;
     return out;
-}
-/** Strips the ANSI colour and cursor sequences that systemd and QEMU print on the console. */
-function stripAnsi(s) {
-    // eslint-disable-next-line no-control-regex
-    return s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
 }
 async function tail(file, maxBytes = 64 * 1024) {
     try {
@@ -40128,6 +41091,114 @@ async function lastLine(file) {
         .filter(Boolean)
         .slice(-1)[0];
 }
+/**
+ * Copies the streams into fd as they arrive. `settle` waits until they end, or, since the process has
+ * gone, a moment at most (a leftover descendant holding a pipe must not hold up the run), then stops.
+ */
+function copyInto(fd, streams) {
+    let open = true;
+    const close = () => {
+        open = false;
+        for (const s of streams)
+            s.destroy();
+    };
+    const ends = streams.map((s) => new Promise((resolve) => {
+        s.on('data', (d) => {
+            if (open)
+                (0,external_node_fs_.writeSync)(fd, d);
+        });
+        s.on('close', resolve);
+        s.on('error', () => resolve());
+    }));
+    return {
+        async settle(graceMs = 3000) {
+            let timer;
+            await Promise.race([Promise.all(ends), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+            clearTimeout(timer);
+            close();
+        },
+        close,
+    };
+}
+/**
+ * Waits for the VM to end, and ends it early on a timeout (after asking the guest for a task dump), a
+ * cancel, a broken accelerator (watched on the console and over QMP) or the run's switch to TCG.
+ */
+async function superviseVm(child, argv, o) {
+    const end = {
+        exitCode: null,
+        signal: null,
+        timedOut: false,
+        cancelled: false,
+        accelAbandoned: false,
+    };
+    const t0 = performance.now();
+    let stopping = false;
+    const stop = () => {
+        if (stopping)
+            return;
+        stopping = true;
+        void killTree(child);
+    };
+    const exited = new Promise((resolve) => {
+        child.on('error', (err) => {
+            end.launchError = `${argv[0]}: ${err.message}`;
+            resolve();
+        });
+        child.on('exit', (code, sig) => {
+            end.exitCode = code;
+            end.signal = sig;
+            resolve();
+        });
+    });
+    const watch = o.watchAccel
+        ? watchAccel({
+            streams: o.watchAccel,
+            qmpSocket: o.qmpSocket,
+            onBroken: (f) => {
+                if (end.timedOut || end.cancelled)
+                    return;
+                end.accelFailure = f;
+                end.accelAfterSeconds = Math.round((performance.now() - t0) / 100) / 10;
+                stop();
+            },
+        })
+        : undefined;
+    const timer = o.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            end.timedOut = true;
+            watch?.stop();
+            void hangReport(o.qmpSocket).then((r) => {
+                end.hangReport = r;
+                stop();
+            });
+        }, o.timeoutMs);
+    const onAbort = () => {
+        end.cancelled = true;
+        if (typeof o.signal.reason === 'string')
+            end.cancelReason = o.signal.reason;
+        stop();
+    };
+    const onSwitch = () => {
+        if (end.accelFailure || end.cancelled)
+            return;
+        end.accelAbandoned = true;
+        stop();
+    };
+    o.signal.addEventListener('abort', onAbort, { once: true });
+    o.accelSwitched?.addEventListener('abort', onSwitch, { once: true });
+    if (o.signal.aborted)
+        onAbort();
+    else if (o.accelSwitched?.aborted)
+        onSwitch();
+    await exited;
+    clearTimeout(timer);
+    watch?.stop();
+    o.signal.removeEventListener('abort', onAbort);
+    o.accelSwitched?.removeEventListener('abort', onSwitch);
+    return end;
+}
 async function runAttempt(spec, plan, timeoutMs, env) {
     const files = testFiles(env.outputDir, spec.name);
     await (0,promises_namespaceObject.rm)(files.work, { recursive: true, force: true });
@@ -40148,50 +41219,30 @@ async function runAttempt(spec, plan, timeoutMs, env) {
     const consoleFd = (0,external_node_fs_.openSync)(files.console, 'w');
     if (env.interactive)
         (0,external_node_fs_.writeSync)(consoleFd, 'itest --shell: the console was this terminal and was not captured\n');
-    let launchError;
-    let timedOut = false;
-    let cancelled = false;
-    let exitCode = null;
-    let signal = null;
-    let hang;
+    let ended;
+    let copy;
     try {
         // An interactive VM stays in our process group: a background group could not read the terminal.
+        // Otherwise mkosi's output comes through pipes that we copy into the console log: QEMU reopens its
+        // stderr, and on a file that rewinds to offset 0 and overwrites mkosi's first lines.
         const child = env.interactive
             ? (0,external_node_child_process_.spawn)(argv[0], argv.slice(1), { env: env.env, stdio: 'inherit' })
-            : startDetached(argv, { env: env.env, stdio: ['ignore', consoleFd, consoleFd] });
+            : startDetached(argv, { env: env.env, stdio: ['ignore', 'pipe', 'pipe'] });
+        const output = env.interactive ? [] : [child.stdout, child.stderr];
+        copy = copyInto(consoleFd, output);
         env.onStart?.(argv);
-        const exited = new Promise((resolve) => {
-            child.on('error', (err) => {
-                launchError = `${argv[0]}: ${err.message}`;
-                resolve();
-            });
-            child.on('exit', (code, sig) => {
-                exitCode = code;
-                signal = sig;
-                resolve();
-            });
+        ended = await superviseVm(child, argv, {
+            timeoutMs: env.interactive ? undefined : timeoutMs,
+            qmpSocket,
+            // Only KVM can lie; an interactive VM's console is the terminal.
+            watchAccel: plan.accel === 'kvm' && !env.interactive ? output : undefined,
+            signal: env.signal,
+            accelSwitched: plan.accel === 'kvm' ? env.accelSwitched : undefined,
         });
-        const timer = env.interactive
-            ? undefined
-            : setTimeout(() => {
-                timedOut = true;
-                void hangReport(qmpSocket).then((r) => {
-                    hang = r;
-                    return killTree(child);
-                });
-            }, timeoutMs);
-        const onAbort = () => {
-            cancelled = true;
-            void killTree(child);
-        };
-        env.signal.addEventListener('abort', onAbort, { once: true });
-        if (env.signal.aborted)
-            onAbort();
-        await exited;
-        clearTimeout(timer);
-        env.signal.removeEventListener('abort', onAbort);
+        await copy.settle();
     }
     finally {
+        copy?.close();
         (0,external_node_fs_.closeSync)(consoleFd);
     }
     const vmMs = performance.now() - t0;
@@ -40223,24 +41274,38 @@ async function runAttempt(spec, plan, timeoutMs, env) {
         await (0,promises_namespaceObject.rm)(exportFile, { force: true });
     const collectMs = performance.now() - t1;
     const raw = {
-        exitCode,
-        signal,
-        timedOut,
+        exitCode: ended.exitCode,
+        signal: ended.signal,
+        timedOut: ended.timedOut,
         consoleTail,
         transport: full.transport,
+        accel: plan.accel,
         durationMs: vmMs,
         journalEntries: check.entries,
     };
-    if (launchError)
-        raw.launchError = launchError;
+    if (ended.launchError)
+        raw.launchError = ended.launchError;
     if (statusLine)
         raw.statusLine = statusLine;
     if (check.error)
         raw.journalError = check.error;
-    if (cancelled)
+    if (ended.cancelled) {
         raw.cancelled = true;
-    if (hang)
-        raw.hangReport = hang;
+        if (ended.cancelReason)
+            raw.cancelReason = ended.cancelReason;
+    }
+    if (ended.hangReport)
+        raw.hangReport = ended.hangReport;
+    // QEMU that gave up on KVM and exited says so on the console; a guest that reported a status ran fine.
+    // QMP may see the run state before QEMU's words reach the console file through mkosi: prefer the words.
+    const onConsole = plan.accel === 'kvm' && !statusLine && !ended.cancelled ? findAccelFailure(consoleTail) : undefined;
+    const accelFailure = ended.accelFailure
+        ? { ...ended.accelFailure, line: onConsole?.line ?? ended.accelFailure.line }
+        : onConsole;
+    if (accelFailure)
+        raw.accelFailure = { ...accelFailure, afterSeconds: ended.accelAfterSeconds };
+    else if (ended.accelAbandoned)
+        raw.accelAbandoned = true;
     const haveJournal = await (0,promises_namespaceObject.stat)(files.journal).then(() => true, () => false);
     return {
         raw,
@@ -40259,6 +41324,7 @@ async function runAttempt(spec, plan, timeoutMs, env) {
 
 
 
+
 /** Whether another attempt is due after this outcome, given what was already retried. */
 function shouldRetry(a, used, spec) {
     if (a.status === 'error' && a.infra && used.infra < spec.infraRetries)
@@ -40267,8 +41333,26 @@ function shouldRetry(a, used, spec) {
         return 'flaky';
     return undefined;
 }
+/**
+ * After an attempt under KVM that showed KVM broken (or was stopped because another VM did): tell the
+ * run, and rerun under TCG unless KVM was required. Undefined for every other attempt.
+ */
+function accelRerun(raw, spec, acc) {
+    if (raw.accel !== 'kvm')
+        return undefined;
+    if (raw.accelFailure) {
+        return acc.broken({
+            detectedBy: 'vm',
+            reason: describeAccelFailure(raw.accelFailure, raw.accelFailure.afterSeconds),
+            qemuLine: raw.accelFailure.line,
+            test: spec.name,
+        });
+    }
+    if (raw.accelAbandoned)
+        return acc.fatal ? 'stop' : 'rerun';
+    return undefined;
+}
 async function executeTest(spec, ctx, queuedMs) {
-    const timeoutSeconds = Math.round(spec.timeout * ctx.timeoutScale);
     const attempts = [];
     const used = { infra: 0, flaky: 0 };
     let digest;
@@ -40281,15 +41365,29 @@ async function executeTest(spec, ctx, queuedMs) {
                 prev.files = moved;
         }
         const machine = machineName(spec.name, ctx.runId, n);
-        const run = await runAttempt(spec, { ...ctx.base, machine, cpus: spec.cpus ?? ctx.defaultCpus, ...(ctx.shell ? { shell: true } : {}) }, timeoutSeconds * 1000, {
+        // Read per attempt: a rerun after KVM failed gets TCG, its vCPUs and its timeout scale.
+        const accel = ctx.accelerator.now;
+        const timeoutSeconds = Math.round(spec.timeout * accel.timeoutScale);
+        const run = await runAttempt(spec, {
+            ...ctx.base,
+            machine,
+            accel: accel.accel,
+            cpus: spec.cpus ?? accel.defaultCpus,
+            ...(ctx.shell ? { shell: true } : {}),
+        }, timeoutSeconds * 1000, {
             ...ctx.attemptEnv,
             interactive: ctx.shell === true,
+            accelSwitched: ctx.accelerator.switchedSignal,
             onStart: (argv) => ctx.onAttemptStart?.(spec, n, argv),
         });
         const outcome = applyCoredumpPolicy(classify(run.raw, spec, timeoutSeconds), run.digest, spec);
+        const accelVerdict = accelRerun(run.raw, spec, ctx.accelerator);
+        if (accelVerdict)
+            outcome.reason += accelVerdict === 'rerun' ? '; rerunning under TCG' : '';
         const attempt = {
             ...outcome,
             attempt: n,
+            accel: accel.accel,
             machine,
             mkosiExit: run.raw.exitCode,
             startedAt: run.startedAt,
@@ -40301,11 +41399,17 @@ async function executeTest(spec, ctx, queuedMs) {
         attempts.push(attempt);
         digest = run.digest;
         files = run.files;
-        const retry = ctx.attemptEnv.signal.aborted || ctx.shell ? undefined : shouldRetry(attempt, used, spec);
+        // A KVM failure is the host's, not the test's: the rerun under TCG uses none of its retries.
+        const retry = accelVerdict === 'rerun'
+            ? 'accel'
+            : ctx.attemptEnv.signal.aborted || ctx.shell || accelVerdict === 'stop'
+                ? undefined
+                : shouldRetry(attempt, used, spec);
         ctx.onAttemptEnd?.(spec, attempt, retry !== undefined);
         if (!retry)
             break;
-        used[retry]++;
+        if (retry !== 'accel')
+            used[retry]++;
     }
     const last = attempts[attempts.length - 1];
     const vm = attempts.reduce((s, a) => s + a.durations.vmSeconds, 0);
@@ -40366,6 +41470,16 @@ function summarize(tests) {
         flaky: tests.filter((t) => t.flaky).length,
     };
     return { ...s, ok: s.total > 0 && s.fail + s.timeout + s.error === 0 };
+}
+/** The loud line every report carries when KVM turned out broken and the run fell back to TCG. */
+function accelFallbackNote(e) {
+    const fb = e.accelFallback;
+    if (!fb)
+        return undefined;
+    const where = fb.detectedBy === 'probe' ? 'the boot probe, before any test' : `the VM of ${fb.test ?? 'a test'}`;
+    const rerun = fb.rerun.length > 0 ? `; stopped under KVM and rerun under TCG: ${fb.rerun.join(', ')}` : '';
+    return (`KVM is broken on this host, so this run used software emulation (TCG, timeouts x${e.timeoutScale}). ` +
+        `Found by ${where}: ${fb.reason}${fb.qemuLine && !fb.reason.includes(fb.qemuLine) ? `. QEMU said: ${fb.qemuLine}` : ''}${rerun}`);
 }
 
 // EXTERNAL MODULE: ./node_modules/xmlbuilder2/lib/index.js
@@ -40487,11 +41601,13 @@ function findings(t) {
 
 
 
+
 /** What the probe found, printed before anything is built or booted. */
 function renderHost(h, p) {
     return [
         `host: ${h.arch}, ${h.cpus} CPUs, ${humanBytes(h.memTotal)} (${humanBytes(h.memAvailable)} available)`,
         `  mkosi ${h.mkosi.version} (${p.dialect.name} dialect: ${p.dialect.verb} verb), QEMU ${h.qemu.version}`,
+        ...(h.mkosiReady ? [`  mkosi runs under: ${describeMkosiRuntime(h.mkosiReady)}`] : []),
         `  journal: ${h.journalRemote}, ${h.journalctl}${h.journalctlVersion ? ` (systemd ${h.journalctlVersion})` : ''}`,
         `  accel ${p.accel}: ${p.accelDetail}`,
         `  transport ${p.transport}: ${p.transportDetail}`,
@@ -40522,7 +41638,9 @@ function renderEnvironment(r) {
         : img.cache === 'miss'
             ? `miss (${img.backend}; built in ${img.buildSeconds ?? '?'} s, saved in ${img.saveSeconds ?? '?'} s)`
             : img.cache;
+    const accelNote = accelFallbackNote(e);
     return [
+        ...(accelNote ? [`WARNING: ${accelNote}`] : []),
         `mkosi      ${e.mkosi.version} (${e.mkosi.dialect}: ${e.mkosi.command.join(' ')})`,
         `qemu       ${e.qemu.version}, accel ${e.accel}: ${e.accelDetail}`,
         `transport  ${e.transport}: ${e.transportDetail}`,
@@ -41090,6 +42208,8 @@ async function loadDurations(path) {
 
 
 
+
+
 function rerunCommand(cfg, spec) {
     const rel = (p) => (0,external_node_path_.relative)(process.cwd(), p) || '.';
     const parts = [cfg.invokedAs, 'run', '--config', rel(cfg.configDir)];
@@ -41098,12 +42218,14 @@ function rerunCommand(cfg, spec) {
     parts.push('--test', spec.name, '--keep', 'all');
     return parts.join(' ');
 }
-function cancelledResult(spec, cfg) {
+function cancelledResult(spec, cfg, signal) {
     return {
         name: spec.name,
         unit: spec.unit,
         status: 'error',
-        reason: 'cancelled before it started',
+        reason: typeof signal.reason === 'string'
+            ? `${signal.reason} (before it started)`
+            : 'cancelled before it started',
         exitStatus: null,
         expected: { exitStatus: spec.exitStatus, skipStatus: spec.skipStatus, shouldFail: spec.shouldFail },
         tags: spec.tags,
@@ -41125,32 +42247,25 @@ async function runEngine(cfg, ui, signal, deps = {}) {
         throw new UserError(`--shell keeps one VM up on this terminal: select exactly one test with --test (selected: ${selected.map((t) => t.name).join(', ')})`);
     }
     const { host, hostPlan, image, mkosiVersion } = await prepareImage(cfg, ui, deps);
-    // 4. VMs.
+    const accelerator = await settleAccelerator(cfg, ui, host, hostPlan, image.dir);
+    // The engine stops the run itself when KVM was required and turned out broken.
+    const runSignal = AbortSignal.any([signal, accelerator.stopSignal]);
+    // 4. VMs. The pool follows the accelerator: TCG burns a core per vCPU, so it may shrink after a switch.
     const maxRam = Math.max(...selected.map((t) => t.ram));
-    const maxCpus = Math.max(...selected.map((t) => t.cpus ?? hostPlan.defaultCpus));
-    const pool = computeSlots({
-        cpus: host.cpus,
-        memAvailable: host.memAvailable,
-        vmRam: maxRam,
-        vmCpus: maxCpus,
-        accel: hostPlan.accel,
-        jobs: cfg.jobs,
-    });
+    const slotsNow = () => {
+        const now = accelerator.now;
+        return computeSlots({
+            cpus: host.cpus,
+            memAvailable: host.memAvailable,
+            vmRam: maxRam,
+            vmCpus: Math.max(...selected.map((t) => t.cpus ?? now.defaultCpus)),
+            accel: now.accel,
+            jobs: cfg.jobs,
+        });
+    };
+    const pool = slotsNow();
     if (cfg.jobs !== undefined && cfg.jobs > pool.byMemory)
         ui.warn(`--jobs ${cfg.jobs} exceeds what memory allows (${pool.byMemory} VMs of ${Math.round(maxRam / 1024 ** 2)} MiB)`);
-    const environment = {
-        tool: { name: 'itest-action', version: TOOL_VERSION },
-        host: { arch: host.arch, cpus: host.cpus, memTotal: host.memTotal, kernel: (0,external_node_os_namespaceObject.release)() },
-        mkosi: { version: mkosiVersion, dialect: hostPlan.dialect.name, command: cfg.mkosi },
-        qemu: { version: host.qemu.version ?? 'unknown' },
-        accel: hostPlan.accel,
-        accelDetail: hostPlan.accelDetail,
-        transport: hostPlan.transport,
-        transportDetail: hostPlan.transportDetail,
-        jobs: pool.slots,
-        timeoutScale: hostPlan.timeoutScale,
-        image,
-    };
     ui.info(`running ${selected.length} test(s), ${pool.slots} at once (CPU allows ${pool.byCpu}, memory ${pool.byMemory})`);
     const runId = (0,external_node_crypto_namespaceObject.randomBytes)(3).toString('hex');
     const ctx = {
@@ -41160,19 +42275,17 @@ async function runEngine(cfg, ui, signal, deps = {}) {
             configDir: cfg.configDir,
             imageDir: image.dir,
             transport: hostPlan.transport,
-            accel: hostPlan.accel,
             ...(manifest.firmware ? { firmware: manifest.firmware } : {}),
         },
         ...(cfg.shell ? { shell: true } : {}),
-        defaultCpus: hostPlan.defaultCpus,
-        timeoutScale: hostPlan.timeoutScale,
+        accelerator,
         runId,
         attemptEnv: {
             outputDir: cfg.outputDir,
             journalRemote: host.journalRemote,
             journalctl: host.journalctl,
             env: cfg.env,
-            signal,
+            signal: runSignal,
         },
         rerun: (spec) => rerunCommand(cfg, spec),
         onAttemptStart: (spec, n, argv) => ui.testStart(spec, n, argv),
@@ -41183,7 +42296,31 @@ async function runEngine(cfg, ui, signal, deps = {}) {
     // Longest first by known durations (else timeouts), so the run does not end on one long test alone.
     const expected = expectedSeconds(selected, cfg.durations);
     const poolStart = performance.now();
-    const tests = await runPool(selected, pool.slots, (t) => expected.get(t.name), async (spec) => signal.aborted ? cancelledResult(spec, cfg) : executeTest(spec, ctx, performance.now() - poolStart));
+    const tests = await runPool(selected, () => slotsNow().slots, (t) => expected.get(t.name), async (spec) => runSignal.aborted
+        ? cancelledResult(spec, cfg, runSignal)
+        : executeTest(spec, ctx, performance.now() - poolStart));
+    const finalPlan = accelerator.plan;
+    const environment = {
+        tool: { name: 'itest-action', version: TOOL_VERSION },
+        host: { arch: host.arch, cpus: host.cpus, memTotal: host.memTotal, kernel: (0,external_node_os_namespaceObject.release)() },
+        mkosi: { version: mkosiVersion, dialect: hostPlan.dialect.name, command: cfg.mkosi },
+        qemu: { version: host.qemu.version ?? 'unknown' },
+        accel: finalPlan.accel,
+        accelDetail: finalPlan.accelDetail,
+        ...(accelerator.fallback
+            ? {
+                accelFallback: {
+                    ...accelerator.fallback,
+                    rerun: tests.filter((t) => t.attempts.some((a) => a.accel === 'kvm')).map((t) => t.name),
+                },
+            }
+            : {}),
+        transport: hostPlan.transport,
+        transportDetail: hostPlan.transportDetail,
+        jobs: Math.max(pool.slots, slotsNow().slots),
+        timeoutScale: finalPlan.timeoutScale,
+        image,
+    };
     // 5. Results and reports.
     if (cfg.keep === 'failed')
         await dropPassingLogs(tests);
@@ -41203,12 +42340,21 @@ async function runEngine(cfg, ui, signal, deps = {}) {
     const junitPath = (0,external_node_path_.join)(cfg.outputDir, 'junit.xml');
     await (0,promises_namespaceObject.writeFile)(resultsPath, `${JSON.stringify(results, null, 2)}\n`);
     await (0,promises_namespaceObject.writeFile)(junitPath, renderJUnit(results));
+    // KVM was required and broken: the partial results are on disk, the run ends as a host problem (exit 3).
+    if (accelerator.fatal)
+        throw accelerator.fatal;
     return { results, resultsPath, junitPath };
 }
 /** Steps 2 and 3: probe and decide the host, then restore or build the image. Also the action's prepare mode. */
 async function prepareImage(cfg, ui, deps = {}) {
     // 2. Host.
-    const host = await probeHost({ mkosi: cfg.mkosi, env: cfg.env, checkKvm: cfg.kvm !== 'no' });
+    const host = await probeHost({
+        mkosi: cfg.mkosi,
+        env: cfg.env,
+        checkKvm: cfg.kvm !== 'no',
+        cacheDir: cfg.cacheDir,
+        configDir: cfg.configDir,
+    });
     const hostPlan = decideHost(host, {
         transport: cfg.transport,
         kvm: cfg.kvm,
@@ -41267,6 +42413,38 @@ async function prepareImage(cfg, ui, deps = {}) {
             : `image: built in ${got.buildSeconds} s and saved`);
     }
     return { host, hostPlan, mkosiVersion, image };
+}
+/**
+ * The run's Accelerator, after confirming that KVM runs the image's kernel (the empty-machine probe
+ * cannot tell). A broken KVM switches the run to TCG here, before the first test, loudly; with kvm `yes`
+ * it ends the run (exit 3). A VM that shows KVM broken later switches it the same way.
+ */
+async function settleAccelerator(cfg, ui, host, hostPlan, imageDir) {
+    const req = { transport: cfg.transport, kvm: cfg.kvm, timeoutScale: cfg.timeoutScale };
+    const confirmation = hostPlan.accel === 'kvm'
+        ? await confirmKvm({
+            qemu: host.qemu.binary,
+            qemuVersion: host.qemu.version ?? 'unknown',
+            imageDir,
+            cacheDir: cfg.cacheDir,
+        })
+        : undefined;
+    const accelerator = new Accelerator(hostPlan, req, (fb, plan) => {
+        ui.warn(`KVM IS BROKEN ON THIS HOST: ${fb.test ? `the VM of ${fb.test}: ` : ''}${fb.reason}. ` +
+            `Switching the whole run to software emulation (TCG): every VM from now on boots under TCG, timeouts x${plan.timeoutScale}` +
+            (fb.detectedBy === 'vm' ? '; VMs that were running under KVM are stopped and rerun' : ''));
+        if (fb.detectedBy === 'vm')
+            void confirmation?.remember(false, fb.reason, fb.qemuLine);
+    });
+    if (!confirmation)
+        return accelerator;
+    if (!confirmation.fallback) {
+        ui.info(`  accel kvm confirmed: ${confirmation.detail}`);
+        return accelerator;
+    }
+    if (accelerator.broken(confirmation.fallback) === 'stop')
+        throw accelerator.fatal;
+    return accelerator;
 }
 function shellHelp(cfg, spec, imageDir, transport) {
     const mkosi = [...cfg.mkosi, '--directory', cfg.configDir, '--output-dir', imageDir].join(' ');
