@@ -19,7 +19,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { loadPlan } from '../src/engine/plan-tests.ts';
+import { loadTests } from '../src/engine/load-tests.ts';
 import { computeImageKey } from '../src/engine/image-key.ts';
 import { probeHost } from '../src/host/probe.ts';
 import { decideHost } from '../src/host/decide.ts';
@@ -36,7 +36,7 @@ const shq = (s: string) => (/^[A-Za-z0-9_./=:,@%+-]+$/.test(s) ? s : `'${s.repla
 
 /** The hand-written script for one run in `dir`: the engine's argv for TEST, then journal-remote and the status. */
 async function handWritten(dir: string, cacheDir: string): Promise<{ script: string; argv: string[] }> {
-  const { manifest, selected } = await loadPlan({
+  const { manifest, selected } = await loadTests({
     configDir: CONFIG,
     manifestPath: join(CONFIG, 'itest.yaml'),
     tests: [TEST],

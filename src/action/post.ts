@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { uploadLogs } from './upload.ts';
 import { artifactName } from './artifact-name.ts';
 import { hostArch } from '../host/probe.ts';
-import { listProcesses, withDescendants, type Proc } from '../run/process.ts';
+import { listProcesses, withDescendants, type Proc } from '../util/process.ts';
 
 /** The processes of this run: those naming the output directory or a machine of it, and their descendants. Pure. */
 export function leftovers(

@@ -6,7 +6,7 @@ import * as core from '@actions/core';
 import type { ActionConfig } from './inputs.ts';
 import type { Ui } from '../engine/run.ts';
 import { prepareImage } from '../engine/run.ts';
-import { loadPlan } from '../engine/plan-tests.ts';
+import { loadTests } from '../engine/load-tests.ts';
 import { loadDurations } from '../shard/durations.ts';
 import { planShards, type ShardPlan } from '../shard/plan-shards.ts';
 import type { ImageCache } from '../image/image-cache.ts';
@@ -28,7 +28,7 @@ export async function prepare(
   ui: Ui,
   imageCache: ImageCache & { saved?: boolean; lookupOnly?: boolean },
 ): Promise<void> {
-  const { selected } = await loadPlan(cfg.run);
+  const { selected } = await loadTests(cfg.run);
   ui.planned(selected);
   const d = cfg.durationsPath ? await loadDurations(cfg.durationsPath) : undefined;
   if (d) ui.info(d.note);

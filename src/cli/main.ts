@@ -6,7 +6,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { basename, relative, resolve } from 'node:path';
 import { runEngine } from '../engine/run.ts';
 import { progressUi } from '../engine/progress.ts';
-import { loadPlan } from '../engine/plan-tests.ts';
+import { loadTests } from '../engine/load-tests.ts';
 import { computeImageKey } from '../engine/image-key.ts';
 import {
   defaultCacheDir,
@@ -209,7 +209,7 @@ Examples:
   common(program.command('list').description('list the tests a run would start, without booting anything'))
     .option('--json', 'print JSON')
     .action(async (o: CommonOpts & { json?: boolean }) => {
-      const { selected } = await loadPlan(baseConfig(o));
+      const { selected } = await loadTests(baseConfig(o));
       if (o.json) {
         console.log(JSON.stringify(selected, null, 2));
         return;
@@ -265,7 +265,7 @@ Examples:
     .option('--json', 'print the plan as JSON (input of `itest run --plan` and `itest report --plan`)')
     .action(async (o: CommonOpts & { shards: string; durations?: string; json?: boolean }) => {
       const count = parseShardCount(o.shards);
-      const { selected } = await loadPlan(baseConfig(o));
+      const { selected } = await loadTests(baseConfig(o));
       const d = o.durations ? await loadDurations(o.durations) : undefined;
       if (d) console.error(d.note);
       const plan = planShards(selected, count, d?.durations);

@@ -2,10 +2,14 @@
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
-import type { Choice } from '../host/decide.ts';
 import { MANIFEST_NAME } from './manifest.ts';
 import { UserError } from '../util/errors.ts';
-import type { Durations } from '../shard/durations.ts';
+
+/** A yes/no setting that can also be left to the host (`auto`): KVM. */
+export type Choice = 'auto' | 'yes' | 'no';
+
+/** Seconds by test name, from an earlier run's results (shard/durations.ts reads them). */
+export type Durations = Record<string, number>;
 
 export interface RunConfig {
   configDir: string;

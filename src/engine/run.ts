@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { RunConfig } from '../config/run-config.ts';
 import type { TestSpec } from '../config/test-spec.ts';
 import { probeHost } from '../host/probe.ts';
-import { computeSlots, decideHost, type HostPlan } from '../host/decide.ts';
+import { computeSlots, decideHost, type HostSetup } from '../host/decide.ts';
 import { confirmKvm } from '../host/confirm-kvm.ts';
 import { Accelerator } from '../run/accelerator.ts';
 import type { HostInfo } from '../host/probe.ts';
@@ -29,7 +29,7 @@ import {
 } from '../results/model.ts';
 import { renderJUnit } from '../results/junit.ts';
 import { renderHost } from '../results/terminal.ts';
-import { loadPlan } from './plan-tests.ts';
+import { loadTests } from './load-tests.ts';
 import { seconds } from '../util/size.ts';
 import { TOOL_VERSION } from '../version.ts';
 import { ExitCode, UserError } from '../util/errors.ts';
@@ -93,7 +93,7 @@ export async function runEngine(
   const startedAt = new Date();
   const t0 = performance.now();
   // 1. Everything that can be wrong with the input fails here, before the host is even probed.
-  const { manifest, selected } = await loadPlan(cfg);
+  const { manifest, selected } = await loadTests(cfg);
   ui.planned(selected);
   if (cfg.shell && selected.length !== 1) {
     throw new UserError(
@@ -101,8 +101,8 @@ export async function runEngine(
     );
   }
 
-  const { host, hostPlan, image, mkosiVersion } = await prepareImage(cfg, ui, deps);
-  const accelerator = await settleAccelerator(cfg, ui, host, hostPlan, image.dir);
+  const { host, hostSetup, image, mkosiVersion } = await prepareImage(cfg, ui, deps);
+  const accelerator = await settleAccelerator(cfg, ui, host, hostSetup, image.dir);
   // The engine stops the run itself when KVM was required and turned out broken.
   const runSignal = AbortSignal.any([signal, accelerator.stopSignal]);
 
@@ -132,10 +132,10 @@ export async function runEngine(
   const ctx: TestContext = {
     base: {
       mkosi: cfg.mkosi,
-      dialect: hostPlan.dialect,
+      dialect: hostSetup.dialect,
       configDir: cfg.configDir,
       imageDir: image.dir,
-      transport: hostPlan.transport,
+      transport: hostSetup.transport,
       ...(manifest.firmware ? { firmware: manifest.firmware } : {}),
     },
     ...(cfg.shell ? { shell: true } : {}),
@@ -152,7 +152,7 @@ export async function runEngine(
     onAttemptStart: (spec, n, argv) => ui.testStart(spec, n, argv),
     onAttemptEnd: (spec, a, retry) => ui.testEnd(spec, a, retry),
   };
-  if (cfg.shell) ui.info(shellHelp(cfg, selected[0]!, image.dir, hostPlan.transport));
+  if (cfg.shell) ui.info(shellHelp(cfg, selected[0]!, image.dir, hostSetup.transport));
   // Longest first by known durations (else timeouts), so the run does not end on one long test alone.
   const expected = expectedSeconds(selected, cfg.durations);
   const poolStart = performance.now();
@@ -169,7 +169,7 @@ export async function runEngine(
   const environment: Environment = {
     tool: { name: 'itest-action', version: TOOL_VERSION },
     host: { arch: host.arch, cpus: host.cpus, memTotal: host.memTotal, kernel: release() },
-    mkosi: { version: mkosiVersion, dialect: hostPlan.dialect.name, command: cfg.mkosi },
+    mkosi: { version: mkosiVersion, dialect: hostSetup.dialect.name, command: cfg.mkosi },
     qemu: { version: host.qemu.version ?? 'unknown' },
     accel: finalPlan.accel,
     accelDetail: finalPlan.accelDetail,
@@ -181,8 +181,8 @@ export async function runEngine(
           },
         }
       : {}),
-    transport: hostPlan.transport,
-    transportDetail: hostPlan.transportDetail,
+    transport: hostSetup.transport,
+    transportDetail: hostSetup.transportDetail,
     jobs: Math.max(pool.slots, slotsNow().slots),
     timeoutScale: finalPlan.timeoutScale,
     image,
@@ -213,7 +213,7 @@ export async function runEngine(
 
 export interface Prepared {
   host: HostInfo;
-  hostPlan: HostPlan;
+  hostSetup: HostSetup;
   mkosiVersion: string;
   image: Environment['image'];
 }
@@ -232,13 +232,13 @@ export async function prepareImage(
     cacheDir: cfg.cacheDir,
     configDir: cfg.configDir,
   });
-  const hostPlan = decideHost(host, {
+  const hostSetup = decideHost(host, {
     transport: cfg.transport,
     kvm: cfg.kvm,
     timeoutScale: cfg.timeoutScale,
   });
-  ui.info(renderHost(host, hostPlan));
-  for (const w of hostPlan.warnings) ui.warn(w);
+  ui.info(renderHost(host, hostSetup));
+  for (const w of hostSetup.warnings) ui.warn(w);
 
   await mkdir(cfg.outputDir, { recursive: true });
   const mkosiVersion = host.mkosi.version!;
@@ -296,7 +296,7 @@ export async function prepareImage(
     );
   }
 
-  return { host, hostPlan, mkosiVersion, image };
+  return { host, hostSetup, mkosiVersion, image };
 }
 
 /**
@@ -308,12 +308,12 @@ async function settleAccelerator(
   cfg: RunConfig,
   ui: Pick<Ui, 'info' | 'warn'>,
   host: HostInfo,
-  hostPlan: HostPlan,
+  hostSetup: HostSetup,
   imageDir: string,
 ): Promise<Accelerator> {
   const req = { transport: cfg.transport, kvm: cfg.kvm, timeoutScale: cfg.timeoutScale };
   const confirmation =
-    hostPlan.accel === 'kvm'
+    hostSetup.accel === 'kvm'
       ? await confirmKvm({
           qemu: host.qemu.binary,
           qemuVersion: host.qemu.version ?? 'unknown',
@@ -321,7 +321,7 @@ async function settleAccelerator(
           cacheDir: cfg.cacheDir,
         })
       : undefined;
-  const accelerator = new Accelerator(hostPlan, req, (fb, plan) => {
+  const accelerator = new Accelerator(hostSetup, req, (fb, plan) => {
     ui.warn(
       `KVM IS BROKEN ON THIS HOST: ${fb.test ? `the VM of ${fb.test}: ` : ''}${fb.reason}. ` +
         `Switching the whole run to software emulation (TCG): every VM from now on boots under TCG, timeouts x${plan.timeoutScale}` +

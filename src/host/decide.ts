@@ -3,11 +3,10 @@
  * missing (with how to install it). Pure.
  */
 import type { HostInfo } from './probe.ts';
+import type { Choice } from '../config/run-config.ts';
 import { mkosiRuntimeProblems } from './mkosi-check.ts';
 import { dialectFor, type Dialect } from '../mkosi/dialect.ts';
 import type { Accel, Transport } from '../mkosi/vm-argv.ts';
-
-export type Choice = 'auto' | 'yes' | 'no';
 
 export interface HostRequest {
   transport: 'auto' | Transport;
@@ -16,7 +15,7 @@ export interface HostRequest {
   timeoutScale?: number;
 }
 
-export interface HostPlan {
+export interface HostSetup {
   dialect: Dialect;
   accel: Accel;
   accelDetail: string;
@@ -41,7 +40,7 @@ export class HostNotReady extends Error {
   }
 }
 
-export function decideHost(info: HostInfo, req: HostRequest): HostPlan {
+export function decideHost(info: HostInfo, req: HostRequest): HostSetup {
   const problems: string[] = [];
   const warnings: string[] = [];
   let dialect: Dialect | undefined;
@@ -144,7 +143,7 @@ export interface AccelFallback {
  * count, so that a test's timeout keeps meaning guest time. With kvm `yes` there is no fallback: the
  * host is not ready (exit 3).
  */
-export function fallBackToTcg(plan: HostPlan, req: HostRequest, fb: AccelFallback): HostPlan {
+export function fallBackToTcg(plan: HostSetup, req: HostRequest, fb: AccelFallback): HostSetup {
   if (req.kvm === 'yes')
     throw new HostNotReady([
       `KVM was required (--kvm yes, action input kvm: yes) but is broken on this host: ${fb.reason}. ` +

@@ -11,9 +11,9 @@ import { createReadStream } from 'node:fs';
 import { readdir, rm, stat } from 'node:fs/promises';
 import { release, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { describeAccelFailure, type AccelFailure } from './accel-failure.ts';
-import { watchAccel } from '../run/accel-watch.ts';
-import { qmpArgs } from '../run/qmp.ts';
+import { describeAccelFailure, type AccelFailure } from '../qemu/accel-failure.ts';
+import { watchAccel } from '../qemu/accel-watch.ts';
+import { qmpArgs } from '../qemu/qmp.ts';
 
 export interface KvmBootVerdict {
   usable: boolean;

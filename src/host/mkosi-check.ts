@@ -9,7 +9,7 @@ import { constants } from 'node:fs';
 import { access, mkdtemp, open, readdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCommand } from '../run/process.ts';
+import { runCommand } from '../util/process.ts';
 import { parseMkosiMajor } from '../mkosi/dialect.ts';
 
 /** What a Python interpreter said about itself. */

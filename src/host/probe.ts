@@ -3,7 +3,7 @@ import { constants } from 'node:fs';
 import { access, open, readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { spawn } from 'node:child_process';
-import { runCommand } from '../run/process.ts';
+import { runCommand } from '../util/process.ts';
 import { VerdictCache } from './verdict-cache.ts';
 import { probeMkosiRuntime, type MkosiRuntime } from './mkosi-check.ts';
 

@@ -2,7 +2,7 @@
 import { closeSync, openSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { ImageCache } from './image-cache.ts';
-import { startDetached } from '../run/process.ts';
+import { startDetached } from '../util/process.ts';
 import { ExitCode, UserError } from '../util/errors.ts';
 import { seconds } from '../util/size.ts';
 

@@ -12,7 +12,7 @@ import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import * as cache from '@actions/cache';
 import type { ImageCache, RestoreResult } from './image-cache.ts';
-import { listProcesses } from '../run/process.ts';
+import { listProcesses } from '../util/process.ts';
 import { DeadlineExceeded, secondsFromEnv, withDeadline } from '../util/deadline.ts';
 
 /** Overrides both cache deadlines (seconds) when the constructor does not set them. */

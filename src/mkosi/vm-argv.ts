@@ -15,12 +15,12 @@ import {
   testUnitDropin,
 } from '../guest/units.ts';
 import { formatMiB } from '../util/size.ts';
-import { qmpArgs } from '../run/qmp.ts';
+import { qmpArgs } from '../qemu/qmp.ts';
 
 export type Transport = 'vsock' | 'serial';
 export type Accel = 'kvm' | 'tcg';
 
-export interface VmPlan {
+export interface VmConfig {
   mkosi: string[];
   dialect: Dialect;
   configDir: string;
@@ -78,53 +78,52 @@ export function kernelCmdline(spec: TestSpec, transport: Transport, shell = fals
 /** QEMU's file chardev options are comma-separated: a comma in a path must be doubled. */
 const qemuPath = (p: string) => p.replace(/,/g, ',,');
 
-export function qemuArgs(spec: TestSpec, plan: VmPlan): string[] {
+export function qemuArgs(spec: TestSpec, vm: VmConfig): string[] {
   const args = [
     '-no-reboot',
     '-device',
     'virtio-serial-pci,id=itest-serial',
     '-chardev',
-    `file,id=itest-status,path=${qemuPath(plan.statusFile)}`,
+    `file,id=itest-status,path=${qemuPath(vm.statusFile)}`,
     '-device',
     `virtserialport,bus=itest-serial.0,chardev=itest-status,name=${STATUS_PORT}`,
   ];
-  if (plan.transport === 'serial') {
+  if (vm.transport === 'serial') {
     args.push(
       '-chardev',
-      `file,id=itest-journal,path=${qemuPath(plan.journalTarget)}`,
+      `file,id=itest-journal,path=${qemuPath(vm.journalTarget)}`,
       '-device',
       `virtserialport,bus=itest-serial.0,chardev=itest-journal,name=${JOURNAL_PORT}`,
     );
   }
-  if (plan.qmpSocket) args.push(...qmpArgs(plan.qmpSocket));
-  for (const [k, v] of guestCredentials(spec, plan.transport, plan.shell))
-    args.push(...smbiosCredential(k, v));
+  if (vm.qmpSocket) args.push(...qmpArgs(vm.qmpSocket));
+  for (const [k, v] of guestCredentials(spec, vm.transport, vm.shell)) args.push(...smbiosCredential(k, v));
   args.push(...spec.qemuArgs);
   return args;
 }
 
-export function vmArgv(spec: TestSpec, plan: VmPlan): string[] {
-  const { flags } = plan.dialect;
+export function vmArgv(spec: TestSpec, vm: VmConfig): string[] {
+  const { flags } = vm.dialect;
   const argv = [
-    ...plan.mkosi,
+    ...vm.mkosi,
     '--directory',
-    plan.configDir,
+    vm.configDir,
     '--output-dir',
-    plan.imageDir,
-    `${flags.kvm}=${plan.accel === 'kvm' ? 'yes' : 'no'}`,
-    `${flags.vsock}=${plan.transport === 'vsock' ? 'yes' : 'no'}`,
+    vm.imageDir,
+    `${flags.kvm}=${vm.accel === 'kvm' ? 'yes' : 'no'}`,
+    `${flags.vsock}=${vm.transport === 'vsock' ? 'yes' : 'no'}`,
     `${flags.ram}=${formatMiB(spec.ram)}`,
-    `${flags.cpus}=${plan.cpus}`,
-    ...(plan.firmware ? [`${flags.firmware}=${plan.firmware}`] : []),
-    ...(plan.dialect.console ? [`--console=${plan.dialect.console}`] : []),
-    `--machine=${plan.machine}`,
+    `${flags.cpus}=${vm.cpus}`,
+    ...(vm.firmware ? [`${flags.firmware}=${vm.firmware}`] : []),
+    ...(vm.dialect.console ? [`--console=${vm.dialect.console}`] : []),
+    `--machine=${vm.machine}`,
     '--ephemeral=yes',
-    `--kernel-command-line-extra=${kernelCmdline(spec, plan.transport, plan.shell).join(' ')}`,
-    ...(plan.transport === 'vsock' ? [`--forward-journal=${plan.journalTarget}`] : []),
+    `--kernel-command-line-extra=${kernelCmdline(spec, vm.transport, vm.shell).join(' ')}`,
+    ...(vm.transport === 'vsock' ? [`--forward-journal=${vm.journalTarget}`] : []),
     ...spec.mkosiArgs,
-    plan.dialect.verb,
-    ...(plan.dialect.qemuArgsSeparator ? ['--'] : []),
-    ...qemuArgs(spec, plan),
+    vm.dialect.verb,
+    ...(vm.dialect.qemuArgsSeparator ? ['--'] : []),
+    ...qemuArgs(spec, vm),
   ];
   return argv;
 }

@@ -5,7 +5,7 @@
 import type { Expectation, Outcome, RawRun } from './model.ts';
 import { mkosiError } from './mkosi-error.ts';
 import { SUCCESS_STATUS } from '../guest/units.ts';
-import { describeAccelFailure } from '../host/accel-failure.ts';
+import { describeAccelFailure } from '../qemu/accel-failure.ts';
 
 /** mkosi's exit code when QEMU was killed (background.md); an infrastructure failure. */
 export const MKOSI_QEMU_KILLED = 247;

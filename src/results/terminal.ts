@@ -12,10 +12,10 @@ import { humanBytes } from '../util/size.ts';
 import { findings } from './findings.ts';
 import type { HostInfo } from '../host/probe.ts';
 import { describeMkosiRuntime } from '../host/mkosi-check.ts';
-import type { HostPlan } from '../host/decide.ts';
+import type { HostSetup } from '../host/decide.ts';
 
 /** What the probe found, printed before anything is built or booted. */
-export function renderHost(h: HostInfo, p: HostPlan): string {
+export function renderHost(h: HostInfo, p: HostSetup): string {
   return [
     `host: ${h.arch}, ${h.cpus} CPUs, ${humanBytes(h.memTotal)} (${humanBytes(h.memAvailable)} available)`,
     `  mkosi ${h.mkosi.version} (${p.dialect.name} dialect: ${p.dialect.verb} verb), QEMU ${h.qemu.version}`,

@@ -8,7 +8,7 @@ import {
   fallBackToTcg,
   HostNotReady,
   type AccelFallback,
-  type HostPlan,
+  type HostSetup,
   type HostRequest,
 } from '../host/decide.ts';
 import type { Accel } from '../mkosi/vm-argv.ts';
@@ -20,21 +20,21 @@ export interface AccelNow {
 }
 
 export class Accelerator {
-  private planNow: HostPlan;
+  private planNow: HostSetup;
   private fallbackInfo: AccelFallback | undefined;
   private fatalError: HostNotReady | undefined;
   private readonly switched = new AbortController();
   private readonly stopped = new AbortController();
 
   constructor(
-    plan: HostPlan,
+    plan: HostSetup,
     private readonly req: HostRequest,
-    private readonly onFallback: (fb: AccelFallback, plan: HostPlan) => void = () => {},
+    private readonly onFallback: (fb: AccelFallback, plan: HostSetup) => void = () => {},
   ) {
     this.planNow = plan;
   }
 
-  get plan(): HostPlan {
+  get plan(): HostSetup {
     return this.planNow;
   }
 

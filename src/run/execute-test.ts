@@ -2,16 +2,16 @@
 import type { TestSpec } from '../config/test-spec.ts';
 import type { Attempt, RawRun, TestResult } from '../results/model.ts';
 import type { Accelerator } from './accelerator.ts';
-import { describeAccelFailure } from '../host/accel-failure.ts';
+import { describeAccelFailure } from '../qemu/accel-failure.ts';
 import { classify } from '../results/classify.ts';
 import { applyCoredumpPolicy } from '../results/policy.ts';
-import type { VmPlan } from '../mkosi/vm-argv.ts';
+import type { VmConfig } from '../mkosi/vm-argv.ts';
 import { archiveAttempt, runAttempt, type AttemptEnv } from './vm-attempt.ts';
 import { machineName } from '../util/sanitize.ts';
 import { seconds } from '../util/size.ts';
 
 export interface TestContext {
-  base: Omit<VmPlan, 'statusFile' | 'journalTarget' | 'machine' | 'cpus' | 'accel'>;
+  base: Omit<VmConfig, 'statusFile' | 'journalTarget' | 'machine' | 'cpus' | 'accel'>;
   /** --shell: keep the VM up on this terminal after the test; no timeout, no retries. */
   shell?: boolean;
   /** The run's accelerator, timeout scale and vCPUs, which switch to TCG if KVM turns out broken. */

@@ -1,6 +1,6 @@
 /** Journal adapters: turn an export stream into a .journal file, count entries, read a unit's last lines. */
 import { rm, stat } from 'node:fs/promises';
-import { runCommand } from './process.ts';
+import { runCommand } from '../util/process.ts';
 
 export interface JournalCheck {
   entries: number;

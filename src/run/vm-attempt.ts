@@ -9,17 +9,17 @@ import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promis
 import { basename, dirname, join } from 'node:path';
 import type { TestSpec } from '../config/test-spec.ts';
 import type { RawRun } from '../results/model.ts';
-import { vmArgv, type VmPlan } from '../mkosi/vm-argv.ts';
-import { killTree, startDetached } from './process.ts';
-import { qmp, SYSRQ_SHOW_TASKS } from './qmp.ts';
+import { vmArgv, type VmConfig } from '../mkosi/vm-argv.ts';
+import { killTree, startDetached } from '../util/process.ts';
+import { qmp, SYSRQ_SHOW_TASKS } from '../qemu/qmp.ts';
 import { tmpdir } from 'node:os';
 import { checkJournal, exportToJournal } from './journal.ts';
 import { digestJournal } from '../digest/read-journal.ts';
 import type { JournalDigest } from '../digest/model.ts';
 import { safeFileName } from '../util/sanitize.ts';
 import { stripAnsi } from '../util/ansi.ts';
-import { watchAccel } from './accel-watch.ts';
-import { findAccelFailure, type AccelFailure } from '../host/accel-failure.ts';
+import { watchAccel } from '../qemu/accel-watch.ts';
+import { findAccelFailure, type AccelFailure } from '../qemu/accel-failure.ts';
 
 export interface AttemptEnv {
   outputDir: string;
@@ -268,7 +268,7 @@ async function superviseVm(
 
 export async function runAttempt(
   spec: TestSpec,
-  plan: Omit<VmPlan, 'statusFile' | 'journalTarget'>,
+  vm: Omit<VmConfig, 'statusFile' | 'journalTarget'>,
   timeoutMs: number,
   env: AttemptEnv,
 ): Promise<AttemptRun> {
@@ -278,12 +278,12 @@ export async function runAttempt(
   const statusFile = join(files.work, 'status');
   const exportFile = join(files.work, 'journal.export');
   // Unix socket paths are limited to 108 bytes: keep the QMP socket short, in the temp directory.
-  const qmpSocket = join(tmpdir(), `${plan.machine}.qmp`);
-  const full: VmPlan = {
-    ...plan,
+  const qmpSocket = join(tmpdir(), `${vm.machine}.qmp`);
+  const full: VmConfig = {
+    ...vm,
     statusFile,
     qmpSocket,
-    journalTarget: plan.transport === 'serial' ? exportFile : files.journal,
+    journalTarget: vm.transport === 'serial' ? exportFile : files.journal,
   };
   const argv = vmArgv(spec, full);
   const startedAt = new Date().toISOString();
@@ -308,9 +308,9 @@ export async function runAttempt(
       timeoutMs: env.interactive ? undefined : timeoutMs,
       qmpSocket,
       // Only KVM can lie; an interactive VM's console is the terminal.
-      watchAccel: plan.accel === 'kvm' && !env.interactive ? output : undefined,
+      watchAccel: vm.accel === 'kvm' && !env.interactive ? output : undefined,
       signal: env.signal,
-      accelSwitched: plan.accel === 'kvm' ? env.accelSwitched : undefined,
+      accelSwitched: vm.accel === 'kvm' ? env.accelSwitched : undefined,
     });
     await copy.settle();
   } finally {
@@ -353,7 +353,7 @@ export async function runAttempt(
     timedOut: ended.timedOut,
     consoleTail,
     transport: full.transport,
-    accel: plan.accel,
+    accel: vm.accel,
     durationMs: vmMs,
     journalEntries: check.entries,
   };
@@ -368,7 +368,7 @@ export async function runAttempt(
   // QEMU that gave up on KVM and exited says so on the console; a guest that reported a status ran fine.
   // QMP may see the run state before QEMU's words reach the console file through mkosi: prefer the words.
   const onConsole =
-    plan.accel === 'kvm' && !statusLine && !ended.cancelled ? findAccelFailure(consoleTail) : undefined;
+    vm.accel === 'kvm' && !statusLine && !ended.cancelled ? findAccelFailure(consoleTail) : undefined;
   const accelFailure = ended.accelFailure
     ? { ...ended.accelFailure, line: onConsole?.line ?? ended.accelFailure.line }
     : onConsole;

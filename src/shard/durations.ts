@@ -6,7 +6,9 @@
 import { readFile } from 'node:fs/promises';
 import type { Results } from '../results/model.ts';
 
-export type Durations = Record<string, number>;
+import type { Durations } from '../config/run-config.ts';
+
+export type { Durations };
 
 /** Seconds of the last attempt of each test that really ran (what a run costs when it goes right). */
 export function durationsFrom(r: Pick<Results, 'tests'>): Durations {

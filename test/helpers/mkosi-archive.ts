@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { runCommand } from '../../src/run/process.ts';
+import { runCommand } from '../../src/util/process.ts';
 
 /** Where a real mkosi Python package may be: Debian sid's (CI, scripts/fetch-mkosi-sid.sh), then the system's. */
 export const MKOSI_PACKAGE_CANDIDATES = [

@@ -1,6 +1,6 @@
 // A resolved TestSpec with every default, for tests that build argument vectors or run attempts.
 import { TEST_DEFAULTS, type TestSpec } from '../../src/config/test-spec.ts';
-import type { HostPlan } from '../../src/host/decide.ts';
+import type { HostSetup } from '../../src/host/decide.ts';
 import { dialectFor } from '../../src/mkosi/dialect.ts';
 import { Accelerator } from '../../src/run/accelerator.ts';
 
@@ -27,7 +27,7 @@ export function testSpec(over: Partial<TestSpec> = {}): TestSpec {
 }
 
 /** A host plan as decideHost makes it, for tests that run attempts without probing a host. */
-export function hostPlan(over: Partial<HostPlan> = {}): HostPlan {
+export function hostSetup(over: Partial<HostSetup> = {}): HostSetup {
   return {
     dialect: dialectFor('25.3'),
     accel: 'tcg',
@@ -43,5 +43,5 @@ export function hostPlan(over: Partial<HostPlan> = {}): HostPlan {
 
 /** The run's accelerator fixed on TCG with timeout scale 1 (nothing to fall back from). */
 export function tcgAccelerator(): Accelerator {
-  return new Accelerator(hostPlan(), { transport: 'vsock', kvm: 'no', timeoutScale: 1 });
+  return new Accelerator(hostSetup(), { transport: 'vsock', kvm: 'no', timeoutScale: 1 });
 }

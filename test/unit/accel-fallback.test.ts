@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { findAccelFailure, describeAccelFailure } from '../../src/host/accel-failure.ts';
+import { findAccelFailure, describeAccelFailure } from '../../src/qemu/accel-failure.ts';
 import { fallBackToTcg, HostNotReady, TCG_TIMEOUT_SCALE } from '../../src/host/decide.ts';
 import { findProbeKernel, probeKvmBoot } from '../../src/host/kvm-boot-probe.ts';
 import { emptyMachineRuns } from '../../src/host/probe.ts';
@@ -22,7 +22,7 @@ import { standinContext } from '../helpers/standin.ts';
 import { Accelerator } from '../../src/run/accelerator.ts';
 import { classify } from '../../src/results/classify.ts';
 import { accelFallbackNote, type RawRun } from '../../src/results/model.ts';
-import { hostPlan, testSpec } from '../helpers/spec.ts';
+import { hostSetup, testSpec } from '../helpers/spec.ts';
 import type { TestSpec } from '../../src/config/test-spec.ts';
 
 const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
@@ -30,7 +30,7 @@ const FAKE_QEMU = join(FIXTURES, 'fake-qemu.mjs');
 const REAL_CONSOLE = readFileSync(join(FIXTURES, 'kvm-internal-error.txt'), 'utf8');
 
 const kvmPlan = () =>
-  hostPlan({ accel: 'kvm', accelDetail: '/dev/kvm opens and runs a vCPU', timeoutScale: 1, defaultCpus: 2 });
+  hostSetup({ accel: 'kvm', accelDetail: '/dev/kvm opens and runs a vCPU', timeoutScale: 1, defaultCpus: 2 });
 
 describe('what a broken KVM looks like', () => {
   it("finds QEMU's own line in the console of a real paused guest", () => {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { runCommand } from '../../src/run/process.ts';
+import { runCommand } from '../../src/util/process.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 

@@ -19,7 +19,7 @@ import {
 } from '../../src/host/mkosi-check.ts';
 import { decideHost, HostNotReady } from '../../src/host/decide.ts';
 import type { HostInfo } from '../../src/host/probe.ts';
-import { runCommand } from '../../src/run/process.ts';
+import { runCommand } from '../../src/util/process.ts';
 import { UPSTREAM_BIN_MKOSI } from '../helpers/mkosi-archive.ts';
 
 const SYSTEM_PYTHON = '/usr/bin/python3';

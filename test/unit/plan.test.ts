@@ -4,7 +4,7 @@ import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseManifest } from '../../src/config/manifest.ts';
-import { planTests, selectTests } from '../../src/config/plan.ts';
+import { resolveTests, selectTests } from '../../src/config/resolve-tests.ts';
 import { findUnitFiles } from '../../src/config/discovery.ts';
 import { UserError } from '../../src/util/errors.ts';
 
@@ -12,7 +12,7 @@ const manifest = (text: string) => parseManifest(text, 'itest.yaml');
 
 describe('test planning', () => {
   it('resolves defaults, merges lists and lets tests override', () => {
-    const [a, b] = planTests(
+    const [a, b] = resolveTests(
       manifest(
         'version: 1\ndefaults:\n  timeout: 50\n  kernel-cmdline: quiet\n  tags: [all]\n  ram: 2G\ntests:\n  - name: A\n    timeout: 10\n    kernel-cmdline: [debug]\n    tags: [x]\n  - name: B\n    unit: other.service\n',
       ),
@@ -31,7 +31,7 @@ describe('test planning', () => {
   });
 
   it('adds discovered units after listed tests, excluding and de-duplicating', () => {
-    const specs = planTests(
+    const specs = resolveTests(
       manifest(
         'version: 1\ndiscover:\n  units: TEST-*.service\n  exclude: TEST-9*\ntests:\n  - name: TEST-02-B\n    should-fail: true\n',
       ),
@@ -57,7 +57,7 @@ describe('test planning', () => {
   });
 
   it('selects by name, glob, unit and tags; an unknown name is an error, not an empty run', () => {
-    const all = planTests(
+    const all = resolveTests(
       manifest(
         'version: 1\ntests:\n  - {name: TEST-01-A, tags: [smoke]}\n  - {name: TEST-02-B}\n  - {name: OTHER, tags: [smoke, slow]}\n',
       ),

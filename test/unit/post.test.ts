@@ -12,7 +12,7 @@ import { mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { leftovers, partialState } from '../../src/action/post.ts';
-import { descendants, type Proc } from '../../src/run/process.ts';
+import { descendants, type Proc } from '../../src/util/process.ts';
 import { hostArch } from '../../src/host/probe.ts';
 import { ActionsServices } from '../helpers/actions-services.ts';
 

@@ -15,7 +15,7 @@ import {
   udevRule,
   type CommandRunner,
 } from '../../src/action/runner-setup.ts';
-import type { CommandResult } from '../../src/run/process.ts';
+import type { CommandResult } from '../../src/util/process.ts';
 
 const RULE =
   'KERNEL=="kvm", GROUP="kvm", MODE="0666", OPTIONS+="static_node=kvm"\n' +

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { dialectFor } from '../../src/mkosi/dialect.ts';
-import { vmArgv, type VmPlan } from '../../src/mkosi/vm-argv.ts';
+import { vmArgv, type VmConfig } from '../../src/mkosi/vm-argv.ts';
 import { testSpec } from '../helpers/spec.ts';
 import { buildArgv } from '../../src/image/ensure-image.ts';
 
@@ -15,7 +15,7 @@ const spec = testSpec({
   qemuArgs: ['-device', 'virtio-rng-pci'],
 });
 
-function plan(version: string, transport: 'vsock' | 'serial'): VmPlan {
+function plan(version: string, transport: 'vsock' | 'serial'): VmConfig {
   return {
     mkosi: ['mkosi'],
     dialect: dialectFor(version),

@@ -1,11 +1,11 @@
 /** Loads the manifest, discovers units and selects tests: everything that can fail before a VM starts. */
 import { loadManifest, type Manifest } from '../config/manifest.ts';
 import { findUnitFiles } from '../config/discovery.ts';
-import { planTests, selectTests } from '../config/plan.ts';
+import { resolveTests, selectTests } from '../config/resolve-tests.ts';
 import type { RunConfig } from '../config/run-config.ts';
 import type { TestSpec } from '../config/test-spec.ts';
 
-export async function loadPlan(
+export async function loadTests(
   cfg: Pick<RunConfig, 'configDir' | 'manifestPath' | 'tests' | 'tags' | 'timeout'>,
 ): Promise<{
   manifest: Manifest;
@@ -14,7 +14,7 @@ export async function loadPlan(
 }> {
   const manifest = await loadManifest(cfg.manifestPath);
   const units = await findUnitFiles(cfg.configDir, manifest.discover?.extraTrees);
-  const all = planTests(manifest, units);
+  const all = resolveTests(manifest, units);
   const selected = selectTests(all, { tests: cfg.tests, tags: cfg.tags }).map((t) =>
     cfg.timeout !== undefined ? { ...t, timeout: cfg.timeout } : t,
   );

@@ -4,7 +4,7 @@
  * not exit when KVM fails that way, so without this the VM would sit paused until the test's timeout.
  */
 import type { Readable } from 'node:stream';
-import { findAccelFailure, isAccelRunState, type AccelFailure } from '../host/accel-failure.ts';
+import { findAccelFailure, isAccelRunState, type AccelFailure } from './accel-failure.ts';
 import { stripAnsi } from '../util/ansi.ts';
 import { queryStatus } from './qmp.ts';
 

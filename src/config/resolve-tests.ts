@@ -53,7 +53,7 @@ function resolveSpec(
  * All tests of a manifest: listed tests in manifest order, then discovered units (sorted) that no listed
  * test already covers. A listed test whose unit was discovered refines the discovered one.
  */
-export function planTests(manifest: Manifest, unitFiles: string[]): TestSpec[] {
+export function resolveTests(manifest: Manifest, unitFiles: string[]): TestSpec[] {
   const listed = manifest.tests.map((t) => resolveSpec(t, manifest.defaults, 'manifest', manifest.path));
   const covered = new Set(listed.map((t) => t.unit));
   const names = new Set(listed.map((t) => t.name));
