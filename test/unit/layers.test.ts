@@ -18,8 +18,8 @@ const LAYERS = [
   'host', // probes and host decisions
   'results', // model, classification, renderers
   'image', // config hash, image caches, build
+  'run', // the output layout, one attempt, retries, the pool
   'shard', // durations, shard plans, merge
-  'run', // one attempt, retries, the pool
   'engine', // orchestration
   'cli', // front door
   'action', // front door

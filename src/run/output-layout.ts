@@ -1,0 +1,109 @@
+/**
+ * The output directory's layout: the one definition of every file name in it. The engine writes by it,
+ * the merge and the action read by it, and the post step finds a cancelled run's files by it, so a rename
+ * here is a rename everywhere. Pure (path arithmetic only).
+ *
+ *   results.json, junit.xml, image-build.log     the run
+ *   <test>.journal, <test>.console.log           each test's latest attempt
+ *   <test>.attempt-<n>.{journal,console.log}     its earlier attempts, moved aside before a retry
+ *   <test>@<ids>.journal                         what systemd-journal-remote rotated out of <test>.journal
+ *   .work/<test>/status, .work/<test>/journal.export   a running VM's serial channels (deleted at the end)
+ *   .image/                                      the image of a --no-cache run
+ */
+import { basename, join } from 'node:path';
+import { safeFileName } from '../util/sanitize.ts';
+
+export const RESULTS_FILE = 'results.json';
+export const JUNIT_FILE = 'junit.xml';
+export const BUILD_LOG = 'image-build.log';
+const WORK = '.work';
+const STATUS = 'status';
+const JOURNAL_EXPORT = 'journal.export';
+
+export interface TestFiles {
+  /** The test's name made safe for a file name. */
+  base: string;
+  journal: string;
+  console: string;
+  /** The test's work directory while its VM runs. */
+  work: string;
+  /** The virtio-serial status channel's file. */
+  status: string;
+  /** The virtio-serial journal export stream (serial transport). */
+  journalExport: string;
+  /** Where attempt n's files go when a later attempt follows. */
+  attempt(n: number): { journal: string; console: string };
+}
+
+/** What a file name in the output directory is, read back (the post step's view of a cancelled run). */
+export interface OutputFile {
+  test: string;
+  kind: 'journal' | 'console';
+  attempt?: number;
+}
+
+export class OutputLayout {
+  constructor(readonly dir: string) {}
+
+  get results(): string {
+    return join(this.dir, RESULTS_FILE);
+  }
+  get junit(): string {
+    return join(this.dir, JUNIT_FILE);
+  }
+  get buildLog(): string {
+    return join(this.dir, BUILD_LOG);
+  }
+  /** Every test's work directory; deleted when the run ends. */
+  get workRoot(): string {
+    return join(this.dir, WORK);
+  }
+  /** The image of a run without a cache. */
+  get throwawayImage(): string {
+    return join(this.dir, '.image');
+  }
+
+  test(name: string): TestFiles {
+    const base = safeFileName(name);
+    const work = join(this.dir, WORK, base);
+    return {
+      base,
+      journal: join(this.dir, `${base}.journal`),
+      console: join(this.dir, `${base}.console.log`),
+      work,
+      status: join(work, STATUS),
+      journalExport: join(work, JOURNAL_EXPORT),
+      attempt: (n) => ({
+        journal: join(this.dir, `${base}.attempt-${n}.journal`),
+        console: join(this.dir, `${base}.attempt-${n}.console.log`),
+      }),
+    };
+  }
+
+  /** The journal files systemd-journal-remote rotated out of a test's journal: `<base>@<ids>.journal`. */
+  isRotatedJournal(journal: string, fileName: string): boolean {
+    return fileName.startsWith(`${basename(journal, '.journal')}@`) && fileName.endsWith('.journal');
+  }
+
+  /** A test's journal or console log (latest or of attempt n), read back from its file name. */
+  static parse(fileName: string): OutputFile | undefined {
+    const m = /^(.+?)(?:\.attempt-(\d+))?\.(journal|console\.log)$/.exec(fileName);
+    if (!m || m[1]!.includes('@')) return undefined;
+    return {
+      test: m[1]!,
+      kind: m[3] === 'journal' ? 'journal' : 'console',
+      ...(m[2] ? { attempt: Number(m[2]) } : {}),
+    };
+  }
+
+  /** The files of the run itself (not of a test) worth keeping. */
+  runFiles(): string[] {
+    return [this.results, this.junit, this.buildLog];
+  }
+
+  /** The test whose status channel a VM's command line names, if any (the post step's leftovers). */
+  statusPattern(): RegExp {
+    const dir = `${this.dir.replace(/\/+$/, '')}/${WORK}/`;
+    return new RegExp(`${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}([^/\\s,]+)/${STATUS}`);
+  }
+}
