@@ -1,4 +1,3 @@
 // Entry point of the action's main step (bundled to dist/action/main/index.js).
-import { run } from './main.ts';
-
-await run();
+import { main } from './main.ts';
+await main();

@@ -1,4 +1,3 @@
 // Entry point of the action's post step (bundled to dist/action/post/index.js).
 import { post } from './post.ts';
-
 await post();

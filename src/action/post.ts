@@ -1,44 +1,20 @@
 /**
  * The action's post step: after a cancel or crash of the main step, stop leftover VMs, upload whatever
  * logs exist, and say in the job summary which tests had started. Does nothing when the main step
- * finished its report (state `done`).
- *
- * Leftovers are found through /proc, not by a name pattern: every process whose command line names a path
- * in this run's output directory (mkosi and QEMU carry the status and journal chardev paths) or one of the
- * machine names seen there, plus all their descendants (a grandchild in its own session, as bwrap makes).
+ * finished its report (state `done`). What it knows of the run comes from the main step's state and
+ * the inputs parsed as main parsed them.
  */
 import * as core from '@actions/core';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { uploadLogs } from './upload.ts';
-import { artifactName } from './artifact-name.ts';
+import { parseInputs, type ActionConfig } from './inputs.ts';
+import { getDone, getLabel, getOutputDir } from './state.ts';
+import { readContext, type GitHubContext } from './github/context.ts';
+import { artifactName } from './github/artifact-name.ts';
+import { uploadLogs, type UploadOutcome } from './github/upload.ts';
+import { stopLeftovers } from './runner/leftovers.ts';
 import { hostArch } from '../host/probe.ts';
-import { listProcesses, withDescendants, type Proc } from '../util/process.ts';
-
-/** The processes of this run: those naming the output directory or a machine of it, and their descendants. Pure. */
-export function leftovers(
-  procs: Proc[],
-  outputDir: string,
-  self: number = process.pid,
-): { pids: number[]; machines: string[]; running: string[] } {
-  const under = `${outputDir.replace(/\/+$/, '')}/`;
-  const direct = procs.filter((p) => p.pid !== self && p.cmdline.includes(under));
-  const machines = [...new Set(direct.flatMap((p) => /--machine=(itest-\S+)/.exec(p.cmdline)?.[1] ?? []))];
-  const roots = procs.filter(
-    (p) => p.pid !== self && (direct.includes(p) || machines.some((m) => p.cmdline.includes(m))),
-  );
-  const pids = withDescendants(
-    procs,
-    roots.map((p) => p.pid),
-    self,
-  );
-  // The tests whose VM was still up: the status chardev of each mkosi/QEMU names .work/<test>/status.
-  const statusRe = new RegExp(`${escape(under)}\\.work/([^/\\s,]+)/status`);
-  const running = [...new Set(roots.flatMap((p) => statusRe.exec(p.cmdline)?.[1] ?? []))].sort();
-  return { pids: [...pids], machines, running };
-}
-
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+import { OutputLayout } from '../run/output-layout.ts';
 
 export interface StartedTest {
   /** The test's file name base (its name, made safe for paths). */
@@ -49,24 +25,26 @@ export interface StartedTest {
 
 /** What the output directory holds: the files worth keeping and the tests that had started. */
 export async function partialState(outputDir: string): Promise<{ files: string[]; started: StartedTest[] }> {
+  const layout = new OutputLayout(outputDir);
   const top = await readdir(outputDir).catch(() => [] as string[]);
   const files = top
-    .filter((f) => /\.(journal|console\.log|json|xml|log)$/.test(f))
+    .filter((f) => OutputLayout.isOutputFile(f))
     .sort()
     .map((f) => join(outputDir, f));
   const started: StartedTest[] = [];
   const names = new Set([
-    ...top
-      .filter((f) => f.endsWith('.console.log'))
-      .map((f) => f.replace(/(\.attempt-\d+)?\.console\.log$/, '')),
-    ...(await readdir(join(outputDir, '.work')).catch(() => [] as string[])),
+    ...top.flatMap((f) => {
+      const file = OutputLayout.parse(f);
+      return file?.kind === 'console' ? [file.test] : [];
+    }),
+    ...(await readdir(layout.workRoot).catch(() => [] as string[])),
   ]);
   for (const name of [...names].sort()) {
-    const work = join(outputDir, '.work', name);
+    const test = layout.test(name);
     // Serial transport: the journal is still the raw export stream until the run converts it.
-    const exp = join(work, 'journal.export');
-    if (((await stat(exp).catch(() => undefined))?.size ?? 0) > 0) files.push(exp);
-    const status = (await readFile(join(work, 'status'), 'utf8').catch(() => ''))
+    if (((await stat(test.journalExport).catch(() => undefined))?.size ?? 0) > 0)
+      files.push(test.journalExport);
+    const status = (await readFile(test.status, 'utf8').catch(() => ''))
       .trim()
       .split('\n')
       .filter(Boolean)
@@ -76,54 +54,51 @@ export async function partialState(outputDir: string): Promise<{ files: string[]
   return { files, started };
 }
 
-async function stillAlive(pids: number[]): Promise<number[]> {
-  for (let i = 0; i < 50; i++) {
-    const live = (await listProcesses()).filter((p) => pids.includes(p.pid)).map((p) => p.pid);
-    if (live.length === 0) return [];
-    if (i === 49) return live;
-    await new Promise((r) => setTimeout(r, 100));
+/** The inputs as main parsed them (they parsed then, so they parse now); undefined, with a warning, if not. */
+function inputs(env: NodeJS.ProcessEnv): ActionConfig | undefined {
+  try {
+    return parseInputs((n) => core.getInput(n), env);
+  } catch (e) {
+    core.warning(`post: the inputs no longer parse (${(e as Error).message}); nothing is uploaded`);
+    return undefined;
   }
-  return [];
+}
+
+/** The partial artifact, named as the main step names its own, with `-partial` after the prefix. */
+function uploadPartial(
+  cfg: ActionConfig,
+  gh: GitHubContext,
+  output: string,
+  files: string[],
+): Promise<UploadOutcome> {
+  const label = getLabel();
+  const name = artifactName({
+    prefix: `${cfg.artifactPrefix}-partial`,
+    job: gh.job,
+    ...(label ? { label } : {}),
+    runAttempt: gh.runAttempt,
+    arch: hostArch(),
+  });
+  return uploadLogs({ name, files, rootDir: output, retentionDays: cfg.retentionDays });
 }
 
 export async function post(env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  if (core.getState('done') === 'true') return;
-  const output = core.getState('output');
+  if (getDone()) return;
+  const output = getOutputDir();
   if (!output) return; // The main step stopped before it knew where results go: nothing started.
 
-  const found = leftovers(await listProcesses(), output);
-  for (const pid of found.pids) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
-  }
-  const survivors = await stillAlive(found.pids);
+  const found = await stopLeftovers(output);
   if (found.pids.length > 0)
     core.info(
       `post: stopped ${found.pids.length} leftover process(es) of ${found.machines.length} VM(s)` +
         `${found.machines.length ? `: ${found.machines.join(', ')}` : ''}` +
-        `${survivors.length ? `; still alive: ${survivors.join(', ')}` : ''}`,
+        `${found.survivors.length ? `; still alive: ${found.survivors.join(', ')}` : ''}`,
     );
 
   const { files, started } = await partialState(output);
-  const name = artifactName({
-    prefix: `${core.getInput('artifact-prefix') || 'itest-logs'}-partial`,
-    job: env.GITHUB_JOB ?? 'local',
-    ...(core.getState('label') ? { label: core.getState('label') } : {}),
-    runAttempt: env.GITHUB_RUN_ATTEMPT ?? '1',
-    arch: hostArch(),
-  });
-  const upload = core.getInput('upload-logs') !== 'none';
-  const up = upload
-    ? await uploadLogs({
-        name,
-        files,
-        rootDir: output,
-        retentionDays: Number(core.getInput('retention-days') || 14),
-      })
-    : undefined;
+  const cfg = inputs(env);
+  const up =
+    cfg && cfg.uploadLogs !== 'none' ? await uploadPartial(cfg, readContext(env), output, files) : undefined;
   if (up?.error) core.warning(`uploading the partial logs failed (${up.error}); they stay in ${output}`);
   const state = (t: StartedTest) =>
     found.running.includes(t.name)
@@ -152,10 +127,10 @@ export async function post(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     !files.length
       ? 'No logs were written yet.'
       : !up
-        ? 'Not uploaded (`upload-logs: none`).'
+        ? `Not uploaded (${cfg ? '`upload-logs: none`' : 'the inputs no longer parse'}).`
         : up.error
           ? `Uploading them failed (${up.error}); they stay on the runner.`
-          : `Uploaded as artifact \`${name}\`.`,
+          : `Uploaded as artifact \`${up.name}\`.`,
   ];
   await core.summary.addRaw(lines.join('\n')).write();
 }

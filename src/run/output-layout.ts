@@ -88,12 +88,25 @@ export class OutputLayout {
   /** A test's journal or console log (latest or of attempt n), read back from its file name. */
   static parse(fileName: string): OutputFile | undefined {
     const m = /^(.+?)(?:\.attempt-(\d+))?\.(journal|console\.log)$/.exec(fileName);
+    // Test names never carry `@` (safeFileName): a journal with one is a rotated part, not a test's own.
     if (!m || m[1]!.includes('@')) return undefined;
     return {
       test: m[1]!,
       kind: m[3] === 'journal' ? 'journal' : 'console',
       ...(m[2] ? { attempt: Number(m[2]) } : {}),
     };
+  }
+
+  /**
+   * Whether a name at the top of the directory is one of the layout's files: the run's own, a test's
+   * journal or console log of any attempt, or a rotated journal (what a cancelled run leaves worth keeping).
+   */
+  static isOutputFile(fileName: string): boolean {
+    return (
+      [RESULTS_FILE, JUNIT_FILE, BUILD_LOG].includes(fileName) ||
+      OutputLayout.parse(fileName) !== undefined ||
+      (fileName.includes('@') && fileName.endsWith('.journal'))
+    );
   }
 
   /** The files of the run itself (not of a test) worth keeping. */

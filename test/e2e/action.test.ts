@@ -18,7 +18,7 @@ import { ActionsServices } from '../helpers/actions-services.ts';
 import { runStep } from '../helpers/action-step.ts';
 import { assertValidResults, results, testResult } from '../helpers/results.ts';
 import type { Results } from '../../src/results/model.ts';
-import type { ShardPlan } from '../../src/shard/plan-shards.ts';
+import type { ShardPlan } from '../../src/config/shard-plan.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const services = new ActionsServices();

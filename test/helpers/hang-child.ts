@@ -5,8 +5,8 @@
 import { writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
-import { GitHubImageCache } from '../../src/image/github-cache.ts';
-import { uploadLogs } from '../../src/action/upload.ts';
+import { GitHubImageCache } from '../../src/action/github/actions-cache.ts';
+import { uploadLogs } from '../../src/action/github/upload.ts';
 
 const work = process.argv[2]!;
 const t0 = performance.now();

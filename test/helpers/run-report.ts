@@ -1,7 +1,8 @@
 // Child-process driver for the action's report step, so the real @actions/core writes workflow commands
 // to stdout and files named by GITHUB_STEP_SUMMARY / GITHUB_OUTPUT exactly as on a runner.
 import { readFileSync } from 'node:fs';
-import { report } from '../../src/action/report.ts';
+import { publishResults } from '../../src/action/github/publish.ts';
+import { readContext } from '../../src/action/github/context.ts';
 import { parseInputs } from '../../src/action/inputs.ts';
 import type { Results } from '../../src/results/model.ts';
 
@@ -13,5 +14,5 @@ const inputs: Record<string, string> = {
   'junit-path': process.env.ITEST_TEST_JUNIT ?? '',
 };
 const cfg = parseInputs((n) => inputs[n] ?? '', process.env);
-const up = await report(r, cfg, process.env, ['a warning from the run']);
+const up = await publishResults(r, cfg, readContext(process.env), ['a warning from the run']);
 console.log(`UPLOAD=${JSON.stringify(up ?? null)}`);

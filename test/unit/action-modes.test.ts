@@ -9,7 +9,7 @@ import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseInputs } from '../../src/action/inputs.ts';
-import { renderPlan } from '../../src/action/prepare.ts';
+import { renderPlan } from '../../src/action/modes/prepare.ts';
 import { planShards } from '../../src/shard/plan-shards.ts';
 import { GitHubApiStandin } from '../helpers/github-api-standin.ts';
 import { runStep } from '../helpers/action-step.ts';
@@ -42,7 +42,8 @@ describe('action inputs for shards', () => {
     );
     assert.equal(cfg.mode, 'run');
     assert.deepEqual(cfg.run.tests, plan.shards[1]!.tests);
-    assert.deepEqual(cfg.run.shard, { planId: plan.id, index: 2, total: 2, plannedSeconds: 120 });
+    // The job's run attempt (GITHUB_RUN_ATTEMPT, 1 when unset) is recorded with the shard.
+    assert.deepEqual(cfg.run.shard, { planId: plan.id, index: 2, total: 2, plannedSeconds: 120, attempt: 1 });
     assert.equal(cfg.run.expectedKey, 'k');
     assert.equal(cfg.run.imagePolicy, 'restore-only');
     assert.equal(cfg.run.durations, undefined);

@@ -1,8 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { renderSummary, timeline, reproCommands, headline } from '../../src/action/summary.ts';
-import { annotations, MAX_ERRORS_PER_STEP } from '../../src/action/annotations.ts';
-import { artifactName, sanitizeArtifactPart } from '../../src/action/artifact-name.ts';
+import { renderSummary, timeline, reproCommands, headline } from '../../src/action/github/summary.ts';
+import { annotations, MAX_ERRORS_PER_STEP } from '../../src/action/github/annotations.ts';
+import { artifactName, sanitizeArtifactPart } from '../../src/action/github/artifact-name.ts';
 import { results, testResult } from '../helpers/results.ts';
 
 const ctx = {

@@ -68,7 +68,7 @@ describe('action inputs', () => {
     bad('jobs', '0', /input `jobs`: "0" must be a whole number from 1 to 256/);
     bad('retention-days', '400', /input `retention-days`/);
     bad('cache', 'maybe', /input `cache`: "maybe" is not a boolean/);
-    bad('config', '/nonexistent', /--config \/nonexistent: no such directory/);
+    bad('config', '/nonexistent', /input `config: \/nonexistent`: no such directory/);
   });
 });
 

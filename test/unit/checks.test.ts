@@ -17,7 +17,8 @@ import {
   publishCheckRun,
   sliceCheckRun,
   type CheckLog,
-} from '../../src/action/checks.ts';
+} from '../../src/action/github/checks.ts';
+import { readContext, type GitHubEvent } from '../../src/action/github/context.ts';
 import { GitHubApiStandin, startGitHubApiStandin } from '../helpers/github-api-standin.ts';
 import { results, testResult } from '../helpers/results.ts';
 import type { Results } from '../../src/results/model.ts';
@@ -212,25 +213,25 @@ describe('check-run payload (pure)', () => {
   });
 
   it('puts the check on the pull request head, the workflow_run head, else GITHUB_SHA', () => {
+    // The environment and event as the runner gives them, read as the action reads them.
+    const headSha = (env: NodeJS.ProcessEnv, event: GitHubEvent | undefined) =>
+      checkHeadSha(readContext(env, event));
     const env = { GITHUB_SHA: 'merge-sha', GITHUB_EVENT_NAME: 'pull_request' };
-    assert.equal(checkHeadSha(env, { pull_request: { head: { sha: 'head-sha' } } }), 'head-sha');
+    assert.equal(headSha(env, { pull_request: { head: { sha: 'head-sha' } } }), 'head-sha');
     assert.equal(
-      checkHeadSha(
+      headSha(
         { ...env, GITHUB_EVENT_NAME: 'pull_request_target' },
         { pull_request: { head: { sha: 'h2' } } },
       ),
       'h2',
     );
     assert.equal(
-      checkHeadSha({ ...env, GITHUB_EVENT_NAME: 'workflow_run' }, { workflow_run: { head_sha: 'wr-sha' } }),
+      headSha({ ...env, GITHUB_EVENT_NAME: 'workflow_run' }, { workflow_run: { head_sha: 'wr-sha' } }),
       'wr-sha',
     );
-    assert.equal(
-      checkHeadSha({ GITHUB_SHA: 'push-sha', GITHUB_EVENT_NAME: 'push' }, { after: 'x' }),
-      'push-sha',
-    );
-    assert.equal(checkHeadSha({ GITHUB_SHA: 'push-sha' }, undefined), 'push-sha');
-    assert.equal(checkHeadSha({}, undefined), undefined);
+    assert.equal(headSha({ GITHUB_SHA: 'push-sha', GITHUB_EVENT_NAME: 'push' }, { after: 'x' }), 'push-sha');
+    assert.equal(headSha({ GITHUB_SHA: 'push-sha' }, undefined), 'push-sha');
+    assert.equal(headSha({}, undefined), undefined);
   });
 });
 

@@ -16,7 +16,7 @@ import {
   killCacheTar,
   saveDeadlineSeconds,
   savePolicy,
-} from '../../src/image/github-cache.ts';
+} from '../../src/action/github/actions-cache.ts';
 import { ensureImage } from '../../src/image/ensure-image.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
@@ -85,13 +85,12 @@ describe('GitHub Actions cache backend (real @actions/cache, local services)', (
     const blobGets = () => services.calls.filter((c) => c.startsWith('blob GET')).length;
     const gets = blobGets();
     assert.ok(gets > 0, 'the full restore above did download');
-    cache.lookupOnly = true;
-    const looked = await cache.restore('itest-image-test-1');
+    const lookup = new GitHubImageCache(dir, { allowed: true, why: 'push' }, () => {}, { lookupOnly: true });
+    const looked = await lookup.restore('itest-image-test-1');
     assert.equal(looked.hit, true);
     assert.match(looked.detail, /looked up, not downloaded/);
     assert.equal(blobGets(), gets);
     assert.equal(existsSync(join(dir, 'itest-demo.raw')), false);
-    cache.lookupOnly = false;
   });
 
   it('a control-plane HTTP 500 on restore is a miss with the run going on', async () => {

@@ -5,7 +5,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 
 const SRC = new URL('../../src', import.meta.url).pathname;
 const LAYERS = [
@@ -31,6 +31,9 @@ function files(dir: string): string[] {
   );
 }
 
+/** The folder of src/ a file (or an import's target) is in. */
+const layer = (path: string) => relative(SRC, path).split('/')[0]!;
+
 describe('layers of src/', () => {
   it('every folder is in the layer list', () => {
     const folders = readdirSync(SRC, { withFileTypes: true })
@@ -45,12 +48,22 @@ describe('layers of src/', () => {
   it('no import runs up the layers', () => {
     const up: string[] = [];
     for (const f of files(SRC)) {
-      const from = relative(SRC, f).split('/')[0]!;
-      for (const m of readFileSync(f, 'utf8').matchAll(/from '\.\.\/([a-z-]+)\//g)) {
-        const to = m[1]!;
+      const from = layer(f);
+      for (const m of readFileSync(f, 'utf8').matchAll(/from '(\.\.?\/[^']+)'/g)) {
+        const to = layer(resolve(dirname(f), m[1]!));
         if (LAYERS.indexOf(to) > LAYERS.indexOf(from)) up.push(`${relative(SRC, f)} -> ${to}`);
       }
     }
     assert.deepEqual(up, []);
+  });
+
+  it('only src/action imports the GitHub Actions toolkit (@actions/*)', () => {
+    const outside = files(SRC).filter(
+      (f) => layer(f) !== 'action' && /(from |import\()'@actions\//.test(readFileSync(f, 'utf8')),
+    );
+    assert.deepEqual(
+      outside.map((f) => relative(SRC, f)),
+      [],
+    );
   });
 });

@@ -10,7 +10,11 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tc from '@actions/tool-cache';
-import { installMkosiRelease, parseMkosiRelease, type MkosiRelease } from '../../src/action/mkosi-release.ts';
+import {
+  installMkosiRelease,
+  parseMkosiRelease,
+  type MkosiRelease,
+} from '../../src/action/runner/mkosi-release.ts';
 import { runCommand } from '../../src/util/process.ts';
 import { UserError } from '../../src/util/errors.ts';
 import {

@@ -14,7 +14,7 @@ import {
   setupRunner,
   udevRule,
   type CommandRunner,
-} from '../../src/action/runner-setup.ts';
+} from '../../src/action/runner/setup.ts';
 import type { CommandResult } from '../../src/util/process.ts';
 
 const RULE =

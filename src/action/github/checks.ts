@@ -20,9 +20,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { getOctokit } from '@actions/github';
-import { countWords, failedTests, failureVerb, type Results, type TestResult } from '../results/model.ts';
-import { findings } from '../results/findings.ts';
+import { countWords, failedTests, failureVerb, type Results, type TestResult } from '../../results/model.ts';
+import { findings } from '../../results/findings.ts';
 import { renderSummary } from './summary.ts';
+import type { GitHubContext } from './context.ts';
 
 /** Annotations per create or update request. */
 export const ANNOTATIONS_PER_REQUEST = 50;
@@ -244,16 +245,12 @@ export function sliceCheckRun(
  * triggering run's head for workflow_run (publishing from a trusted workflow after a fork's tests),
  * else GITHUB_SHA.
  */
-export function checkHeadSha(env: NodeJS.ProcessEnv, event: unknown): string | undefined {
-  const e = (event ?? {}) as {
-    pull_request?: { head?: { sha?: unknown } };
-    workflow_run?: { head_sha?: unknown };
-  };
-  if (env.GITHUB_EVENT_NAME === 'workflow_run' && typeof e.workflow_run?.head_sha === 'string')
-    return e.workflow_run.head_sha;
-  const pr = e.pull_request?.head?.sha;
+export function checkHeadSha(gh: Pick<GitHubContext, 'eventName' | 'event' | 'sha'>): string | undefined {
+  const head = gh.event?.workflow_run?.head_sha;
+  if (gh.eventName === 'workflow_run' && typeof head === 'string') return head;
+  const pr = gh.event?.pull_request?.head?.sha;
   if (typeof pr === 'string' && pr) return pr;
-  return env.GITHUB_SHA || undefined;
+  return gh.sha;
 }
 
 /** The line of a test's `name:` entry in the manifest text (1-based), if it is listed. */
@@ -312,9 +309,9 @@ export interface PublishOptions {
   repository: string | undefined;
   /** The commit to put the check on: see checkHeadSha. */
   headSha: string | undefined;
-  /** REST API root; default GITHUB_API_URL, else https://api.github.com. */
+  /** REST API root (GITHUB_API_URL); default https://api.github.com. */
   apiUrl?: string;
-  /** Repository checkout for annotation paths; default GITHUB_WORKSPACE, else the current directory. */
+  /** Repository checkout for annotation paths (GITHUB_WORKSPACE); default the current directory. */
   workspace?: string;
   summaryMarkdown?: string;
   text?: string;
@@ -367,7 +364,7 @@ export async function publishCheckRun(results: Results, opts: PublishOptions): P
     log.warning(`check run "${name}" skipped: ${skipped}.`);
     return { skipped };
   }
-  const workspace = opts.workspace ?? process.env.GITHUB_WORKSPACE ?? process.cwd();
+  const workspace = opts.workspace ?? process.cwd();
   let locations: Map<string, TestLocation> | undefined;
   try {
     locations = locateTests(results, workspace);
@@ -385,7 +382,7 @@ export async function publishCheckRun(results: Results, opts: PublishOptions): P
   });
   const { create, updates } = sliceCheckRun(run);
   const total = run.output.annotations.length;
-  const baseUrl = (opts.apiUrl ?? process.env.GITHUB_API_URL ?? 'https://api.github.com').replace(/\/+$/, '');
+  const baseUrl = (opts.apiUrl ?? 'https://api.github.com').replace(/\/+$/, '');
   // Per request, so that @actions/github's proxy-aware fetch (in its defaults' `request`) is kept.
   const request = { signal: AbortSignal.timeout(opts.timeoutMs ?? 60_000) };
 

@@ -1,15 +1,16 @@
 /**
- * The action's prepare mode (first job of the reusable workflow): restore or build the image once,
- * plan the shards, and hand both to the shard jobs as outputs. No VM boots here.
+ * The prepare mode (first job of the reusable workflow): restore or build the image once, plan the
+ * shards, and hand both to the shard jobs as outputs. No VM boots here.
  */
 import * as core from '@actions/core';
-import type { ActionConfig } from './inputs.ts';
-import type { Ui } from '../engine/run.ts';
-import { prepareImage } from '../engine/run.ts';
-import { loadTests } from '../engine/load-tests.ts';
-import { loadDurations } from '../shard/durations.ts';
-import { planShards, type ShardPlan } from '../shard/plan-shards.ts';
-import type { ImageCache } from '../image/image-cache.ts';
+import type { Mode } from './mode.ts';
+import { jobImageCache } from '../github/actions-cache.ts';
+import { readyRunner } from '../runner/ready.ts';
+import { prepareImage } from '../../engine/prepare-image.ts';
+import { loadTests } from '../../engine/load-tests.ts';
+import { loadDurations } from '../../shard/durations.ts';
+import { planShards } from '../../shard/plan-shards.ts';
+import type { ShardPlan } from '../../config/shard-plan.ts';
 
 export function renderPlan(plan: ShardPlan, key: string, saved: boolean): string {
   return [
@@ -23,20 +24,23 @@ export function renderPlan(plan: ShardPlan, key: string, saved: boolean): string
   ].join('\n');
 }
 
-export async function prepare(
-  cfg: ActionConfig,
-  ui: Ui,
-  imageCache: ImageCache & { saved?: boolean; lookupOnly?: boolean },
-): Promise<void> {
+export const prepareMode: Mode = async ({ cfg, gh, ui }) => {
+  // Prepare builds with mkosi too (user namespaces), but boots nothing (no devices).
+  cfg.run.mkosi = await readyRunner(cfg, (l) => core.info(l), { vms: false });
   const { selected } = await loadTests(cfg.run);
   ui.planned(selected);
   const d = cfg.durationsPath ? await loadDurations(cfg.durationsPath) : undefined;
   if (d) ui.info(d.note);
   const plan = planShards(selected, cfg.shards, d?.durations);
+  // Only looked up on a hit: the shard jobs download the image, this job boots nothing.
+  const stored: string[] = [];
+  const imageCache = jobImageCache(gh, cfg.run.outputDir, (w) => ui.warn(w), {
+    lookupOnly: true,
+    onSaved: (key) => stored.push(key),
+  });
   // No VM runs here: KVM is not needed, and its absence is no reason for a warning.
-  imageCache.lookupOnly = true;
   const { image } = await prepareImage({ ...cfg.run, kvm: 'no' }, ui, { imageCache });
-  const saved = image.cache === 'hit' || imageCache.saved === true;
+  const saved = image.cache === 'hit' || stored.includes(image.key);
   if (!saved)
     ui.warn(
       `the image ${image.key} is not in the Actions cache, so every shard job builds it again (the summary says why)`,
@@ -50,4 +54,5 @@ export async function prepare(
   for (const s of plan.shards)
     ui.info(`shard ${s.index}/${plan.total} (${s.plannedSeconds} s): ${s.tests.join(' ')}`);
   if (cfg.summary) await core.summary.addRaw(renderPlan(plan, image.key, saved)).write();
-}
+  return undefined;
+};

@@ -1,42 +1,39 @@
-/** Writes what the run produced to GitHub: summary, annotations, outputs, JUnit copy and the log artifact. */
+/** Publishes what a run produced to GitHub: the log artifact, summary, annotations, outputs and the JUnit copy. */
 import * as core from '@actions/core';
 import { copyFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { Results } from '../results/model.ts';
+import type { Results } from '../../results/model.ts';
 import { renderSummary } from './summary.ts';
 import { annotations } from './annotations.ts';
 import { artifactName } from './artifact-name.ts';
 import { filesToUpload, uploadLogs, type UploadOutcome } from './upload.ts';
-import type { ActionConfig } from './inputs.ts';
+import type { GitHubContext } from './context.ts';
+import type { ActionConfig } from '../inputs.ts';
+import { OutputLayout } from '../../run/output-layout.ts';
 
-export function runUrl(env: NodeJS.ProcessEnv): string | undefined {
-  const { GITHUB_SERVER_URL: server, GITHUB_REPOSITORY: repo, GITHUB_RUN_ID: run } = env;
-  return server && repo && run ? `${server}/${repo}/actions/runs/${run}` : undefined;
-}
-
-export async function report(
+export async function publishResults(
   r: Results,
   cfg: ActionConfig,
-  env: NodeJS.ProcessEnv,
+  gh: GitHubContext,
   warnings: string[],
   label?: string,
 ): Promise<UploadOutcome | undefined> {
+  const layout = new OutputLayout(cfg.run.outputDir);
   let upload: UploadOutcome | undefined;
   if (cfg.uploadLogs !== 'none') {
     const name = artifactName({
       prefix: cfg.artifactPrefix,
-      job: env.GITHUB_JOB ?? 'local',
+      job: gh.job,
       ...(label ? { label } : {}),
-      runAttempt: env.GITHUB_RUN_ATTEMPT ?? '1',
+      runAttempt: gh.runAttempt,
       arch: r.environment.host.arch,
     });
-    const url = runUrl(env);
     upload = await uploadLogs({
       name,
       files: filesToUpload(r, cfg.run.outputDir, cfg.uploadLogs),
       rootDir: cfg.run.outputDir,
       retentionDays: cfg.retentionDays,
-      ...(url ? { runUrl: url } : {}),
+      ...(gh.runUrl ? { runUrl: gh.runUrl } : {}),
     });
     // Each test points at the artifact holding its logs (merged reports keep every shard's name).
     if (upload.id !== undefined) {
@@ -67,8 +64,8 @@ export async function report(
   if (cfg.summary) {
     const ctx = {
       downloadDir: 'itest-logs',
-      ...(env.GITHUB_RUN_ID ? { runId: env.GITHUB_RUN_ID } : {}),
-      ...(env.GITHUB_REPOSITORY ? { repository: env.GITHUB_REPOSITORY } : {}),
+      ...(gh.runId ? { runId: gh.runId } : {}),
+      ...(gh.repository ? { repository: gh.repository } : {}),
       ...(upload?.id !== undefined ? { artifactName: upload.name } : {}),
     };
     await core.summary.addRaw(renderSummary(r, ctx, extra)).write();
@@ -78,8 +75,8 @@ export async function report(
   }
   const s = r.summary;
   const outputs: Record<string, string | number | boolean> = {
-    results: `${cfg.run.outputDir}/results.json`,
-    junit: cfg.junitPath ?? `${cfg.run.outputDir}/junit.xml`,
+    results: layout.results,
+    junit: cfg.junitPath ?? layout.junit,
     ok: s.ok,
     total: s.total,
     passed: s.pass,
@@ -96,7 +93,7 @@ export async function report(
   for (const [k, v] of Object.entries(outputs)) core.setOutput(k, v);
   if (cfg.junitPath) {
     await mkdir(dirname(cfg.junitPath), { recursive: true });
-    await copyFile(`${cfg.run.outputDir}/junit.xml`, cfg.junitPath);
+    await copyFile(layout.junit, cfg.junitPath);
   }
   return upload;
 }

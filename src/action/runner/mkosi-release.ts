@@ -8,8 +8,8 @@
 import * as tc from '@actions/tool-cache';
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runCommand, type CommandResult } from '../util/process.ts';
-import { ExitCode, UserError } from '../util/errors.ts';
+import { runCommand, type CommandResult } from '../../util/process.ts';
+import { ExitCode, UserError } from '../../util/errors.ts';
 
 export const MKOSI_RELEASE_INPUT = 'mkosi-release';
 export const DEFAULT_MKOSI_ARCHIVE_BASE = 'https://github.com/systemd/mkosi/archive/refs/tags';

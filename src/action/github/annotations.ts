@@ -1,8 +1,9 @@
 /**
- * Check annotations: one error per failed test, within GitHub's limits (10 errors per step), and a notice
- * for the overflow. Pure: the action front door prints them with @actions/core.
+ * The step's annotations (workflow commands; the check run has its own, see checks.ts): one error per
+ * failed test, within GitHub's limits (10 errors per step), and one more for the overflow. Pure: the
+ * action front door prints them with @actions/core.
  */
-import { failedTests, failureVerb, type Results } from '../results/model.ts';
+import { failedTests, failureVerb, type Results } from '../../results/model.ts';
 
 export const MAX_ERRORS_PER_STEP = 10;
 

@@ -9,8 +9,8 @@ import {
   type Results,
   type Status,
   type TestResult,
-} from '../results/model.ts';
-import { findings } from '../results/findings.ts';
+} from '../../results/model.ts';
+import { findings } from '../../results/findings.ts';
 
 export const SUMMARY_LIMIT = 1024 * 1024;
 

@@ -4,10 +4,10 @@
  * ~15 min on its control plane (3 min socket timeout x 5 attempts) and 5-10 min on a stalled blob upload.
  */
 import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { DefaultArtifactClient } from '@actions/artifact';
-import type { Results } from '../results/model.ts';
-import { DeadlineExceeded, FAIL_FAST_CODE, secondsFromEnv, withDeadline } from '../util/deadline.ts';
+import type { Results } from '../../results/model.ts';
+import { OutputLayout } from '../../run/output-layout.ts';
+import { DeadlineExceeded, FAIL_FAST_CODE, secondsFromEnv, withDeadline } from '../../util/deadline.ts';
 
 /** Overrides the upload deadline (seconds) when the caller does not set one. */
 export const UPLOAD_TIMEOUT_ENV = 'ITEST_UPLOAD_TIMEOUT_SECONDS';
@@ -27,7 +27,7 @@ export interface UploadOutcome {
 
 /** What goes into the artifact: results, JUnit, build log, and every kept journal and console log. */
 export function filesToUpload(r: Results, outputDir: string, which: 'failed' | 'all'): string[] {
-  const files = ['results.json', 'junit.xml', 'image-build.log'].map((f) => join(outputDir, f));
+  const files = new OutputLayout(outputDir).runFiles();
   for (const t of r.tests) {
     if (which === 'failed' && (t.status === 'pass' || t.status === 'skip')) continue;
     for (const a of t.attempts)

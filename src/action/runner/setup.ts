@@ -9,7 +9,7 @@
  */
 import { constants } from 'node:fs';
 import { open, readFile, stat } from 'node:fs/promises';
-import { runCommand, type CommandResult } from '../util/process.ts';
+import { runCommand, type CommandResult } from '../../util/process.ts';
 
 export interface Device {
   path: string;

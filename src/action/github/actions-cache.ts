@@ -6,19 +6,20 @@
  * Both directions have a deadline: @actions/cache waits up to ~15 min on a control plane that accepts a
  * request and never answers (3 min socket timeout x 5 attempts) and without end on a blob upload that
  * hangs (the Azure SDK sets no client timeout), so restore and save are abandoned after a bounded time
- * (see CacheDeadlines; src/util/deadline.ts stops the abandoned call's requests).
+ * (see CacheOptions; src/util/deadline.ts stops the abandoned call's requests).
  */
 import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import * as cache from '@actions/cache';
-import type { ImageCache, RestoreResult } from './image-cache.ts';
-import { listProcesses } from '../util/process.ts';
-import { DeadlineExceeded, secondsFromEnv, withDeadline } from '../util/deadline.ts';
+import type { ImageCache, RestoreResult } from '../../image/image-cache.ts';
+import type { GitHubContext, GitHubEvent } from './context.ts';
+import { listProcesses } from '../../util/process.ts';
+import { DeadlineExceeded, secondsFromEnv, withDeadline } from '../../util/deadline.ts';
 
 /** Overrides both cache deadlines (seconds) when the constructor does not set them. */
 export const CACHE_TIMEOUT_ENV = 'ITEST_CACHE_TIMEOUT_SECONDS';
 
-export interface CacheDeadlines {
+export interface CacheOptions {
   /**
    * Seconds one restore (lookup, download, unpacking) may take before the image is built instead.
    * Default: $ITEST_CACHE_TIMEOUT_SECONDS, else 600 (the size is not known before the download; a
@@ -31,6 +32,10 @@ export interface CacheDeadlines {
    * 10 MiB, e.g. about 9 min for a 4 GiB image.
    */
   saveSeconds?: number;
+  /** Only ask whether the key exists: the prepare mode boots nothing, so a hit needs no download. */
+  lookupOnly?: boolean;
+  /** Told once save() has stored the image: the prepare mode tells the shard jobs whether they can restore it. */
+  onSaved?: (key: string) => void;
 }
 
 export const DEFAULT_RESTORE_SECONDS = 600;
@@ -80,10 +85,7 @@ export interface SavePolicy {
  * Whether this event may write the cache: never from pull requests out of forks (their code is
  * untrusted and a poisoned image would be restored by trusted runs), nor from pull_request_target.
  */
-export function savePolicy(
-  eventName: string | undefined,
-  event: Record<string, unknown> | undefined,
-): SavePolicy {
+export function savePolicy(eventName: string | undefined, event: GitHubEvent | undefined): SavePolicy {
   if (eventName === 'pull_request_target')
     return { allowed: false, why: 'pull_request_target runs with untrusted code' };
   if (
@@ -91,10 +93,8 @@ export function savePolicy(
     eventName === 'pull_request_review' ||
     eventName === 'pull_request_review_comment'
   ) {
-    const pr = event?.pull_request as
-      { head?: { repo?: { full_name?: string } }; base?: { repo?: { full_name?: string } } } | undefined;
-    const head = pr?.head?.repo?.full_name;
-    const base = pr?.base?.repo?.full_name;
+    const head = event?.pull_request?.head?.repo?.full_name;
+    const base = event?.pull_request?.base?.repo?.full_name;
     if (!head || !base || head !== base)
       return { allowed: false, why: `pull request from a fork (${head ?? 'unknown'})` };
   }
@@ -108,29 +108,24 @@ export class GitHubImageCache implements ImageCache {
     private readonly dir: string,
     private readonly policy: SavePolicy,
     private readonly warn: (message: string) => void,
-    private readonly deadlines: CacheDeadlines = {},
+    private readonly options: CacheOptions = {},
     private readonly env: NodeJS.ProcessEnv = process.env,
   ) {}
-
-  /** True once save() stored the image (the prepare mode tells the shard jobs whether they can restore it). */
-  saved = false;
-  /** Only ask whether the key exists (the prepare mode boots nothing, so a hit needs no download). */
-  lookupOnly = false;
 
   async restore(key: string): Promise<RestoreResult> {
     if (!cache.isFeatureAvailable())
       return { hit: false, detail: 'the Actions cache service is not available to this job' };
     const seconds =
-      this.deadlines.restoreSeconds ?? secondsFromEnv(this.env, CACHE_TIMEOUT_ENV) ?? DEFAULT_RESTORE_SECONDS;
+      this.options.restoreSeconds ?? secondsFromEnv(this.env, CACHE_TIMEOUT_ENV) ?? DEFAULT_RESTORE_SECONDS;
     try {
       const matched = await withDeadline(`image cache restore of ${key}`, seconds, () =>
-        cache.restoreCache([this.dir], key, [], { lookupOnly: this.lookupOnly }),
+        cache.restoreCache([this.dir], key, [], { lookupOnly: this.options.lookupOnly === true }),
       );
       if (matched === key)
         return {
           hit: true,
           dir: this.dir,
-          detail: this.lookupOnly
+          detail: this.options.lookupOnly
             ? `${key} is in the Actions cache (looked up, not downloaded)`
             : `restored ${key} from the Actions cache`,
         };
@@ -180,7 +175,7 @@ export class GitHubImageCache implements ImageCache {
       return builtDir;
     }
     const seconds =
-      this.deadlines.saveSeconds ??
+      this.options.saveSeconds ??
       secondsFromEnv(this.env, CACHE_TIMEOUT_ENV) ??
       saveDeadlineSeconds(await treeBytes(this.dir));
     try {
@@ -191,7 +186,7 @@ export class GitHubImageCache implements ImageCache {
         this.warn(
           `the image was not saved to the Actions cache (key ${key}); later runs will build it again`,
         );
-      else this.saved = true;
+      else this.options.onSaved?.(key);
     } catch (e) {
       if (e instanceof DeadlineExceeded) {
         // Packing may still be running; the image stays as it is (tar only read it).
@@ -203,4 +198,19 @@ export class GitHubImageCache implements ImageCache {
     }
     return builtDir;
   }
+}
+
+/** This job's image cache: the image in RUNNER_TEMP (outside the workspace), saved only from trusted events. */
+export function jobImageCache(
+  gh: GitHubContext,
+  outputDir: string,
+  warn: (message: string) => void,
+  options: CacheOptions = {},
+): GitHubImageCache {
+  return new GitHubImageCache(
+    join(gh.runnerTemp ?? outputDir, 'itest-image'),
+    savePolicy(gh.eventName, gh.event),
+    warn,
+    options,
+  );
 }
