@@ -12,7 +12,8 @@
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runEngine, type Ui } from '../src/engine/run.ts';
+import { runEngine } from '../src/engine/run.ts';
+import type { Ui } from '../src/engine/ui.ts';
 import type { RunConfig } from '../src/config/run-config.ts';
 import { loadDurations, type Durations } from '../src/shard/durations.ts';
 import { BENCH_TMP, ROOT, log, median, round, type BenchRow } from './lib.ts';
@@ -98,6 +99,7 @@ async function runVariant(
     hashGlobs: [],
     keyPrefix: 'itest-bench',
     invokedAs: 'itest',
+    door: 'cli',
     env,
   };
   if (durations) cfg.durations = durations;

@@ -2,7 +2,8 @@
 // launched (Ui.testStart); prints the phase times as JSON. bench/warm-start.ts calls it.
 // Usage: warm-one.ts CACHE_DIR OUTPUT_DIR
 import { join } from 'node:path';
-import { runEngine, type Ui } from '../src/engine/run.ts';
+import { runEngine } from '../src/engine/run.ts';
+import type { Ui } from '../src/engine/ui.ts';
 import type { RunConfig } from '../src/config/run-config.ts';
 
 const [cacheDir, outputDir] = process.argv.slice(2);
@@ -24,6 +25,7 @@ const cfg: RunConfig = {
   hashGlobs: [],
   keyPrefix: 'itest-image',
   invokedAs: 'itest',
+  door: 'cli',
   env: process.env,
 };
 const controller = new AbortController();

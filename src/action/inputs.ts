@@ -1,12 +1,14 @@
 /**
  * Action inputs -> one typed config (the action's context.ts). Pure: inputs come through a getter, so
- * every default and every error message is testable without a runner. Errors name the input and the fix.
+ * every default and every error message is testable without a runner. The run's settings go through the
+ * same builder as the CLI's flags (config/run-config.ts buildRunConfig, defaults in config/settings.ts);
+ * the action's own inputs are read here. Errors name the input and the fix.
  */
 import { resolve } from 'node:path';
-import type { RunConfig } from '../config/run-config.ts';
-import { resolveConfigDir, defaultManifest, mkosiCommand, DEFAULT_OUTPUT } from '../config/run-config.ts';
+import { buildRunConfig, type RawSettings, type RunConfig } from '../config/run-config.ts';
+import { SETTINGS, type SettingKey } from '../config/settings.ts';
 import { UserError } from '../util/errors.ts';
-import { parseShardCount, parseShardPlan, selectShard, type ShardPlan } from '../shard/plan-shards.ts';
+import { parseShardCount, parseShardPlan, type ShardPlan } from '../config/shard-plan.ts';
 
 export interface ActionConfig {
   run: RunConfig;
@@ -59,83 +61,42 @@ function bool(name: string, v: string): boolean {
   throw new UserError(`input \`${name}\`: "${v}" is not a boolean; use true or false`);
 }
 
-function number(
-  name: string,
-  v: string,
-  min: number,
-  max = Number.MAX_SAFE_INTEGER,
-  integer = true,
-): number | undefined {
+function number(name: string, v: string, min: number, max: number): number | undefined {
   if (v === '') return undefined;
   const n = Number(v);
-  if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min || n > max) {
-    throw new UserError(
-      `input \`${name}\`: "${v}" must be a ${integer ? 'whole ' : ''}number from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ''}`,
-    );
-  }
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new UserError(`input \`${name}\`: "${v}" must be a whole number from ${min} to ${max}`);
   return n;
 }
 
-function tryConfigDir(cwd: string, flag: string): string {
-  try {
-    return resolveConfigDir(cwd, flag || undefined);
-  } catch {
-    return resolve(cwd, flag || '.');
-  }
-}
+/** The run's settings that the action has as inputs (settings.ts says which). */
+const RUN_INPUTS = (Object.keys(SETTINGS) as SettingKey[]).filter(
+  (k) => (SETTINGS[k] as { input?: string }).input !== undefined && k !== 'plan' && k !== 'durations',
+);
 
 export function parseInputs(get: InputGetter, env: NodeJS.ProcessEnv, cwd = process.cwd()): ActionConfig {
   const input = (n: string, d = '') => get(n).trim() || d;
-  // The report mode merges results files and needs no config; it tolerates a job without a checkout.
-  const configDir =
-    input('mode') === 'report'
-      ? tryConfigDir(cwd, input('config'))
-      : resolveConfigDir(cwd, input('config') || undefined);
-  const jobs = number('jobs', input('jobs'), 1, 256);
-  const timeout = number('timeout', input('timeout'), 1, 86400, false);
-  const scale = number('timeout-scale', input('timeout-scale'), 0.1, 100, false);
-  const uploadLogs = oneOf('upload-logs', input('upload-logs', 'failed'), ['failed', 'all', 'none'] as const);
-  const run: RunConfig = {
-    configDir,
-    manifestPath: input('manifest') ? resolve(cwd, input('manifest')) : defaultManifest(configDir),
-    outputDir: resolve(cwd, input('output', DEFAULT_OUTPUT)),
-    tests: list(input('tests')),
-    tags: list(input('tags')),
-    transport: oneOf('transport', input('transport', 'auto'), ['auto', 'vsock', 'serial'] as const),
-    kvm: oneOf('kvm', input('kvm', 'auto'), ['auto', 'yes', 'no'] as const),
-    // The artifact decides what leaves the runner; on disk everything the upload needs is kept.
-    keep: uploadLogs === 'all' ? 'all' : 'failed',
-    mkosi: mkosiCommand(input('mkosi') || undefined, env),
-    cacheDir: resolve(env.RUNNER_TEMP ?? cwd, 'itest-cache'),
-    useCache: bool('cache', input('cache', 'true')),
-    hashKey: input('cache-key'),
-    hashGlobs: list(input('hash-globs')),
-    keyPrefix: input('key-prefix', 'itest-image'),
-    invokedAs: 'itest',
-    env,
-    ...(jobs !== undefined ? { jobs } : {}),
-    ...(timeout !== undefined ? { timeout } : {}),
-    ...(scale !== undefined ? { timeoutScale: scale } : {}),
-  };
   const mode = oneOf('mode', input('mode', 'run'), ['run', 'prepare', 'report'] as const);
+  const uploadLogs = oneOf('upload-logs', input('upload-logs', 'failed'), ['failed', 'all', 'none'] as const);
+  const raw: RawSettings = {};
+  for (const k of RUN_INPUTS) raw[k] = get((SETTINGS[k] as { input: string }).input);
+  // The artifact decides what leaves the runner; on disk everything the upload needs is kept.
+  raw.keep = uploadLogs === 'all' ? 'all' : 'failed';
   const planText = input('plan');
   const plan = planText ? parseShardPlan(planText, 'input `plan`') : undefined;
+  // Only a shard job runs a plan entry; prepare and report are handed the plan to write or check it.
+  const run: RunConfig = buildRunConfig(mode === 'run' ? raw : { ...raw, shard: '' }, {
+    door: 'action',
+    cwd,
+    env,
+    invokedAs: 'itest',
+    ...(plan && mode === 'run' ? { plan } : {}),
+    runAttempt: Number(env.GITHUB_RUN_ATTEMPT ?? 1) || 1,
+    cacheDir: resolve(env.RUNNER_TEMP ?? cwd, 'itest-cache'),
+    // The report mode merges results files and needs no config; it tolerates a job without a checkout.
+    configOptional: mode === 'report',
+  });
   const shard = number('shard', input('shard'), 1, 64);
-  if (mode === 'run' && (shard === undefined) !== (plan === undefined))
-    throw new UserError(
-      "inputs `plan` and `shard` go together: pass the prepare job's plan output and this job's matrix shard",
-    );
-  if (plan && shard !== undefined && mode === 'run') {
-    if (run.tests.length > 0 || run.tags.length > 0)
-      throw new UserError('input `shard` selects the tests of its shard; leave `tests` and `tags` empty');
-    const selected = selectShard(plan, shard, 'input `shard`');
-    run.tests = selected.tests;
-    run.shard = selected.shard;
-    if (selected.durations) run.durations = selected.durations;
-  }
-  const imageKey = input('image-key');
-  if (imageKey) run.expectedKey = imageKey;
-  run.imagePolicy = oneOf('image-policy', input('image-policy', 'build'), ['build', 'restore-only'] as const);
   const shards = parseShardCount(input('shards', 'auto'), 'input `shards`');
   const durations = input('durations');
   const mkosiRelease = input('mkosi-release');

@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { Ajv, type ErrorObject } from 'ajv';
 import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document, type Node } from 'yaml';
 import schema from '../../schemas/itest-manifest.schema.json' with { type: 'json' };
+import { spell, type FrontDoor } from './settings.ts';
 import { UserError } from '../util/errors.ts';
 
 export const MANIFEST_NAME = 'itest.yaml';
@@ -54,7 +55,7 @@ export interface ManifestProblem {
 const ajv = new Ajv({ allErrors: true, strict: false });
 const validate = ajv.compile(schema);
 
-export async function loadManifest(path: string): Promise<Manifest> {
+export async function loadManifest(path: string, door: FrontDoor = 'cli'): Promise<Manifest> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -63,7 +64,7 @@ export async function loadManifest(path: string): Promise<Manifest> {
     if (e.code === 'ENOENT') {
       throw new UserError(
         `${path}: no test manifest here. Fix: create ${MANIFEST_NAME} beside mkosi.conf ` +
-          `(see examples/demo/${MANIFEST_NAME}), or point --manifest at yours.`,
+          `(see examples/demo/${MANIFEST_NAME}), or point ${spell(door, 'manifest')} at yours.`,
       );
     }
     throw new UserError(`${path}: cannot read the test manifest: ${e.message}`);

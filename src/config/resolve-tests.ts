@@ -4,6 +4,7 @@ import type { Manifest, ManifestSettings, ManifestTest } from './manifest.ts';
 import { TEST_DEFAULTS, type TestSpec } from './test-spec.ts';
 import { parseSize } from '../util/size.ts';
 import { UserError } from '../util/errors.ts';
+import { spell, type FrontDoor } from './settings.ts';
 
 const splitCmdline = (v: string | string[] | undefined): string[] =>
   v === undefined ? [] : Array.isArray(v) ? v : v.split(/\s+/).filter(Boolean);
@@ -84,11 +85,13 @@ export interface Selection {
  * Keeps the tests whose name (or unit) matches any --test NAME|GLOB and which carry every --tag.
  * A --test pattern that matches nothing is an error: a typo must not turn into an empty green run.
  */
-export function selectTests(all: TestSpec[], sel: Selection): TestSpec[] {
+export function selectTests(all: TestSpec[], sel: Selection, door: FrontDoor = 'cli'): TestSpec[] {
+  const test = (p: string) => spell(door, 'tests', p);
+  const tag = (t: string) => spell(door, 'tags', t);
   for (const p of sel.tests) {
     if (!all.some((t) => matchesName(t, p))) {
       throw new UserError(
-        `--test ${p}: no such test. Known tests: ${all.map((t) => t.name).join(', ') || '(none)'}`,
+        `${test(p)}: no such test. Known tests: ${all.map((t) => t.name).join(', ') || '(none)'}`,
       );
     }
   }
@@ -99,7 +102,7 @@ export function selectTests(all: TestSpec[], sel: Selection): TestSpec[] {
   );
   if (picked.length === 0) {
     throw new UserError(
-      `no test matches the selection (${[...sel.tests.map((t) => `--test ${t}`), ...sel.tags.map((t) => `--tag ${t}`)].join(' ') || 'everything'}); ` +
+      `no test matches the selection (${[...sel.tests.map(test), ...sel.tags.map(tag)].join(' ') || 'everything'}); ` +
         `known tests: ${all.map((t) => `${t.name}${t.tags.length ? ` [${t.tags.join(',')}]` : ''}`).join(', ') || '(none)'}`,
     );
   }

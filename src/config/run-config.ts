@@ -1,8 +1,14 @@
-/** RunConfig: the one typed, validated model both front doors produce. Every default lives here. */
+/**
+ * RunConfig: the one typed, validated model both front doors produce, through one builder
+ * (buildRunConfig) from the raw strings each front door has; the settings, their docs and defaults are
+ * the table in settings.ts.
+ */
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { MANIFEST_NAME } from './manifest.ts';
+import { SETTINGS, spell, spellPair, type FrontDoor, type Setting, type SettingKey } from './settings.ts';
+import { selectShard, type ShardPlan } from './shard-plan.ts';
 import { UserError } from '../util/errors.ts';
 
 /** A yes/no setting that can also be left to the host (`auto`): KVM. */
@@ -38,28 +44,38 @@ export interface RunConfig {
   /** Known durations (seconds by test name) from an earlier run: the pool starts the longest first. */
   durations?: Durations;
   /** This run is one shard of a sharded run (recorded in results.json for the merge). */
-  shard?: { planId: string; index: number; total: number; plannedSeconds: number };
+  shard?: {
+    planId: string;
+    index: number;
+    total: number;
+    plannedSeconds: number;
+    /** The CI job's run attempt (a re-run job replaces its earlier attempt in the merge). */
+    attempt: number;
+  };
   /** restore-only: a cache miss is an error instead of a build (shards of a prepared run). */
   imagePolicy?: 'build' | 'restore-only';
   /** The key the prepare step computed; a different key here is an error that says why. */
   expectedKey?: string;
   /** How the user invoked itest (`itest`, `node dist/cli/index.js`), for the rerun commands. */
   invokedAs: string;
+  /** Which front door the settings came through: messages spell them its way (`--kvm` or input `kvm`). */
+  door: FrontDoor;
   env: NodeJS.ProcessEnv;
 }
 
-export const DEFAULT_OUTPUT = 'itest-results';
+export const DEFAULT_OUTPUT = SETTINGS.output.default;
 
-/** --config, else the current directory when it holds mkosi.conf, else its mkosi/ subdirectory. */
-export function resolveConfigDir(cwd: string, flag?: string): string {
-  if (flag) {
-    const dir = resolve(cwd, flag);
-    if (!existsSync(dir)) throw new UserError(`--config ${flag}: no such directory`);
+/** The config directory: the given one, else the current directory when it holds mkosi.conf, else ./mkosi. */
+export function resolveConfigDir(cwd: string, given?: string, door: FrontDoor = 'cli'): string {
+  const name = spell(door, 'config');
+  if (given) {
+    const dir = resolve(cwd, given);
+    if (!existsSync(dir)) throw new UserError(`${spell(door, 'config', given)}: no such directory`);
     if (!existsSync(join(dir, 'mkosi.conf')) && existsSync(join(dir, 'mkosi', 'mkosi.conf')))
       return join(dir, 'mkosi');
     if (!existsSync(join(dir, 'mkosi.conf')) && !existsSync(join(dir, 'mkosi.conf.d'))) {
       throw new UserError(
-        `--config ${flag}: no mkosi.conf in ${dir} (nor in ${join(dir, 'mkosi')}). Fix: point --config at the directory holding mkosi.conf`,
+        `${spell(door, 'config', given)}: no mkosi.conf in ${dir} (nor in ${join(dir, 'mkosi')}). Fix: point ${name} at the directory holding mkosi.conf`,
       );
     }
     return dir;
@@ -67,7 +83,7 @@ export function resolveConfigDir(cwd: string, flag?: string): string {
   if (existsSync(join(cwd, 'mkosi.conf'))) return cwd;
   if (existsSync(join(cwd, 'mkosi', 'mkosi.conf'))) return join(cwd, 'mkosi');
   throw new UserError(
-    `no mkosi.conf in ${cwd} or ${join(cwd, 'mkosi')}. Fix: run from your project or pass --config DIR`,
+    `no mkosi.conf in ${cwd} or ${join(cwd, 'mkosi')}. Fix: run from your project or set ${name}`,
   );
 }
 
@@ -87,4 +103,135 @@ export function defaultManifest(configDir: string): string {
 /** The mkosi command: --mkosi, else $ITEST_MKOSI, else `mkosi` on PATH. One executable, no shell. */
 export function mkosiCommand(flag: string | undefined, env: NodeJS.ProcessEnv): string[] {
   return [flag ?? env.ITEST_MKOSI ?? 'mkosi'];
+}
+
+/** The settings as a front door has them: strings (lists as arrays or comma/newline separated). */
+export type RawSettings = { [K in SettingKey]?: string | string[] };
+
+export interface BuildContext {
+  door: FrontDoor;
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  invokedAs: string;
+  /** The shard plan, read by the front door (a file for the CLI, JSON text for the action). */
+  plan?: ShardPlan;
+  /** Durations the front door loaded from `durations` (they win over the plan's). */
+  durations?: Durations;
+  /** The CI job's run attempt, recorded with a shard's results. */
+  runAttempt?: number;
+  /** Where the local image cache is when the user did not say (the action: under RUNNER_TEMP). */
+  cacheDir?: string;
+  /** Tolerate a missing config directory (the action's report mode merges files and needs none). */
+  configOptional?: boolean;
+}
+
+/** Reads raw settings as typed values, defaults from settings.ts, errors naming the setting as spelled. */
+function settingReader(raw: RawSettings, door: FrontDoor) {
+  const name = (k: SettingKey) => spell(door, k);
+  const str = (k: SettingKey): string | undefined => {
+    const v = raw[k];
+    const t = (Array.isArray(v) ? v.join(',') : v)?.trim();
+    return t ? t : (SETTINGS[k] as Setting).default || undefined;
+  };
+  return {
+    name,
+    str,
+    list(k: SettingKey): string[] {
+      const v = raw[k];
+      return (Array.isArray(v) ? v : (v ?? '').split(/[\n,]/)).map((x) => x.trim()).filter(Boolean);
+    },
+    choice(k: SettingKey): string {
+      const v = str(k)!;
+      const allowed = (SETTINGS[k] as Setting).choices ?? [];
+      if (!allowed.includes(v)) throw new UserError(`${name(k)}: "${v}" is not one of ${allowed.join(', ')}`);
+      return v;
+    },
+    bool(k: SettingKey): boolean {
+      const v = str(k) ?? '';
+      if (/^(true|yes|1)$/i.test(v)) return true;
+      if (/^(false|no|0)$/i.test(v)) return false;
+      throw new UserError(`${name(k)}: "${v}" is not a boolean; use true or false`);
+    },
+    number(k: SettingKey, min: number, max: number, integer: boolean): number | undefined {
+      const v = str(k);
+      if (v === undefined) return undefined;
+      const n = Number(v);
+      if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min || n > max)
+        throw new UserError(
+          `${name(k)}: "${v}" must be a ${integer ? 'whole ' : ''}number from ${min} to ${max}`,
+        );
+      return n;
+    },
+  };
+}
+
+/** A shard: the plan and its index go together, and the plan selects the tests. */
+function applyShard(cfg: RunConfig, read: ReturnType<typeof settingReader>, ctx: BuildContext): void {
+  const shard = read.number('shard', 1, 64, true);
+  if ((ctx.plan === undefined) !== (shard === undefined))
+    throw new UserError(
+      `${spellPair(ctx.door, 'plan', 'shard').full} go together: the shard plan and which of its shards this run is`,
+    );
+  let planned: ReturnType<typeof selectShard> | undefined;
+  if (ctx.plan && shard !== undefined) {
+    if (cfg.tests.length > 0 || cfg.tags.length > 0)
+      throw new UserError(
+        `${read.name('shard')} selects the tests of its shard; leave ${spellPair(ctx.door, 'tests', 'tags').bare} empty`,
+      );
+    planned = selectShard(ctx.plan, shard, read.name('shard'));
+    cfg.tests = planned.tests;
+    cfg.shard = { ...planned.shard, attempt: ctx.runAttempt ?? 1 };
+  }
+  // Durations given with the run win over the ones the plan was made with.
+  const durations = ctx.durations ?? planned?.durations;
+  if (durations) cfg.durations = durations;
+}
+
+/** Turns raw settings into a RunConfig: defaults from settings.ts, every error naming the setting. */
+export function buildRunConfig(raw: RawSettings, ctx: BuildContext): RunConfig {
+  const read = settingReader(raw, ctx.door);
+  const { str, list, choice, bool } = read;
+  const cwd = ctx.cwd;
+  let configDir: string;
+  try {
+    configDir = resolveConfigDir(cwd, str('config'), ctx.door);
+  } catch (e) {
+    if (!ctx.configOptional) throw e;
+    configDir = resolve(cwd, str('config') ?? '.');
+  }
+  const manifest = str('manifest');
+  const cacheDir = str('cacheDir');
+  const cfg: RunConfig = {
+    configDir,
+    manifestPath: manifest ? resolve(cwd, manifest) : defaultManifest(configDir),
+    outputDir: resolve(cwd, str('output')!),
+    tests: list('tests'),
+    tags: list('tags'),
+    transport: choice('transport') as RunConfig['transport'],
+    kvm: choice('kvm') as Choice,
+    keep: choice('keep') as RunConfig['keep'],
+    mkosi: mkosiCommand(str('mkosi'), ctx.env),
+    cacheDir: cacheDir ? resolve(cwd, cacheDir) : (ctx.cacheDir ?? defaultCacheDir(ctx.env)),
+    useCache: bool('cache'),
+    hashKey: str('hashKey') ?? '',
+    hashGlobs: list('hashGlobs'),
+    keyPrefix: str('keyPrefix')!,
+    imagePolicy: choice('imagePolicy') as NonNullable<RunConfig['imagePolicy']>,
+    invokedAs: ctx.invokedAs,
+    door: ctx.door,
+    env: ctx.env,
+  };
+  const jobs = read.number('jobs', 1, 256, true);
+  const timeout = read.number('timeout', 1, 86400, false);
+  const timeoutScale = read.number('timeoutScale', 0.1, 100, false);
+  if (jobs !== undefined) cfg.jobs = jobs;
+  if (timeout !== undefined) cfg.timeout = timeout;
+  if (timeoutScale !== undefined) cfg.timeoutScale = timeoutScale;
+  const imageDir = str('imageDir');
+  if (imageDir) cfg.imageDir = resolve(cwd, imageDir);
+  if (str('shell') !== undefined && bool('shell')) cfg.shell = true;
+  const expectedKey = str('expectedKey');
+  if (expectedKey) cfg.expectedKey = expectedKey;
+  applyShard(cfg, read, ctx);
+  return cfg;
 }

@@ -1,12 +1,12 @@
 /** `itest report --merge`: reads every shard's results, merges them and writes one results.json and JUnit. */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { loadShardResults } from '../shard/load-results.ts';
 import { mergeResults } from '../shard/merge.ts';
-import { parseShardPlan, type ShardPlan } from '../shard/plan-shards.ts';
-import { renderJUnit } from '../results/junit.ts';
-import type { RunOutput } from './run.ts';
+import { parseShardPlan, type ShardPlan } from '../config/shard-plan.ts';
+import { OutputLayout } from '../run/output-layout.ts';
 import { UserError } from '../util/errors.ts';
+import type { RunOutput } from './ui.ts';
+import { writeResults } from './write-results.ts';
 
 export async function readPlanFile(path: string): Promise<ShardPlan> {
   const text = await readFile(path, 'utf8').catch((e: Error) => {
@@ -21,11 +21,5 @@ export async function mergeReport(p: {
   outputDir: string;
 }): Promise<RunOutput> {
   const { inputs, problems } = await loadShardResults(p.dirs);
-  const results = mergeResults(inputs, p.plan, problems);
-  await mkdir(p.outputDir, { recursive: true });
-  const resultsPath = join(p.outputDir, 'results.json');
-  const junitPath = join(p.outputDir, 'junit.xml');
-  await writeFile(resultsPath, `${JSON.stringify(results, null, 2)}\n`);
-  await writeFile(junitPath, renderJUnit(results));
-  return { results, resultsPath, junitPath };
+  return writeResults(new OutputLayout(p.outputDir), mergeResults(inputs, p.plan, problems));
 }

@@ -1,5 +1,5 @@
 /** The live-progress Ui both front doors use: counts running and finished tests, prints one line per event. */
-import type { Ui } from './run.ts';
+import type { Ui } from './ui.ts';
 import { progressEnd, progressStart } from '../results/terminal.ts';
 
 export function progressUi(print: (line: string) => void, warn: (line: string) => void): Ui {

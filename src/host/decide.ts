@@ -4,6 +4,7 @@
  */
 import type { HostInfo } from './probe.ts';
 import type { Choice } from '../config/run-config.ts';
+import { spell, type FrontDoor } from '../config/settings.ts';
 import { mkosiRuntimeProblems } from './mkosi-check.ts';
 import { dialectFor, type Dialect } from '../mkosi/dialect.ts';
 import type { Accel, Transport } from '../mkosi/vm-argv.ts';
@@ -11,6 +12,8 @@ import type { Accel, Transport } from '../mkosi/vm-argv.ts';
 export interface HostRequest {
   transport: 'auto' | Transport;
   kvm: Choice;
+  /** The front door the request came through, for the words of the messages (default: the CLI's). */
+  door?: FrontDoor;
   /** Multiplier for timeouts; undefined = 1 with KVM, TCG_TIMEOUT_SCALE without. */
   timeoutScale?: number;
 }
@@ -41,12 +44,13 @@ export class HostNotReady extends Error {
 }
 
 export function decideHost(info: HostInfo, req: HostRequest): HostSetup {
+  const door = req.door ?? 'cli';
   const problems: string[] = [];
   const warnings: string[] = [];
   let dialect: Dialect | undefined;
   if (info.mkosi.error || !info.mkosi.version) {
     problems.push(
-      `mkosi: ${info.mkosi.error ?? 'unknown version'}. Install mkosi >= 24: ${INSTALL_HINT}; or pass --mkosi PATH`,
+      `mkosi: ${info.mkosi.error ?? 'unknown version'}. Install mkosi >= 24: ${INSTALL_HINT}; or set ${spell(door, 'mkosi')}`,
     );
   } else {
     try {
@@ -83,7 +87,7 @@ export function decideHost(info: HostInfo, req: HostRequest): HostSetup {
     accel = 'tcg';
     accelDetail = info.kvm.detail;
     problems.push(
-      `KVM was required (--kvm yes) but is not usable: ${info.kvm.detail}. Fix: load kvm and give this user access to /dev/kvm, or use --kvm auto`,
+      `KVM was required (${spell(door, 'kvm', 'yes')}) but is not usable: ${info.kvm.detail}. Fix: load kvm and give this user access to /dev/kvm, or use ${spell(door, 'kvm', 'auto')}`,
     );
   } else {
     accel = 'tcg';
@@ -100,7 +104,7 @@ export function decideHost(info: HostInfo, req: HostRequest): HostSetup {
     transportDetail = 'vsock by request';
     if (!info.vhostVsock.usable) {
       problems.push(
-        `--transport vsock needs /dev/vhost-vsock: ${info.vhostVsock.detail}. Fix: \`modprobe vhost_vsock\` and open the device to this user, or use --transport auto`,
+        `${spell(door, 'transport', 'vsock')} needs /dev/vhost-vsock: ${info.vhostVsock.detail}. Fix: \`modprobe vhost_vsock\` and open the device to this user, or use ${spell(door, 'transport', 'auto')}`,
       );
     }
   } else if (req.transport === 'serial') {
@@ -146,8 +150,8 @@ export interface AccelFallback {
 export function fallBackToTcg(plan: HostSetup, req: HostRequest, fb: AccelFallback): HostSetup {
   if (req.kvm === 'yes')
     throw new HostNotReady([
-      `KVM was required (--kvm yes, action input kvm: yes) but is broken on this host: ${fb.reason}. ` +
-        'Fix: run on a host whose KVM runs Linux guests (nested virtualization is a common cause), or use kvm auto to fall back to TCG',
+      `KVM was required (${spell(req.door ?? 'cli', 'kvm', 'yes')}) but is broken on this host: ${fb.reason}. ` +
+        `Fix: run on a host whose KVM runs Linux guests (nested virtualization is a common cause), or use ${spell(req.door ?? 'cli', 'kvm', 'auto')} to fall back to TCG`,
     ]);
   const timeoutScale = req.timeoutScale ?? TCG_TIMEOUT_SCALE;
   const accelDetail = `KVM is broken on this host (${fb.reason}); fell back to software emulation (TCG)`;

@@ -74,6 +74,9 @@ function lastMatch(lines: string[], re: RegExp): RegExpExecArray | undefined {
 }
 
 export function classify(raw: RawRun, exp: Expectation, timeoutSeconds: number): Outcome {
+  // Say what was kept, not what should have been: a guest stopped early may not have forwarded a journal yet.
+  const kept =
+    (raw.journalEntries ?? 0) > 0 ? 'console and journal kept' : 'console kept; no journal had arrived';
   const err = (reason: string, infra: boolean): Outcome => ({
     status: 'error',
     reason,
@@ -88,15 +91,13 @@ export function classify(raw: RawRun, exp: Expectation, timeoutSeconds: number):
     return err('stopped: another VM showed KVM broken and the run switched to TCG', true);
   if (raw.cancelled)
     return err(
-      raw.cancelReason
-        ? `${raw.cancelReason} (console and journal kept)`
-        : 'cancelled before the test finished (console and journal kept)',
+      raw.cancelReason ? `${raw.cancelReason} (${kept})` : `cancelled before the test finished (${kept})`,
       false,
     );
   if (raw.timedOut) {
     return {
       status: 'timeout',
-      reason: `no result within ${timeoutSeconds} s; the VM was stopped (console and journal kept)${raw.hangReport ? `; ${raw.hangReport}` : ''}`,
+      reason: `no result within ${timeoutSeconds} s; the VM was stopped (${kept})${raw.hangReport ? `; ${raw.hangReport}` : ''}`,
       guestStatus: null,
       infra: false,
     };

@@ -9,6 +9,7 @@ import type { VmConfig } from '../mkosi/vm-argv.ts';
 import { archiveAttempt, runAttempt, type AttemptEnv } from './vm-attempt.ts';
 import { machineName } from '../util/sanitize.ts';
 import { seconds } from '../util/size.ts';
+import { resultFromAttempts } from '../results/test-result.ts';
 
 export interface TestContext {
   base: Omit<VmConfig, 'statusFile' | 'journalTarget' | 'machine' | 'cpus' | 'accel'>;
@@ -59,7 +60,7 @@ export async function executeTest(spec: TestSpec, ctx: TestContext, queuedMs: nu
   let files: TestResult['files'];
   for (let n = 1; ; n++) {
     if (n > 1) {
-      const moved = await archiveAttempt(ctx.attemptEnv.outputDir, spec.name, n - 1);
+      const moved = await archiveAttempt(ctx.attemptEnv.layout, spec.name, n - 1);
       const prev = attempts[n - 2];
       if (prev) prev.files = moved;
     }
@@ -112,29 +113,10 @@ export async function executeTest(spec: TestSpec, ctx: TestContext, queuedMs: nu
     if (!retry) break;
     if (retry !== 'accel') used[retry]++;
   }
-  const last = attempts[attempts.length - 1]!;
-  const vm = attempts.reduce((s, a) => s + a.durations.vmSeconds, 0);
-  const collect = attempts.reduce((s, a) => s + a.durations.collectSeconds, 0);
-  return {
-    name: spec.name,
-    unit: spec.unit,
-    status: last.status,
-    reason:
-      attempts.length > 1 ? `${last.reason} (attempt ${attempts.length} of ${attempts.length})` : last.reason,
-    exitStatus: last.guestStatus,
-    expected: { exitStatus: spec.exitStatus, skipStatus: spec.skipStatus, shouldFail: spec.shouldFail },
-    tags: spec.tags,
-    flaky: last.status === 'pass' && attempts.some((a) => a.status === 'fail' || a.status === 'timeout'),
-    attempts,
-    timings: {
-      queuedSeconds: seconds(queuedMs),
-      vmSeconds: Math.round(vm * 10) / 10,
-      collectSeconds: Math.round(collect * 10) / 10,
-      totalSeconds: Math.round((vm + collect) * 10) / 10,
-    },
-    files,
-    outputTail: digest.unitOutput,
-    digest,
+  return resultFromAttempts(spec, attempts, {
+    digest: digest!,
+    files: files ?? {},
+    queuedMs,
     rerun: ctx.rerun(spec),
-  };
+  });
 }

@@ -4,6 +4,7 @@ import { glob } from 'glob';
 import { RESULTS_VERSION, type Results } from '../results/model.ts';
 import type { ShardResults } from './merge.ts';
 import { UserError } from '../util/errors.ts';
+import { RESULTS_FILE } from '../run/output-layout.ts';
 
 export async function loadShardResults(
   dirs: string[],
@@ -11,8 +12,8 @@ export async function loadShardResults(
   const inputs: ShardResults[] = [];
   const problems: string[] = [];
   for (const dir of dirs) {
-    const files = (await glob('**/results.json', { cwd: dir, absolute: true, nodir: true })).sort();
-    if (files.length === 0) problems.push(`${dir}: no results.json in it`);
+    const files = (await glob(`**/${RESULTS_FILE}`, { cwd: dir, absolute: true, nodir: true })).sort();
+    if (files.length === 0) problems.push(`${dir}: no ${RESULTS_FILE} in it`);
     for (const f of files) {
       try {
         const r = JSON.parse(await readFile(f, 'utf8')) as Results;

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { TestContext } from '../../src/run/execute-test.ts';
 import type { Accelerator } from '../../src/run/accelerator.ts';
 import { dialectFor } from '../../src/mkosi/dialect.ts';
+import { OutputLayout } from '../../src/run/output-layout.ts';
 
 export const FAKE_MKOSI = new URL('../fixtures/fake-mkosi.mjs', import.meta.url).pathname;
 export const JOURNAL_REMOTE = [
@@ -36,7 +37,7 @@ export async function standinContext(o: {
     accelerator: o.accelerator,
     runId: 'r1',
     attemptEnv: {
-      outputDir: out,
+      layout: new OutputLayout(out),
       journalRemote: JOURNAL_REMOTE,
       journalctl: 'journalctl',
       env: { ...process.env, FAKE_MKOSI_PLAN: o.plan, FAKE_MKOSI_STATE: join(out, 'state'), ...o.env },

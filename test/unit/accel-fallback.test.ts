@@ -98,11 +98,15 @@ describe('falling back to TCG', () => {
     );
   });
 
-  it('refuses with kvm yes: the host is not ready, naming both spellings of the setting', () => {
-    assert.throws(
-      () => fallBackToTcg(kvmPlan(), { transport: 'auto', kvm: 'yes' }, fb),
-      (e: unknown) => e instanceof HostNotReady && /--kvm yes, action input kvm: yes/.test(e.message),
-    );
+  it('refuses with kvm yes: the host is not ready, naming the setting as the user wrote it', () => {
+    for (const [door, words] of [
+      ['cli', /KVM was required \(--kvm yes\).*or use --kvm auto/],
+      ['action', /KVM was required \(input `kvm: yes`\).*or use input `kvm: auto`/],
+    ] as const)
+      assert.throws(
+        () => fallBackToTcg(kvmPlan(), { transport: 'auto', kvm: 'yes', door }, fb),
+        (e: unknown) => e instanceof HostNotReady && words.test(e.message),
+      );
   });
 
   it('switches once, fires the switch signal, and reports it loudly in every renderer', () => {

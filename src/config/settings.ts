@@ -1,0 +1,186 @@
+/**
+ * Every setting of a run, once: how each front door spells it (CLI flag, action input), what it means
+ * and its default. The CLI builds its options from this table, the action's inputs are checked against
+ * it (test/unit/settings.test.ts), and errors name a setting the way the user wrote it. Data only.
+ */
+
+export type FrontDoor = 'cli' | 'action';
+
+export interface Setting {
+  /** The CLI flag, e.g. `--jobs`; absent when only the action has it. */
+  flag?: string;
+  /** The flag's value in help texts, e.g. `<n>`; absent for a switch. */
+  value?: string;
+  /** The action input; absent when only the CLI has it. */
+  input?: string;
+  doc: string;
+  /** The default as a user would write it; absent when it is computed (the doc says how) or unset. */
+  default?: string;
+  choices?: readonly string[];
+  /** Repeatable flag / comma- or newline-separated input. */
+  list?: boolean;
+}
+
+export const SETTINGS = {
+  config: {
+    flag: '--config',
+    value: '<dir>',
+    input: 'config',
+    doc: 'directory holding mkosi.conf and itest.yaml (default: . or ./mkosi)',
+  },
+  manifest: {
+    flag: '--manifest',
+    value: '<file>',
+    input: 'manifest',
+    doc: 'test manifest (default: <config>/itest.yaml)',
+  },
+  output: {
+    flag: '--output',
+    value: '<dir>',
+    input: 'output',
+    doc: 'results directory (results.json, junit.xml, logs)',
+    default: 'itest-results',
+  },
+  tests: {
+    flag: '--test',
+    value: '<name|glob>',
+    input: 'tests',
+    doc: 'select tests by name or unit, globs allowed (repeatable)',
+    list: true,
+  },
+  tags: {
+    flag: '--tag',
+    value: '<tag>',
+    input: 'tags',
+    doc: 'select tests carrying this tag (repeatable: all must match)',
+    list: true,
+  },
+  jobs: { flag: '--jobs', value: '<n>', input: 'jobs', doc: 'VMs at once (default: from CPUs and memory)' },
+  timeout: {
+    flag: '--timeout',
+    value: '<seconds>',
+    input: 'timeout',
+    doc: "override every test's timeout (scaled under TCG)",
+  },
+  timeoutScale: {
+    flag: '--timeout-scale',
+    value: '<factor>',
+    input: 'timeout-scale',
+    doc: 'multiply timeouts (default: 1 with KVM, 3 with TCG)',
+  },
+  transport: {
+    flag: '--transport',
+    value: '<kind>',
+    input: 'transport',
+    doc: 'how results leave the VM',
+    default: 'auto',
+    choices: ['auto', 'vsock', 'serial'],
+  },
+  kvm: {
+    flag: '--kvm',
+    value: '<mode>',
+    input: 'kvm',
+    doc: 'use KVM: auto falls back to TCG when KVM is absent or cannot run the guest, yes fails instead',
+    default: 'auto',
+    choices: ['auto', 'yes', 'no'],
+  },
+  keep: {
+    flag: '--keep',
+    value: '<which>',
+    doc: 'keep journals and console logs of',
+    default: 'failed',
+    choices: ['failed', 'all'],
+  },
+  mkosi: {
+    flag: '--mkosi',
+    value: '<path>',
+    input: 'mkosi',
+    doc: 'mkosi executable (default: $ITEST_MKOSI or mkosi on PATH)',
+  },
+  cacheDir: {
+    flag: '--cache-dir',
+    value: '<dir>',
+    doc: 'local image cache (default: $ITEST_CACHE_DIR or ~/.cache/itest)',
+  },
+  cache: {
+    flag: '--no-cache',
+    input: 'cache',
+    doc: 'build the image into the output directory and do not cache it',
+    default: 'true',
+  },
+  imageDir: {
+    flag: '--image-dir',
+    value: '<dir>',
+    doc: 'boot this prebuilt mkosi output directory: no hashing lookup, no build',
+  },
+  hashKey: {
+    flag: '--hash-key',
+    value: '<string>',
+    input: 'cache-key',
+    doc: 'extra string mixed into the image key (change it to force a rebuild)',
+    default: '',
+  },
+  hashGlobs: {
+    flag: '--hash-glob',
+    value: '<glob>',
+    input: 'hash-globs',
+    doc: 'extra files (relative to the current directory) that the image depends on (repeatable)',
+    list: true,
+  },
+  keyPrefix: {
+    flag: '--key-prefix',
+    value: '<prefix>',
+    input: 'key-prefix',
+    doc: 'image key prefix',
+    default: 'itest-image',
+  },
+  shell: {
+    flag: '--shell',
+    doc: 'keep the VM of the one selected test up on this terminal after the test (debugging)',
+  },
+  durations: {
+    flag: '--durations',
+    value: '<results.json>',
+    input: 'durations',
+    doc: 'start the longest tests first, by their durations in an earlier run',
+  },
+  plan: {
+    flag: '--plan',
+    value: '<file>',
+    input: 'plan',
+    doc: 'a shard plan from `itest plan --shards N --json` (with --shard)',
+  },
+  shard: { flag: '--shard', value: '<n>', input: 'shard', doc: 'run shard n of the plan' },
+  imagePolicy: {
+    input: 'image-policy',
+    doc: 'restore-only: a cache miss is an error instead of a build',
+    default: 'build',
+    choices: ['build', 'restore-only'],
+  },
+  expectedKey: {
+    input: 'image-key',
+    doc: 'the image key the prepare job computed; a different key here is an error that says why',
+  },
+} as const satisfies Record<string, Setting>;
+
+export type SettingKey = keyof typeof SETTINGS;
+
+/** Two settings named together: `--plan and --shard`, or `` `plan` and `shard` `` (with `inputs` before). */
+export function spellPair(door: FrontDoor, a: SettingKey, b: SettingKey): { bare: string; full: string } {
+  if (door === 'cli') {
+    const both = `${spell(door, a)} and ${spell(door, b)}`;
+    return { bare: both, full: both };
+  }
+  const input = (k: SettingKey) => (SETTINGS[k] as Setting).input ?? k;
+  const bare = `\`${input(a)}\` and \`${input(b)}\``;
+  return { bare, full: `inputs ${bare}` };
+}
+
+/** A setting as the user wrote it at this front door: `--kvm yes`, or input `kvm: yes`. */
+export function spell(door: FrontDoor, key: SettingKey, value?: string): string {
+  const s: Setting = SETTINGS[key];
+  if (door === 'action' && s.input)
+    return value === undefined ? `input \`${s.input}\`` : `input \`${s.input}: ${value}\``;
+  const flag = s.flag ?? key;
+  return value === undefined ? flag : `${flag} ${value}`;
+}

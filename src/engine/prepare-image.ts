@@ -1,0 +1,123 @@
+/**
+ * Probe and decide the host, then restore or build the image: what every run does before its first VM,
+ * and all that the action's prepare mode does.
+ */
+import { mkdir, rm } from 'node:fs/promises';
+import type { RunConfig } from '../config/run-config.ts';
+import { probeHost, type HostInfo } from '../host/probe.ts';
+import { decideHost, type HostRequest, type HostSetup } from '../host/decide.ts';
+import { ensureImage } from '../image/ensure-image.ts';
+import type { ImageCache } from '../image/image-cache.ts';
+import { LocalImageCache } from '../image/local-cache.ts';
+import type { Environment } from '../results/model.ts';
+import { renderHost } from '../results/terminal.ts';
+import { OutputLayout } from '../run/output-layout.ts';
+import { ExitCode, UserError } from '../util/errors.ts';
+import { runImageKey } from './image-key.ts';
+import type { Ui } from './ui.ts';
+
+/** What the run asks of the host, from its settings. */
+export function hostRequest(cfg: RunConfig): HostRequest {
+  return {
+    transport: cfg.transport,
+    kvm: cfg.kvm,
+    door: cfg.door,
+    ...(cfg.timeoutScale !== undefined ? { timeoutScale: cfg.timeoutScale } : {}),
+  };
+}
+
+export interface EngineDeps {
+  /** Where images are cached; default: the local directory backend (or none with useCache false). */
+  imageCache?: ImageCache;
+}
+
+export interface Prepared {
+  host: HostInfo;
+  hostSetup: HostSetup;
+  mkosiVersion: string;
+  image: Environment['image'];
+}
+
+export async function prepareImage(
+  cfg: RunConfig,
+  ui: Pick<Ui, 'info' | 'warn'>,
+  deps: EngineDeps = {},
+): Promise<Prepared> {
+  const host = await probeHost({
+    mkosi: cfg.mkosi,
+    env: cfg.env,
+    checkKvm: cfg.kvm !== 'no',
+    cacheDir: cfg.cacheDir,
+    configDir: cfg.configDir,
+  });
+  const hostSetup = decideHost(host, hostRequest(cfg));
+  ui.info(renderHost(host, hostSetup));
+  for (const w of hostSetup.warnings) ui.warn(w);
+
+  const layout = new OutputLayout(cfg.outputDir);
+  await mkdir(layout.dir, { recursive: true });
+  const mkosiVersion = host.mkosi.version!;
+
+  const { key } = await runImageKey(cfg, mkosiVersion, host.arch);
+  if (cfg.expectedKey && cfg.expectedKey !== key)
+    throw new UserError(
+      `image key mismatch: this job computed ${key}, the prepare job ${cfg.expectedKey}. ` +
+        'The jobs see a different config, mkosi version or architecture (compare `itest hash --explain` in both); ' +
+        'run every job on the same runner image and mkosi release.',
+      ExitCode.imageBuildFailed,
+    );
+  let image: Environment['image'];
+  if (cfg.imageDir) {
+    image = { key, cache: 'external', backend: 'none', dir: cfg.imageDir };
+    ui.info(`image: using the prebuilt image in ${cfg.imageDir} (no cache, no build)`);
+  } else {
+    const cache: ImageCache = cfg.useCache
+      ? (deps.imageCache ?? new LocalImageCache(cfg.cacheDir))
+      : new ThrowawayCache(layout.throwawayImage);
+    const buildLog = layout.buildLog;
+    const got = await ensureImage({
+      cache,
+      key,
+      mkosi: cfg.mkosi,
+      configDir: cfg.configDir,
+      buildLog,
+      env: cfg.env,
+      restoreOnly: cfg.imagePolicy === 'restore-only',
+      onBuildStart: (argv) =>
+        ui.info(`image: cache miss for ${key}; building: ${argv.join(' ')} (log: ${buildLog})`),
+    });
+    image = {
+      key,
+      cache: cfg.useCache ? got.cache : 'disabled',
+      backend: cache.backend,
+      dir: got.dir,
+      restoreSeconds: got.restoreSeconds,
+      ...(got.buildSeconds !== undefined ? { buildSeconds: got.buildSeconds } : {}),
+      ...(got.saveSeconds !== undefined ? { saveSeconds: got.saveSeconds } : {}),
+    };
+    ui.info(
+      got.cache === 'hit'
+        ? `image: cache hit for ${key} (${got.restoreSeconds} s)`
+        : `image: built in ${got.buildSeconds} s and saved`,
+    );
+  }
+
+  return { host, hostSetup, mkosiVersion, image };
+}
+
+/** --no-cache: build into the output directory every time and keep nothing. */
+class ThrowawayCache implements ImageCache {
+  readonly backend = 'none';
+  constructor(private readonly dir: string) {}
+  async restore() {
+    return { hit: false, detail: 'cache disabled' };
+  }
+  async buildDir() {
+    await rm(this.dir, { recursive: true, force: true });
+    await mkdir(this.dir, { recursive: true });
+    return this.dir;
+  }
+  async save(_key: string, dir: string) {
+    return dir;
+  }
+}
