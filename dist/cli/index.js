@@ -339,7 +339,7 @@ const DocumentImpl_1 = __nccwpck_require__(2113);
 const AbortControllerImpl_1 = __nccwpck_require__(7528);
 const AbortSignalImpl_1 = __nccwpck_require__(4560);
 const DocumentTypeImpl_1 = __nccwpck_require__(1401);
-const ElementImpl_1 = __nccwpck_require__(1342);
+const ElementImpl_1 = __nccwpck_require__(8961);
 const DocumentFragmentImpl_1 = __nccwpck_require__(9793);
 const ShadowRootImpl_1 = __nccwpck_require__(6092);
 const AttrImpl_1 = __nccwpck_require__(2875);
@@ -1072,7 +1072,7 @@ exports.document_adopt = document_adopt;
 const DOMImpl_1 = __nccwpck_require__(698);
 const util_1 = __nccwpck_require__(628);
 const util_2 = __nccwpck_require__(7061);
-const ElementImpl_1 = __nccwpck_require__(1342);
+const ElementImpl_1 = __nccwpck_require__(8961);
 const CustomElementAlgorithm_1 = __nccwpck_require__(5075);
 const TreeAlgorithm_1 = __nccwpck_require__(3532);
 const NamespaceAlgorithm_1 = __nccwpck_require__(9733);
@@ -9299,7 +9299,7 @@ exports.DocumentTypeImpl = DocumentTypeImpl;
 
 /***/ }),
 
-/***/ 1342:
+/***/ 8961:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -13462,7 +13462,7 @@ const DOMImplementationImpl_1 = __nccwpck_require__(6348);
 Object.defineProperty(exports, "DOMImplementation", ({ enumerable: true, get: function () { return DOMImplementationImpl_1.DOMImplementationImpl; } }));
 const DOMTokenListImpl_1 = __nccwpck_require__(6629);
 Object.defineProperty(exports, "DOMTokenList", ({ enumerable: true, get: function () { return DOMTokenListImpl_1.DOMTokenListImpl; } }));
-const ElementImpl_1 = __nccwpck_require__(1342);
+const ElementImpl_1 = __nccwpck_require__(8961);
 Object.defineProperty(exports, "Element", ({ enumerable: true, get: function () { return ElementImpl_1.ElementImpl; } }));
 const EventImpl_1 = __nccwpck_require__(2390);
 Object.defineProperty(exports, "Event", ({ enumerable: true, get: function () { return EventImpl_1.EventImpl; } }));
@@ -13650,7 +13650,7 @@ Object.defineProperty(exports, "XMLSerializer", ({ enumerable: true, get: functi
 
 /***/ }),
 
-/***/ 6182:
+/***/ 3801:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -14396,7 +14396,7 @@ exports.XMLStringLexer = XMLStringLexer;
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.DOMParser = void 0;
 // Export classes
-var DOMParserImpl_1 = __nccwpck_require__(6182);
+var DOMParserImpl_1 = __nccwpck_require__(3801);
 Object.defineProperty(exports, "DOMParser", ({ enumerable: true, get: function () { return DOMParserImpl_1.DOMParserImpl; } }));
 //# sourceMappingURL=index.js.map
 
@@ -25366,7 +25366,7 @@ exports["default"] = def;
 
 /***/ }),
 
-/***/ 3801:
+/***/ 6182:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -25639,7 +25639,7 @@ const additionalItems_1 = __nccwpck_require__(3448);
 const prefixItems_1 = __nccwpck_require__(6467);
 const items_1 = __nccwpck_require__(5791);
 const items2020_1 = __nccwpck_require__(2959);
-const contains_1 = __nccwpck_require__(3801);
+const contains_1 = __nccwpck_require__(6182);
 const dependencies_1 = __nccwpck_require__(5826);
 const propertyNames_1 = __nccwpck_require__(1372);
 const additionalProperties_1 = __nccwpck_require__(2431);
@@ -31384,7 +31384,7 @@ function escapeJsonPtr(str) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9932);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7988);
 // Entry point of the `itest` binary (bundled to dist/cli/index.js).
 
 process.exit(await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv));
@@ -31394,7 +31394,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 9932:
+/***/ 7988:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -31431,1334 +31431,727 @@ var external_node_path_ = __nccwpck_require__(6760);
 const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
 ;// CONCATENATED MODULE: external "node:os"
 const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
-;// CONCATENATED MODULE: external "node:crypto"
-const external_node_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(3024);
-var external_node_fs_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_node_fs_, 2);
-// EXTERNAL MODULE: external "node:child_process"
-var external_node_child_process_ = __nccwpck_require__(1421);
-;// CONCATENATED MODULE: ./src/run/process.ts
-/** Process adapters: run a command to completion, or start one whose whole tree can be killed. No shells. */
+;// CONCATENATED MODULE: ./src/results/model.ts
+const RESULTS_VERSION = 1;
+/** The tests that did not pass: failed, timed out or could not run. */
+function failedTests(r) {
+    return r.tests.filter((t) => t.status === 'fail' || t.status === 'timeout' || t.status === 'error');
+}
+/** How a failed test ended, in words: "failed", "timed out" or "could not run". */
+function failureVerb(t) {
+    return t.status === 'fail' ? 'failed' : t.status === 'timeout' ? 'timed out' : 'could not run';
+}
+/** The counts in words, flaky only when there are any: "3 passed", "1 failed", ... */
+function countWords(s) {
+    return [
+        `${s.pass} passed`,
+        `${s.fail} failed`,
+        `${s.skip} skipped`,
+        `${s.timeout} timed out`,
+        `${s.error} errors`,
+        ...(s.flaky ? [`${s.flaky} flaky`] : []),
+    ];
+}
+function summarize(tests) {
+    const count = (s) => tests.filter((t) => t.status === s).length;
+    const s = {
+        total: tests.length,
+        pass: count('pass'),
+        fail: count('fail'),
+        skip: count('skip'),
+        timeout: count('timeout'),
+        error: count('error'),
+        flaky: tests.filter((t) => t.flaky).length,
+    };
+    return { ...s, ok: s.total > 0 && s.fail + s.timeout + s.error === 0 };
+}
+/** The loud line every report carries when KVM turned out broken and the run fell back to TCG. */
+function accelFallbackNote(e) {
+    const fb = e.accelFallback;
+    if (!fb)
+        return undefined;
+    const where = fb.detectedBy === 'probe' ? 'the boot probe, before any test' : `the VM of ${fb.test ?? 'a test'}`;
+    const rerun = fb.rerun.length > 0 ? `; stopped under KVM and rerun under TCG: ${fb.rerun.join(', ')}` : '';
+    return (`KVM is broken on this host, so this run used software emulation (TCG, timeouts x${e.timeoutScale}). ` +
+        `Found by ${where}: ${fb.reason}${fb.qemuLine && !fb.reason.includes(fb.qemuLine) ? `. QEMU said: ${fb.qemuLine}` : ''}${rerun}`);
+}
 
-
-/** Runs argv[0] with argv[1..] and collects its output. Never throws for a failing command. */
-function runCommand(argv, opts = {}) {
-    return new Promise((resolve) => {
-        const [file, ...args] = argv;
-        if (!file)
-            throw new Error('runCommand: empty argv');
-        let stdout = '';
-        let stderr = '';
-        let child;
-        try {
-            child = (0,external_node_child_process_.spawn)(file, args, {
-                env: opts.env ?? process.env,
-                cwd: opts.cwd,
-                stdio: ['pipe', 'pipe', 'pipe'],
-            });
-        }
-        catch (err) {
-            resolve({ code: null, signal: null, stdout, stderr, spawnError: err });
-            return;
-        }
-        const timer = opts.timeoutMs ? setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs) : undefined;
-        child.stdout?.setEncoding('utf8').on('data', (d) => (stdout += d));
-        child.stderr?.setEncoding('utf8').on('data', (d) => (stderr += d));
-        child.stdin?.on('error', () => { });
-        child.stdin?.end(opts.input ?? '');
-        child.on('error', (err) => {
-            if (timer)
-                clearTimeout(timer);
-            resolve({ code: null, signal: null, stdout, stderr, spawnError: err });
-        });
-        child.on('close', (code, signal) => {
-            if (timer)
-                clearTimeout(timer);
-            resolve({ code, signal, stdout, stderr });
-        });
-    });
-}
-/** Starts a long-running process in its own process group so that its whole tree can be ended. */
-function startDetached(argv, opts) {
-    const [file, ...args] = argv;
-    if (!file)
-        throw new Error('startDetached: empty argv');
-    return (0,external_node_child_process_.spawn)(file, args, { ...opts, detached: true });
-}
-/** Every live process (zombies left out: they are only waiting for their reaper). Linux only. */
-async function listProcesses() {
-    const out = [];
-    for (const entry of await (0,promises_namespaceObject.readdir)('/proc').catch(() => [])) {
-        if (!/^\d+$/.test(entry))
-            continue;
-        try {
-            const stat = await (0,promises_namespaceObject.readFile)(`/proc/${entry}/stat`, 'utf8');
-            // State and ppid follow the parenthesised command name, which may itself contain spaces.
-            const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-            if (fields[0] === 'Z')
-                continue;
-            const argv = (await (0,promises_namespaceObject.readFile)(`/proc/${entry}/cmdline`, 'utf8')).split('\0').filter(Boolean);
-            out.push({ pid: Number(entry), ppid: Number(fields[1]), argv, cmdline: argv.join(' ') });
-        }
-        catch {
-            // The process ended while we looked.
-        }
-    }
-    return out;
-}
-/** The roots and everything below them in procs (children may leave the process group: bwrap does). Pure. */
-function withDescendants(procs, roots, exclude) {
-    const pids = new Set(roots);
-    for (let size = -1; size !== pids.size;) {
-        size = pids.size;
-        for (const p of procs)
-            if (pids.has(p.ppid) && p.pid !== exclude)
-                pids.add(p.pid);
-    }
-    return pids;
-}
-/** PIDs of every descendant of pid. */
-async function descendants(pid) {
-    const all = withDescendants(await listProcesses(), [pid]);
-    all.delete(pid);
-    return [...all];
-}
-function signalAll(pids, pgid, signal) {
-    try {
-        // Only a group of its own (detached); never our own group.
-        if (pgid !== process.pid)
-            process.kill(-pgid, signal);
-    }
-    catch {
-        // Group already gone, or the process leads no group.
-    }
-    for (const p of pids) {
-        try {
-            process.kill(p, signal);
-        }
-        catch {
-            // Already gone.
-        }
-    }
-}
+;// CONCATENATED MODULE: ./src/util/sanitize.ts
 /**
- * Ends a process and everything it started: SIGTERM to the group and every descendant, then SIGKILL to
- * whatever is left after graceMs. Resolves when the root process has exited.
+ * Turns any test name into a safe single path component (and artifact-name fragment): no separators, no
+ * characters GitHub forbids in artifact names, no leading dots, bounded length. No `@` either: in the
+ * output directory `<name>@<ids>.journal` is what systemd-journal-remote rotated out of `<name>.journal`.
  */
-async function killTree(child, graceMs = 5000) {
-    const pid = child.pid;
-    if (pid === undefined || child.exitCode !== null || child.signalCode !== null)
-        return;
-    const exited = new Promise((r) => child.once('exit', () => r()));
-    const tree = await descendants(pid);
-    signalAll([pid, ...tree], pid, 'SIGTERM');
-    const timer = new Promise((r) => setTimeout(() => r('late'), graceMs));
-    if ((await Promise.race([exited.then(() => 'done'), timer])) === 'late') {
-        signalAll([pid, ...tree, ...(await descendants(pid))], pid, 'SIGKILL');
-        await exited;
-    }
-    // Stragglers that outlived their parent (re-parented to init) still carry their old PIDs.
-    signalAll(tree, pid, 'SIGKILL');
+function safeFileName(name, maxLength = 100) {
+    let s = name.replace(/[^A-Za-z0-9._+-]/g, '_').replace(/^\.+/, '_');
+    if (s.length === 0)
+        s = '_';
+    if (s.length > maxLength)
+        s = s.slice(0, maxLength);
+    return s;
+}
+/** A machine name valid as a hostname label (mkosi/machined require it): lowercase, [a-z0-9-], <= 63 chars. */
+function machineName(testName, runId, attempt) {
+    const base = testName
+        .toLowerCase()
+        .replace(/[^a-z0-9-]+/g, '-')
+        .replace(/^-+|-+$/g, '');
+    const suffix = `-${runId}-${attempt}`;
+    const head = `itest-${base}`.slice(0, 63 - suffix.length).replace(/-+$/, '');
+    return `${head}${suffix}`;
 }
 
-;// CONCATENATED MODULE: ./src/host/verdict-cache.ts
+;// CONCATENATED MODULE: ./src/run/output-layout.ts
 /**
- * Remembers the accelerator probes' verdicts for the current host boot, so that only the first run after a
- * boot pays for them. Keyed by the kernel's boot id plus whatever the verdict depends on (QEMU version,
- * the guest kernel's digest); a new boot forgets everything. A missing, unreadable or foreign file is an
- * empty cache, never an error.
+ * The output directory's layout: the one definition of every file name in it. The engine writes by it,
+ * the merge and the action read by it, and the post step finds a cancelled run's files by it, so a rename
+ * here is a rename everywhere. Pure (path arithmetic only).
+ *
+ *   results.json, junit.xml, image-build.log     the run
+ *   <test>.journal, <test>.console.log           each test's latest attempt
+ *   <test>.attempt-<n>.{journal,console.log}     its earlier attempts, moved aside before a retry
+ *   <test>@<ids>.journal                         what systemd-journal-remote rotated out of <test>.journal
+ *   .work/<test>/status, .work/<test>/journal.export   a running VM's serial channels (deleted at the end)
+ *   .image/                                      the image of a --no-cache run
  */
 
 
-
-async function currentBootId() {
-    const id = await (0,promises_namespaceObject.readFile)('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => '');
-    return id.trim() || undefined;
-}
-class VerdictCache {
-    bootId;
-    file;
-    constructor(dir, bootId) {
-        this.bootId = bootId;
-        this.file = (0,external_node_path_.join)(dir, 'host', 'accel-verdicts.json');
+const RESULTS_FILE = 'results.json';
+const JUNIT_FILE = 'junit.xml';
+const BUILD_LOG = 'image-build.log';
+const WORK = '.work';
+const STATUS = 'status';
+const JOURNAL_EXPORT = 'journal.export';
+class OutputLayout {
+    dir;
+    constructor(dir) {
+        this.dir = dir;
     }
-    static async open(cacheDir) {
-        return new VerdictCache(cacheDir, await currentBootId());
+    get results() {
+        return (0,external_node_path_.join)(this.dir, RESULTS_FILE);
     }
-    async load() {
-        if (!this.bootId)
-            return undefined;
-        try {
-            const data = JSON.parse(await (0,promises_namespaceObject.readFile)(this.file, 'utf8'));
-            return data.version === 1 && data.bootId === this.bootId && typeof data.verdicts === 'object'
-                ? data
-                : undefined;
-        }
-        catch {
-            return undefined;
-        }
+    get junit() {
+        return (0,external_node_path_.join)(this.dir, JUNIT_FILE);
     }
-    async get(key) {
-        const v = (await this.load())?.verdicts[key];
-        return v && typeof v.usable === 'boolean' && typeof v.detail === 'string' ? v : undefined;
+    get buildLog() {
+        return (0,external_node_path_.join)(this.dir, BUILD_LOG);
     }
-    /** Records a verdict; best effort (a read-only cache directory only costs the next run a probe). */
-    async set(key, v) {
-        if (!this.bootId)
-            return;
-        const data = (await this.load()) ?? { version: 1, bootId: this.bootId, verdicts: {} };
-        data.verdicts[key] = v;
-        const dir = (0,external_node_path_.join)(this.file, '..');
-        const tmp = `${this.file}.${(0,external_node_crypto_namespaceObject.randomBytes)(4).toString('hex')}.tmp`;
-        try {
-            await (0,promises_namespaceObject.mkdir)(dir, { recursive: true });
-            // Never write through a link someone planted: write a fresh file, then rename it over the name.
-            if ((await (0,promises_namespaceObject.lstat)(dir)).isSymbolicLink())
-                return;
-            await (0,promises_namespaceObject.writeFile)(tmp, `${JSON.stringify(data, null, 2)}\n`, { flag: 'wx' });
-            await (0,promises_namespaceObject.rename)(tmp, this.file);
-        }
-        catch {
-            await (0,promises_namespaceObject.rm)(tmp, { force: true }).catch(() => { });
-        }
+    /** Every test's work directory; deleted when the run ends. */
+    get workRoot() {
+        return (0,external_node_path_.join)(this.dir, WORK);
     }
-}
-
-;// CONCATENATED MODULE: ./src/mkosi/dialect.ts
-const MIN_MKOSI_MAJOR = 24;
-function parseMkosiMajor(version) {
-    const m = /^(\d+)/.exec(version);
-    return m ? Number(m[1]) : undefined;
-}
-function dialectFor(version) {
-    const major = parseMkosiMajor(version);
-    if (major === undefined)
-        throw new Error(`cannot read mkosi version "${version}"`);
-    if (major < MIN_MKOSI_MAJOR)
-        throw new Error(`mkosi ${version} is too old: itest needs mkosi ${MIN_MKOSI_MAJOR} or newer`);
-    if (major === 24) {
+    /** The image of a run without a cache. */
+    get throwawayImage() {
+        return (0,external_node_path_.join)(this.dir, '.image');
+    }
+    test(name) {
+        const base = safeFileName(name);
+        const work = (0,external_node_path_.join)(this.dir, WORK, base);
         return {
-            name: 'mkosi24',
-            major,
-            verb: 'qemu',
-            flags: {
-                firmware: '--qemu-firmware',
-                vsock: '--qemu-vsock',
-                ram: '--qemu-mem',
-                kvm: '--qemu-kvm',
-                cpus: '--qemu-smp',
-            },
-            qemuArgsSeparator: false,
+            base,
+            journal: (0,external_node_path_.join)(this.dir, `${base}.journal`),
+            console: (0,external_node_path_.join)(this.dir, `${base}.console.log`),
+            work,
+            status: (0,external_node_path_.join)(work, STATUS),
+            journalExport: (0,external_node_path_.join)(work, JOURNAL_EXPORT),
+            attempt: (n) => ({
+                journal: (0,external_node_path_.join)(this.dir, `${base}.attempt-${n}.journal`),
+                console: (0,external_node_path_.join)(this.dir, `${base}.attempt-${n}.console.log`),
+            }),
         };
     }
-    return {
-        name: 'mkosi25+',
-        major,
-        verb: 'vm',
-        flags: { firmware: '--firmware', vsock: '--vsock', ram: '--ram', kvm: '--kvm', cpus: '--cpus' },
-        console: 'native',
-        qemuArgsSeparator: major >= 26,
-    };
-}
-
-;// CONCATENATED MODULE: ./src/host/mkosi-check.ts
-/**
- * Can this mkosi run here? `mkosi --version` only proves that mkosi's own modules import: the Python
- * modules its helper scripts import (pefile, run in a separate interpreter) and the tools its verbs exec
- * fail later, mid-run, with an error that only the console log shows. This module finds the interpreter
- * mkosi really runs under and what it can import (probeMkosiRuntime, runs processes), and decides what is
- * missing for a given mkosi version and how to install it (mkosiRuntimeProblems, pure).
- */
-
-
-
-
-
-
-/**
- * mkosi 26 and later identify the kernel with a pefile script before every `vm` (bootloader.py
- * KernelType.identify, mkosi commit d1b84f5f); 24 and 25 asked `bootctl kernel-identify` and need pefile
- * only to build UKIs.
- */
-const MODULE_NEEDS = [
-    { module: 'pefile', apt: 'python3-pefile', since: 26, why: 'its vm verb reads the kernel image with it' },
-];
-/** mkosi 24 runs every command of every verb in bubblewrap (check_tools: "bwrap"); 25 has its own sandbox. */
-const TOOL_NEEDS = [
-    { tool: 'bwrap', apt: 'bubblewrap', since: 24, until: 25, why: 'it runs every command in bubblewrap' },
-];
-const PROBED_MODULES = [...new Set(MODULE_NEEDS.map((n) => n.module))];
-const PROBED_TOOLS = [...new Set(TOOL_NEEDS.map((n) => n.tool))];
-const MARKER = 'ITEST-MKOSI-PROBE ';
-/**
- * The Python side. As `-c` script it reports at once; as sitecustomize.py (imported by every Python that
- * has it on PYTHONPATH, before any of its own code) only in the interpreter that is about to run mkosi,
- * and then it exits so mkosi itself never runs.
- */
-const PYTHON_PROBE = `import json, os, sys
-def _itest_probe():
-    out = {"executable": sys.executable, "version": "%d.%d.%d" % sys.version_info[:3], "modules": {}}
-    for name in filter(None, os.environ.get("ITEST_PROBE_MODULES", "").split(",")):
-        try:
-            __import__(name)
-            out["modules"][name] = None
-        except BaseException as e:
-            out["modules"][name] = "%s: %s" % (type(e).__name__, e)
-    sys.stdout.write(${JSON.stringify(MARKER)} + json.dumps(out) + "\\n")
-    sys.stdout.flush()
-if __name__ == "__main__":
-    _itest_probe()
-elif os.environ.get("ITEST_MKOSI_PROBE") == "1" and "mkosi" in " ".join(getattr(sys, "orig_argv", sys.argv)):
-    _itest_probe()
-    os._exit(0)
-`;
-function parseReport(stdout) {
-    const line = stdout.split('\n').find((l) => l.startsWith(MARKER));
-    if (!line)
-        return undefined;
-    try {
-        return JSON.parse(line.slice(MARKER.length));
+    /** The journal files systemd-journal-remote rotated out of a test's journal: `<base>@<ids>.journal`. */
+    isRotatedJournal(journal, fileName) {
+        return fileName.startsWith(`${(0,external_node_path_.basename)(journal, '.journal')}@`) && fileName.endsWith('.journal');
     }
-    catch {
-        return undefined;
+    /** A test's journal or console log (latest or of attempt n), read back from its file name. */
+    static parse(fileName) {
+        const m = /^(.+?)(?:\.attempt-(\d+))?\.(journal|console\.log)$/.exec(fileName);
+        // Test names never carry `@` (safeFileName): a journal with one is a rotated part, not a test's own.
+        if (!m || m[1].includes('@'))
+            return undefined;
+        return {
+            test: m[1],
+            kind: m[3] === 'journal' ? 'journal' : 'console',
+            ...(m[2] ? { attempt: Number(m[2]) } : {}),
+        };
+    }
+    /**
+     * Whether a name at the top of the directory is one of the layout's files: the run's own, a test's
+     * journal or console log of any attempt, or a rotated journal (what a cancelled run leaves worth keeping).
+     */
+    static isOutputFile(fileName) {
+        return ([RESULTS_FILE, JUNIT_FILE, BUILD_LOG].includes(fileName) ||
+            OutputLayout.parse(fileName) !== undefined ||
+            (fileName.includes('@') && fileName.endsWith('.journal')));
+    }
+    /** The files of the run itself (not of a test) worth keeping. */
+    runFiles() {
+        return [this.results, this.junit, this.buildLog];
+    }
+    /** The test whose status channel a VM's command line names, if any (the post step's leftovers). */
+    statusPattern() {
+        const dir = `${this.dir.replace(/\/+$/, '')}/${WORK}/`;
+        return new RegExp(`${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}([^/\\s,]+)/${STATUS}`);
     }
 }
-/**
- * Where mkosi 25+ finds `python3` for its helper scripts (bootloader.py python_binary): its own
- * sys.executable when that lives under /usr, else `python3` on the PATH of its sandbox. That PATH is the
- * host's minus /usr entries other than /usr/bin and /usr/sbin, plus /usr/bin, /usr/sbin, /usr/local/bin
- * (run.py finalize_path), and the sandbox only mounts /usr, /opt, /home and the /bin-style links, so a
- * python3 under /root (pyenv) or /tmp is not seen there. Pure.
- */
-function helperPythonCandidates(executable, pathEnv) {
-    if (executable.startsWith('/usr/'))
-        return [executable];
-    const dirs = pathEnv
-        .split(':')
-        .filter((d) => d === '/usr/bin' || d === '/usr/sbin' || !d.startsWith('/usr'));
-    for (const d of ['/usr/bin', '/usr/sbin', '/usr/local/bin'])
-        if (!dirs.includes(d))
-            dirs.push(d);
-    const visible = /^\/(usr|opt|home|bin|sbin|nix\/store)(\/|$)/;
-    return [...new Set(dirs.filter((d) => visible.test(d)))].map((d) => `${d.replace(/\/+$/, '')}/python3`);
-}
-async function executable(path) {
-    try {
-        await (0,promises_namespaceObject.access)(path, external_node_fs_.constants.X_OK);
-        return (await (0,promises_namespaceObject.stat)(path)).isFile();
-    }
-    catch {
-        return false;
-    }
-}
-async function onPath(name, pathEnv) {
-    if (name.includes('/'))
-        return (await executable(name)) ? name : null;
-    for (const dir of pathEnv.split(':').filter(Boolean)) {
-        if (await executable((0,external_node_path_.join)(dir, name)))
-            return (0,external_node_path_.join)(dir, name);
-    }
-    return null;
-}
-async function runPython(python, env, modules) {
-    const r = await runCommand([python, '-c', PYTHON_PROBE], {
-        env: { ...env, ITEST_PROBE_MODULES: modules.join(',') },
-        timeoutMs: 30_000,
-    });
-    if (r.spawnError)
-        return `${python}: ${r.spawnError.code === 'ENOENT' ? 'not found' : r.spawnError.message}`;
-    return (parseReport(r.stdout) ??
-        `${python} -c ... exited ${r.code ?? r.signal}: ${r.stderr.trim().split('\n').pop() ?? ''}`);
-}
-/** The interpreter the mkosi repository's bin/mkosi picks (it also resets PYTHONPATH, so nothing can be injected). */
-function upstreamLauncherPython(env) {
-    return env.MKOSI_INTERPRETER || 'python3';
-}
-/** The launcher's first 4 KiB: its shebang, and what a launcher script execs. */
-async function launcherHead(argv0, pathEnv) {
-    const path = await onPath(argv0, pathEnv);
-    if (!path)
-        return undefined;
-    try {
-        const fh = await (0,promises_namespaceObject.open)(await (0,promises_namespaceObject.realpath)(path), 'r');
-        try {
-            const buf = Buffer.alloc(4096);
-            const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
-            return buf.subarray(0, bytesRead).toString('latin1');
-        }
-        finally {
-            await fh.close();
-        }
-    }
-    catch {
-        return '';
-    }
-}
-/** The config asks for a tools tree (ToolsTree= set, or a mkosi.tools/ directory beside mkosi.conf). */
-async function configUsesToolsTree(configDir) {
-    if ((await (0,promises_namespaceObject.stat)((0,external_node_path_.join)(configDir, 'mkosi.tools')).catch(() => undefined))?.isDirectory())
-        return true;
-    const dropins = await (0,promises_namespaceObject.readdir)((0,external_node_path_.join)(configDir, 'mkosi.conf.d')).catch(() => []);
-    const files = [
-        'mkosi.conf',
-        'mkosi.local.conf',
-        ...dropins.filter((f) => f.endsWith('.conf')).map((f) => (0,external_node_path_.join)('mkosi.conf.d', f)),
-    ];
-    for (const f of files) {
-        const text = await (0,promises_namespaceObject.readFile)((0,external_node_path_.join)(configDir, f), 'utf8').catch(() => '');
-        for (const m of text.matchAll(/^\s*ToolsTree\s*=\s*(.*?)\s*$/gm)) {
-            if (m[1] && !/^(no|false|0|off)$/i.test(m[1]))
-                return true;
-        }
-    }
-    return false;
-}
-/** Runs mkosi's launcher with the probe as sitecustomize.py; the report comes from mkosi's own interpreter. */
-async function measure(mkosi, env, modules) {
-    const dir = await (0,promises_namespaceObject.mkdtemp)((0,external_node_path_.join)((0,external_node_os_namespaceObject.tmpdir)(), 'itest-mkosi-probe-'));
-    try {
-        await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, 'sitecustomize.py'), PYTHON_PROBE);
-        const r = await runCommand([...mkosi, '--version'], {
-            env: {
-                ...env,
-                PYTHONPATH: [dir, env.PYTHONPATH].filter(Boolean).join(':'),
-                ITEST_MKOSI_PROBE: '1',
-                ITEST_PROBE_MODULES: modules.join(','),
-            },
-            timeoutMs: 30_000,
-        });
-        return parseReport(r.stdout);
-    }
-    finally {
-        await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
-    }
-}
-/**
- * Finds the interpreter mkosi runs under by running mkosi's own launcher with a sitecustomize.py on
- * PYTHONPATH that reports from inside the interpreter and exits before mkosi starts; for the mkosi
- * repository's bin/mkosi (which resets PYTHONPATH) by that launcher's rule. Then imports the modules its
- * helper scripts need in the interpreter that runs them, and looks up the tools.
- */
-async function probeMkosiRuntime(mkosi, opts = {}) {
-    const t0 = performance.now();
-    // Never rejects: the host probe starts this before its other checks and awaits it last.
-    return probe(mkosi, opts, t0).catch((e) => ({
-        tools: {},
-        error: `the check itself failed: ${e.message}`,
-        ms: Math.round(performance.now() - t0),
-    }));
-}
-async function probe(mkosi, opts, t0) {
-    const env = opts.env ?? process.env;
-    const pathEnv = env.PATH ?? '';
-    const modules = opts.modules ?? PROBED_MODULES;
-    const out = { tools: {}, ms: 0 };
-    const toolLookups = Promise.all((opts.tools ?? PROBED_TOOLS).map(async (t) => [t, await onPath(t, pathEnv)]));
-    if (opts.configDir)
-        out.toolsTree = await configUsesToolsTree(opts.configDir);
-    let facts;
-    const head = mkosi[0] ? await launcherHead(mkosi[0], pathEnv) : undefined;
-    if (head === undefined) {
-        out.error = `${mkosi[0] ?? '(empty mkosi command)'} not found`;
-    }
-    else if (/^#!.*\bsh\b|^#!.*\bbash\b/.test(head) && head.includes('MKOSI_INTERPRETER')) {
-        const r = await runPython(upstreamLauncherPython(env), env, modules);
-        if (typeof r === 'string')
-            out.error = `the interpreter of mkosi's bin/mkosi does not run: ${r}`;
-        else
-            out.interpreter = { ...(facts = r), how: 'launcher' };
-    }
-    else {
-        facts = await measure(mkosi, env, modules);
-        const exec = /^\s*(?:\S+=\S*\s+)*exec\s+(\/?[\w./-]*python3?[\d.]*)\s+(?:-\S+\s+)*-m\s+mkosi\b/m.exec(head);
-        if (facts)
-            out.interpreter = { ...facts, how: 'measured' };
-        else if (exec?.[1]) {
-            // A shell launcher that sets PYTHONPATH itself: ask the Python it execs.
-            const r = await runPython(exec[1], env, modules);
-            if (typeof r === 'string')
-                out.error = `the interpreter of ${mkosi[0]} does not run: ${r}`;
-            else
-                out.interpreter = { ...(facts = r), how: 'launcher' };
-        }
-        else
-            out.error = `\`${mkosi.join(' ')}\` did not run Python with PYTHONPATH kept (its launcher resets it, or it is not Python)`;
-    }
-    if (facts) {
-        const candidates = helperPythonCandidates(facts.executable, pathEnv);
-        if (candidates[0] === facts.executable)
-            out.helper = facts;
-        else {
-            let found;
-            for (const c of candidates)
-                if (!found && (await executable(c)))
-                    found = c;
-            const r = found ? await runPython(found, env, modules) : undefined;
-            if (r && typeof r !== 'string')
-                out.helper = r;
-            else
-                out.helperSearched = candidates;
-        }
-    }
-    out.tools = Object.fromEntries(await toolLookups);
-    out.ms = Math.round(performance.now() - t0);
-    return out;
-}
-function pipHint(python, module) {
-    // Debian's and Ubuntu's own interpreters get modules from apt; any other one from pip.
-    return /^\/usr\/bin\/python3(\.\d+)?$/.test(python)
-        ? ''
-        : ` (or, for this interpreter: ${python} -m pip install ${module})`;
-}
-/** What is missing for mkosi `version` to run its verbs here, each with how to install it. Pure. */
-function mkosiRuntimeProblems(version, rt) {
-    const major = parseMkosiMajor(version);
-    const problems = [];
-    const warnings = [];
-    if (major === undefined)
-        return { problems, warnings };
-    for (const need of TOOL_NEEDS) {
-        if (major < need.since || (need.until !== undefined && major >= need.until))
-            continue;
-        if (rt.toolsTree || !(need.tool in rt.tools) || rt.tools[need.tool])
-            continue;
-        problems.push(`${need.tool} not found on PATH: mkosi ${version} needs it, since ${need.why}. Install it: apt-get install ${need.apt}`);
-    }
-    const modules = MODULE_NEEDS.filter((n) => major >= n.since);
-    if (modules.length === 0 || rt.toolsTree)
-        return { problems, warnings };
-    if (!rt.interpreter) {
-        warnings.push(`could not tell which Python runs mkosi (${rt.error ?? 'unknown'}), so its Python modules (${modules.map((n) => n.module).join(', ')}) were not checked`);
-        return { problems, warnings };
-    }
-    if (!rt.helper) {
-        problems.push(`python3 for mkosi's helper scripts not found: mkosi ${version} runs under ${rt.interpreter.executable}, which is outside /usr, ` +
-            `so it runs its helper scripts with python3 from its sandbox's PATH, and there is none (looked for ${(rt.helperSearched ?? []).join(', ')}). Install it: apt-get install python3 ${modules.map((n) => n.apt).join(' ')}`);
-        return { problems, warnings };
-    }
-    const helper = rt.helper;
-    const why = helper.executable === rt.interpreter.executable
-        ? `mkosi ${version} runs its helper scripts with its own interpreter, ${helper.executable} (Python ${helper.version})`
-        : `mkosi ${version} runs under ${rt.interpreter.executable} but its helper scripts with ${helper.executable} (Python ${helper.version}), the python3 its sandbox finds`;
-    for (const need of modules) {
-        const error = helper.modules[need.module];
-        if (error === null || error === undefined)
-            continue;
-        problems.push(`Python module ${need.module} missing (${error}): ${why}, and ${need.why}. ` +
-            `Install it: apt-get install ${need.apt}${pipHint(helper.executable, need.module)}`);
-    }
-    return { problems, warnings };
-}
-/** One line for humans: which Python runs mkosi and its helpers, what they import, the tools. Pure. */
-function describeMkosiRuntime(rt) {
-    const imports = (f) => Object.entries(f.modules)
-        .map(([m, e]) => (e === null ? `imports ${m}` : `cannot import ${m}`))
-        .join(', ');
-    const parts = [];
-    if (rt.interpreter)
-        parts.push(`Python ${rt.interpreter.executable} ${rt.interpreter.version} (${rt.interpreter.how})`);
-    else
-        parts.push(`Python unknown: ${rt.error ?? 'not checked'}`);
-    if (rt.helper) {
-        const same = rt.interpreter && rt.helper.executable === rt.interpreter.executable;
-        parts.push(`helper scripts: ${same ? 'the same' : rt.helper.executable}${imports(rt.helper) ? `, ${imports(rt.helper)}` : ''}`);
-    }
-    else if (rt.interpreter)
-        parts.push('helper scripts: no python3 found');
-    for (const [tool, path] of Object.entries(rt.tools))
-        parts.push(`${tool} ${path ?? 'not found'}`);
-    if (rt.toolsTree)
-        parts.push('tools tree in use');
-    return `${parts.join('; ')} (checked in ${rt.ms} ms)`;
-}
 
-;// CONCATENATED MODULE: ./src/host/probe.ts
-/** Looks at the host: tools, their versions, accelerators, CPUs and memory. Side effects only; no decisions. */
-
-
-
-
-
-
-
-const QEMU_ARCH = {
-    x64: 'x86_64',
-    arm64: 'aarch64',
-    ppc64: 'ppc64',
-    s390x: 's390x',
-    riscv64: 'riscv64',
+;// CONCATENATED MODULE: ./src/util/errors.ts
+/** Exit statuses of the `itest` CLI; documented in the README and `itest --help`. */
+const ExitCode = {
+    ok: 0,
+    testsFailed: 1,
+    usage: 2,
+    hostNotReady: 3,
+    imageBuildFailed: 4,
+    internal: 70,
 };
-function hostArch() {
-    return QEMU_ARCH[process.arch] ?? process.arch;
+/**
+ * An error caused by the user's input or host, with a message that names what is wrong and how to fix it.
+ * The CLI prints these without a stack trace.
+ */
+class UserError extends Error {
+    exitCode;
+    constructor(message, exitCode = ExitCode.usage) {
+        super(message);
+        this.exitCode = exitCode;
+        this.name = 'UserError';
+    }
 }
-async function openRw(path) {
+
+;// CONCATENATED MODULE: ./src/config/settings.ts
+/**
+ * Every setting of a run, once: how each front door spells it (CLI flag, action input), what it means
+ * and its default. The CLI builds its options from this table, the action's inputs are checked against
+ * it (test/unit/settings.test.ts), and errors name a setting the way the user wrote it. Data only.
+ */
+const SETTINGS = {
+    config: {
+        flag: '--config',
+        value: '<dir>',
+        input: 'config',
+        doc: 'directory holding mkosi.conf and itest.yaml (default: . or ./mkosi)',
+    },
+    manifest: {
+        flag: '--manifest',
+        value: '<file>',
+        input: 'manifest',
+        doc: 'test manifest (default: <config>/itest.yaml)',
+    },
+    output: {
+        flag: '--output',
+        value: '<dir>',
+        input: 'output',
+        doc: 'results directory (results.json, junit.xml, logs)',
+        default: 'itest-results',
+    },
+    tests: {
+        flag: '--test',
+        value: '<name|glob>',
+        input: 'tests',
+        doc: 'select tests by name or unit, globs allowed (repeatable)',
+        list: true,
+    },
+    tags: {
+        flag: '--tag',
+        value: '<tag>',
+        input: 'tags',
+        doc: 'select tests carrying this tag (repeatable: all must match)',
+        list: true,
+    },
+    jobs: { flag: '--jobs', value: '<n>', input: 'jobs', doc: 'VMs at once (default: from CPUs and memory)' },
+    timeout: {
+        flag: '--timeout',
+        value: '<seconds>',
+        input: 'timeout',
+        doc: "override every test's timeout (scaled under TCG)",
+    },
+    timeoutScale: {
+        flag: '--timeout-scale',
+        value: '<factor>',
+        input: 'timeout-scale',
+        doc: 'multiply timeouts (default: 1 with KVM, 3 with TCG)',
+    },
+    transport: {
+        flag: '--transport',
+        value: '<kind>',
+        input: 'transport',
+        doc: 'how results leave the VM',
+        default: 'auto',
+        choices: ['auto', 'vsock', 'serial'],
+    },
+    kvm: {
+        flag: '--kvm',
+        value: '<mode>',
+        input: 'kvm',
+        doc: 'use KVM: auto falls back to TCG when KVM is absent or cannot run the guest, yes fails instead',
+        default: 'auto',
+        choices: ['auto', 'yes', 'no'],
+    },
+    keep: {
+        flag: '--keep',
+        value: '<which>',
+        doc: 'keep journals and console logs of',
+        default: 'failed',
+        choices: ['failed', 'all'],
+    },
+    mkosi: {
+        flag: '--mkosi',
+        value: '<path>',
+        input: 'mkosi',
+        doc: 'mkosi executable (default: $ITEST_MKOSI or mkosi on PATH)',
+    },
+    cacheDir: {
+        flag: '--cache-dir',
+        value: '<dir>',
+        doc: 'local image cache (default: $ITEST_CACHE_DIR or ~/.cache/itest)',
+    },
+    cache: {
+        flag: '--no-cache',
+        input: 'cache',
+        doc: 'build the image into the output directory and do not cache it',
+        default: 'true',
+    },
+    imageDir: {
+        flag: '--image-dir',
+        value: '<dir>',
+        doc: 'boot this prebuilt mkosi output directory: no hashing lookup, no build',
+    },
+    hashKey: {
+        flag: '--hash-key',
+        value: '<string>',
+        input: 'cache-key',
+        doc: 'extra string mixed into the image key (change it to force a rebuild)',
+        default: '',
+    },
+    hashGlobs: {
+        flag: '--hash-glob',
+        value: '<glob>',
+        input: 'hash-globs',
+        doc: 'extra files (relative to the current directory) that the image depends on (repeatable)',
+        list: true,
+    },
+    keyPrefix: {
+        flag: '--key-prefix',
+        value: '<prefix>',
+        input: 'key-prefix',
+        doc: 'image key prefix',
+        default: 'itest-image',
+    },
+    shell: {
+        flag: '--shell',
+        doc: 'keep the VM of the one selected test up on this terminal after the test (debugging)',
+    },
+    durations: {
+        flag: '--durations',
+        value: '<results.json>',
+        input: 'durations',
+        doc: 'start the longest tests first, by their durations in an earlier run',
+    },
+    plan: {
+        flag: '--plan',
+        value: '<file>',
+        input: 'plan',
+        doc: 'a shard plan from `itest plan --shards N --json` (with --shard)',
+    },
+    shard: { flag: '--shard', value: '<n>', input: 'shard', doc: 'run shard n of the plan' },
+    imagePolicy: {
+        input: 'image-policy',
+        doc: 'restore-only: a cache miss is an error instead of a build',
+        default: 'build',
+        choices: ['build', 'restore-only'],
+    },
+    expectedKey: {
+        input: 'image-key',
+        doc: 'the image key the prepare job computed; a different key here is an error that says why',
+    },
+};
+/** Two settings named together: `--plan and --shard`, or `` `plan` and `shard` `` (with `inputs` before). */
+function spellPair(door, a, b) {
+    if (door === 'cli') {
+        const both = `${spell(door, a)} and ${spell(door, b)}`;
+        return { bare: both, full: both };
+    }
+    const input = (k) => SETTINGS[k].input ?? k;
+    const bare = `\`${input(a)}\` and \`${input(b)}\``;
+    return { bare, full: `inputs ${bare}` };
+}
+/** A setting as the user wrote it at this front door: `--kvm yes`, or input `kvm: yes`. */
+function spell(door, key, value) {
+    const s = SETTINGS[key];
+    if (door === 'action' && s.input)
+        return value === undefined ? `input \`${s.input}\`` : `input \`${s.input}: ${value}\``;
+    const flag = s.flag ?? key;
+    return value === undefined ? flag : `${flag} ${value}`;
+}
+
+;// CONCATENATED MODULE: ./src/util/size.ts
+const UNITS = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
+/** Parses a memory size as mkosi does ("2G", "1536M", "1073741824"); returns bytes, or undefined when invalid. */
+function parseSize(value) {
+    if (typeof value === 'number')
+        return Number.isInteger(value) && value > 0 ? value : undefined;
+    const m = /^\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*$/i.exec(value);
+    if (!m)
+        return undefined;
+    const bytes = Number(m[1]) * (UNITS[(m[2] ?? '').toUpperCase()] ?? 1);
+    return bytes > 0 ? bytes : undefined;
+}
+/** Formats bytes the way mkosi accepts them on the command line (whole MiB). */
+function formatMiB(bytes) {
+    return `${Math.max(1, Math.round(bytes / 1024 ** 2))}M`;
+}
+function humanBytes(bytes) {
+    if (bytes >= 1024 ** 3)
+        return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
+    if (bytes >= 1024 ** 2)
+        return `${(bytes / 1024 ** 2).toFixed(0)} MiB`;
+    return `${bytes} B`;
+}
+function seconds(ms) {
+    return Math.round(ms / 100) / 10;
+}
+
+;// CONCATENATED MODULE: ./src/version.ts
+/** The tool's version, reported in results.json. Kept in step with package.json by a unit test. */
+const TOOL_VERSION = '0.1.0';
+
+;// CONCATENATED MODULE: ./src/engine/keep-logs.ts
+
+/** --keep failed: logs of passing and skipped tests go; everything of the others stays. */
+async function dropPassingLogs(tests) {
+    for (const t of tests) {
+        if (t.status !== 'pass' && t.status !== 'skip')
+            continue;
+        for (const a of t.attempts) {
+            if (a.status === 'pass' || a.status === 'skip') {
+                for (const f of [a.files.journal, a.files.console])
+                    if (f)
+                        await (0,promises_namespaceObject.rm)(f, { force: true });
+                a.files = {};
+            }
+        }
+        t.files = t.attempts[t.attempts.length - 1]?.files ?? {};
+    }
+}
+
+// EXTERNAL MODULE: ./node_modules/ajv/dist/ajv.js
+var ajv = __nccwpck_require__(2463);
+// EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
+var dist = __nccwpck_require__(8815);
+;// CONCATENATED MODULE: ./schemas/itest-manifest.schema.json
+const itest_manifest_schema_namespaceObject = /*#__PURE__*/JSON.parse('{"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://github.com/systemd/itest-action/raw/v1/schemas/itest-manifest.schema.json","title":"itest manifest (itest.yaml)","description":"Lists the VM integration tests of a mkosi project. Lives beside mkosi.conf. See the itest-action README.","type":"object","additionalProperties":false,"properties":{"version":{"description":"Manifest format version. Only 1 exists.","const":1},"firmware":{"description":"Firmware mkosi boots the image with (mkosi\'s Firmware=/QemuFirmware=): auto, linux (direct kernel boot, fastest), uefi, uefi-secure-boot or bios. Default: leave it to the image\'s mkosi config.","enum":["auto","linux","uefi","uefi-secure-boot","bios"]},"defaults":{"description":"Settings applied to every test unless the test sets them itself.","$ref":"#/definitions/settings"},"discover":{"description":"Find tests by globbing unit names shipped in the config\'s extra trees (mkosi.extra/ and extra-trees below). Every matching .service unit becomes a test named after the unit (without .service).","type":"object","additionalProperties":false,"required":["units"],"properties":{"units":{"description":"Glob(s) over unit file names, e.g. TEST-*.service.","oneOf":[{"type":"string","minLength":1},{"type":"array","items":{"type":"string","minLength":1},"minItems":1}]},"exclude":{"description":"Glob(s) over unit file names to leave out.","oneOf":[{"type":"string"},{"type":"array","items":{"type":"string"}}]},"extra-trees":{"description":"More directories (relative to the config directory) laid out like mkosi.extra/ to search for units.","type":"array","items":{"type":"string","minLength":1}}}},"tests":{"description":"Tests listed by name. An entry whose name matches a discovered unit refines that test.","type":"array","items":{"allOf":[{"$ref":"#/definitions/settings"},{"type":"object","required":["name"],"properties":{"name":{"description":"Test name, unique in the manifest. Letters, digits and . _ @ + - only.","type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._@+-]*$","maxLength":100},"unit":{"description":"The systemd unit the VM boots into. Default: <name>.service.","type":"string","pattern":"^[A-Za-z0-9:_.@\\\\\\\\-]+\\\\.(service|target)$"},"description":{"type":"string"}}}]}}},"definitions":{"settings":{"type":"object","properties":{"name":true,"unit":true,"description":true,"timeout":{"description":"Seconds from VM start to the guest\'s result before the test ends as `timeout`. Scaled up under TCG (see timeout-scale). Default 300.","type":"number","exclusiveMinimum":0},"exit-status":{"description":"Guest exit status that means pass. Default 123, the status the injected drop-in makes PID 1 exit with when the unit succeeds.","type":"integer","minimum":0,"maximum":255},"skip-status":{"description":"Guest exit status that means skip. Default 77.","type":"integer","minimum":0,"maximum":255},"should-fail":{"description":"The test is expected to fail: a failing unit counts as pass, a passing one as fail.","type":"boolean"},"kernel-cmdline":{"description":"Extra kernel command line arguments.","oneOf":[{"type":"string"},{"type":"array","items":{"type":"string"}}]},"credentials":{"description":"systemd credentials passed to the guest (name: value); values may span lines.","type":"object","propertyNames":{"pattern":"^[A-Za-z0-9_.@:-]+$"},"additionalProperties":{"type":"string"}},"mkosi-args":{"description":"Extra mkosi options placed before the vm/qemu verb, one argument per item.","type":"array","items":{"type":"string"}},"qemu-args":{"description":"Extra QEMU arguments, one argument per item.","type":"array","items":{"type":"string"}},"ram":{"description":"Guest RAM, e.g. 1G or 1536M. Default 1G.","oneOf":[{"type":"string","pattern":"^[0-9]+ *[KMGTkmgt]?(i?[Bb])?$"},{"type":"integer","minimum":1}]},"cpus":{"description":"Guest vCPUs. Default 1 (2 with KVM).","type":"integer","minimum":1,"maximum":64},"retries":{"description":"Extra attempts when the test fails or times out (flaky tests). Default 0. Infrastructure errors are retried separately (infra-retries).","type":"integer","minimum":0,"maximum":5},"infra-retries":{"description":"Extra attempts after an infrastructure error (QEMU killed, VM died, transport lost). Default 1.","type":"integer","minimum":0,"maximum":5},"tags":{"description":"Free-form tags for selection with --tag.","type":"array","items":{"type":"string","pattern":"^[A-Za-z0-9._-]+$"}},"fail-on-coredump":{"description":"A test that passes but left a coredump (a crashed process) fails. Default true, as systemd\'s own test runner does.","type":"boolean"},"coredump-exclude":{"description":"Regular expression: coredumps whose process name or executable path matches are expected and never fail the test.","type":"string","minLength":1}},"additionalProperties":false}}}');
+;// CONCATENATED MODULE: ./src/config/manifest.ts
+/**
+ * The test manifest (itest.yaml): parse, validate against the published JSON Schema, and report every
+ * problem with file, line, column, field and a fix. Pure apart from the one readFile in loadManifest.
+ */
+
+
+
+
+
+
+const MANIFEST_NAME = 'itest.yaml';
+const manifest_ajv = new ajv.Ajv({ allErrors: true, strict: false });
+const validate = manifest_ajv.compile(itest_manifest_schema_namespaceObject);
+async function loadManifest(path, door = 'cli') {
+    let text;
     try {
-        const fh = await (0,promises_namespaceObject.open)(path, external_node_fs_.constants.O_RDWR);
-        await fh.close();
-        return { usable: true, detail: `${path} opens read-write` };
+        text = await (0,promises_namespaceObject.readFile)(path, 'utf8');
     }
     catch (err) {
         const e = err;
-        return {
-            usable: false,
-            detail: e.code === 'ENOENT' ? `${path} does not exist` : `${path}: ${e.code ?? e.message}`,
-        };
+        if (e.code === 'ENOENT') {
+            throw new UserError(`${path}: no test manifest here. Fix: create ${MANIFEST_NAME} beside mkosi.conf ` +
+                `(see examples/demo/${MANIFEST_NAME}), or point ${spell(door, 'manifest')} at yours.`);
+        }
+        throw new UserError(`${path}: cannot read the test manifest: ${e.message}`);
+    }
+    return parseManifest(text, path);
+}
+/** Parses and validates manifest text; throws one UserError listing every problem. */
+function parseManifest(text, path) {
+    const problems = checkManifest(text);
+    if (problems.length > 0) {
+        const lines = problems.map((p) => `${path}:${p.line}:${p.column}: ${p.field}: ${p.message}\n    fix: ${p.fix}`);
+        throw new UserError(`invalid test manifest (${problems.length} problem${problems.length > 1 ? 's' : ''}):\n${lines.join('\n')}`);
+    }
+    const data = ((0,dist/* parseDocument */.Tp)(text).toJS() ?? {});
+    return normalize(data, path);
+}
+/** Every problem in the manifest text, in document order; empty when valid. */
+function checkManifest(text) {
+    const lineCounter = new dist/* LineCounter */.HN();
+    const doc = (0,dist/* parseDocument */.Tp)(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+    const at = (offset) => {
+        const p = lineCounter.linePos(offset);
+        return { line: p.line, column: p.col };
+    };
+    if (doc.errors.length > 0) {
+        return doc.errors.map((e) => ({
+            ...at(e.pos[0]),
+            field: '(yaml)',
+            message: e.message.split('\n')[0] ?? e.message,
+            fix: 'correct the YAML syntax at this position (indentation, quoting, duplicate keys)',
+        }));
+    }
+    const data = doc.toJS() ?? {};
+    if (typeof data !== 'object' || Array.isArray(data)) {
+        return [
+            {
+                line: 1,
+                column: 1,
+                field: '(root)',
+                message: 'the manifest must be a mapping',
+                fix: 'start with `version: 1` and a `tests:` list',
+            },
+        ];
+    }
+    const problems = [];
+    if (!validate(data))
+        problems.push(...schemaProblems(validate.errors ?? [], doc, at));
+    problems.push(...semanticProblems(data, doc, at));
+    return problems.sort((a, b) => a.line - b.line || a.column - b.column);
+}
+function pathOf(instancePath) {
+    if (!instancePath)
+        return [];
+    return instancePath
+        .slice(1)
+        .split('/')
+        .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+        .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+}
+function fieldName(path) {
+    if (path.length === 0)
+        return '(root)';
+    return path.reduce((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '');
+}
+function nodeAt(doc, path, key) {
+    const node = path.length === 0 ? doc.contents : doc.getIn(path, true);
+    if (key !== undefined && (0,dist/* isMap */.jh)(node)) {
+        const pair = node.items.find((i) => (0,dist/* isPair */.tO)(i) && (0,dist/* isScalar */.jn)(i.key) && i.key.value === key);
+        if (pair && (0,dist/* isScalar */.jn)(pair.key))
+            return pair.key;
+    }
+    return node ?? undefined;
+}
+function position(doc, path, at, key) {
+    // Walk up until a node with a source range is found (missing keys have none).
+    for (let p = path;; p = p.slice(0, -1)) {
+        const node = nodeAt(doc, p, p === path ? key : undefined);
+        if (node?.range)
+            return at(node.range[0]);
+        if (p.length === 0)
+            return { line: 1, column: 1 };
     }
 }
-/**
- * /dev/kvm opening is not enough: nested or emulated KVM can accept the open and then abort QEMU at the
- * first vCPU run (seen on this project's CI machines). Boot an empty q35 machine for a moment: KVM works
- * if QEMU is still running after settleMs. (A KVM that pauses a Linux guest passes this: the boot probe,
- * kvm-boot-probe.ts, catches that once the image's kernel exists.)
- */
-async function kvmWorks(qemu, settleMs = 1500) {
-    const dev = await openRw('/dev/kvm');
-    return dev.usable ? emptyMachineRuns(qemu, settleMs) : dev;
+const manifest_SETTINGS = Object.keys(itest_manifest_schema_namespaceObject.definitions.settings.properties);
+const TOP = Object.keys(itest_manifest_schema_namespaceObject.properties);
+const DISCOVER = Object.keys(itest_manifest_schema_namespaceObject.properties.discover.properties);
+function allowedAt(path) {
+    if (path.length === 0)
+        return TOP;
+    if (path[0] === 'discover')
+        return DISCOVER;
+    if (path[0] === 'defaults')
+        return manifest_SETTINGS.filter((k) => !['name', 'unit', 'description'].includes(k));
+    return manifest_SETTINGS;
 }
-/** QEMU under KVM with an empty q35 machine: still running after settleMs, or why not. */
-function emptyMachineRuns(qemu, settleMs = 1500) {
-    return new Promise((resolve) => {
-        let stderr = '';
-        const child = (0,external_node_child_process_.spawn)(qemu, [
-            '-accel',
-            'kvm',
-            '-machine',
-            'q35',
-            '-cpu',
-            'max',
-            '-m',
-            '64',
-            '-nodefaults',
-            '-no-user-config',
-            '-display',
-            'none',
-            '-serial',
-            'none',
-            '-monitor',
-            'none',
-        ], { stdio: ['ignore', 'ignore', 'pipe'] });
-        child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
-        const timer = setTimeout(() => {
-            child.kill('SIGKILL');
-            resolve({
-                usable: true,
-                detail: "/dev/kvm opens and an empty machine runs (the image's kernel is tried once it exists)",
+function describe(path) {
+    const last = [...path].reverse().find((p) => typeof p === 'string');
+    if (last === undefined)
+        return undefined;
+    const props = {
+        ...itest_manifest_schema_namespaceObject.definitions.settings.properties,
+        ...itest_manifest_schema_namespaceObject.properties,
+        ...itest_manifest_schema_namespaceObject.properties.discover.properties,
+        name: { description: 'Test name, unique in the manifest. Letters, digits and . _ @ + - only.' },
+        unit: { description: 'The systemd unit the VM boots into (ending in .service or .target).' },
+    };
+    return props[last]?.description;
+}
+function closest(word, options) {
+    const dist = (a, b) => {
+        const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)]);
+        for (let j = 1; j <= b.length; j++)
+            d[0][j] = j;
+        for (let i = 1; i <= a.length; i++)
+            for (let j = 1; j <= b.length; j++)
+                d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+        return d[a.length][b.length];
+    };
+    const best = options.map((o) => ({ o, d: dist(word.toLowerCase(), o) })).sort((a, b) => a.d - b.d)[0];
+    return best && best.d <= Math.max(2, Math.floor(word.length / 3)) ? best.o : undefined;
+}
+function schemaProblems(errors, doc, at) {
+    // oneOf/anyOf/allOf wrappers repeat what their branches said; keep one error per field and keyword.
+    const seen = new Set();
+    const out = [];
+    const byPath = new Map();
+    for (const e of errors)
+        byPath.set(e.instancePath, [...(byPath.get(e.instancePath) ?? []), e]);
+    for (const e of errors) {
+        const path = pathOf(e.instancePath);
+        let key;
+        let message = e.message ?? 'is invalid';
+        let fix = describe(path) ?? 'see schemas/itest-manifest.schema.json';
+        let fieldPath = path;
+        switch (e.keyword) {
+            case 'additionalProperties': {
+                key = e.params.additionalProperty;
+                fieldPath = [...path, key];
+                const allowed = allowedAt(path);
+                const guess = closest(key, allowed);
+                message = `unknown field "${key}"`;
+                fix = `${guess ? `did you mean "${guess}"? ` : ''}allowed here: ${allowed.join(', ')}`;
+                break;
+            }
+            case 'required': {
+                const missing = e.params.missingProperty;
+                fieldPath = [...path, missing];
+                message = `missing required field "${missing}"`;
+                fix = describe(fieldPath) ?? `add "${missing}"`;
+                break;
+            }
+            case 'oneOf':
+            case 'anyOf':
+            case 'allOf':
+                // Only report the wrapper when its branches said nothing more useful.
+                if ((byPath.get(e.instancePath) ?? []).some((o) => !['oneOf', 'anyOf', 'allOf', 'type'].includes(o.keyword)))
+                    continue;
+                message = 'has the wrong type or shape';
+                break;
+            case 'type':
+                if ((byPath.get(e.instancePath) ?? []).some((o) => o.keyword === 'oneOf')) {
+                    const types = (byPath.get(e.instancePath) ?? [])
+                        .filter((o) => o.keyword === 'type')
+                        .map((o) => o.params.type);
+                    message = `must be ${[...new Set(types)].join(' or ')}`;
+                }
+                else {
+                    message = `must be ${e.params.type}`;
+                }
+                break;
+            case 'const':
+                message = `must be ${JSON.stringify(e.params.allowedValue)}`;
+                break;
+            case 'pattern':
+                message = `${JSON.stringify(doc.getIn(path))} does not match ${e.params.pattern}`;
+                break;
+        }
+        const field = fieldName(fieldPath);
+        const id = `${field}|${message}`;
+        if (seen.has(id))
+            continue;
+        seen.add(id);
+        const got = doc.getIn(path);
+        if (['type', 'minimum', 'maximum', 'exclusiveMinimum', 'oneOf'].includes(e.keyword) &&
+            got !== undefined &&
+            typeof got !== 'object') {
+            message += ` (got ${JSON.stringify(got)})`;
+        }
+        out.push({ ...position(doc, path, at, key), field, message, fix });
+    }
+    return out;
+}
+function semanticProblems(data, doc, at) {
+    const out = [];
+    const defaults = data.defaults;
+    for (const k of ['name', 'unit', 'description']) {
+        if (defaults && k in defaults) {
+            out.push({
+                ...position(doc, ['defaults'], at, k),
+                field: `defaults.${k}`,
+                message: `"${k}" cannot be a default`,
+                fix: `set "${k}" on each test under tests:`,
             });
-        }, settleMs);
-        child.on('error', (err) => {
-            clearTimeout(timer);
-            resolve({ usable: false, detail: `cannot run ${qemu} to test KVM: ${err.message}` });
-        });
-        child.on('exit', (code, signal) => {
-            clearTimeout(timer);
-            const why = stderr.trim().split('\n').filter(Boolean).slice(0, 2).join('; ') || `exit ${code ?? signal}`;
-            resolve({ usable: false, detail: `/dev/kvm opens but QEMU cannot run a vCPU with it (${why})` });
-        });
+        }
+    }
+    const tests = Array.isArray(data.tests) ? data.tests : [];
+    const regexAt = (path, value) => {
+        if (typeof value !== 'string')
+            return;
+        try {
+            new RegExp(value);
+        }
+        catch (e) {
+            out.push({
+                ...position(doc, path, at),
+                field: fieldName(path),
+                message: `not a valid regular expression: ${e.message}`,
+                fix: 'write a JavaScript regular expression, e.g. "^(sleep|test-crasher)$"',
+            });
+        }
+    };
+    regexAt(['defaults', 'coredump-exclude'], defaults?.['coredump-exclude']);
+    tests.forEach((t, i) => regexAt(['tests', i, 'coredump-exclude'], t?.['coredump-exclude']));
+    const firstByName = new Map();
+    tests.forEach((t, i) => {
+        if (typeof t?.name !== 'string')
+            return;
+        const prev = firstByName.get(t.name);
+        if (prev !== undefined) {
+            out.push({
+                ...position(doc, ['tests', i, 'name'], at),
+                field: `tests[${i}].name`,
+                message: `duplicate test name "${t.name}" (first at tests[${prev}])`,
+                fix: 'give every test a unique name, or merge the two entries',
+            });
+        }
+        else
+            firstByName.set(t.name, i);
     });
+    if (tests.length === 0 && data.discover === undefined) {
+        out.push({
+            ...position(doc, [], at),
+            field: 'tests',
+            message: 'no tests: the manifest has neither a tests: list nor a discover: block',
+            fix: 'add `tests: [{name: MY-TEST}]` or `discover: {units: "TEST-*.service"}`',
+        });
+    }
+    return out;
 }
-/** kvmWorks once per host boot and QEMU version: later runs pay nothing for it. */
-async function rememberedKvmWorks(qemu, version, cacheDir) {
-    const dev = await openRw('/dev/kvm');
-    if (!dev.usable || !cacheDir)
-        return dev.usable ? kvmWorks(qemu) : dev;
-    const cache = await VerdictCache.open(cacheDir);
-    const key = `empty-machine|qemu ${version ?? qemu}`;
-    const seen = await cache.get(key);
-    if (seen)
-        return { usable: seen.usable, detail: `${seen.detail} (remembered for this host boot)` };
-    const t0 = performance.now();
-    const v = await kvmWorks(qemu);
-    const seconds = Math.round((performance.now() - t0) / 100) / 10;
-    await cache.set(key, { usable: v.usable, detail: v.detail, seconds, at: new Date().toISOString() });
-    return v;
+const list = (v) => v === undefined ? [] : Array.isArray(v) ? v : [v];
+function normalize(data, path) {
+    const d = data.discover;
+    return {
+        path,
+        version: 1,
+        ...(typeof data.firmware === 'string' ? { firmware: data.firmware } : {}),
+        defaults: data.defaults ?? {},
+        ...(d
+            ? { discover: { units: list(d.units), exclude: list(d.exclude), extraTrees: d['extra-trees'] ?? [] } }
+            : {}),
+        tests: data.tests ?? [],
+    };
 }
-async function which(names) {
-    const dirs = (process.env.PATH ?? '').split(':').filter(Boolean);
-    for (const name of names) {
-        const candidates = name.startsWith('/') ? [name] : dirs.map((d) => `${d}/${name}`);
-        for (const c of candidates) {
+
+;// CONCATENATED MODULE: ./src/config/discovery.ts
+/** Finds test units shipped in the config's extra trees (the only filesystem access of test planning). */
+
+
+/** Unit directories inside an extra tree, as systemd searches them. */
+const UNIT_DIRS = ['usr/lib/systemd/system', 'etc/systemd/system', 'lib/systemd/system'];
+/** Names of the unit files found in mkosi.extra/ (and the given extra trees) of a config directory. */
+async function findUnitFiles(configDir, extraTrees = []) {
+    const trees = ['mkosi.extra', ...extraTrees].map((t) => (0,external_node_path_.resolve)(configDir, t));
+    const names = new Set();
+    for (const tree of trees) {
+        for (const dir of UNIT_DIRS) {
+            let entries;
             try {
-                await (0,promises_namespaceObject.access)(c, external_node_fs_.constants.X_OK);
-                return c;
+                entries = await (0,promises_namespaceObject.readdir)((0,external_node_path_.join)(tree, dir));
             }
             catch {
-                // next
+                continue;
             }
+            for (const e of entries)
+                names.add(e);
         }
     }
-    return undefined;
-}
-function firstLine(s) {
-    return s.trim().split('\n')[0] ?? '';
-}
-async function memInfo() {
-    const text = await (0,promises_namespaceObject.readFile)('/proc/meminfo', 'utf8').catch(() => '');
-    const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? 0) * 1024;
-    return { total: kb('MemTotal'), available: kb('MemAvailable') };
-}
-async function probeHost(opts) {
-    const arch = hostArch();
-    const qemuBinary = `qemu-system-${arch}`;
-    // Whether mkosi can run its verbs, in parallel with the rest (it never rejects).
-    const mkosiReady = probeMkosiRuntime(opts.mkosi, { env: opts.env, configDir: opts.configDir });
-    const [mkosiRes, qemuPath, vsock, journalRemote, journalctl, coredumpctl, mem] = await Promise.all([
-        runCommand([...opts.mkosi, '--version'], { env: opts.env, timeoutMs: 30_000 }),
-        which([qemuBinary]),
-        openRw('/dev/vhost-vsock'),
-        which([
-            'systemd-journal-remote',
-            '/usr/lib/systemd/systemd-journal-remote',
-            '/lib/systemd/systemd-journal-remote',
-        ]),
-        which(['journalctl']),
-        which(['coredumpctl']),
-        memInfo(),
-    ]);
-    const mkosi = { command: opts.mkosi };
-    const v = /mkosi\s+(\d+(?:\.\d+)*)/.exec(mkosiRes.stdout);
-    if (mkosiRes.spawnError)
-        mkosi.error = `${opts.mkosi[0]}: ${mkosiRes.spawnError.code === 'ENOENT' ? 'not found' : mkosiRes.spawnError.message}`;
-    else if (v?.[1])
-        mkosi.version = v[1];
-    else
-        mkosi.error = `\`${opts.mkosi.join(' ')} --version\` printed no version (exit ${mkosiRes.code}): ${firstLine(mkosiRes.stderr || mkosiRes.stdout)}`;
-    const qemu = { binary: qemuPath ?? qemuBinary };
-    if (!qemuPath)
-        qemu.error = `${qemuBinary} not found on PATH`;
-    else {
-        const q = await runCommand([qemuPath, '--version'], { timeoutMs: 10_000 });
-        const qv = /version\s+(\S+)/.exec(q.stdout);
-        if (qv?.[1])
-            qemu.version = qv[1];
-        else
-            qemu.error = `${qemuPath} --version failed: ${firstLine(q.stderr)}`;
-    }
-    const kvm = qemuPath && opts.checkKvm !== false
-        ? await rememberedKvmWorks(qemuPath, qemu.version, opts.cacheDir)
-        : await openRw('/dev/kvm');
-    const jv = journalctl
-        ? /systemd\s+(\d+)/.exec((await runCommand([journalctl, '--version'])).stdout)?.[1]
-        : undefined;
-    const info = {
-        arch,
-        mkosi,
-        qemu,
-        kvm,
-        vhostVsock: vsock,
-        cpus: (0,external_node_os_namespaceObject.availableParallelism)(),
-        memTotal: mem.total,
-        memAvailable: mem.available,
-        mkosiReady: await mkosiReady,
-    };
-    if (journalRemote)
-        info.journalRemote = journalRemote;
-    if (journalctl)
-        info.journalctl = journalctl;
-    if (jv)
-        info.journalctlVersion = jv;
-    if (coredumpctl)
-        info.coredumpctl = coredumpctl;
-    return info;
-}
-
-;// CONCATENATED MODULE: ./src/host/decide.ts
-
-
-/** Software emulation is 5-10x slower than KVM here (boot 35-60 s vs a few seconds): give tests 3x the time. */
-const TCG_TIMEOUT_SCALE = 3;
-const INSTALL_HINT = 'on Debian 12 add bookworm-backports and run `apt-get install -t bookworm-backports mkosi qemu-system-x86 systemd-journal-remote`; ' +
-    'on Debian 13 or Ubuntu 24.10+ `apt-get install mkosi qemu-system-x86 systemd-journal-remote` (or run scripts/setup-host.sh)';
-class HostNotReady extends Error {
-    problems;
-    constructor(problems) {
-        super(`the host is not ready to run VM tests:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-        this.problems = problems;
-    }
-}
-function decideHost(info, req) {
-    const problems = [];
-    const warnings = [];
-    let dialect;
-    if (info.mkosi.error || !info.mkosi.version) {
-        problems.push(`mkosi: ${info.mkosi.error ?? 'unknown version'}. Install mkosi >= 24: ${INSTALL_HINT}; or pass --mkosi PATH`);
-    }
-    else {
-        try {
-            dialect = dialectFor(info.mkosi.version);
-        }
-        catch (e) {
-            problems.push(`${e.message}. Upgrade: ${INSTALL_HINT}`);
-        }
-        // mkosi's own modules import (it printed a version), but not necessarily what its verbs need.
-        if (dialect && info.mkosiReady) {
-            const verdict = mkosiRuntimeProblems(info.mkosi.version, info.mkosiReady);
-            problems.push(...verdict.problems);
-            warnings.push(...verdict.warnings);
-        }
-    }
-    if (info.qemu.error)
-        problems.push(`QEMU: ${info.qemu.error}. Install it: apt-get install ${info.arch === 'x86_64' ? 'qemu-system-x86' : info.arch === 'aarch64' ? 'qemu-system-arm' : 'qemu-system-misc'}`);
-    if (!info.journalRemote)
-        problems.push(`systemd-journal-remote not found (receives each VM's journal). Install it: apt-get install systemd-journal-remote`);
-    if (!info.journalctl)
-        problems.push('journalctl not found (reads the journals). Install systemd.');
-    let accel;
-    let accelDetail;
-    if (req.kvm === 'no') {
-        accel = 'tcg';
-        accelDetail = 'KVM disabled by request; software emulation (TCG)';
-    }
-    else if (info.kvm.usable) {
-        accel = 'kvm';
-        accelDetail = info.kvm.detail;
-    }
-    else if (req.kvm === 'yes') {
-        accel = 'tcg';
-        accelDetail = info.kvm.detail;
-        problems.push(`KVM was required (--kvm yes) but is not usable: ${info.kvm.detail}. Fix: load kvm and give this user access to /dev/kvm, or use --kvm auto`);
-    }
-    else {
-        accel = 'tcg';
-        accelDetail = `KVM not usable (${info.kvm.detail}); falling back to software emulation (TCG)`;
-        warnings.push(`${accelDetail}: VMs boot 5-10x slower and timeouts are scaled by ${req.timeoutScale ?? TCG_TIMEOUT_SCALE}`);
-    }
-    let transport;
-    let transportDetail;
-    if (req.transport === 'vsock') {
-        transport = 'vsock';
-        transportDetail = 'vsock by request';
-        if (!info.vhostVsock.usable) {
-            problems.push(`--transport vsock needs /dev/vhost-vsock: ${info.vhostVsock.detail}. Fix: \`modprobe vhost_vsock\` and open the device to this user, or use --transport auto`);
-        }
-    }
-    else if (req.transport === 'serial') {
-        transport = 'serial';
-        transportDetail = 'virtio-serial by request';
-    }
-    else if (info.vhostVsock.usable) {
-        transport = 'vsock';
-        transportDetail = 'vsock (/dev/vhost-vsock usable)';
-    }
-    else {
-        transport = 'serial';
-        transportDetail = `virtio-serial (${info.vhostVsock.detail})`;
-    }
-    if (problems.length > 0 || !dialect)
-        throw new HostNotReady(problems);
-    return {
-        dialect,
-        accel,
-        accelDetail,
-        transport,
-        transportDetail,
-        timeoutScale: req.timeoutScale ?? (accel === 'tcg' ? TCG_TIMEOUT_SCALE : 1),
-        defaultCpus: accel === 'kvm' ? 2 : 1,
-        warnings,
-    };
-}
-/**
- * The plan once KVM turned out broken: TCG with TCG's timeout scale (unless one was given) and vCPU
- * count, so that a test's timeout keeps meaning guest time. With kvm `yes` there is no fallback: the
- * host is not ready (exit 3).
- */
-function fallBackToTcg(plan, req, fb) {
-    if (req.kvm === 'yes')
-        throw new HostNotReady([
-            `KVM was required (--kvm yes, action input kvm: yes) but is broken on this host: ${fb.reason}. ` +
-                'Fix: run on a host whose KVM runs Linux guests (nested virtualization is a common cause), or use kvm auto to fall back to TCG',
-        ]);
-    const timeoutScale = req.timeoutScale ?? TCG_TIMEOUT_SCALE;
-    const accelDetail = `KVM is broken on this host (${fb.reason}); fell back to software emulation (TCG)`;
-    return {
-        ...plan,
-        accel: 'tcg',
-        accelDetail,
-        timeoutScale,
-        defaultCpus: 1,
-        warnings: [
-            ...plan.warnings,
-            `${accelDetail}: VMs boot 5-10x slower and timeouts are scaled by ${timeoutScale}`,
-        ],
-    };
-}
-const MiB = 1024 ** 2;
-/** Host memory kept free for mkosi, journal-remote and the page cache. */
-const HOST_RESERVE = 1024 * MiB;
-/** QEMU's own overhead per VM on top of guest RAM. */
-const VM_OVERHEAD = 256 * MiB;
-/**
- * How many VMs run at once. TCG burns a host core per vCPU, so CPUs bound it; KVM guests mostly wait, so
- * memory bounds it. An explicit --jobs wins but is reported when it exceeds what memory allows.
- */
-function computeSlots(p) {
-    const byCpu = Math.max(1, p.accel === 'tcg' ? Math.floor(p.cpus / p.vmCpus) : p.cpus);
-    const byMemory = Math.max(1, Math.floor((p.memAvailable - HOST_RESERVE) / (p.vmRam + VM_OVERHEAD)));
-    const slots = p.jobs !== undefined ? Math.max(1, p.jobs) : Math.min(byCpu, byMemory);
-    return { slots, byCpu, byMemory };
-}
-
-;// CONCATENATED MODULE: ./src/host/accel-failure.ts
-/**
- * What a broken KVM looks like from outside QEMU. Pure: console or stderr lines and QMP run states in, a
- * verdict out. Two families exist on real hosts (background.md, "Hosts whose /dev/kvm lies"): QEMU prints
- * an error and *pauses* the guest (run state `internal-error`, the process keeps running until killed), or
- * QEMU aborts at the first vCPU run. Either way the guest never starts, and waiting for the test's timeout
- * would blame the test.
- */
-/**
- * QEMU's messages (accel/kvm/kvm-all.c, target/i386/kvm/kvm.c) for a vCPU that KVM cannot run. The first
- * four are followed by vm_stop(RUN_STATE_INTERNAL_ERROR): QEMU stays up with the guest paused.
- */
-const PAUSING = [
-    /KVM internal error\. Suberror: \d+/,
-    /error: kvm run failed .+/,
-    /KVM: entry failed, hardware error 0x[0-9a-f]+/i,
-    /KVM: unknown exit reason \d+/,
-];
-/** QEMU gives up on KVM and exits (or aborts) before or at the first vCPU run. */
-const EXITING = [
-    /failed to initialize kvm: .+/i,
-    /Could not access KVM kernel module: .+/,
-    /kvm_init_vcpu(?: failed)?: .+/,
-    /qemu-system-\S+: .*kvm\S*: Assertion .+ failed/i,
-    /error: failed to set MSR 0x[0-9a-f]+/i,
-    /qemu-system-\S+: .*KVM_\w+ failed.*/,
-];
-/** The first line in `lines` that says KVM failed, or undefined. Lines may carry ANSI colour already stripped. */
-function findAccelFailure(lines) {
-    for (const raw of lines) {
-        const line = raw.trim();
-        if (!line)
-            continue;
-        for (const re of PAUSING)
-            if (re.test(line))
-                return { line, effect: 'paused' };
-        for (const re of EXITING)
-            if (re.test(line))
-                return { line, effect: 'exited' };
-    }
-    return undefined;
-}
-/** QMP run states (qapi/run-state.json) that mean the guest stopped because the accelerator failed. */
-function isAccelRunState(status) {
-    return status === 'internal-error';
-}
-/** One sentence for reports: what QEMU said and what it did. */
-function describeAccelFailure(f, afterSeconds) {
-    const when = afterSeconds !== undefined ? ` ${afterSeconds.toFixed(1)} s after start` : '';
-    return f.effect === 'paused'
-        ? `QEMU paused the guest${when} with \`${f.line}\` (run state internal-error)`
-        : `QEMU stopped${when} with \`${f.line}\``;
-}
-
-;// CONCATENATED MODULE: ./src/util/ansi.ts
-/** Strips the ANSI colour and cursor sequences that systemd and QEMU print on the console. */
-function stripAnsi(s) {
-    // eslint-disable-next-line no-control-regex
-    return s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
-}
-
-;// CONCATENATED MODULE: external "node:net"
-const external_node_net_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:net");
-;// CONCATENATED MODULE: ./src/run/qmp.ts
-/**
- * A minimal QMP client (QEMU's JSON monitor protocol over a unix socket): negotiate, run commands,
- * collect their returns. Used to ask a hung guest's kernel for a task dump before it is killed.
- */
-
-function qmpArgs(socketPath) {
-    return ['-qmp', `unix:${socketPath.replace(/,/g, ',,')},server=on,wait=off`];
-}
-/** Sends the commands in order after capabilities negotiation; rejects on error, EOF or timeout. */
-function qmp(socketPath, commands, timeoutMs = 5000) {
-    return new Promise((resolve, reject) => {
-        const sock = (0,external_node_net_namespaceObject.createConnection)(socketPath);
-        const results = [];
-        const queue = [{ execute: 'qmp_capabilities' }, ...commands];
-        let buf = '';
-        let negotiated = false;
-        const timer = setTimeout(() => finish(new Error(`QMP: no answer within ${timeoutMs} ms`)), timeoutMs);
-        const finish = (err) => {
-            clearTimeout(timer);
-            sock.destroy();
-            if (err)
-                reject(err);
-            else
-                resolve(results);
-        };
-        const sendNext = () => {
-            const next = queue.shift();
-            if (!next)
-                return finish();
-            sock.write(`${JSON.stringify(next)}\n`);
-        };
-        sock.setEncoding('utf8');
-        sock.on('error', (e) => finish(e));
-        sock.on('close', () => finish(new Error('QMP: connection closed')));
-        sock.on('data', (d) => {
-            buf += d;
-            let nl;
-            while ((nl = buf.indexOf('\n')) >= 0) {
-                const line = buf.slice(0, nl).trim();
-                buf = buf.slice(nl + 1);
-                if (!line)
-                    continue;
-                let msg;
-                try {
-                    msg = JSON.parse(line);
-                }
-                catch {
-                    continue;
-                }
-                if ('QMP' in msg)
-                    sendNext();
-                else if ('error' in msg)
-                    finish(new Error(`QMP: ${JSON.stringify(msg.error)}`));
-                else if ('return' in msg) {
-                    if (negotiated)
-                        results.push(msg.return);
-                    negotiated = true;
-                    sendNext();
-                }
-                // Asynchronous events are ignored.
-            }
-        });
-    });
-}
-/** Alt+SysRq+T through the guest's keyboard: the kernel prints every task's state and stack. */
-const SYSRQ_SHOW_TASKS = {
-    execute: 'send-key',
-    arguments: { keys: ['alt', 'sysrq', 't'].map((k) => ({ type: 'qcode', data: k })) },
-};
-/** QEMU's run state (`running`, `paused`, `internal-error`, ...), or undefined when QMP does not answer. */
-async function queryStatus(socketPath, timeoutMs = 1000) {
-    try {
-        const [ret] = await qmp(socketPath, [{ execute: 'query-status' }], timeoutMs);
-        const status = ret?.status;
-        return typeof status === 'string' ? status : undefined;
-    }
-    catch {
-        return undefined;
-    }
-}
-
-;// CONCATENATED MODULE: ./src/run/accel-watch.ts
-
-
-
-/** QEMU prints its reason just before it pauses; allow its words this long to arrive after the run state. */
-const WORDS_GRACE_MS = 1000;
-function watchAccel(o) {
-    let done = false;
-    let timer;
-    let grace;
-    const report = (f) => {
-        if (done)
-            return;
-        done = true;
-        clearInterval(timer);
-        clearTimeout(grace);
-        o.onBroken(f);
-    };
-    // Per stream: complete lines, plus the unfinished last one (QEMU may pause before its newline).
-    const listeners = o.streams.map((stream) => {
-        let rest = '';
-        const onData = (d) => {
-            const lines = (rest + stripAnsi(String(d))).split(/\r?\n/);
-            rest = lines.pop() ?? '';
-            const found = findAccelFailure([...lines, rest]);
-            if (found)
-                report(found);
-        };
-        stream.on('data', onData);
-        return { stream, onData };
-    });
-    let asking = false;
-    if (o.qmpSocket) {
-        const socket = o.qmpSocket;
-        timer = setInterval(() => {
-            if (asking || done)
-                return;
-            asking = true;
-            void queryStatus(socket, 1000)
-                .then((status) => {
-                if (!status || !isAccelRunState(status) || grace)
-                    return;
-                grace = setTimeout(() => report({ line: `QMP query-status: ${status}`, effect: 'paused' }), WORDS_GRACE_MS);
-            })
-                .finally(() => (asking = false));
-        }, o.qmpIntervalMs ?? 1000);
-    }
-    return {
-        stop() {
-            done = true;
-            clearInterval(timer);
-            clearTimeout(grace);
-            for (const { stream, onData } of listeners)
-                stream.off('data', onData);
-        },
-    };
-}
-
-;// CONCATENATED MODULE: ./src/host/kvm-boot-probe.ts
-/**
- * The second KVM probe: boot the image's own kernel under KVM for a moment, with no root file system, so
- * that it panics as soon as it has initialised (seconds with a working KVM; QEMU exits by itself thanks
- * to panic=-1 and -no-reboot). An empty machine (the first probe, in probe.ts) runs its firmware happily
- * on hosts whose KVM cannot run a Linux guest: on those the kernel's first instructions stop the vCPU
- * with a KVM internal error and QEMU pauses (background.md). Runs once the image exists.
- */
-
-
-
-
-
-
-
-
-
-/** Long enough for a kernel to reach its root mount under a slow KVM; a broken one shows within ~7 s here. */
-const KVM_BOOT_PROBE_TIMEOUT_MS = 20_000;
-/**
- * The kernel to boot: the image's split kernel (`<output>.vmlinuz`, written by mkosi for bootable
- * images), else a directory image's own kernel, else the host's. Undefined when there is none.
- */
-async function findProbeKernel(imageDir) {
-    const names = (await (0,promises_namespaceObject.readdir)(imageDir).catch(() => [])).sort();
-    const split = names.find((n) => n.endsWith('.vmlinuz'));
-    if (split)
-        return (0,external_node_path_.join)(imageDir, split);
-    for (const n of names) {
-        const modules = (0,external_node_path_.join)(imageDir, n, 'usr/lib/modules');
-        const kvers = (await (0,promises_namespaceObject.readdir)(modules).catch(() => [])).sort().reverse();
-        for (const k of kvers) {
-            const f = (0,external_node_path_.join)(modules, k, 'vmlinuz');
-            if (await isFile(f))
-                return f;
-        }
-    }
-    const host = `/boot/vmlinuz-${(0,external_node_os_namespaceObject.release)()}`;
-    return (await isFile(host)) ? host : undefined;
-}
-async function isFile(p) {
-    return (0,promises_namespaceObject.stat)(p).then((s) => s.isFile(), () => false);
-}
-/** sha256 of the kernel: a verdict holds for that kernel on this host boot. */
-function kernelDigest(file) {
-    return new Promise((resolve, reject) => {
-        const h = (0,external_node_crypto_namespaceObject.createHash)('sha256');
-        (0,external_node_fs_.createReadStream)(file)
-            .on('data', (d) => h.update(d))
-            .on('error', reject)
-            .on('end', () => resolve(h.digest('hex').slice(0, 16)));
-    });
-}
-function kvmBootArgv(qemu, kernel, qmpSocket, accel = 'kvm') {
-    return [
-        qemu,
-        '-accel',
-        accel,
-        '-machine',
-        'q35',
-        // The CPU model mkosi gives its VMs under KVM.
-        '-cpu',
-        'max',
-        '-smp',
-        '1',
-        '-m',
-        '256',
-        '-nodefaults',
-        '-no-user-config',
-        '-display',
-        'none',
-        '-no-reboot',
-        '-serial',
-        'stdio',
-        '-kernel',
-        kernel,
-        // No initrd and no root=: the kernel panics once it is up, and panic=-1 + -no-reboot end QEMU.
-        '-append',
-        'console=ttyS0 earlyprintk=serial,ttyS0 panic=-1 loglevel=4',
-        ...qmpArgs(qmpSocket),
-    ];
-}
-async function probeKvmBoot(o) {
-    const timeoutMs = o.timeoutMs ?? KVM_BOOT_PROBE_TIMEOUT_MS;
-    const socket = (0,external_node_path_.join)((0,external_node_os_namespaceObject.tmpdir)(), `itest-kvm-probe-${(0,external_node_crypto_namespaceObject.randomBytes)(4).toString('hex')}.qmp`);
-    const argv = kvmBootArgv(o.qemu, o.kernel, socket, o.accel);
-    const t0 = performance.now();
-    const secs = () => Math.round((performance.now() - t0) / 100) / 10;
-    const tried = `booted the image's kernel (${(0,external_node_path_.basename)(o.kernel)}) under ${o.accel === 'tcg' ? 'TCG' : 'KVM'} with no root file system`;
-    return new Promise((resolve) => {
-        const child = (0,external_node_child_process_.spawn)(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-        let serial = '';
-        let stderr = '';
-        let settled = false;
-        const finish = (v) => {
-            if (settled)
-                return;
-            settled = true;
-            clearTimeout(timer);
-            watch.stop();
-            child.kill('SIGKILL');
-            void (0,promises_namespaceObject.rm)(socket, { force: true });
-            resolve({ ...v, seconds: secs() });
-        };
-        const watch = watchAccel({
-            streams: [child.stderr],
-            qmpSocket: socket,
-            qmpIntervalMs: 500,
-            onBroken: (failure) => finish({
-                usable: false,
-                failure,
-                detail: `${tried}: ${describeAccelFailure(failure, secs())}`,
-            }),
-        });
-        child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
-        child.stdout.setEncoding('utf8').on('data', (d) => {
-            serial += d;
-            if (/Kernel panic - not syncing/.test(serial))
-                finish({ usable: true, detail: `${tried}: it ran to its expected panic in ${secs()} s` });
-        });
-        const timer = setTimeout(() => {
-            const printed = serial.trim().length > 0;
-            finish({
-                usable: true,
-                detail: printed
-                    ? `${tried}: still running after ${timeoutMs / 1000} s (it printed, so KVM runs it; slow)`
-                    : `${tried}: inconclusive (no output and no error in ${timeoutMs / 1000} s); each VM is watched instead`,
-            });
-        }, timeoutMs);
-        child.on('error', (err) => finish({ usable: false, detail: `cannot run ${o.qemu} to test KVM: ${err.message}` }));
-        child.on('exit', (code, signal) => {
-            if (settled)
-                return;
-            const firstErr = stderr.trim().split('\n')[0]?.trim();
-            if (code === 0) {
-                finish({ usable: true, detail: `${tried}: QEMU ended it after its panic in ${secs()} s` });
-                return;
-            }
-            const failure = { line: firstErr || `exit ${code ?? signal}`, effect: 'exited' };
-            finish({ usable: false, failure, detail: `${tried}: ${describeAccelFailure(failure, secs())}` });
-        });
-    });
-}
-
-;// CONCATENATED MODULE: ./src/host/confirm-kvm.ts
-
-
-/** The verdict cache key of the boot probe: it holds for this QEMU and this kernel on this host boot. */
-function bootVerdictKey(qemuVersion, kernelDigest) {
-    return `boot|qemu ${qemuVersion}|kernel ${kernelDigest}`;
-}
-async function confirmKvm(o) {
-    const kernel = await findProbeKernel(o.imageDir);
-    if (!kernel) {
-        return {
-            detail: `no kernel in ${o.imageDir} to try KVM with; each VM is watched for KVM errors instead`,
-            remember: async () => { },
-        };
-    }
-    const cache = await VerdictCache.open(o.cacheDir);
-    const key = bootVerdictKey(o.qemuVersion, await kernelDigest(kernel));
-    const remember = async (usable, detail, qemuLine) => cache.set(key, {
-        usable,
-        detail,
-        seconds: 0,
-        at: new Date().toISOString(),
-        ...(qemuLine ? { qemuLine } : {}),
-    });
-    const cached = await cache.get(key);
-    const how = cached ? ' (remembered from an earlier run on this host boot)' : '';
-    let verdict;
-    if (cached)
-        verdict = cached;
-    else {
-        const probed = await probeKvmBoot({ qemu: o.qemu, kernel });
-        verdict = {
-            usable: probed.usable,
-            detail: probed.detail,
-            ...(probed.failure ? { qemuLine: probed.failure.line } : {}),
-        };
-        await cache.set(key, { ...verdict, seconds: probed.seconds, at: new Date().toISOString() });
-    }
-    if (verdict.usable)
-        return { detail: `${verdict.detail}${how}`, remember };
-    return {
-        fallback: { detectedBy: 'probe', reason: `${verdict.detail}${how}`, qemuLine: verdict.qemuLine ?? '' },
-        detail: `${verdict.detail}${how}`,
-        remember,
-    };
-}
-
-;// CONCATENATED MODULE: ./src/run/accelerator.ts
-/**
- * The accelerator of a run, which can change once: when a VM (or the boot probe) shows that KVM lies, the
- * run switches to TCG for good. Every later VM starts under TCG with TCG's timeout scale and vCPU count,
- * VMs still running under KVM are stopped (they are doomed on such a host) and rerun, and the pool shrinks
- * to what TCG allows. With kvm `yes` the switch is refused and the run stops (exit 3).
- */
-
-class Accelerator {
-    req;
-    onFallback;
-    planNow;
-    fallbackInfo;
-    fatalError;
-    switched = new AbortController();
-    stopped = new AbortController();
-    constructor(plan, req, onFallback = () => { }) {
-        this.req = req;
-        this.onFallback = onFallback;
-        this.planNow = plan;
-    }
-    get plan() {
-        return this.planNow;
-    }
-    get now() {
-        const p = this.planNow;
-        return { accel: p.accel, timeoutScale: p.timeoutScale, defaultCpus: p.defaultCpus };
-    }
-    get fallback() {
-        return this.fallbackInfo;
-    }
-    /** Set when KVM was required and turned out broken: the run must end with this error. */
-    get fatal() {
-        return this.fatalError;
-    }
-    /** Fires when the run switched to TCG: VMs still under KVM stop and are rerun. */
-    get switchedSignal() {
-        return this.switched.signal;
-    }
-    /** Fires when the run must stop (KVM required but broken). */
-    get stopSignal() {
-        return this.stopped.signal;
-    }
-    /**
-     * KVM was seen failing. Returns `rerun` when the run now uses TCG (the first report switches, later
-     * ones from VMs that were already under KVM just rerun), `stop` when KVM was required.
-     */
-    broken(fb) {
-        if (this.fatalError)
-            return 'stop';
-        if (this.fallbackInfo)
-            return 'rerun';
-        try {
-            this.planNow = fallBackToTcg(this.planNow, this.req, fb);
-        }
-        catch (e) {
-            if (!(e instanceof HostNotReady))
-                throw e;
-            this.fatalError = e;
-            this.stopped.abort(`stopped: ${e.problems[0] ?? 'KVM is broken'}`);
-            return 'stop';
-        }
-        this.fallbackInfo = fb;
-        this.onFallback(fb, this.planNow);
-        this.switched.abort('the run switched to TCG');
-        return 'rerun';
-    }
+    return [...names].sort();
 }
 
 ;// CONCATENATED MODULE: ./node_modules/balanced-match/dist/esm/index.js
@@ -35510,6 +34903,1237 @@ minimatch.Minimatch = Minimatch;
 minimatch.escape = escape_escape;
 minimatch.unescape = unescape_unescape;
 //# sourceMappingURL=index.js.map
+;// CONCATENATED MODULE: ./src/config/test-spec.ts
+const TEST_DEFAULTS = {
+    timeout: 300,
+    exitStatus: 123,
+    skipStatus: 77,
+    ram: 1024 ** 3,
+    retries: 0,
+    infraRetries: 1,
+};
+
+;// CONCATENATED MODULE: ./src/config/resolve-tests.ts
+/** Turns a manifest plus discovered units into resolved TestSpecs, and selects by name/glob/tag. Pure. */
+
+
+
+
+
+const splitCmdline = (v) => v === undefined ? [] : Array.isArray(v) ? v : v.split(/\s+/).filter(Boolean);
+function resolveSpec(t, d, source, manifestPath) {
+    const pick = (k) => t[k] !== undefined ? t[k] : d[k];
+    const ramSetting = pick('ram');
+    const ram = ramSetting === undefined ? TEST_DEFAULTS.ram : parseSize(ramSetting);
+    if (ram === undefined)
+        throw new UserError(`${manifestPath}: test ${t.name}: ram ${JSON.stringify(ramSetting)} is not a size; use e.g. 1G or 1536M`);
+    const cpus = pick('cpus');
+    const spec = {
+        name: t.name,
+        unit: t.unit ?? `${t.name}.service`,
+        timeout: pick('timeout') ?? TEST_DEFAULTS.timeout,
+        exitStatus: pick('exit-status') ?? TEST_DEFAULTS.exitStatus,
+        skipStatus: pick('skip-status') ?? TEST_DEFAULTS.skipStatus,
+        shouldFail: pick('should-fail') ?? false,
+        // Defaults and per-test values add up for lists and maps: a test extends the defaults, it does not replace them.
+        kernelCmdline: [...splitCmdline(d['kernel-cmdline']), ...splitCmdline(t['kernel-cmdline'])],
+        credentials: { ...(d.credentials ?? {}), ...(t.credentials ?? {}) },
+        mkosiArgs: [...(d['mkosi-args'] ?? []), ...(t['mkosi-args'] ?? [])],
+        qemuArgs: [...(d['qemu-args'] ?? []), ...(t['qemu-args'] ?? [])],
+        ram,
+        retries: pick('retries') ?? TEST_DEFAULTS.retries,
+        infraRetries: pick('infra-retries') ?? TEST_DEFAULTS.infraRetries,
+        tags: [...new Set([...(d.tags ?? []), ...(t.tags ?? [])])],
+        failOnCoredump: pick('fail-on-coredump') ?? true,
+        source,
+    };
+    const exclude = pick('coredump-exclude');
+    if (exclude !== undefined)
+        spec.coredumpExclude = exclude;
+    if (cpus !== undefined)
+        spec.cpus = cpus;
+    if (t.description !== undefined)
+        spec.description = t.description;
+    return spec;
+}
+/**
+ * All tests of a manifest: listed tests in manifest order, then discovered units (sorted) that no listed
+ * test already covers. A listed test whose unit was discovered refines the discovered one.
+ */
+function resolveTests(manifest, unitFiles) {
+    const listed = manifest.tests.map((t) => resolveSpec(t, manifest.defaults, 'manifest', manifest.path));
+    const covered = new Set(listed.map((t) => t.unit));
+    const names = new Set(listed.map((t) => t.name));
+    const out = [...listed];
+    if (manifest.discover) {
+        const { units, exclude } = manifest.discover;
+        const found = unitFiles.filter((u) => u.endsWith('.service') && units.some((g) => minimatch(u, g)) && !exclude.some((g) => minimatch(u, g)));
+        for (const unit of found) {
+            if (covered.has(unit))
+                continue;
+            const name = unit.replace(/\.service$/, '');
+            if (names.has(name))
+                continue;
+            out.push(resolveSpec({ name, unit }, manifest.defaults, 'discovered', manifest.path));
+        }
+        for (const t of listed)
+            if (found.includes(t.unit))
+                t.source = 'discovered';
+    }
+    return out;
+}
+/**
+ * Keeps the tests whose name (or unit) matches any --test NAME|GLOB and which carry every --tag.
+ * A --test pattern that matches nothing is an error: a typo must not turn into an empty green run.
+ */
+function selectTests(all, sel, door = 'cli') {
+    const test = (p) => spell(door, 'tests', p);
+    const tag = (t) => spell(door, 'tags', t);
+    for (const p of sel.tests) {
+        if (!all.some((t) => matchesName(t, p))) {
+            throw new UserError(`${test(p)}: no such test. Known tests: ${all.map((t) => t.name).join(', ') || '(none)'}`);
+        }
+    }
+    const picked = all.filter((t) => (sel.tests.length === 0 || sel.tests.some((p) => matchesName(t, p))) &&
+        sel.tags.every((tag) => t.tags.includes(tag)));
+    if (picked.length === 0) {
+        throw new UserError(`no test matches the selection (${[...sel.tests.map(test), ...sel.tags.map(tag)].join(' ') || 'everything'}); ` +
+            `known tests: ${all.map((t) => `${t.name}${t.tags.length ? ` [${t.tags.join(',')}]` : ''}`).join(', ') || '(none)'}`);
+    }
+    return picked;
+}
+function matchesName(t, pattern) {
+    return t.name === pattern || t.unit === pattern || minimatch(t.name, pattern) || minimatch(t.unit, pattern);
+}
+
+;// CONCATENATED MODULE: ./src/engine/load-tests.ts
+/** Loads the manifest, discovers units and selects tests: everything that can fail before a VM starts. */
+
+
+
+async function loadTests(cfg) {
+    const manifest = await loadManifest(cfg.manifestPath, cfg.door);
+    const units = await findUnitFiles(cfg.configDir, manifest.discover?.extraTrees);
+    const all = resolveTests(manifest, units);
+    const selected = selectTests(all, { tests: cfg.tests, tags: cfg.tags }, cfg.door).map((t) => cfg.timeout !== undefined ? { ...t, timeout: cfg.timeout } : t);
+    return { manifest, all, selected };
+}
+
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(3024);
+var external_node_fs_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_node_fs_, 2);
+// EXTERNAL MODULE: external "node:child_process"
+var external_node_child_process_ = __nccwpck_require__(1421);
+;// CONCATENATED MODULE: ./src/util/process.ts
+/** Process adapters: run a command to completion, or start one whose whole tree can be killed. No shells. */
+
+
+/** Runs argv[0] with argv[1..] and collects its output. Never throws for a failing command. */
+function runCommand(argv, opts = {}) {
+    return new Promise((resolve) => {
+        const [file, ...args] = argv;
+        if (!file)
+            throw new Error('runCommand: empty argv');
+        let stdout = '';
+        let stderr = '';
+        let child;
+        try {
+            child = (0,external_node_child_process_.spawn)(file, args, {
+                env: opts.env ?? process.env,
+                cwd: opts.cwd,
+                stdio: ['pipe', 'pipe', 'pipe'],
+            });
+        }
+        catch (err) {
+            resolve({ code: null, signal: null, stdout, stderr, spawnError: err });
+            return;
+        }
+        const timer = opts.timeoutMs ? setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs) : undefined;
+        child.stdout?.setEncoding('utf8').on('data', (d) => (stdout += d));
+        child.stderr?.setEncoding('utf8').on('data', (d) => (stderr += d));
+        child.stdin?.on('error', () => { });
+        child.stdin?.end(opts.input ?? '');
+        child.on('error', (err) => {
+            if (timer)
+                clearTimeout(timer);
+            resolve({ code: null, signal: null, stdout, stderr, spawnError: err });
+        });
+        child.on('close', (code, signal) => {
+            if (timer)
+                clearTimeout(timer);
+            resolve({ code, signal, stdout, stderr });
+        });
+    });
+}
+/** Starts a long-running process in its own process group so that its whole tree can be ended. */
+function startDetached(argv, opts) {
+    const [file, ...args] = argv;
+    if (!file)
+        throw new Error('startDetached: empty argv');
+    return (0,external_node_child_process_.spawn)(file, args, { ...opts, detached: true });
+}
+/** Every live process (zombies left out: they are only waiting for their reaper). Linux only. */
+async function listProcesses() {
+    const out = [];
+    for (const entry of await (0,promises_namespaceObject.readdir)('/proc').catch(() => [])) {
+        if (!/^\d+$/.test(entry))
+            continue;
+        try {
+            const stat = await (0,promises_namespaceObject.readFile)(`/proc/${entry}/stat`, 'utf8');
+            // State and ppid follow the parenthesised command name, which may itself contain spaces.
+            const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+            if (fields[0] === 'Z')
+                continue;
+            const argv = (await (0,promises_namespaceObject.readFile)(`/proc/${entry}/cmdline`, 'utf8')).split('\0').filter(Boolean);
+            out.push({ pid: Number(entry), ppid: Number(fields[1]), argv, cmdline: argv.join(' ') });
+        }
+        catch {
+            // The process ended while we looked.
+        }
+    }
+    return out;
+}
+/** The roots and everything below them in procs (children may leave the process group: bwrap does). Pure. */
+function withDescendants(procs, roots, exclude) {
+    const pids = new Set(roots);
+    for (let size = -1; size !== pids.size;) {
+        size = pids.size;
+        for (const p of procs)
+            if (pids.has(p.ppid) && p.pid !== exclude)
+                pids.add(p.pid);
+    }
+    return pids;
+}
+/** PIDs of every descendant of pid. */
+async function descendants(pid) {
+    const all = withDescendants(await listProcesses(), [pid]);
+    all.delete(pid);
+    return [...all];
+}
+function signalAll(pids, pgid, signal) {
+    try {
+        // Only a group of its own (detached); never our own group.
+        if (pgid !== process.pid)
+            process.kill(-pgid, signal);
+    }
+    catch {
+        // Group already gone, or the process leads no group.
+    }
+    for (const p of pids) {
+        try {
+            process.kill(p, signal);
+        }
+        catch {
+            // Already gone.
+        }
+    }
+}
+/**
+ * Ends a process and everything it started: SIGTERM to the group and every descendant, then SIGKILL to
+ * whatever is left after graceMs. Resolves when the root process has exited.
+ */
+async function killTree(child, graceMs = 5000) {
+    const pid = child.pid;
+    if (pid === undefined || child.exitCode !== null || child.signalCode !== null)
+        return;
+    const exited = new Promise((r) => child.once('exit', () => r()));
+    const tree = await descendants(pid);
+    signalAll([pid, ...tree], pid, 'SIGTERM');
+    const timer = new Promise((r) => setTimeout(() => r('late'), graceMs));
+    if ((await Promise.race([exited.then(() => 'done'), timer])) === 'late') {
+        signalAll([pid, ...tree, ...(await descendants(pid))], pid, 'SIGKILL');
+        await exited;
+    }
+    // Stragglers that outlived their parent (re-parented to init) still carry their old PIDs.
+    signalAll(tree, pid, 'SIGKILL');
+}
+
+;// CONCATENATED MODULE: external "node:crypto"
+const external_node_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
+;// CONCATENATED MODULE: ./src/host/verdict-cache.ts
+/**
+ * Remembers the accelerator probes' verdicts for the current host boot, so that only the first run after a
+ * boot pays for them. Keyed by the kernel's boot id plus whatever the verdict depends on (QEMU version,
+ * the guest kernel's digest); a new boot forgets everything. A missing, unreadable or foreign file is an
+ * empty cache, never an error.
+ */
+
+
+
+async function currentBootId() {
+    const id = await (0,promises_namespaceObject.readFile)('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => '');
+    return id.trim() || undefined;
+}
+class VerdictCache {
+    bootId;
+    file;
+    constructor(dir, bootId) {
+        this.bootId = bootId;
+        this.file = (0,external_node_path_.join)(dir, 'host', 'accel-verdicts.json');
+    }
+    static async open(cacheDir) {
+        return new VerdictCache(cacheDir, await currentBootId());
+    }
+    async load() {
+        if (!this.bootId)
+            return undefined;
+        try {
+            const data = JSON.parse(await (0,promises_namespaceObject.readFile)(this.file, 'utf8'));
+            return data.version === 1 && data.bootId === this.bootId && typeof data.verdicts === 'object'
+                ? data
+                : undefined;
+        }
+        catch {
+            return undefined;
+        }
+    }
+    async get(key) {
+        const v = (await this.load())?.verdicts[key];
+        return v && typeof v.usable === 'boolean' && typeof v.detail === 'string' ? v : undefined;
+    }
+    /** Records a verdict; best effort (a read-only cache directory only costs the next run a probe). */
+    async set(key, v) {
+        if (!this.bootId)
+            return;
+        const data = (await this.load()) ?? { version: 1, bootId: this.bootId, verdicts: {} };
+        data.verdicts[key] = v;
+        const dir = (0,external_node_path_.join)(this.file, '..');
+        const tmp = `${this.file}.${(0,external_node_crypto_namespaceObject.randomBytes)(4).toString('hex')}.tmp`;
+        try {
+            await (0,promises_namespaceObject.mkdir)(dir, { recursive: true });
+            // Never write through a link someone planted: write a fresh file, then rename it over the name.
+            if ((await (0,promises_namespaceObject.lstat)(dir)).isSymbolicLink())
+                return;
+            await (0,promises_namespaceObject.writeFile)(tmp, `${JSON.stringify(data, null, 2)}\n`, { flag: 'wx' });
+            await (0,promises_namespaceObject.rename)(tmp, this.file);
+        }
+        catch {
+            await (0,promises_namespaceObject.rm)(tmp, { force: true }).catch(() => { });
+        }
+    }
+}
+
+;// CONCATENATED MODULE: ./src/mkosi/dialect.ts
+const MIN_MKOSI_MAJOR = 24;
+function parseMkosiMajor(version) {
+    const m = /^(\d+)/.exec(version);
+    return m ? Number(m[1]) : undefined;
+}
+function dialectFor(version) {
+    const major = parseMkosiMajor(version);
+    if (major === undefined)
+        throw new Error(`cannot read mkosi version "${version}"`);
+    if (major < MIN_MKOSI_MAJOR)
+        throw new Error(`mkosi ${version} is too old: itest needs mkosi ${MIN_MKOSI_MAJOR} or newer`);
+    if (major === 24) {
+        return {
+            name: 'mkosi24',
+            major,
+            verb: 'qemu',
+            flags: {
+                firmware: '--qemu-firmware',
+                vsock: '--qemu-vsock',
+                ram: '--qemu-mem',
+                kvm: '--qemu-kvm',
+                cpus: '--qemu-smp',
+            },
+            qemuArgsSeparator: false,
+        };
+    }
+    return {
+        name: 'mkosi25+',
+        major,
+        verb: 'vm',
+        flags: { firmware: '--firmware', vsock: '--vsock', ram: '--ram', kvm: '--kvm', cpus: '--cpus' },
+        console: 'native',
+        qemuArgsSeparator: major >= 26,
+    };
+}
+
+;// CONCATENATED MODULE: ./src/host/mkosi-check.ts
+/**
+ * Can this mkosi run here? `mkosi --version` only proves that mkosi's own modules import: the Python
+ * modules its helper scripts import (pefile, run in a separate interpreter) and the tools its verbs exec
+ * fail later, mid-run, with an error that only the console log shows. This module finds the interpreter
+ * mkosi really runs under and what it can import (probeMkosiRuntime, runs processes), and decides what is
+ * missing for a given mkosi version and how to install it (mkosiRuntimeProblems, pure).
+ */
+
+
+
+
+
+
+/**
+ * mkosi 26 and later identify the kernel with a pefile script before every `vm` (bootloader.py
+ * KernelType.identify, mkosi commit d1b84f5f); 24 and 25 asked `bootctl kernel-identify` and need pefile
+ * only to build UKIs.
+ */
+const MODULE_NEEDS = [
+    { module: 'pefile', apt: 'python3-pefile', since: 26, why: 'its vm verb reads the kernel image with it' },
+];
+/** mkosi 24 runs every command of every verb in bubblewrap (check_tools: "bwrap"); 25 has its own sandbox. */
+const TOOL_NEEDS = [
+    { tool: 'bwrap', apt: 'bubblewrap', since: 24, until: 25, why: 'it runs every command in bubblewrap' },
+];
+const PROBED_MODULES = [...new Set(MODULE_NEEDS.map((n) => n.module))];
+const PROBED_TOOLS = [...new Set(TOOL_NEEDS.map((n) => n.tool))];
+const MARKER = 'ITEST-MKOSI-PROBE ';
+/**
+ * The Python side. As `-c` script it reports at once; as sitecustomize.py (imported by every Python that
+ * has it on PYTHONPATH, before any of its own code) only in the interpreter that is about to run mkosi,
+ * and then it exits so mkosi itself never runs.
+ */
+const PYTHON_PROBE = `import json, os, sys
+def _itest_probe():
+    out = {"executable": sys.executable, "version": "%d.%d.%d" % sys.version_info[:3], "modules": {}}
+    for name in filter(None, os.environ.get("ITEST_PROBE_MODULES", "").split(",")):
+        try:
+            __import__(name)
+            out["modules"][name] = None
+        except BaseException as e:
+            out["modules"][name] = "%s: %s" % (type(e).__name__, e)
+    sys.stdout.write(${JSON.stringify(MARKER)} + json.dumps(out) + "\\n")
+    sys.stdout.flush()
+if __name__ == "__main__":
+    _itest_probe()
+elif os.environ.get("ITEST_MKOSI_PROBE") == "1" and "mkosi" in " ".join(getattr(sys, "orig_argv", sys.argv)):
+    _itest_probe()
+    os._exit(0)
+`;
+function parseReport(stdout) {
+    const line = stdout.split('\n').find((l) => l.startsWith(MARKER));
+    if (!line)
+        return undefined;
+    try {
+        return JSON.parse(line.slice(MARKER.length));
+    }
+    catch {
+        return undefined;
+    }
+}
+/**
+ * Where mkosi 25+ finds `python3` for its helper scripts (bootloader.py python_binary): its own
+ * sys.executable when that lives under /usr, else `python3` on the PATH of its sandbox. That PATH is the
+ * host's minus /usr entries other than /usr/bin and /usr/sbin, plus /usr/bin, /usr/sbin, /usr/local/bin
+ * (run.py finalize_path), and the sandbox only mounts /usr, /opt, /home and the /bin-style links, so a
+ * python3 under /root (pyenv) or /tmp is not seen there. Pure.
+ */
+function helperPythonCandidates(executable, pathEnv) {
+    if (executable.startsWith('/usr/'))
+        return [executable];
+    const dirs = pathEnv
+        .split(':')
+        .filter((d) => d === '/usr/bin' || d === '/usr/sbin' || !d.startsWith('/usr'));
+    for (const d of ['/usr/bin', '/usr/sbin', '/usr/local/bin'])
+        if (!dirs.includes(d))
+            dirs.push(d);
+    const visible = /^\/(usr|opt|home|bin|sbin|nix\/store)(\/|$)/;
+    return [...new Set(dirs.filter((d) => visible.test(d)))].map((d) => `${d.replace(/\/+$/, '')}/python3`);
+}
+async function executable(path) {
+    try {
+        await (0,promises_namespaceObject.access)(path, external_node_fs_.constants.X_OK);
+        return (await (0,promises_namespaceObject.stat)(path)).isFile();
+    }
+    catch {
+        return false;
+    }
+}
+async function onPath(name, pathEnv) {
+    if (name.includes('/'))
+        return (await executable(name)) ? name : null;
+    for (const dir of pathEnv.split(':').filter(Boolean)) {
+        if (await executable((0,external_node_path_.join)(dir, name)))
+            return (0,external_node_path_.join)(dir, name);
+    }
+    return null;
+}
+async function runPython(python, env, modules) {
+    const r = await runCommand([python, '-c', PYTHON_PROBE], {
+        env: { ...env, ITEST_PROBE_MODULES: modules.join(',') },
+        timeoutMs: 30_000,
+    });
+    if (r.spawnError)
+        return `${python}: ${r.spawnError.code === 'ENOENT' ? 'not found' : r.spawnError.message}`;
+    return (parseReport(r.stdout) ??
+        `${python} -c ... exited ${r.code ?? r.signal}: ${r.stderr.trim().split('\n').pop() ?? ''}`);
+}
+/** The interpreter the mkosi repository's bin/mkosi picks (it also resets PYTHONPATH, so nothing can be injected). */
+function upstreamLauncherPython(env) {
+    return env.MKOSI_INTERPRETER || 'python3';
+}
+/** The launcher's first 4 KiB: its shebang, and what a launcher script execs. */
+async function launcherHead(argv0, pathEnv) {
+    const path = await onPath(argv0, pathEnv);
+    if (!path)
+        return undefined;
+    try {
+        const fh = await (0,promises_namespaceObject.open)(await (0,promises_namespaceObject.realpath)(path), 'r');
+        try {
+            const buf = Buffer.alloc(4096);
+            const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+            return buf.subarray(0, bytesRead).toString('latin1');
+        }
+        finally {
+            await fh.close();
+        }
+    }
+    catch {
+        return '';
+    }
+}
+/** The config asks for a tools tree (ToolsTree= set, or a mkosi.tools/ directory beside mkosi.conf). */
+async function configUsesToolsTree(configDir) {
+    if ((await (0,promises_namespaceObject.stat)((0,external_node_path_.join)(configDir, 'mkosi.tools')).catch(() => undefined))?.isDirectory())
+        return true;
+    const dropins = await (0,promises_namespaceObject.readdir)((0,external_node_path_.join)(configDir, 'mkosi.conf.d')).catch(() => []);
+    const files = [
+        'mkosi.conf',
+        'mkosi.local.conf',
+        ...dropins.filter((f) => f.endsWith('.conf')).map((f) => (0,external_node_path_.join)('mkosi.conf.d', f)),
+    ];
+    for (const f of files) {
+        const text = await (0,promises_namespaceObject.readFile)((0,external_node_path_.join)(configDir, f), 'utf8').catch(() => '');
+        for (const m of text.matchAll(/^\s*ToolsTree\s*=\s*(.*?)\s*$/gm)) {
+            if (m[1] && !/^(no|false|0|off)$/i.test(m[1]))
+                return true;
+        }
+    }
+    return false;
+}
+/** Runs mkosi's launcher with the probe as sitecustomize.py; the report comes from mkosi's own interpreter. */
+async function measure(mkosi, env, modules) {
+    const dir = await (0,promises_namespaceObject.mkdtemp)((0,external_node_path_.join)((0,external_node_os_namespaceObject.tmpdir)(), 'itest-mkosi-probe-'));
+    try {
+        await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, 'sitecustomize.py'), PYTHON_PROBE);
+        const r = await runCommand([...mkosi, '--version'], {
+            env: {
+                ...env,
+                PYTHONPATH: [dir, env.PYTHONPATH].filter(Boolean).join(':'),
+                ITEST_MKOSI_PROBE: '1',
+                ITEST_PROBE_MODULES: modules.join(','),
+            },
+            timeoutMs: 30_000,
+        });
+        return parseReport(r.stdout);
+    }
+    finally {
+        await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    }
+}
+/**
+ * Finds the interpreter mkosi runs under by running mkosi's own launcher with a sitecustomize.py on
+ * PYTHONPATH that reports from inside the interpreter and exits before mkosi starts; for the mkosi
+ * repository's bin/mkosi (which resets PYTHONPATH) by that launcher's rule. Then imports the modules its
+ * helper scripts need in the interpreter that runs them, and looks up the tools.
+ */
+async function probeMkosiRuntime(mkosi, opts = {}) {
+    const t0 = performance.now();
+    // Never rejects: the host probe starts this before its other checks and awaits it last.
+    return probe(mkosi, opts, t0).catch((e) => ({
+        tools: {},
+        error: `the check itself failed: ${e.message}`,
+        ms: Math.round(performance.now() - t0),
+    }));
+}
+async function probe(mkosi, opts, t0) {
+    const env = opts.env ?? process.env;
+    const pathEnv = env.PATH ?? '';
+    const modules = opts.modules ?? PROBED_MODULES;
+    const out = { tools: {}, ms: 0 };
+    const toolLookups = Promise.all((opts.tools ?? PROBED_TOOLS).map(async (t) => [t, await onPath(t, pathEnv)]));
+    if (opts.configDir)
+        out.toolsTree = await configUsesToolsTree(opts.configDir);
+    let facts;
+    const head = mkosi[0] ? await launcherHead(mkosi[0], pathEnv) : undefined;
+    if (head === undefined) {
+        out.error = `${mkosi[0] ?? '(empty mkosi command)'} not found`;
+    }
+    else if (/^#!.*\bsh\b|^#!.*\bbash\b/.test(head) && head.includes('MKOSI_INTERPRETER')) {
+        const r = await runPython(upstreamLauncherPython(env), env, modules);
+        if (typeof r === 'string')
+            out.error = `the interpreter of mkosi's bin/mkosi does not run: ${r}`;
+        else
+            out.interpreter = { ...(facts = r), how: 'launcher' };
+    }
+    else {
+        facts = await measure(mkosi, env, modules);
+        const exec = /^\s*(?:\S+=\S*\s+)*exec\s+(\/?[\w./-]*python3?[\d.]*)\s+(?:-\S+\s+)*-m\s+mkosi\b/m.exec(head);
+        if (facts)
+            out.interpreter = { ...facts, how: 'measured' };
+        else if (exec?.[1]) {
+            // A shell launcher that sets PYTHONPATH itself: ask the Python it execs.
+            const r = await runPython(exec[1], env, modules);
+            if (typeof r === 'string')
+                out.error = `the interpreter of ${mkosi[0]} does not run: ${r}`;
+            else
+                out.interpreter = { ...(facts = r), how: 'launcher' };
+        }
+        else
+            out.error = `\`${mkosi.join(' ')}\` did not run Python with PYTHONPATH kept (its launcher resets it, or it is not Python)`;
+    }
+    if (facts) {
+        const candidates = helperPythonCandidates(facts.executable, pathEnv);
+        if (candidates[0] === facts.executable)
+            out.helper = facts;
+        else {
+            let found;
+            for (const c of candidates)
+                if (!found && (await executable(c)))
+                    found = c;
+            const r = found ? await runPython(found, env, modules) : undefined;
+            if (r && typeof r !== 'string')
+                out.helper = r;
+            else
+                out.helperSearched = candidates;
+        }
+    }
+    out.tools = Object.fromEntries(await toolLookups);
+    out.ms = Math.round(performance.now() - t0);
+    return out;
+}
+function pipHint(python, module) {
+    // Debian's and Ubuntu's own interpreters get modules from apt; any other one from pip.
+    return /^\/usr\/bin\/python3(\.\d+)?$/.test(python)
+        ? ''
+        : ` (or, for this interpreter: ${python} -m pip install ${module})`;
+}
+/** What is missing for mkosi `version` to run its verbs here, each with how to install it. Pure. */
+function mkosiRuntimeProblems(version, rt) {
+    const major = parseMkosiMajor(version);
+    const problems = [];
+    const warnings = [];
+    if (major === undefined)
+        return { problems, warnings };
+    for (const need of TOOL_NEEDS) {
+        if (major < need.since || (need.until !== undefined && major >= need.until))
+            continue;
+        if (rt.toolsTree || !(need.tool in rt.tools) || rt.tools[need.tool])
+            continue;
+        problems.push(`${need.tool} not found on PATH: mkosi ${version} needs it, since ${need.why}. Install it: apt-get install ${need.apt}`);
+    }
+    const modules = MODULE_NEEDS.filter((n) => major >= n.since);
+    if (modules.length === 0 || rt.toolsTree)
+        return { problems, warnings };
+    if (!rt.interpreter) {
+        warnings.push(`could not tell which Python runs mkosi (${rt.error ?? 'unknown'}), so its Python modules (${modules.map((n) => n.module).join(', ')}) were not checked`);
+        return { problems, warnings };
+    }
+    if (!rt.helper) {
+        problems.push(`python3 for mkosi's helper scripts not found: mkosi ${version} runs under ${rt.interpreter.executable}, which is outside /usr, ` +
+            `so it runs its helper scripts with python3 from its sandbox's PATH, and there is none (looked for ${(rt.helperSearched ?? []).join(', ')}). Install it: apt-get install python3 ${modules.map((n) => n.apt).join(' ')}`);
+        return { problems, warnings };
+    }
+    const helper = rt.helper;
+    const why = helper.executable === rt.interpreter.executable
+        ? `mkosi ${version} runs its helper scripts with its own interpreter, ${helper.executable} (Python ${helper.version})`
+        : `mkosi ${version} runs under ${rt.interpreter.executable} but its helper scripts with ${helper.executable} (Python ${helper.version}), the python3 its sandbox finds`;
+    for (const need of modules) {
+        const error = helper.modules[need.module];
+        if (error === null || error === undefined)
+            continue;
+        problems.push(`Python module ${need.module} missing (${error}): ${why}, and ${need.why}. ` +
+            `Install it: apt-get install ${need.apt}${pipHint(helper.executable, need.module)}`);
+    }
+    return { problems, warnings };
+}
+/** One line for humans: which Python runs mkosi and its helpers, what they import, the tools. Pure. */
+function describeMkosiRuntime(rt) {
+    const imports = (f) => Object.entries(f.modules)
+        .map(([m, e]) => (e === null ? `imports ${m}` : `cannot import ${m}`))
+        .join(', ');
+    const parts = [];
+    if (rt.interpreter)
+        parts.push(`Python ${rt.interpreter.executable} ${rt.interpreter.version} (${rt.interpreter.how})`);
+    else
+        parts.push(`Python unknown: ${rt.error ?? 'not checked'}`);
+    if (rt.helper) {
+        const same = rt.interpreter && rt.helper.executable === rt.interpreter.executable;
+        parts.push(`helper scripts: ${same ? 'the same' : rt.helper.executable}${imports(rt.helper) ? `, ${imports(rt.helper)}` : ''}`);
+    }
+    else if (rt.interpreter)
+        parts.push('helper scripts: no python3 found');
+    for (const [tool, path] of Object.entries(rt.tools))
+        parts.push(`${tool} ${path ?? 'not found'}`);
+    if (rt.toolsTree)
+        parts.push('tools tree in use');
+    return `${parts.join('; ')} (checked in ${rt.ms} ms)`;
+}
+
+;// CONCATENATED MODULE: ./src/host/probe.ts
+/** Looks at the host: tools, their versions, accelerators, CPUs and memory. Side effects only; no decisions. */
+
+
+
+
+
+
+
+const QEMU_ARCH = {
+    x64: 'x86_64',
+    arm64: 'aarch64',
+    ppc64: 'ppc64',
+    s390x: 's390x',
+    riscv64: 'riscv64',
+};
+function hostArch() {
+    return QEMU_ARCH[process.arch] ?? process.arch;
+}
+async function openRw(path) {
+    try {
+        const fh = await (0,promises_namespaceObject.open)(path, external_node_fs_.constants.O_RDWR);
+        await fh.close();
+        return { usable: true, detail: `${path} opens read-write` };
+    }
+    catch (err) {
+        const e = err;
+        return {
+            usable: false,
+            detail: e.code === 'ENOENT' ? `${path} does not exist` : `${path}: ${e.code ?? e.message}`,
+        };
+    }
+}
+/**
+ * /dev/kvm opening is not enough: nested or emulated KVM can accept the open and then abort QEMU at the
+ * first vCPU run (seen on this project's CI machines). Boot an empty q35 machine for a moment: KVM works
+ * if QEMU is still running after settleMs. (A KVM that pauses a Linux guest passes this: the boot probe,
+ * kvm-boot-probe.ts, catches that once the image's kernel exists.)
+ */
+async function kvmWorks(qemu, settleMs = 1500) {
+    const dev = await openRw('/dev/kvm');
+    return dev.usable ? emptyMachineRuns(qemu, settleMs) : dev;
+}
+/** QEMU under KVM with an empty q35 machine: still running after settleMs, or why not. */
+function emptyMachineRuns(qemu, settleMs = 1500) {
+    return new Promise((resolve) => {
+        let stderr = '';
+        const child = (0,external_node_child_process_.spawn)(qemu, [
+            '-accel',
+            'kvm',
+            '-machine',
+            'q35',
+            '-cpu',
+            'max',
+            '-m',
+            '64',
+            '-nodefaults',
+            '-no-user-config',
+            '-display',
+            'none',
+            '-serial',
+            'none',
+            '-monitor',
+            'none',
+        ], { stdio: ['ignore', 'ignore', 'pipe'] });
+        child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
+        const timer = setTimeout(() => {
+            child.kill('SIGKILL');
+            resolve({
+                usable: true,
+                detail: "/dev/kvm opens and an empty machine runs (the image's kernel is tried once it exists)",
+            });
+        }, settleMs);
+        child.on('error', (err) => {
+            clearTimeout(timer);
+            resolve({ usable: false, detail: `cannot run ${qemu} to test KVM: ${err.message}` });
+        });
+        child.on('exit', (code, signal) => {
+            clearTimeout(timer);
+            const why = stderr.trim().split('\n').filter(Boolean).slice(0, 2).join('; ') || `exit ${code ?? signal}`;
+            resolve({ usable: false, detail: `/dev/kvm opens but QEMU cannot run a vCPU with it (${why})` });
+        });
+    });
+}
+/** kvmWorks once per host boot and QEMU version: later runs pay nothing for it. */
+async function rememberedKvmWorks(qemu, version, cacheDir) {
+    const dev = await openRw('/dev/kvm');
+    if (!dev.usable || !cacheDir)
+        return dev.usable ? kvmWorks(qemu) : dev;
+    const cache = await VerdictCache.open(cacheDir);
+    const key = `empty-machine|qemu ${version ?? qemu}`;
+    const seen = await cache.get(key);
+    if (seen)
+        return { usable: seen.usable, detail: `${seen.detail} (remembered for this host boot)` };
+    const t0 = performance.now();
+    const v = await kvmWorks(qemu);
+    const seconds = Math.round((performance.now() - t0) / 100) / 10;
+    await cache.set(key, { usable: v.usable, detail: v.detail, seconds, at: new Date().toISOString() });
+    return v;
+}
+async function which(names) {
+    const dirs = (process.env.PATH ?? '').split(':').filter(Boolean);
+    for (const name of names) {
+        const candidates = name.startsWith('/') ? [name] : dirs.map((d) => `${d}/${name}`);
+        for (const c of candidates) {
+            try {
+                await (0,promises_namespaceObject.access)(c, external_node_fs_.constants.X_OK);
+                return c;
+            }
+            catch {
+                // next
+            }
+        }
+    }
+    return undefined;
+}
+function firstLine(s) {
+    return s.trim().split('\n')[0] ?? '';
+}
+async function memInfo() {
+    const text = await (0,promises_namespaceObject.readFile)('/proc/meminfo', 'utf8').catch(() => '');
+    const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? 0) * 1024;
+    return { total: kb('MemTotal'), available: kb('MemAvailable') };
+}
+async function probeHost(opts) {
+    const arch = hostArch();
+    const qemuBinary = `qemu-system-${arch}`;
+    // Whether mkosi can run its verbs, in parallel with the rest (it never rejects).
+    const mkosiReady = probeMkosiRuntime(opts.mkosi, { env: opts.env, configDir: opts.configDir });
+    const [mkosiRes, qemuPath, vsock, journalRemote, journalctl, coredumpctl, mem] = await Promise.all([
+        runCommand([...opts.mkosi, '--version'], { env: opts.env, timeoutMs: 30_000 }),
+        which([qemuBinary]),
+        openRw('/dev/vhost-vsock'),
+        which([
+            'systemd-journal-remote',
+            '/usr/lib/systemd/systemd-journal-remote',
+            '/lib/systemd/systemd-journal-remote',
+        ]),
+        which(['journalctl']),
+        which(['coredumpctl']),
+        memInfo(),
+    ]);
+    const mkosi = { command: opts.mkosi };
+    const v = /mkosi\s+(\d+(?:\.\d+)*)/.exec(mkosiRes.stdout);
+    if (mkosiRes.spawnError)
+        mkosi.error = `${opts.mkosi[0]}: ${mkosiRes.spawnError.code === 'ENOENT' ? 'not found' : mkosiRes.spawnError.message}`;
+    else if (v?.[1])
+        mkosi.version = v[1];
+    else
+        mkosi.error = `\`${opts.mkosi.join(' ')} --version\` printed no version (exit ${mkosiRes.code}): ${firstLine(mkosiRes.stderr || mkosiRes.stdout)}`;
+    const qemu = { binary: qemuPath ?? qemuBinary };
+    if (!qemuPath)
+        qemu.error = `${qemuBinary} not found on PATH`;
+    else {
+        const q = await runCommand([qemuPath, '--version'], { timeoutMs: 10_000 });
+        const qv = /version\s+(\S+)/.exec(q.stdout);
+        if (qv?.[1])
+            qemu.version = qv[1];
+        else
+            qemu.error = `${qemuPath} --version failed: ${firstLine(q.stderr)}`;
+    }
+    const kvm = qemuPath && opts.checkKvm !== false
+        ? await rememberedKvmWorks(qemuPath, qemu.version, opts.cacheDir)
+        : await openRw('/dev/kvm');
+    const jv = journalctl
+        ? /systemd\s+(\d+)/.exec((await runCommand([journalctl, '--version'])).stdout)?.[1]
+        : undefined;
+    const info = {
+        arch,
+        mkosi,
+        qemu,
+        kvm,
+        vhostVsock: vsock,
+        cpus: (0,external_node_os_namespaceObject.availableParallelism)(),
+        memTotal: mem.total,
+        memAvailable: mem.available,
+        mkosiReady: await mkosiReady,
+    };
+    if (journalRemote)
+        info.journalRemote = journalRemote;
+    if (journalctl)
+        info.journalctl = journalctl;
+    if (jv)
+        info.journalctlVersion = jv;
+    if (coredumpctl)
+        info.coredumpctl = coredumpctl;
+    return info;
+}
+
+;// CONCATENATED MODULE: ./src/host/decide.ts
+
+
+
+/** Software emulation is 5-10x slower than KVM here (boot 35-60 s vs a few seconds): give tests 3x the time. */
+const TCG_TIMEOUT_SCALE = 3;
+const INSTALL_HINT = 'on Debian 12 add bookworm-backports and run `apt-get install -t bookworm-backports mkosi qemu-system-x86 systemd-journal-remote`; ' +
+    'on Debian 13 or Ubuntu 24.10+ `apt-get install mkosi qemu-system-x86 systemd-journal-remote` (or run scripts/setup-host.sh)';
+class HostNotReady extends Error {
+    problems;
+    constructor(problems) {
+        super(`the host is not ready to run VM tests:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+        this.problems = problems;
+    }
+}
+function decideHost(info, req) {
+    const door = req.door ?? 'cli';
+    const problems = [];
+    const warnings = [];
+    let dialect;
+    if (info.mkosi.error || !info.mkosi.version) {
+        problems.push(`mkosi: ${info.mkosi.error ?? 'unknown version'}. Install mkosi >= 24: ${INSTALL_HINT}; or set ${spell(door, 'mkosi')}`);
+    }
+    else {
+        try {
+            dialect = dialectFor(info.mkosi.version);
+        }
+        catch (e) {
+            problems.push(`${e.message}. Upgrade: ${INSTALL_HINT}`);
+        }
+        // mkosi's own modules import (it printed a version), but not necessarily what its verbs need.
+        if (dialect && info.mkosiReady) {
+            const verdict = mkosiRuntimeProblems(info.mkosi.version, info.mkosiReady);
+            problems.push(...verdict.problems);
+            warnings.push(...verdict.warnings);
+        }
+    }
+    if (info.qemu.error)
+        problems.push(`QEMU: ${info.qemu.error}. Install it: apt-get install ${info.arch === 'x86_64' ? 'qemu-system-x86' : info.arch === 'aarch64' ? 'qemu-system-arm' : 'qemu-system-misc'}`);
+    if (!info.journalRemote)
+        problems.push(`systemd-journal-remote not found (receives each VM's journal). Install it: apt-get install systemd-journal-remote`);
+    if (!info.journalctl)
+        problems.push('journalctl not found (reads the journals). Install systemd.');
+    let accel;
+    let accelDetail;
+    if (req.kvm === 'no') {
+        accel = 'tcg';
+        accelDetail = 'KVM disabled by request; software emulation (TCG)';
+    }
+    else if (info.kvm.usable) {
+        accel = 'kvm';
+        accelDetail = info.kvm.detail;
+    }
+    else if (req.kvm === 'yes') {
+        accel = 'tcg';
+        accelDetail = info.kvm.detail;
+        problems.push(`KVM was required (${spell(door, 'kvm', 'yes')}) but is not usable: ${info.kvm.detail}. Fix: load kvm and give this user access to /dev/kvm, or use ${spell(door, 'kvm', 'auto')}`);
+    }
+    else {
+        accel = 'tcg';
+        accelDetail = `KVM not usable (${info.kvm.detail}); falling back to software emulation (TCG)`;
+        warnings.push(`${accelDetail}: VMs boot 5-10x slower and timeouts are scaled by ${req.timeoutScale ?? TCG_TIMEOUT_SCALE}`);
+    }
+    let transport;
+    let transportDetail;
+    if (req.transport === 'vsock') {
+        transport = 'vsock';
+        transportDetail = 'vsock by request';
+        if (!info.vhostVsock.usable) {
+            problems.push(`${spell(door, 'transport', 'vsock')} needs /dev/vhost-vsock: ${info.vhostVsock.detail}. Fix: \`modprobe vhost_vsock\` and open the device to this user, or use ${spell(door, 'transport', 'auto')}`);
+        }
+    }
+    else if (req.transport === 'serial') {
+        transport = 'serial';
+        transportDetail = 'virtio-serial by request';
+    }
+    else if (info.vhostVsock.usable) {
+        transport = 'vsock';
+        transportDetail = 'vsock (/dev/vhost-vsock usable)';
+    }
+    else {
+        transport = 'serial';
+        transportDetail = `virtio-serial (${info.vhostVsock.detail})`;
+    }
+    if (problems.length > 0 || !dialect)
+        throw new HostNotReady(problems);
+    return {
+        dialect,
+        accel,
+        accelDetail,
+        transport,
+        transportDetail,
+        timeoutScale: req.timeoutScale ?? (accel === 'tcg' ? TCG_TIMEOUT_SCALE : 1),
+        defaultCpus: accel === 'kvm' ? 2 : 1,
+        warnings,
+    };
+}
+/**
+ * The plan once KVM turned out broken: TCG with TCG's timeout scale (unless one was given) and vCPU
+ * count, so that a test's timeout keeps meaning guest time. With kvm `yes` there is no fallback: the
+ * host is not ready (exit 3).
+ */
+function fallBackToTcg(plan, req, fb) {
+    if (req.kvm === 'yes')
+        throw new HostNotReady([
+            `KVM was required (${spell(req.door ?? 'cli', 'kvm', 'yes')}) but is broken on this host: ${fb.reason}. ` +
+                `Fix: run on a host whose KVM runs Linux guests (nested virtualization is a common cause), or use ${spell(req.door ?? 'cli', 'kvm', 'auto')} to fall back to TCG`,
+        ]);
+    const timeoutScale = req.timeoutScale ?? TCG_TIMEOUT_SCALE;
+    const accelDetail = `KVM is broken on this host (${fb.reason}); fell back to software emulation (TCG)`;
+    return {
+        ...plan,
+        accel: 'tcg',
+        accelDetail,
+        timeoutScale,
+        defaultCpus: 1,
+        warnings: [
+            ...plan.warnings,
+            `${accelDetail}: VMs boot 5-10x slower and timeouts are scaled by ${timeoutScale}`,
+        ],
+    };
+}
+const MiB = 1024 ** 2;
+/** Host memory kept free for mkosi, journal-remote and the page cache. */
+const HOST_RESERVE = 1024 * MiB;
+/** QEMU's own overhead per VM on top of guest RAM. */
+const VM_OVERHEAD = 256 * MiB;
+/**
+ * How many VMs run at once. TCG burns a host core per vCPU, so CPUs bound it; KVM guests mostly wait, so
+ * memory bounds it. An explicit --jobs wins but is reported when it exceeds what memory allows.
+ */
+function computeSlots(p) {
+    const byCpu = Math.max(1, p.accel === 'tcg' ? Math.floor(p.cpus / p.vmCpus) : p.cpus);
+    const byMemory = Math.max(1, Math.floor((p.memAvailable - HOST_RESERVE) / (p.vmRam + VM_OVERHEAD)));
+    const slots = p.jobs !== undefined ? Math.max(1, p.jobs) : Math.min(byCpu, byMemory);
+    return { slots, byCpu, byMemory };
+}
+
+;// CONCATENATED MODULE: ./src/image/ensure-image.ts
+/** Image step: restore by key, or build with mkosi and save. Only a failed build stops the run. */
+
+
+
+
+
+function buildArgv(mkosi, configDir, outputDir) {
+    return [...mkosi, '--directory', configDir, '--output-dir', outputDir, '--force', 'build'];
+}
+async function build(argv, logFile, env) {
+    const fd = (0,external_node_fs_.openSync)(logFile, 'w');
+    try {
+        const child = startDetached(argv, { env, stdio: ['ignore', fd, fd] });
+        return await new Promise((resolve) => {
+            child.on('error', () => resolve(null));
+            child.on('exit', (code) => resolve(code));
+        });
+    }
+    finally {
+        (0,external_node_fs_.closeSync)(fd);
+    }
+}
+async function ensureImage(p) {
+    const t0 = performance.now();
+    const restored = await p.cache.restore(p.key);
+    const restoreSeconds = seconds(performance.now() - t0);
+    if (restored.hit && restored.dir)
+        return { dir: restored.dir, cache: 'hit', detail: restored.detail, restoreSeconds };
+    if (p.restoreOnly)
+        throw new UserError(`image ${p.key} could not be restored (${restored.detail}) and this run may not build it (image policy restore-only). ` +
+            'The prepare job builds and saves it: check that it succeeded and saved the image (fork pull requests cannot save caches), ' +
+            'and that this job computes the same key (same config, mkosi version and architecture).', ExitCode.imageBuildFailed);
+    const dir = await p.cache.buildDir(p.key);
+    const argv = buildArgv(p.mkosi, p.configDir, dir);
+    p.onBuildStart?.(argv);
+    const t1 = performance.now();
+    const code = await build(argv, p.buildLog, p.env);
+    const buildSeconds = seconds(performance.now() - t1);
+    if (code !== 0) {
+        const log = await (0,promises_namespaceObject.readFile)(p.buildLog, 'utf8').catch(() => '');
+        const tail = log.trim().split('\n').slice(-15).join('\n');
+        throw new UserError(`image build failed (mkosi exit ${code ?? 'signal'}) after ${buildSeconds} s: ${argv.join(' ')}\n` +
+            `--- last lines of ${p.buildLog} ---\n${tail}`, ExitCode.imageBuildFailed);
+    }
+    const t2 = performance.now();
+    const saved = await p.cache.save(p.key, dir);
+    return {
+        dir: saved,
+        cache: 'miss',
+        detail: restored.detail,
+        restoreSeconds,
+        buildSeconds,
+        saveSeconds: seconds(performance.now() - t2),
+    };
+}
+
+;// CONCATENATED MODULE: ./src/image/local-cache.ts
+/**
+ * ImageCache in a local directory: `<root>/images/<key>/` holds mkosi's output, with a marker written
+ * last so a half-saved image never counts as a hit. VMs boot straight from there (mkosi --ephemeral
+ * copies the disk per VM), so a hit costs no copy. Keeps the newest few images.
+ */
+
+
+const local_cache_MARKER = 'itest-image.json';
+class LocalImageCache {
+    root;
+    keep;
+    backend = 'local';
+    constructor(root, keep = 3) {
+        this.root = root;
+        this.keep = keep;
+    }
+    dirFor(key) {
+        return (0,external_node_path_.join)(this.root, 'images', key);
+    }
+    async restore(key) {
+        const dir = this.dirFor(key);
+        try {
+            await (0,promises_namespaceObject.stat)((0,external_node_path_.join)(dir, local_cache_MARKER));
+        }
+        catch {
+            return { hit: false, detail: `no image for ${key} in ${(0,external_node_path_.join)(this.root, 'images')}` };
+        }
+        const now = new Date();
+        await (0,promises_namespaceObject.utimes)((0,external_node_path_.join)(dir, local_cache_MARKER), now, now).catch(() => { });
+        return { hit: true, dir, detail: `image ${key} found in ${dir}` };
+    }
+    async buildDir(key) {
+        const dir = (0,external_node_path_.join)(this.root, 'build', `${key}.${process.pid}`);
+        await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+        await (0,promises_namespaceObject.mkdir)(dir, { recursive: true });
+        return dir;
+    }
+    async save(key, builtDir) {
+        const dir = this.dirFor(key);
+        await (0,promises_namespaceObject.mkdir)((0,external_node_path_.join)(this.root, 'images'), { recursive: true });
+        await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+        await (0,promises_namespaceObject.rename)(builtDir, dir);
+        await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, local_cache_MARKER), `${JSON.stringify({ key, savedAt: new Date().toISOString() })}\n`);
+        await this.prune(key);
+        return dir;
+    }
+    /** Drops all but the `keep` most recently used images (never the one just saved). */
+    async prune(current) {
+        const base = (0,external_node_path_.join)(this.root, 'images');
+        const entries = await (0,promises_namespaceObject.readdir)(base).catch(() => []);
+        const aged = await Promise.all(entries.map(async (k) => ({
+            k,
+            t: await (0,promises_namespaceObject.stat)((0,external_node_path_.join)(base, k, local_cache_MARKER)).then((s) => s.mtimeMs, () => 0),
+        })));
+        const old = aged
+            .filter((e) => e.k !== current)
+            .sort((a, b) => b.t - a.t)
+            .slice(Math.max(0, this.keep - 1));
+        for (const e of old)
+            await (0,promises_namespaceObject.rm)((0,external_node_path_.join)(base, e.k), { recursive: true, force: true });
+    }
+}
+
+;// CONCATENATED MODULE: ./src/results/findings.ts
+function findings(t) {
+    const out = [{ title: 'last lines of the unit', lines: t.outputTail }];
+    const d = t.digest;
+    if (d) {
+        out.push({ title: 'failed units', lines: d.failedUnits.map((u) => `${u.unit} (${u.result})`) }, {
+            title: 'coredumps',
+            lines: d.coredumps.map((c) => `${c.comm}[${c.pid ?? '?'}] ${c.signal}${c.exe ? ` ${c.exe}` : ''}${c.unit ? ` in ${c.unit}` : ''}`),
+        }, { title: 'sanitizer reports', lines: d.sanitizers }, { title: 'kernel', lines: d.kernel }, { title: 'emergency mode', lines: d.emergency ? ['the guest entered emergency mode'] : [] }, { title: 'errors (priority err or worse)', lines: d.errors.map((e) => `${e.unit}: ${e.message}`) }, {
+            title: 'failed subtests',
+            lines: d.subtests
+                .filter((x) => !/^(pass|ok|success|skip)/i.test(x.result))
+                .map((x) => `${x.name}: ${x.result}: ${x.message.split('\n')[0]}`),
+        }, 
+        // What the guest was doing at the end matters when it never reported.
+        {
+            title: 'last lines of the journal',
+            lines: t.status === 'timeout' || t.status === 'error' ? d.lastLines : [],
+        }, { title: 'notes', lines: d.notes });
+    }
+    return out.filter((f) => f.lines.length > 0);
+}
+
+;// CONCATENATED MODULE: ./src/results/terminal.ts
+/** Terminal rendering: live progress lines and the final report. Pure string builders. */
+
+
+
+
+/** What the probe found, printed before anything is built or booted. */
+function renderHost(h, p) {
+    return [
+        `host: ${h.arch}, ${h.cpus} CPUs, ${humanBytes(h.memTotal)} (${humanBytes(h.memAvailable)} available)`,
+        `  mkosi ${h.mkosi.version} (${p.dialect.name} dialect: ${p.dialect.verb} verb), QEMU ${h.qemu.version}`,
+        ...(h.mkosiReady ? [`  mkosi runs under: ${describeMkosiRuntime(h.mkosiReady)}`] : []),
+        `  journal: ${h.journalRemote}, ${h.journalctl}${h.journalctlVersion ? ` (systemd ${h.journalctlVersion})` : ''}`,
+        `  accel ${p.accel}: ${p.accelDetail}`,
+        `  transport ${p.transport}: ${p.transportDetail}`,
+    ].join('\n');
+}
+const MARK = {
+    pass: 'PASS',
+    fail: 'FAIL',
+    skip: 'SKIP',
+    timeout: 'TIME',
+    error: 'ERR ',
+};
+function progressStart(name, attempt, running, done, total) {
+    return `[${done}/${total}] start  ${name}${attempt > 1 ? ` (attempt ${attempt})` : ''}  (${running} running)`;
+}
+function progressEnd(name, a, willRetry, done, total) {
+    const retry = willRetry ? ' -> retrying' : '';
+    return `[${done}/${total}] ${MARK[a.status]}   ${name}  ${a.durations.vmSeconds.toFixed(1)} s  ${a.reason}${retry}`;
+}
+function pad(s, n) {
+    return s.length >= n ? s : s + ' '.repeat(n - s.length);
+}
+function renderEnvironment(r) {
+    const e = r.environment;
+    const img = e.image;
+    const cacheLine = img.cache === 'hit'
+        ? `hit (${img.backend}, restored in ${img.restoreSeconds ?? 0} s)`
+        : img.cache === 'miss'
+            ? `miss (${img.backend}; built in ${img.buildSeconds ?? '?'} s, saved in ${img.saveSeconds ?? '?'} s)`
+            : img.cache;
+    const accelNote = accelFallbackNote(e);
+    return [
+        ...(accelNote ? [`WARNING: ${accelNote}`] : []),
+        `mkosi      ${e.mkosi.version} (${e.mkosi.dialect}: ${e.mkosi.command.join(' ')})`,
+        `qemu       ${e.qemu.version}, accel ${e.accel}: ${e.accelDetail}`,
+        `transport  ${e.transport}: ${e.transportDetail}`,
+        `host       ${e.host.arch}, ${e.host.cpus} CPUs, ${humanBytes(e.host.memTotal)}; ${e.jobs} VM(s) at once; timeouts x${e.timeoutScale}`,
+        `image      ${img.key}: ${cacheLine}`,
+    ].join('\n');
+}
+function renderReport(r) {
+    const w = Math.max(4, ...r.tests.map((t) => t.name.length));
+    const rows = r.tests.flatMap((t) => {
+        const att = t.attempts.length > 1 ? ` [${t.attempts.length} attempts${t.flaky ? ', flaky' : ''}]` : '';
+        return [
+            `  ${MARK[t.status]}  ${pad(t.name, w)}  ${pad(`${t.timings.totalSeconds.toFixed(1)} s`, 8)}  ${t.reason}${att}`,
+            ...(t.digest?.subtests ?? []).map((x) => `          ↳ ${x.name}: ${x.result}`),
+        ];
+    });
+    const s = r.summary;
+    const failed = failedTests(r);
+    const out = ['', 'Results:', ...rows, '', ...renderShards(r)];
+    for (const t of failed)
+        out.push(...failureBlock(t));
+    out.push(`${s.total} tests: ${countWords(s).join(', ')} in ${r.durationSeconds.toFixed(1)} s`);
+    out.push(s.ok ? 'OK' : 'FAILED');
+    return out.join('\n');
+}
+function failureBlock(t) {
+    const out = [`--- ${t.name} (${t.status}): ${t.reason}`];
+    for (const f of findings(t))
+        out.push(`    ${f.title}:`, ...f.lines.slice(-10).map((l) => `      ${l}`));
+    if (t.files.journal)
+        out.push(`    journal: journalctl --file ${t.files.journal} -u ${t.unit} -o short-monotonic -p info`);
+    if (t.files.journal && (t.digest?.coredumps.length ?? 0) > 0)
+        out.push(`    dumps:   coredumpctl --file ${t.files.journal} info`);
+    if (t.files.console)
+        out.push(`    console: less -R ${t.files.console}`);
+    if (t.rerun)
+        out.push(`    rerun:   ${t.rerun}`);
+    out.push('');
+    return out;
+}
+/** Merged runs: planned vs actual time per shard, and what the merge found. */
+function renderShards(r) {
+    if (!r.shards)
+        return [];
+    const out = ['Shards (planned vs actual VM-seconds):'];
+    for (const s of r.shards) {
+        const att = s.attempt > 1 ? ` (attempt ${s.attempt})` : '';
+        out.push(s.status === 'missing'
+            ? `  ${s.index}/${r.shards.length}  MISSING  ${s.tests.length} test(s) planned, ${s.plannedSeconds} s`
+            : `  ${s.index}/${r.shards.length}  ${pad(s.status, 7)}  ${s.tests.length} test(s), planned ${s.plannedSeconds} s, actual ${s.vmSeconds} s, wall ${s.wallSeconds} s${att}`);
+    }
+    for (const n of r.mergeNotes ?? [])
+        out.push(`  ${n.level}: ${n.message}`);
+    out.push('');
+    return out;
+}
+
 ;// CONCATENATED MODULE: external "node:url"
 const external_node_url_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:url");
 ;// CONCATENATED MODULE: external "node:diagnostics_channel"
@@ -36624,7 +37248,7 @@ const entToType = (s) => s.isFile() ? IFREG
                             : UNKNOWN;
 // normalize unicode path names
 const normalizeCache = new I({ max: 2 ** 12 });
-const normalize = (s) => {
+const esm_normalize = (s) => {
     const c = normalizeCache.get(s);
     if (c)
         return c;
@@ -36637,7 +37261,7 @@ const normalizeNocase = (s) => {
     const c = normalizeNocaseCache.get(s);
     if (c)
         return c;
-    const n = normalize(s.toLowerCase());
+    const n = esm_normalize(s.toLowerCase());
     normalizeNocaseCache.set(s, n);
     return n;
 };
@@ -36840,7 +37464,7 @@ class PathBase {
      */
     constructor(name, type = UNKNOWN, root, roots, nocase, children, opts) {
         this.name = name;
-        this.#matchName = nocase ? normalizeNocase(name) : normalize(name);
+        this.#matchName = nocase ? normalizeNocase(name) : esm_normalize(name);
         this.#type = type & TYPEMASK;
         this.nocase = nocase;
         this.roots = roots;
@@ -36937,7 +37561,7 @@ class PathBase {
         }
         // find the child
         const children = this.children();
-        const name = this.nocase ? normalizeNocase(pathPart) : normalize(pathPart);
+        const name = this.nocase ? normalizeNocase(pathPart) : esm_normalize(pathPart);
         for (const p of children) {
             if (p.#matchName === name) {
                 return p;
@@ -37198,7 +37822,7 @@ class PathBase {
      */
     isNamed(n) {
         return !this.nocase ?
-            this.#matchName === normalize(n)
+            this.#matchName === esm_normalize(n)
             : this.#matchName === normalizeNocase(n);
     }
     /**
@@ -37375,7 +37999,7 @@ class PathBase {
     #readdirMaybePromoteChild(e, c) {
         for (let p = c.provisional; p < c.length; p++) {
             const pchild = c[p];
-            const name = this.nocase ? normalizeNocase(e.name) : normalize(e.name);
+            const name = this.nocase ? normalizeNocase(e.name) : esm_normalize(e.name);
             if (name !== pchild.#matchName) {
                 continue;
             }
@@ -39910,7 +40534,7 @@ function hashFile(abs) {
     }
     return h.digest('hex');
 }
-function describe(abs, rel, out) {
+function hash_inputs_describe(abs, rel, out) {
     const st = (0,external_node_fs_.lstatSync)(abs);
     if (st.isSymbolicLink()) {
         out.push({ path: rel, kind: 'symlink', executable: false, digest: sha256((0,external_node_fs_.readlinkSync)(abs)) });
@@ -39920,7 +40544,7 @@ function describe(abs, rel, out) {
         for (const e of (0,external_node_fs_.readdirSync)(abs).sort()) {
             if (IGNORED_DIRS.has(e))
                 continue;
-            describe((0,external_node_path_.join)(abs, e), `${rel}/${e}`, out);
+            hash_inputs_describe((0,external_node_path_.join)(abs, e), `${rel}/${e}`, out);
         }
     }
     else if (st.isFile()) {
@@ -39932,7 +40556,7 @@ async function collectConfigInputs(configDir) {
     const out = [];
     for (const name of (await (0,promises_namespaceObject.readdir)(configDir)).sort()) {
         if (isMkosiInput(name))
-            describe((0,external_node_path_.join)(configDir, name), name, out);
+            hash_inputs_describe((0,external_node_path_.join)(configDir, name), name, out);
     }
     return out;
 }
@@ -39947,7 +40571,7 @@ async function collectExtraInputs(baseDir, patterns) {
                 continue;
             seen.add(rel);
             const sub = [];
-            describe((0,external_node_path_.resolve)(baseDir, match), `extra:${rel}`, sub);
+            hash_inputs_describe((0,external_node_path_.resolve)(baseDir, match), `extra:${rel}`, sub);
             out.push(...sub);
         }
     }
@@ -40010,217 +40634,241 @@ async function computeImageKey(p) {
         prefix: p.prefix,
     });
 }
+/** The key of a run's image: its config's settings, this mkosi and this architecture. */
+function runImageKey(cfg, mkosiVersion, arch) {
+    return computeImageKey({
+        configDir: cfg.configDir,
+        mkosiVersion,
+        arch,
+        userKey: cfg.hashKey,
+        globs: cfg.hashGlobs,
+        // --hash-glob patterns are relative to where itest runs.
+        globBase: process.cwd(),
+        prefix: cfg.keyPrefix,
+    });
+}
 
-;// CONCATENATED MODULE: ./src/image/local-cache.ts
+;// CONCATENATED MODULE: ./src/engine/prepare-image.ts
 /**
- * ImageCache in a local directory: `<root>/images/<key>/` holds mkosi's output, with a marker written
- * last so a half-saved image never counts as a hit. VMs boot straight from there (mkosi --ephemeral
- * copies the disk per VM), so a hit costs no copy. Keeps the newest few images.
+ * Probe and decide the host, then restore or build the image: what every run does before its first VM,
+ * and all that the action's prepare mode does.
  */
 
 
-const local_cache_MARKER = 'itest-image.json';
-class LocalImageCache {
-    root;
-    keep;
-    backend = 'local';
-    constructor(root, keep = 3) {
-        this.root = root;
-        this.keep = keep;
-    }
-    dirFor(key) {
-        return (0,external_node_path_.join)(this.root, 'images', key);
-    }
-    async restore(key) {
-        const dir = this.dirFor(key);
-        try {
-            await (0,promises_namespaceObject.stat)((0,external_node_path_.join)(dir, local_cache_MARKER));
-        }
-        catch {
-            return { hit: false, detail: `no image for ${key} in ${(0,external_node_path_.join)(this.root, 'images')}` };
-        }
-        const now = new Date();
-        await (0,promises_namespaceObject.utimes)((0,external_node_path_.join)(dir, local_cache_MARKER), now, now).catch(() => { });
-        return { hit: true, dir, detail: `image ${key} found in ${dir}` };
-    }
-    async buildDir(key) {
-        const dir = (0,external_node_path_.join)(this.root, 'build', `${key}.${process.pid}`);
-        await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
-        await (0,promises_namespaceObject.mkdir)(dir, { recursive: true });
-        return dir;
-    }
-    async save(key, builtDir) {
-        const dir = this.dirFor(key);
-        await (0,promises_namespaceObject.mkdir)((0,external_node_path_.join)(this.root, 'images'), { recursive: true });
-        await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
-        await (0,promises_namespaceObject.rename)(builtDir, dir);
-        await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, local_cache_MARKER), `${JSON.stringify({ key, savedAt: new Date().toISOString() })}\n`);
-        await this.prune(key);
-        return dir;
-    }
-    /** Drops all but the `keep` most recently used images (never the one just saved). */
-    async prune(current) {
-        const base = (0,external_node_path_.join)(this.root, 'images');
-        const entries = await (0,promises_namespaceObject.readdir)(base).catch(() => []);
-        const aged = await Promise.all(entries.map(async (k) => ({
-            k,
-            t: await (0,promises_namespaceObject.stat)((0,external_node_path_.join)(base, k, local_cache_MARKER)).then((s) => s.mtimeMs, () => 0),
-        })));
-        const old = aged
-            .filter((e) => e.k !== current)
-            .sort((a, b) => b.t - a.t)
-            .slice(Math.max(0, this.keep - 1));
-        for (const e of old)
-            await (0,promises_namespaceObject.rm)((0,external_node_path_.join)(base, e.k), { recursive: true, force: true });
-    }
-}
-
-;// CONCATENATED MODULE: ./src/util/errors.ts
-/** Exit statuses of the `itest` CLI; documented in the README and `itest --help`. */
-const ExitCode = {
-    ok: 0,
-    testsFailed: 1,
-    usage: 2,
-    hostNotReady: 3,
-    imageBuildFailed: 4,
-    internal: 70,
-};
-/**
- * An error caused by the user's input or host, with a message that names what is wrong and how to fix it.
- * The CLI prints these without a stack trace.
- */
-class UserError extends Error {
-    exitCode;
-    constructor(message, exitCode = ExitCode.usage) {
-        super(message);
-        this.exitCode = exitCode;
-        this.name = 'UserError';
-    }
-}
-
-;// CONCATENATED MODULE: ./src/util/size.ts
-const UNITS = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
-/** Parses a memory size as mkosi does ("2G", "1536M", "1073741824"); returns bytes, or undefined when invalid. */
-function parseSize(value) {
-    if (typeof value === 'number')
-        return Number.isInteger(value) && value > 0 ? value : undefined;
-    const m = /^\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*$/i.exec(value);
-    if (!m)
-        return undefined;
-    const bytes = Number(m[1]) * (UNITS[(m[2] ?? '').toUpperCase()] ?? 1);
-    return bytes > 0 ? bytes : undefined;
-}
-/** Formats bytes the way mkosi accepts them on the command line (whole MiB). */
-function formatMiB(bytes) {
-    return `${Math.max(1, Math.round(bytes / 1024 ** 2))}M`;
-}
-function humanBytes(bytes) {
-    if (bytes >= 1024 ** 3)
-        return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
-    if (bytes >= 1024 ** 2)
-        return `${(bytes / 1024 ** 2).toFixed(0)} MiB`;
-    return `${bytes} B`;
-}
-function seconds(ms) {
-    return Math.round(ms / 100) / 10;
-}
-
-;// CONCATENATED MODULE: ./src/image/ensure-image.ts
-/** Image step: restore by key, or build with mkosi and save. Only a failed build stops the run. */
 
 
 
 
 
-function buildArgv(mkosi, configDir, outputDir) {
-    return [...mkosi, '--directory', configDir, '--output-dir', outputDir, '--force', 'build'];
-}
-async function build(argv, logFile, env) {
-    const fd = (0,external_node_fs_.openSync)(logFile, 'w');
-    try {
-        const child = startDetached(argv, { env, stdio: ['ignore', fd, fd] });
-        return await new Promise((resolve) => {
-            child.on('error', () => resolve(null));
-            child.on('exit', (code) => resolve(code));
-        });
-    }
-    finally {
-        (0,external_node_fs_.closeSync)(fd);
-    }
-}
-async function ensureImage(p) {
-    const t0 = performance.now();
-    const restored = await p.cache.restore(p.key);
-    const restoreSeconds = seconds(performance.now() - t0);
-    if (restored.hit && restored.dir)
-        return { dir: restored.dir, cache: 'hit', detail: restored.detail, restoreSeconds };
-    if (p.restoreOnly)
-        throw new UserError(`image ${p.key} could not be restored (${restored.detail}) and this run may not build it (image policy restore-only). ` +
-            'The prepare job builds and saves it: check that it succeeded and saved the image (fork pull requests cannot save caches), ' +
-            'and that this job computes the same key (same config, mkosi version and architecture).', ExitCode.imageBuildFailed);
-    const dir = await p.cache.buildDir(p.key);
-    const argv = buildArgv(p.mkosi, p.configDir, dir);
-    p.onBuildStart?.(argv);
-    const t1 = performance.now();
-    const code = await build(argv, p.buildLog, p.env);
-    const buildSeconds = seconds(performance.now() - t1);
-    if (code !== 0) {
-        const log = await (0,promises_namespaceObject.readFile)(p.buildLog, 'utf8').catch(() => '');
-        const tail = log.trim().split('\n').slice(-15).join('\n');
-        throw new UserError(`image build failed (mkosi exit ${code ?? 'signal'}) after ${buildSeconds} s: ${argv.join(' ')}\n` +
-            `--- last lines of ${p.buildLog} ---\n${tail}`, ExitCode.imageBuildFailed);
-    }
-    const t2 = performance.now();
-    const saved = await p.cache.save(p.key, dir);
+
+
+/** What the run asks of the host, from its settings. */
+function hostRequest(cfg) {
     return {
-        dir: saved,
-        cache: 'miss',
-        detail: restored.detail,
-        restoreSeconds,
-        buildSeconds,
-        saveSeconds: seconds(performance.now() - t2),
+        transport: cfg.transport,
+        kvm: cfg.kvm,
+        door: cfg.door,
+        ...(cfg.timeoutScale !== undefined ? { timeoutScale: cfg.timeoutScale } : {}),
+    };
+}
+async function prepareImage(cfg, ui, deps = {}) {
+    const host = await probeHost({
+        mkosi: cfg.mkosi,
+        env: cfg.env,
+        checkKvm: cfg.kvm !== 'no',
+        cacheDir: cfg.cacheDir,
+        configDir: cfg.configDir,
+    });
+    const hostSetup = decideHost(host, hostRequest(cfg));
+    ui.info(renderHost(host, hostSetup));
+    for (const w of hostSetup.warnings)
+        ui.warn(w);
+    const layout = new OutputLayout(cfg.outputDir);
+    await (0,promises_namespaceObject.mkdir)(layout.dir, { recursive: true });
+    const mkosiVersion = host.mkosi.version;
+    const { key } = await runImageKey(cfg, mkosiVersion, host.arch);
+    if (cfg.expectedKey && cfg.expectedKey !== key)
+        throw new UserError(`image key mismatch: this job computed ${key}, the prepare job ${cfg.expectedKey}. ` +
+            'The jobs see a different config, mkosi version or architecture (compare `itest hash --explain` in both); ' +
+            'run every job on the same runner image and mkosi release.', ExitCode.imageBuildFailed);
+    let image;
+    if (cfg.imageDir) {
+        image = { key, cache: 'external', backend: 'none', dir: cfg.imageDir };
+        ui.info(`image: using the prebuilt image in ${cfg.imageDir} (no cache, no build)`);
+    }
+    else {
+        const cache = cfg.useCache
+            ? (deps.imageCache ?? new LocalImageCache(cfg.cacheDir))
+            : new ThrowawayCache(layout.throwawayImage);
+        const buildLog = layout.buildLog;
+        const got = await ensureImage({
+            cache,
+            key,
+            mkosi: cfg.mkosi,
+            configDir: cfg.configDir,
+            buildLog,
+            env: cfg.env,
+            restoreOnly: cfg.imagePolicy === 'restore-only',
+            onBuildStart: (argv) => ui.info(`image: cache miss for ${key}; building: ${argv.join(' ')} (log: ${buildLog})`),
+        });
+        image = {
+            key,
+            cache: cfg.useCache ? got.cache : 'disabled',
+            backend: cache.backend,
+            dir: got.dir,
+            restoreSeconds: got.restoreSeconds,
+            ...(got.buildSeconds !== undefined ? { buildSeconds: got.buildSeconds } : {}),
+            ...(got.saveSeconds !== undefined ? { saveSeconds: got.saveSeconds } : {}),
+        };
+        ui.info(got.cache === 'hit'
+            ? `image: cache hit for ${key} (${got.restoreSeconds} s)`
+            : `image: built in ${got.buildSeconds} s and saved`);
+    }
+    return { host, hostSetup, mkosiVersion, image };
+}
+/** --no-cache: build into the output directory every time and keep nothing. */
+class ThrowawayCache {
+    dir;
+    backend = 'none';
+    constructor(dir) {
+        this.dir = dir;
+    }
+    async restore() {
+        return { hit: false, detail: 'cache disabled' };
+    }
+    async buildDir() {
+        await (0,promises_namespaceObject.rm)(this.dir, { recursive: true, force: true });
+        await (0,promises_namespaceObject.mkdir)(this.dir, { recursive: true });
+        return this.dir;
+    }
+    async save(_key, dir) {
+        return dir;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/results/test-result.ts
+
+
+const expected = (spec) => ({
+    exitStatus: spec.exitStatus,
+    skipStatus: spec.skipStatus,
+    shouldFail: spec.shouldFail,
+});
+const tenths = (x) => Math.round(x * 10) / 10;
+/** A test that ran: its last attempt decides, every attempt is kept. */
+function resultFromAttempts(spec, attempts, o) {
+    const last = attempts[attempts.length - 1];
+    if (!last)
+        throw new Error(`resultFromAttempts: ${spec.name} has no attempts`);
+    const vm = attempts.reduce((s, a) => s + a.durations.vmSeconds, 0);
+    const collect = attempts.reduce((s, a) => s + a.durations.collectSeconds, 0);
+    const n = attempts.length;
+    return {
+        name: spec.name,
+        unit: spec.unit,
+        status: last.status,
+        reason: n > 1 ? `${last.reason} (attempt ${n} of ${n})` : last.reason,
+        exitStatus: last.guestStatus,
+        expected: expected(spec),
+        tags: spec.tags,
+        flaky: last.status === 'pass' && attempts.some((a) => a.status === 'fail' || a.status === 'timeout'),
+        attempts,
+        timings: {
+            queuedSeconds: seconds(o.queuedMs),
+            vmSeconds: tenths(vm),
+            collectSeconds: tenths(collect),
+            totalSeconds: tenths(vm + collect),
+        },
+        files: o.files,
+        outputTail: o.digest.unitOutput,
+        digest: o.digest,
+        rerun: o.rerun,
+    };
+}
+/**
+ * A test that never ran: an error with the reason. Only its name may be known (a planned test missing from
+ * every shard's results): then its unit and expectations are the defaults.
+ */
+function resultNotRun(spec, reason, rerun = '') {
+    const full = 'unit' in spec
+        ? spec
+        : {
+            name: spec.name,
+            unit: `${spec.name}.service`,
+            exitStatus: TEST_DEFAULTS.exitStatus,
+            skipStatus: TEST_DEFAULTS.skipStatus,
+            shouldFail: false,
+            tags: [],
+        };
+    return {
+        name: full.name,
+        unit: full.unit,
+        status: 'error',
+        reason,
+        exitStatus: null,
+        expected: expected(full),
+        tags: full.tags,
+        flaky: false,
+        attempts: [],
+        timings: { queuedSeconds: 0, vmSeconds: 0, collectSeconds: 0, totalSeconds: 0 },
+        files: {},
+        outputTail: [],
+        rerun,
     };
 }
 
-;// CONCATENATED MODULE: ./src/run/pool.ts
+;// CONCATENATED MODULE: ./src/qemu/accel-failure.ts
 /**
- * A pool of workers. Items start in the given priority order (longest expected first, so the tail of the
- * run is not one long test alone); results come back in input order whatever order they finished in.
- * The number of slots may change while it runs (a run that falls back from KVM to TCG can afford fewer
- * VMs): it is read whenever an item is about to start, and running items are never interrupted.
+ * What a broken KVM looks like from outside QEMU. Pure: console or stderr lines and QMP run states in, a
+ * verdict out. Two families exist on real hosts (background.md, "Hosts whose /dev/kvm lies"): QEMU prints
+ * an error and *pauses* the guest (run state `internal-error`, the process keeps running until killed), or
+ * QEMU aborts at the first vCPU run. Either way the guest never starts, and waiting for the test's timeout
+ * would blame the test.
  */
-async function runPool(items, slots, priority, worker) {
-    const limit = typeof slots === 'number' ? () => slots : slots;
-    const order = items
-        .map((item, index) => ({ item, index }))
-        .sort((a, b) => priority(b.item) - priority(a.item) || a.index - b.index);
-    const results = new Array(items.length);
-    let next = 0;
-    let running = 0;
-    return new Promise((resolve, reject) => {
-        let failed = false;
-        const fill = () => {
-            if (failed)
-                return;
-            if (next >= order.length && running === 0) {
-                resolve(results);
-                return;
-            }
-            while (next < order.length && running < Math.max(1, limit())) {
-                const { item, index } = order[next++];
-                running++;
-                worker(item, index).then((r) => {
-                    results[index] = r;
-                    running--;
-                    fill();
-                }, (err) => {
-                    failed = true;
-                    reject(err instanceof Error ? err : new Error(String(err)));
-                });
-            }
-        };
-        fill();
-    });
+/**
+ * QEMU's messages (accel/kvm/kvm-all.c, target/i386/kvm/kvm.c) for a vCPU that KVM cannot run. The first
+ * four are followed by vm_stop(RUN_STATE_INTERNAL_ERROR): QEMU stays up with the guest paused.
+ */
+const PAUSING = [
+    /KVM internal error\. Suberror: \d+/,
+    /error: kvm run failed .+/,
+    /KVM: entry failed, hardware error 0x[0-9a-f]+/i,
+    /KVM: unknown exit reason \d+/,
+];
+/** QEMU gives up on KVM and exits (or aborts) before or at the first vCPU run. */
+const EXITING = [
+    /failed to initialize kvm: .+/i,
+    /Could not access KVM kernel module: .+/,
+    /kvm_init_vcpu(?: failed)?: .+/,
+    /qemu-system-\S+: .*kvm\S*: Assertion .+ failed/i,
+    /error: failed to set MSR 0x[0-9a-f]+/i,
+    /qemu-system-\S+: .*KVM_\w+ failed.*/,
+];
+/** The first line in `lines` that says KVM failed, or undefined. Lines may carry ANSI colour already stripped. */
+function findAccelFailure(lines) {
+    for (const raw of lines) {
+        const line = raw.trim();
+        if (!line)
+            continue;
+        for (const re of PAUSING)
+            if (re.test(line))
+                return { line, effect: 'paused' };
+        for (const re of EXITING)
+            if (re.test(line))
+                return { line, effect: 'exited' };
+    }
+    return undefined;
+}
+/** QMP run states (qapi/run-state.json) that mean the guest stopped because the accelerator failed. */
+function isAccelRunState(status) {
+    return status === 'internal-error';
+}
+/** One sentence for reports: what QEMU said and what it did. */
+function describeAccelFailure(f, afterSeconds) {
+    const when = afterSeconds !== undefined ? ` ${afterSeconds.toFixed(1)} s after start` : '';
+    return f.effect === 'paused'
+        ? `QEMU paused the guest${when} with \`${f.line}\` (run state internal-error)`
+        : `QEMU stopped${when} with \`${f.line}\``;
 }
 
 ;// CONCATENATED MODULE: ./src/results/mkosi-error.ts
@@ -40458,6 +41106,8 @@ function lastMatch(lines, re) {
     return undefined;
 }
 function classify(raw, exp, timeoutSeconds) {
+    // Say what was kept, not what should have been: a guest stopped early may not have forwarded a journal yet.
+    const kept = (raw.journalEntries ?? 0) > 0 ? 'console and journal kept' : 'console kept; no journal had arrived';
     const err = (reason, infra) => ({
         status: 'error',
         reason,
@@ -40472,13 +41122,11 @@ function classify(raw, exp, timeoutSeconds) {
     if (raw.accelAbandoned)
         return err('stopped: another VM showed KVM broken and the run switched to TCG', true);
     if (raw.cancelled)
-        return err(raw.cancelReason
-            ? `${raw.cancelReason} (console and journal kept)`
-            : 'cancelled before the test finished (console and journal kept)', false);
+        return err(raw.cancelReason ? `${raw.cancelReason} (${kept})` : `cancelled before the test finished (${kept})`, false);
     if (raw.timedOut) {
         return {
             status: 'timeout',
-            reason: `no result within ${timeoutSeconds} s; the VM was stopped (console and journal kept)${raw.hangReport ? `; ${raw.hangReport}` : ''}`,
+            reason: `no result within ${timeoutSeconds} s; the VM was stopped (${kept})${raw.hangReport ? `; ${raw.hangReport}` : ''}`,
             guestStatus: null,
             infra: false,
         };
@@ -40562,6 +41210,90 @@ function applyCoredumpPolicy(o, digest, p) {
     };
 }
 
+;// CONCATENATED MODULE: external "node:net"
+const external_node_net_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:net");
+;// CONCATENATED MODULE: ./src/qemu/qmp.ts
+/**
+ * A minimal QMP client (QEMU's JSON monitor protocol over a unix socket): negotiate, run commands,
+ * collect their returns. Used to ask a hung guest's kernel for a task dump before it is killed.
+ */
+
+function qmpArgs(socketPath) {
+    return ['-qmp', `unix:${socketPath.replace(/,/g, ',,')},server=on,wait=off`];
+}
+/** Sends the commands in order after capabilities negotiation; rejects on error, EOF or timeout. */
+function qmp(socketPath, commands, timeoutMs = 5000) {
+    return new Promise((resolve, reject) => {
+        const sock = (0,external_node_net_namespaceObject.createConnection)(socketPath);
+        const results = [];
+        const queue = [{ execute: 'qmp_capabilities' }, ...commands];
+        let buf = '';
+        let negotiated = false;
+        const timer = setTimeout(() => finish(new Error(`QMP: no answer within ${timeoutMs} ms`)), timeoutMs);
+        const finish = (err) => {
+            clearTimeout(timer);
+            sock.destroy();
+            if (err)
+                reject(err);
+            else
+                resolve(results);
+        };
+        const sendNext = () => {
+            const next = queue.shift();
+            if (!next)
+                return finish();
+            sock.write(`${JSON.stringify(next)}\n`);
+        };
+        sock.setEncoding('utf8');
+        sock.on('error', (e) => finish(e));
+        sock.on('close', () => finish(new Error('QMP: connection closed')));
+        sock.on('data', (d) => {
+            buf += d;
+            let nl;
+            while ((nl = buf.indexOf('\n')) >= 0) {
+                const line = buf.slice(0, nl).trim();
+                buf = buf.slice(nl + 1);
+                if (!line)
+                    continue;
+                let msg;
+                try {
+                    msg = JSON.parse(line);
+                }
+                catch {
+                    continue;
+                }
+                if ('QMP' in msg)
+                    sendNext();
+                else if ('error' in msg)
+                    finish(new Error(`QMP: ${JSON.stringify(msg.error)}`));
+                else if ('return' in msg) {
+                    if (negotiated)
+                        results.push(msg.return);
+                    negotiated = true;
+                    sendNext();
+                }
+                // Asynchronous events are ignored.
+            }
+        });
+    });
+}
+/** Alt+SysRq+T through the guest's keyboard: the kernel prints every task's state and stack. */
+const SYSRQ_SHOW_TASKS = {
+    execute: 'send-key',
+    arguments: { keys: ['alt', 'sysrq', 't'].map((k) => ({ type: 'qcode', data: k })) },
+};
+/** QEMU's run state (`running`, `paused`, `internal-error`, ...), or undefined when QMP does not answer. */
+async function queryStatus(socketPath, timeoutMs = 1000) {
+    try {
+        const [ret] = await qmp(socketPath, [{ execute: 'query-status' }], timeoutMs);
+        const status = ret?.status;
+        return typeof status === 'string' ? status : undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/mkosi/vm-argv.ts
 
 
@@ -40601,96 +41333,50 @@ function kernelCmdline(spec, transport, shell = false) {
 }
 /** QEMU's file chardev options are comma-separated: a comma in a path must be doubled. */
 const qemuPath = (p) => p.replace(/,/g, ',,');
-function qemuArgs(spec, plan) {
+function qemuArgs(spec, vm) {
     const args = [
         '-no-reboot',
         '-device',
         'virtio-serial-pci,id=itest-serial',
         '-chardev',
-        `file,id=itest-status,path=${qemuPath(plan.statusFile)}`,
+        `file,id=itest-status,path=${qemuPath(vm.statusFile)}`,
         '-device',
         `virtserialport,bus=itest-serial.0,chardev=itest-status,name=${STATUS_PORT}`,
     ];
-    if (plan.transport === 'serial') {
-        args.push('-chardev', `file,id=itest-journal,path=${qemuPath(plan.journalTarget)}`, '-device', `virtserialport,bus=itest-serial.0,chardev=itest-journal,name=${JOURNAL_PORT}`);
+    if (vm.transport === 'serial') {
+        args.push('-chardev', `file,id=itest-journal,path=${qemuPath(vm.journalTarget)}`, '-device', `virtserialport,bus=itest-serial.0,chardev=itest-journal,name=${JOURNAL_PORT}`);
     }
-    if (plan.qmpSocket)
-        args.push(...qmpArgs(plan.qmpSocket));
-    for (const [k, v] of guestCredentials(spec, plan.transport, plan.shell))
+    if (vm.qmpSocket)
+        args.push(...qmpArgs(vm.qmpSocket));
+    for (const [k, v] of guestCredentials(spec, vm.transport, vm.shell))
         args.push(...smbiosCredential(k, v));
     args.push(...spec.qemuArgs);
     return args;
 }
-function vmArgv(spec, plan) {
-    const { flags } = plan.dialect;
+function vmArgv(spec, vm) {
+    const { flags } = vm.dialect;
     const argv = [
-        ...plan.mkosi,
+        ...vm.mkosi,
         '--directory',
-        plan.configDir,
+        vm.configDir,
         '--output-dir',
-        plan.imageDir,
-        `${flags.kvm}=${plan.accel === 'kvm' ? 'yes' : 'no'}`,
-        `${flags.vsock}=${plan.transport === 'vsock' ? 'yes' : 'no'}`,
+        vm.imageDir,
+        `${flags.kvm}=${vm.accel === 'kvm' ? 'yes' : 'no'}`,
+        `${flags.vsock}=${vm.transport === 'vsock' ? 'yes' : 'no'}`,
         `${flags.ram}=${formatMiB(spec.ram)}`,
-        `${flags.cpus}=${plan.cpus}`,
-        ...(plan.firmware ? [`${flags.firmware}=${plan.firmware}`] : []),
-        ...(plan.dialect.console ? [`--console=${plan.dialect.console}`] : []),
-        `--machine=${plan.machine}`,
+        `${flags.cpus}=${vm.cpus}`,
+        ...(vm.firmware ? [`${flags.firmware}=${vm.firmware}`] : []),
+        ...(vm.dialect.console ? [`--console=${vm.dialect.console}`] : []),
+        `--machine=${vm.machine}`,
         '--ephemeral=yes',
-        `--kernel-command-line-extra=${kernelCmdline(spec, plan.transport, plan.shell).join(' ')}`,
-        ...(plan.transport === 'vsock' ? [`--forward-journal=${plan.journalTarget}`] : []),
+        `--kernel-command-line-extra=${kernelCmdline(spec, vm.transport, vm.shell).join(' ')}`,
+        ...(vm.transport === 'vsock' ? [`--forward-journal=${vm.journalTarget}`] : []),
         ...spec.mkosiArgs,
-        plan.dialect.verb,
-        ...(plan.dialect.qemuArgsSeparator ? ['--'] : []),
-        ...qemuArgs(spec, plan),
+        vm.dialect.verb,
+        ...(vm.dialect.qemuArgsSeparator ? ['--'] : []),
+        ...qemuArgs(spec, vm),
     ];
     return argv;
-}
-
-;// CONCATENATED MODULE: ./src/run/journal.ts
-/** Journal adapters: turn an export stream into a .journal file, count entries, read a unit's last lines. */
-
-
-/** Serial transport: `systemd-journal-remote -o OUT.journal EXPORT`. A truncated stream still yields what it held. */
-async function exportToJournal(journalRemote, exportFile, out) {
-    const size = await (0,promises_namespaceObject.stat)(exportFile)
-        .then((s) => s.size)
-        .catch(() => -1);
-    if (size < 0)
-        return 'no journal stream arrived (the export file does not exist)';
-    if (size === 0)
-        return 'the journal stream is empty (journal export unit never ran or the port never opened)';
-    await (0,promises_namespaceObject.rm)(out, { force: true });
-    const r = await runCommand([journalRemote, '-o', out, exportFile], { timeoutMs: 120_000 });
-    if (r.spawnError)
-        return `cannot run ${journalRemote}: ${r.spawnError.message}`;
-    if (r.code !== 0) {
-        const exists = await (0,promises_namespaceObject.stat)(out)
-            .then(() => true)
-            .catch(() => false);
-        // journal-remote exits non-zero on a truncated last entry but has written the ones before it.
-        if (!exists)
-            return `systemd-journal-remote failed (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-1)[0] ?? ''}`;
-    }
-    return undefined;
-}
-/** Entry count from the journal header; errors say why the file cannot be read (e.g. written by a newer systemd). */
-async function checkJournal(journalctl, file) {
-    const exists = await (0,promises_namespaceObject.stat)(file)
-        .then(() => true)
-        .catch(() => false);
-    if (!exists)
-        return { entries: 0, error: `no journal file at ${file}` };
-    const r = await runCommand([journalctl, '--file', file, '--header', '--no-pager'], { timeoutMs: 60_000 });
-    const m = /^Entry objects:\s*(\d+)/m.exec(r.stdout);
-    if (r.code !== 0 || !m) {
-        const why = r.stderr.trim().split('\n').slice(-1)[0] ?? `exit ${r.code}`;
-        const hint = /incompatible|unsupported|protocol/i.test(why)
-            ? ' (the journal was probably written by a newer systemd than this journalctl; read it with the guest-side or mkosi tools-tree journalctl, e.g. `mkosi journalctl`)'
-            : '';
-        return { entries: 0, error: `cannot read ${file}: ${why}${hint}` };
-    }
-    return { entries: Number(m[1]) };
 }
 
 ;// CONCATENATED MODULE: external "node:readline"
@@ -40981,73 +41667,70 @@ async function digestJournal(p) {
     return builder.finish();
 }
 
-;// CONCATENATED MODULE: ./src/util/sanitize.ts
+;// CONCATENATED MODULE: ./src/util/ansi.ts
+/** Strips the ANSI colour and cursor sequences that systemd and QEMU print on the console. */
+function stripAnsi(s) {
+    // eslint-disable-next-line no-control-regex
+    return s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
+}
+
+;// CONCATENATED MODULE: ./src/run/journal.ts
+/** Journal adapters: turn an export stream into a .journal file, count entries, read a unit's last lines. */
+
+
+/** Serial transport: `systemd-journal-remote -o OUT.journal EXPORT`. A truncated stream still yields what it held. */
+async function exportToJournal(journalRemote, exportFile, out) {
+    const size = await (0,promises_namespaceObject.stat)(exportFile)
+        .then((s) => s.size)
+        .catch(() => -1);
+    if (size < 0)
+        return 'no journal stream arrived (the export file does not exist)';
+    if (size === 0)
+        return 'the journal stream is empty (journal export unit never ran or the port never opened)';
+    await (0,promises_namespaceObject.rm)(out, { force: true });
+    const r = await runCommand([journalRemote, '-o', out, exportFile], { timeoutMs: 120_000 });
+    if (r.spawnError)
+        return `cannot run ${journalRemote}: ${r.spawnError.message}`;
+    if (r.code !== 0) {
+        const exists = await (0,promises_namespaceObject.stat)(out)
+            .then(() => true)
+            .catch(() => false);
+        // journal-remote exits non-zero on a truncated last entry but has written the ones before it.
+        if (!exists)
+            return `systemd-journal-remote failed (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-1)[0] ?? ''}`;
+    }
+    return undefined;
+}
+/** Entry count from the journal header; errors say why the file cannot be read (e.g. written by a newer systemd). */
+async function checkJournal(journalctl, file) {
+    const exists = await (0,promises_namespaceObject.stat)(file)
+        .then(() => true)
+        .catch(() => false);
+    if (!exists)
+        return { entries: 0, error: `no journal file at ${file}` };
+    const r = await runCommand([journalctl, '--file', file, '--header', '--no-pager'], { timeoutMs: 60_000 });
+    const m = /^Entry objects:\s*(\d+)/m.exec(r.stdout);
+    if (r.code !== 0 || !m) {
+        const why = r.stderr.trim().split('\n').slice(-1)[0] ?? `exit ${r.code}`;
+        const hint = /incompatible|unsupported|protocol/i.test(why)
+            ? ' (the journal was probably written by a newer systemd than this journalctl; read it with the guest-side or mkosi tools-tree journalctl, e.g. `mkosi journalctl`)'
+            : '';
+        return { entries: 0, error: `cannot read ${file}: ${why}${hint}` };
+    }
+    return { entries: Number(m[1]) };
+}
+
+;// CONCATENATED MODULE: ./src/run/collect-logs.ts
 /**
- * Turns any test name into a safe single path component (and artifact-name fragment): no separators, no
- * characters GitHub forbids in artifact names, no leading dots, bounded length.
- */
-function safeFileName(name, maxLength = 100) {
-    let s = name.replace(/[^A-Za-z0-9._@+-]/g, '_').replace(/^\.+/, '_');
-    if (s.length === 0)
-        s = '_';
-    if (s.length > maxLength)
-        s = s.slice(0, maxLength);
-    return s;
-}
-/** A machine name valid as a hostname label (mkosi/machined require it): lowercase, [a-z0-9-], <= 63 chars. */
-function machineName(testName, runId, attempt) {
-    const base = testName
-        .toLowerCase()
-        .replace(/[^a-z0-9-]+/g, '-')
-        .replace(/^-+|-+$/g, '');
-    const suffix = `-${runId}-${attempt}`;
-    const head = `itest-${base}`.slice(0, 63 - suffix.length).replace(/-+$/, '');
-    return `${head}${suffix}`;
-}
-
-;// CONCATENATED MODULE: ./src/run/vm-attempt.ts
-/**
- * One attempt of one test: start mkosi, enforce the timeout, collect status, console and journal.
- * Files stay on disk whatever happens (timeout, cancel, crash); only classification decides what they mean.
+ * After a VM ended: what it left, read back. The journal (turned into a .journal from the serial export
+ * stream first), its header check and digest, the guest's status line and the console's tail.
  */
 
 
 
 
 
-
-
-
-
-
-
-
-
-
-/** Canonical per-test file names; earlier attempts are renamed to `<name>.attempt-N.*` before a retry. */
-function testFiles(outputDir, name) {
-    const base = safeFileName(name);
-    return {
-        journal: (0,external_node_path_.join)(outputDir, `${base}.journal`),
-        console: (0,external_node_path_.join)(outputDir, `${base}.console.log`),
-        work: (0,external_node_path_.join)(outputDir, '.work', base),
-        attempt: (n) => ({
-            journal: (0,external_node_path_.join)(outputDir, `${base}.attempt-${n}.journal`),
-            console: (0,external_node_path_.join)(outputDir, `${base}.attempt-${n}.console.log`),
-        }),
-    };
-}
-/** Moves the files of attempt n aside so that the canonical names always hold the latest attempt. */
-async function archiveAttempt(outputDir, name, n) {
-    const f = testFiles(outputDir, name);
-    const to = f.attempt(n);
-    const out = {};
-    if (await (0,promises_namespaceObject.rename)(f.journal, to.journal).then(() => true, () => false))
-        out.journal = to.journal;
-    if (await (0,promises_namespaceObject.rename)(f.console, to.console).then(() => true, () => false))
-        out.console = to.console;
-    return out;
-}
+/** The last 64 KiB of a file as lines, ANSI stripped. */
 async function tail(file, maxBytes = 64 * 1024) {
     try {
         const fh = await (0,promises_namespaceObject.open)(file, 'r');
@@ -41068,10 +41751,114 @@ async function tail(file, maxBytes = 64 * 1024) {
 }
 /** Files journal-remote rotated out of `<name>.journal` (named `<name>@<ids>.journal`). */
 async function rotatedSiblings(journal) {
-    const dir = (0,external_node_path_.dirname)(journal);
     const prefix = `${(0,external_node_path_.basename)(journal, '.journal')}@`;
-    return (await (0,promises_namespaceObject.readdir)(dir).catch(() => [])).filter((f) => f.startsWith(prefix) && f.endsWith('.journal')).length;
+    return (await (0,promises_namespaceObject.readdir)((0,external_node_path_.dirname)(journal)).catch(() => [])).filter((f) => f.startsWith(prefix) && f.endsWith('.journal')).length;
 }
+async function lastLine(file) {
+    const text = await (0,promises_namespaceObject.readFile)(file, 'utf8').catch(() => '');
+    return text
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean)
+        .slice(-1)[0];
+}
+async function collectLogs(spec, files, o) {
+    const journalError = o.serial
+        ? await exportToJournal(o.journalRemote, files.journalExport, files.journal)
+        : undefined;
+    const check = journalError
+        ? { entries: 0, error: journalError }
+        : await checkJournal(o.journalctl, files.journal);
+    const statusLine = await lastLine(files.status);
+    const consoleTail = await tail(files.console);
+    const digest = await digestJournal({
+        journalctl: o.journalctl,
+        file: files.journal,
+        unit: spec.unit,
+        consoleTail,
+    });
+    if (check.error)
+        digest.notes.unshift(check.error);
+    const rotated = await rotatedSiblings(files.journal);
+    if (rotated > 0) {
+        digest.notes.push(`systemd-journal-remote rotated this journal: ${rotated} earlier file(s) beside it hold the beginning ` +
+            `(read all with journalctl --file '${files.journal.replace(/\.journal$/, '')}*.journal'); the digest covers the last file`);
+    }
+    // The export stream is only an intermediate; the .journal holds the same entries.
+    if (!check.error)
+        await (0,promises_namespaceObject.rm)(files.journalExport, { force: true });
+    return { check, ...(statusLine ? { statusLine } : {}), consoleTail, digest };
+}
+
+;// CONCATENATED MODULE: ./src/qemu/accel-watch.ts
+
+
+
+/** QEMU prints its reason just before it pauses; allow its words this long to arrive after the run state. */
+const WORDS_GRACE_MS = 1000;
+function watchAccel(o) {
+    let done = false;
+    let timer;
+    let grace;
+    const report = (f) => {
+        if (done)
+            return;
+        done = true;
+        clearInterval(timer);
+        clearTimeout(grace);
+        o.onBroken(f);
+    };
+    // Per stream: complete lines, plus the unfinished last one (QEMU may pause before its newline).
+    const listeners = o.streams.map((stream) => {
+        let rest = '';
+        const onData = (d) => {
+            const lines = (rest + stripAnsi(String(d))).split(/\r?\n/);
+            rest = lines.pop() ?? '';
+            const found = findAccelFailure([...lines, rest]);
+            if (found)
+                report(found);
+        };
+        stream.on('data', onData);
+        return { stream, onData };
+    });
+    let asking = false;
+    if (o.qmpSocket) {
+        const socket = o.qmpSocket;
+        timer = setInterval(() => {
+            if (asking || done)
+                return;
+            asking = true;
+            void queryStatus(socket, 1000)
+                .then((status) => {
+                if (!status || !isAccelRunState(status) || grace)
+                    return;
+                grace = setTimeout(() => report({ line: `QMP query-status: ${status}`, effect: 'paused' }), WORDS_GRACE_MS);
+            })
+                .finally(() => (asking = false));
+        }, o.qmpIntervalMs ?? 1000);
+    }
+    return {
+        stop() {
+            done = true;
+            clearInterval(timer);
+            clearTimeout(grace);
+            for (const { stream, onData } of listeners)
+                stream.off('data', onData);
+        },
+    };
+}
+
+;// CONCATENATED MODULE: ./src/run/supervise-vm.ts
+/**
+ * One VM's process from spawn to exit: its output copied into the console log, and an early end on a
+ * timeout (after asking the guest for a task dump), a cancel, a broken KVM (watched on the output and
+ * over QMP) or the run's switch to TCG. Says how it ended; decides nothing.
+ */
+
+
+
+
+
 /** Before killing a hung VM: SysRq-T for a task dump on the console, then a moment for it to print. */
 async function hangReport(socket, settleMs = 3000) {
     try {
@@ -41082,14 +41869,6 @@ async function hangReport(socket, settleMs = 3000) {
     catch (e) {
         return `could not ask the guest for a task dump: ${e.message}`;
     }
-}
-async function lastLine(file) {
-    const text = await (0,promises_namespaceObject.readFile)(file, 'utf8').catch(() => '');
-    return text
-        .split('\n')
-        .map((l) => l.trim())
-        .filter(Boolean)
-        .slice(-1)[0];
 }
 /**
  * Copies the streams into fd as they arrive. `settle` waits until they end, or, since the process has
@@ -41124,7 +41903,7 @@ function copyInto(fd, streams) {
  * Waits for the VM to end, and ends it early on a timeout (after asking the guest for a task dump), a
  * cancel, a broken accelerator (watched on the console and over QMP) or the run's switch to TCG.
  */
-async function superviseVm(child, argv, o) {
+async function supervise(child, argv, o) {
     const end = {
         exitCode: null,
         signal: null,
@@ -41199,96 +41978,79 @@ async function superviseVm(child, argv, o) {
     o.accelSwitched?.removeEventListener('abort', onSwitch);
     return end;
 }
-async function runAttempt(spec, plan, timeoutMs, env) {
-    const files = testFiles(env.outputDir, spec.name);
-    await (0,promises_namespaceObject.rm)(files.work, { recursive: true, force: true });
-    await (0,promises_namespaceObject.mkdir)(files.work, { recursive: true });
-    const statusFile = (0,external_node_path_.join)(files.work, 'status');
-    const exportFile = (0,external_node_path_.join)(files.work, 'journal.export');
-    // Unix socket paths are limited to 108 bytes: keep the QMP socket short, in the temp directory.
-    const qmpSocket = (0,external_node_path_.join)((0,external_node_os_namespaceObject.tmpdir)(), `${plan.machine}.qmp`);
-    const full = {
-        ...plan,
-        statusFile,
-        qmpSocket,
-        journalTarget: plan.transport === 'serial' ? exportFile : files.journal,
-    };
-    const argv = vmArgv(spec, full);
-    const startedAt = new Date().toISOString();
-    const t0 = performance.now();
-    const consoleFd = (0,external_node_fs_.openSync)(files.console, 'w');
-    if (env.interactive)
+/** Starts the VM and waits for it to end, whatever ends it. */
+async function bootVm(o) {
+    const consoleFd = (0,external_node_fs_.openSync)(o.consoleLog, 'w');
+    if (o.interactive)
         (0,external_node_fs_.writeSync)(consoleFd, 'itest --shell: the console was this terminal and was not captured\n');
-    let ended;
     let copy;
     try {
         // An interactive VM stays in our process group: a background group could not read the terminal.
         // Otherwise mkosi's output comes through pipes that we copy into the console log: QEMU reopens its
         // stderr, and on a file that rewinds to offset 0 and overwrites mkosi's first lines.
-        const child = env.interactive
-            ? (0,external_node_child_process_.spawn)(argv[0], argv.slice(1), { env: env.env, stdio: 'inherit' })
-            : startDetached(argv, { env: env.env, stdio: ['ignore', 'pipe', 'pipe'] });
-        const output = env.interactive ? [] : [child.stdout, child.stderr];
+        const child = o.interactive
+            ? (0,external_node_child_process_.spawn)(o.argv[0], o.argv.slice(1), { env: o.env, stdio: 'inherit' })
+            : startDetached(o.argv, { env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
+        const output = o.interactive ? [] : [child.stdout, child.stderr];
         copy = copyInto(consoleFd, output);
-        env.onStart?.(argv);
-        ended = await superviseVm(child, argv, {
-            timeoutMs: env.interactive ? undefined : timeoutMs,
-            qmpSocket,
-            // Only KVM can lie; an interactive VM's console is the terminal.
-            watchAccel: plan.accel === 'kvm' && !env.interactive ? output : undefined,
-            signal: env.signal,
-            accelSwitched: plan.accel === 'kvm' ? env.accelSwitched : undefined,
+        o.onStart?.(o.argv);
+        const ended = await supervise(child, o.argv, {
+            ...(o.interactive ? {} : { timeoutMs: o.timeoutMs }),
+            qmpSocket: o.qmpSocket,
+            ...(o.kvm && !o.interactive ? { watchAccel: output } : {}),
+            signal: o.signal,
+            ...(o.kvm && o.accelSwitched ? { accelSwitched: o.accelSwitched } : {}),
         });
         await copy.settle();
+        return ended;
     }
     finally {
         copy?.close();
         (0,external_node_fs_.closeSync)(consoleFd);
     }
-    const vmMs = performance.now() - t0;
-    await (0,promises_namespaceObject.rm)(qmpSocket, { force: true });
-    const t1 = performance.now();
-    let journalError;
-    if (full.transport === 'serial')
-        journalError = await exportToJournal(env.journalRemote, exportFile, files.journal);
-    const check = journalError
-        ? { entries: 0, error: journalError }
-        : await checkJournal(env.journalctl, files.journal);
-    const statusLine = await lastLine(statusFile);
-    const consoleTail = await tail(files.console);
-    const digest = await digestJournal({
-        journalctl: env.journalctl,
-        file: files.journal,
-        unit: spec.unit,
-        consoleTail,
-    });
-    if (check.error)
-        digest.notes.unshift(check.error);
-    const rotated = await rotatedSiblings(files.journal);
-    if (rotated > 0) {
-        digest.notes.push(`systemd-journal-remote rotated this journal: ${rotated} earlier file(s) beside it hold the beginning ` +
-            `(read all with journalctl --file '${files.journal.replace(/\.journal$/, '')}*.journal'); the digest covers the last file`);
-    }
-    // The export stream is only an intermediate; the .journal holds the same entries.
-    if (!check.error)
-        await (0,promises_namespaceObject.rm)(exportFile, { force: true });
-    const collectMs = performance.now() - t1;
+}
+
+;// CONCATENATED MODULE: ./src/run/vm-attempt.ts
+/**
+ * One attempt of one test: lay out its files, boot its VM (supervise-vm.ts), collect what it left
+ * (collect-logs.ts) and put it together as one RawRun. Files stay on disk whatever happens (timeout,
+ * cancel, crash); only classification decides what they mean.
+ */
+
+
+
+
+
+
+
+/** Moves the files of attempt n aside so that the canonical names always hold the latest attempt. */
+async function archiveAttempt(layout, name, n) {
+    const f = layout.test(name);
+    const to = f.attempt(n);
+    const moved = (from, dest) => (0,promises_namespaceObject.rename)(from, dest).then(() => true, () => false);
+    return {
+        ...((await moved(f.journal, to.journal)) ? { journal: to.journal } : {}),
+        ...((await moved(f.console, to.console)) ? { console: to.console } : {}),
+    };
+}
+/** What the VM's end and its logs say, as one record for classification. Pure. */
+function rawRun(ended, logs, vm, durationMs) {
     const raw = {
         exitCode: ended.exitCode,
         signal: ended.signal,
         timedOut: ended.timedOut,
-        consoleTail,
-        transport: full.transport,
-        accel: plan.accel,
-        durationMs: vmMs,
-        journalEntries: check.entries,
+        consoleTail: logs.consoleTail,
+        transport: vm.transport,
+        accel: vm.accel,
+        durationMs,
+        journalEntries: logs.check.entries,
     };
     if (ended.launchError)
         raw.launchError = ended.launchError;
-    if (statusLine)
-        raw.statusLine = statusLine;
-    if (check.error)
-        raw.journalError = check.error;
+    if (logs.statusLine)
+        raw.statusLine = logs.statusLine;
+    if (logs.check.error)
+        raw.journalError = logs.check.error;
     if (ended.cancelled) {
         raw.cancelled = true;
         if (ended.cancelReason)
@@ -41297,8 +42059,10 @@ async function runAttempt(spec, plan, timeoutMs, env) {
     if (ended.hangReport)
         raw.hangReport = ended.hangReport;
     // QEMU that gave up on KVM and exited says so on the console; a guest that reported a status ran fine.
-    // QMP may see the run state before QEMU's words reach the console file through mkosi: prefer the words.
-    const onConsole = plan.accel === 'kvm' && !statusLine && !ended.cancelled ? findAccelFailure(consoleTail) : undefined;
+    // QMP may see the run state before QEMU's words arrive: prefer the words.
+    const onConsole = vm.accel === 'kvm' && !logs.statusLine && !ended.cancelled
+        ? findAccelFailure(logs.consoleTail)
+        : undefined;
     const accelFailure = ended.accelFailure
         ? { ...ended.accelFailure, line: onConsole?.line ?? ended.accelFailure.line }
         : onConsole;
@@ -41306,12 +42070,49 @@ async function runAttempt(spec, plan, timeoutMs, env) {
         raw.accelFailure = { ...accelFailure, afterSeconds: ended.accelAfterSeconds };
     else if (ended.accelAbandoned)
         raw.accelAbandoned = true;
+    return raw;
+}
+async function runAttempt(spec, vm, timeoutMs, env) {
+    const files = env.layout.test(spec.name);
+    await (0,promises_namespaceObject.rm)(files.work, { recursive: true, force: true });
+    await (0,promises_namespaceObject.mkdir)(files.work, { recursive: true });
+    // Unix socket paths are limited to 108 bytes: keep the QMP socket short, in the temp directory.
+    const qmpSocket = (0,external_node_path_.join)((0,external_node_os_namespaceObject.tmpdir)(), `${vm.machine}.qmp`);
+    const argv = vmArgv(spec, {
+        ...vm,
+        statusFile: files.status,
+        qmpSocket,
+        journalTarget: vm.transport === 'serial' ? files.journalExport : files.journal,
+    });
+    const startedAt = new Date().toISOString();
+    const t0 = performance.now();
+    const ended = await bootVm({
+        argv,
+        env: env.env,
+        consoleLog: files.console,
+        qmpSocket,
+        timeoutMs,
+        interactive: env.interactive === true,
+        kvm: vm.accel === 'kvm',
+        signal: env.signal,
+        ...(env.accelSwitched ? { accelSwitched: env.accelSwitched } : {}),
+        ...(env.onStart ? { onStart: env.onStart } : {}),
+    });
+    const vmMs = performance.now() - t0;
+    await (0,promises_namespaceObject.rm)(qmpSocket, { force: true });
+    const t1 = performance.now();
+    const logs = await collectLogs(spec, files, {
+        serial: vm.transport === 'serial',
+        journalRemote: env.journalRemote,
+        journalctl: env.journalctl,
+    });
+    const collectMs = performance.now() - t1;
     const haveJournal = await (0,promises_namespaceObject.stat)(files.journal).then(() => true, () => false);
     return {
-        raw,
+        raw: rawRun(ended, logs, vm, vmMs),
         argv,
         files: { console: files.console, ...(haveJournal ? { journal: files.journal } : {}) },
-        digest,
+        digest: logs.digest,
         startedAt,
         vmMs,
         collectMs,
@@ -41319,6 +42120,7 @@ async function runAttempt(spec, plan, timeoutMs, env) {
 }
 
 ;// CONCATENATED MODULE: ./src/run/execute-test.ts
+
 
 
 
@@ -41359,7 +42161,7 @@ async function executeTest(spec, ctx, queuedMs) {
     let files;
     for (let n = 1;; n++) {
         if (n > 1) {
-            const moved = await archiveAttempt(ctx.attemptEnv.outputDir, spec.name, n - 1);
+            const moved = await archiveAttempt(ctx.attemptEnv.layout, spec.name, n - 1);
             const prev = attempts[n - 2];
             if (prev)
                 prev.files = moved;
@@ -41411,75 +42213,492 @@ async function executeTest(spec, ctx, queuedMs) {
         if (retry !== 'accel')
             used[retry]++;
     }
-    const last = attempts[attempts.length - 1];
-    const vm = attempts.reduce((s, a) => s + a.durations.vmSeconds, 0);
-    const collect = attempts.reduce((s, a) => s + a.durations.collectSeconds, 0);
-    return {
-        name: spec.name,
-        unit: spec.unit,
-        status: last.status,
-        reason: attempts.length > 1 ? `${last.reason} (attempt ${attempts.length} of ${attempts.length})` : last.reason,
-        exitStatus: last.guestStatus,
-        expected: { exitStatus: spec.exitStatus, skipStatus: spec.skipStatus, shouldFail: spec.shouldFail },
-        tags: spec.tags,
-        flaky: last.status === 'pass' && attempts.some((a) => a.status === 'fail' || a.status === 'timeout'),
-        attempts,
-        timings: {
-            queuedSeconds: seconds(queuedMs),
-            vmSeconds: Math.round(vm * 10) / 10,
-            collectSeconds: Math.round(collect * 10) / 10,
-            totalSeconds: Math.round((vm + collect) * 10) / 10,
-        },
-        files,
-        outputTail: digest.unitOutput,
-        digest,
+    return resultFromAttempts(spec, attempts, {
+        digest: digest,
+        files: files ?? {},
+        queuedMs,
         rerun: ctx.rerun(spec),
+    });
+}
+
+;// CONCATENATED MODULE: ./src/run/pool.ts
+/**
+ * A pool of workers. Items start in the given priority order (longest expected first, so the tail of the
+ * run is not one long test alone); results come back in input order whatever order they finished in.
+ * The number of slots may change while it runs (a run that falls back from KVM to TCG can afford fewer
+ * VMs): it is read whenever an item is about to start, and running items are never interrupted.
+ */
+async function runPool(items, slots, priority, worker) {
+    const limit = typeof slots === 'number' ? () => slots : slots;
+    const order = items
+        .map((item, index) => ({ item, index }))
+        .sort((a, b) => priority(b.item) - priority(a.item) || a.index - b.index);
+    const results = new Array(items.length);
+    let next = 0;
+    let running = 0;
+    return new Promise((resolve, reject) => {
+        let failed = false;
+        const fill = () => {
+            if (failed)
+                return;
+            if (next >= order.length && running === 0) {
+                resolve(results);
+                return;
+            }
+            while (next < order.length && running < Math.max(1, limit())) {
+                const { item, index } = order[next++];
+                running++;
+                worker(item, index).then((r) => {
+                    results[index] = r;
+                    running--;
+                    fill();
+                }, (err) => {
+                    failed = true;
+                    reject(err instanceof Error ? err : new Error(String(err)));
+                });
+            }
+        };
+        fill();
+    });
+}
+
+;// CONCATENATED MODULE: ./src/shard/durations.ts
+/**
+ * Known test durations, from an earlier run's results.json (a single run or a merged report). They
+ * order the VM pool and balance shards; they are a hint, so a missing or unreadable file is a note,
+ * never an error.
+ */
+
+/** Seconds of the last attempt of each test that really ran (what a run costs when it goes right). */
+function durationsFrom(r) {
+    const out = {};
+    for (const t of r.tests) {
+        const last = t.attempts[t.attempts.length - 1];
+        if (last && last.durations.vmSeconds > 0)
+            out[t.name] = last.durations.vmSeconds;
+    }
+    return out;
+}
+/**
+ * The expected cost of each test: its known duration; an unknown test among known ones gets the
+ * longest known duration (so it starts early rather than late); with nothing known, the timeout.
+ */
+function expectedSeconds(tests, durations) {
+    const known = Object.values(durations ?? {});
+    const fallback = known.length > 0 ? Math.max(...known) : undefined;
+    return new Map(tests.map((t) => [t.name, durations?.[t.name] ?? fallback ?? t.timeout]));
+}
+async function loadDurations(path) {
+    let text;
+    try {
+        text = await (0,promises_namespaceObject.readFile)(path, 'utf8');
+    }
+    catch {
+        return { note: `no durations history at ${path}; ordering by timeout and name` };
+    }
+    try {
+        const r = JSON.parse(text);
+        if (!Array.isArray(r.tests))
+            throw new Error('no "tests" array');
+        const durations = durationsFrom(r);
+        return {
+            durations,
+            note: `durations of ${Object.keys(durations).length} test(s) from ${path}`,
+        };
+    }
+    catch (e) {
+        return {
+            note: `ignoring the durations history ${path}: not a results.json (${e.message})`,
+        };
+    }
+}
+
+;// CONCATENATED MODULE: ./src/engine/run-tests.ts
+/**
+ * The VM phase of a run: one VM per selected test through the pool, longest first, sized by what the
+ * accelerator allows at each start (TCG burns a core per vCPU, so the pool may shrink after a switch).
+ */
+
+
+
+
+
+
+
+
+function rerunCommand(cfg, spec) {
+    const rel = (p) => (0,external_node_path_.relative)(process.cwd(), p) || '.';
+    const parts = [cfg.invokedAs, 'run', '--config', rel(cfg.configDir)];
+    if (cfg.manifestPath !== (0,external_node_path_.join)(cfg.configDir, 'itest.yaml'))
+        parts.push('--manifest', rel(cfg.manifestPath));
+    parts.push('--test', spec.name, '--keep', 'all');
+    return parts.join(' ');
+}
+async function runTests(o) {
+    const { cfg, ui, selected, prepared, accelerator, signal } = o;
+    const { host, hostSetup, image } = prepared;
+    const maxRam = Math.max(...selected.map((t) => t.ram));
+    const slotsNow = () => {
+        const now = accelerator.now;
+        return computeSlots({
+            cpus: host.cpus,
+            memAvailable: host.memAvailable,
+            vmRam: maxRam,
+            vmCpus: Math.max(...selected.map((t) => t.cpus ?? now.defaultCpus)),
+            accel: now.accel,
+            jobs: cfg.jobs,
+        });
+    };
+    const pool = slotsNow();
+    if (cfg.jobs !== undefined && cfg.jobs > pool.byMemory)
+        ui.warn(`${spell(cfg.door, 'jobs', String(cfg.jobs))} exceeds what memory allows (${pool.byMemory} VMs of ${Math.round(maxRam / 1024 ** 2)} MiB)`);
+    ui.info(`running ${selected.length} test(s), ${pool.slots} at once (CPU allows ${pool.byCpu}, memory ${pool.byMemory})`);
+    const ctx = {
+        base: {
+            mkosi: cfg.mkosi,
+            dialect: hostSetup.dialect,
+            configDir: cfg.configDir,
+            imageDir: image.dir,
+            transport: hostSetup.transport,
+            ...(o.manifest.firmware ? { firmware: o.manifest.firmware } : {}),
+        },
+        ...(cfg.shell ? { shell: true } : {}),
+        accelerator,
+        runId: (0,external_node_crypto_namespaceObject.randomBytes)(3).toString('hex'),
+        attemptEnv: {
+            layout: o.layout,
+            journalRemote: host.journalRemote,
+            journalctl: host.journalctl,
+            env: cfg.env,
+            signal,
+        },
+        rerun: (spec) => rerunCommand(cfg, spec),
+        onAttemptStart: (spec, n, argv) => ui.testStart(spec, n, argv),
+        onAttemptEnd: (spec, a, retry) => ui.testEnd(spec, a, retry),
+    };
+    if (cfg.shell)
+        ui.info(shellHelp(cfg, selected[0], image.dir, hostSetup.transport));
+    // Longest first by known durations (else timeouts), so the run does not end on one long test alone.
+    const expected = expectedSeconds(selected, cfg.durations);
+    const poolStart = performance.now();
+    let jobs = pool.slots;
+    const tests = await runPool(selected, () => slotsNow().slots, (t) => expected.get(t.name), async (spec) => {
+        if (signal.aborted) {
+            const why = typeof signal.reason === 'string' ? signal.reason : 'cancelled';
+            return resultNotRun(spec, `${why} before it started`, rerunCommand(cfg, spec));
+        }
+        jobs = Math.max(jobs, slotsNow().slots);
+        return executeTest(spec, ctx, performance.now() - poolStart);
+    });
+    return { tests, jobs };
+}
+function shellHelp(cfg, spec, imageDir, transport) {
+    const mkosi = [...cfg.mkosi, '--directory', cfg.configDir, '--output-dir', imageDir].join(' ');
+    return [
+        `--shell: ${spec.name} runs in a VM that stays up afterwards; this terminal is its console.`,
+        `  log in as root (automatic when the image sets Autologin=yes), then e.g. \`systemctl status ${spec.unit}\`, \`journalctl -b -u ${spec.unit}\``,
+        '  end the run with `systemctl poweroff` in the guest (or Ctrl-a x to stop QEMU); results are collected as usual',
+        transport === 'vsock'
+            ? `  from another terminal: \`${mkosi} ssh\` (the image needs mkosi's SSH key setup)`
+            : '  (no vsock here, so no `mkosi ssh`: use this console)',
+    ].join('\n');
+}
+
+;// CONCATENATED MODULE: ./src/host/kvm-boot-probe.ts
+/**
+ * The second KVM probe: boot the image's own kernel under KVM for a moment, with no root file system, so
+ * that it panics as soon as it has initialised (seconds with a working KVM; QEMU exits by itself thanks
+ * to panic=-1 and -no-reboot). An empty machine (the first probe, in probe.ts) runs its firmware happily
+ * on hosts whose KVM cannot run a Linux guest: on those the kernel's first instructions stop the vCPU
+ * with a KVM internal error and QEMU pauses (background.md). Runs once the image exists.
+ */
+
+
+
+
+
+
+
+
+
+/** Long enough for a kernel to reach its root mount under a slow KVM; a broken one shows within ~7 s here. */
+const KVM_BOOT_PROBE_TIMEOUT_MS = 20_000;
+/**
+ * The kernel to boot: the image's split kernel (`<output>.vmlinuz`, written by mkosi for bootable
+ * images), else a directory image's own kernel, else the host's. Undefined when there is none.
+ */
+async function findProbeKernel(imageDir) {
+    const names = (await (0,promises_namespaceObject.readdir)(imageDir).catch(() => [])).sort();
+    const split = names.find((n) => n.endsWith('.vmlinuz'));
+    if (split)
+        return (0,external_node_path_.join)(imageDir, split);
+    for (const n of names) {
+        const modules = (0,external_node_path_.join)(imageDir, n, 'usr/lib/modules');
+        const kvers = (await (0,promises_namespaceObject.readdir)(modules).catch(() => [])).sort().reverse();
+        for (const k of kvers) {
+            const f = (0,external_node_path_.join)(modules, k, 'vmlinuz');
+            if (await isFile(f))
+                return f;
+        }
+    }
+    const host = `/boot/vmlinuz-${(0,external_node_os_namespaceObject.release)()}`;
+    return (await isFile(host)) ? host : undefined;
+}
+async function isFile(p) {
+    return (0,promises_namespaceObject.stat)(p).then((s) => s.isFile(), () => false);
+}
+/** sha256 of the kernel: a verdict holds for that kernel on this host boot. */
+function kernelDigest(file) {
+    return new Promise((resolve, reject) => {
+        const h = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+        (0,external_node_fs_.createReadStream)(file)
+            .on('data', (d) => h.update(d))
+            .on('error', reject)
+            .on('end', () => resolve(h.digest('hex').slice(0, 16)));
+    });
+}
+function kvmBootArgv(qemu, kernel, qmpSocket, accel = 'kvm') {
+    return [
+        qemu,
+        '-accel',
+        accel,
+        '-machine',
+        'q35',
+        // The CPU model mkosi gives its VMs under KVM.
+        '-cpu',
+        'max',
+        '-smp',
+        '1',
+        '-m',
+        '256',
+        '-nodefaults',
+        '-no-user-config',
+        '-display',
+        'none',
+        '-no-reboot',
+        '-serial',
+        'stdio',
+        '-kernel',
+        kernel,
+        // No initrd and no root=: the kernel panics once it is up, and panic=-1 + -no-reboot end QEMU.
+        '-append',
+        'console=ttyS0 earlyprintk=serial,ttyS0 panic=-1 loglevel=4',
+        ...qmpArgs(qmpSocket),
+    ];
+}
+async function probeKvmBoot(o) {
+    const timeoutMs = o.timeoutMs ?? KVM_BOOT_PROBE_TIMEOUT_MS;
+    const socket = (0,external_node_path_.join)((0,external_node_os_namespaceObject.tmpdir)(), `itest-kvm-probe-${(0,external_node_crypto_namespaceObject.randomBytes)(4).toString('hex')}.qmp`);
+    const argv = kvmBootArgv(o.qemu, o.kernel, socket, o.accel);
+    const t0 = performance.now();
+    const secs = () => Math.round((performance.now() - t0) / 100) / 10;
+    const tried = `booted the image's kernel (${(0,external_node_path_.basename)(o.kernel)}) under ${o.accel === 'tcg' ? 'TCG' : 'KVM'} with no root file system`;
+    return new Promise((resolve) => {
+        const child = (0,external_node_child_process_.spawn)(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+        let serial = '';
+        let stderr = '';
+        let settled = false;
+        const finish = (v) => {
+            if (settled)
+                return;
+            settled = true;
+            clearTimeout(timer);
+            watch.stop();
+            child.kill('SIGKILL');
+            void (0,promises_namespaceObject.rm)(socket, { force: true });
+            resolve({ ...v, seconds: secs() });
+        };
+        const watch = watchAccel({
+            streams: [child.stderr],
+            qmpSocket: socket,
+            qmpIntervalMs: 500,
+            onBroken: (failure) => finish({
+                usable: false,
+                failure,
+                detail: `${tried}: ${describeAccelFailure(failure, secs())}`,
+            }),
+        });
+        child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
+        child.stdout.setEncoding('utf8').on('data', (d) => {
+            serial += d;
+            if (/Kernel panic - not syncing/.test(serial))
+                finish({ usable: true, detail: `${tried}: it ran to its expected panic in ${secs()} s` });
+        });
+        const timer = setTimeout(() => {
+            const printed = serial.trim().length > 0;
+            finish({
+                usable: true,
+                detail: printed
+                    ? `${tried}: still running after ${timeoutMs / 1000} s (it printed, so KVM runs it; slow)`
+                    : `${tried}: inconclusive (no output and no error in ${timeoutMs / 1000} s); each VM is watched instead`,
+            });
+        }, timeoutMs);
+        child.on('error', (err) => finish({ usable: false, detail: `cannot run ${o.qemu} to test KVM: ${err.message}` }));
+        child.on('exit', (code, signal) => {
+            if (settled)
+                return;
+            const firstErr = stderr.trim().split('\n')[0]?.trim();
+            if (code === 0) {
+                finish({ usable: true, detail: `${tried}: QEMU ended it after its panic in ${secs()} s` });
+                return;
+            }
+            const failure = { line: firstErr || `exit ${code ?? signal}`, effect: 'exited' };
+            finish({ usable: false, failure, detail: `${tried}: ${describeAccelFailure(failure, secs())}` });
+        });
+    });
+}
+
+;// CONCATENATED MODULE: ./src/host/confirm-kvm.ts
+
+
+/** The verdict cache key of the boot probe: it holds for this QEMU and this kernel on this host boot. */
+function bootVerdictKey(qemuVersion, kernelDigest) {
+    return `boot|qemu ${qemuVersion}|kernel ${kernelDigest}`;
+}
+async function confirmKvm(o) {
+    const kernel = await findProbeKernel(o.imageDir);
+    if (!kernel) {
+        return {
+            detail: `no kernel in ${o.imageDir} to try KVM with; each VM is watched for KVM errors instead`,
+            remember: async () => { },
+        };
+    }
+    const cache = await VerdictCache.open(o.cacheDir);
+    const key = bootVerdictKey(o.qemuVersion, await kernelDigest(kernel));
+    const remember = async (usable, detail, qemuLine) => cache.set(key, {
+        usable,
+        detail,
+        seconds: 0,
+        at: new Date().toISOString(),
+        ...(qemuLine ? { qemuLine } : {}),
+    });
+    const cached = await cache.get(key);
+    const how = cached ? ' (remembered from an earlier run on this host boot)' : '';
+    let verdict;
+    if (cached)
+        verdict = cached;
+    else {
+        const probed = await probeKvmBoot({ qemu: o.qemu, kernel });
+        verdict = {
+            usable: probed.usable,
+            detail: probed.detail,
+            ...(probed.failure ? { qemuLine: probed.failure.line } : {}),
+        };
+        await cache.set(key, { ...verdict, seconds: probed.seconds, at: new Date().toISOString() });
+    }
+    if (verdict.usable)
+        return { detail: `${verdict.detail}${how}`, remember };
+    return {
+        fallback: { detectedBy: 'probe', reason: `${verdict.detail}${how}`, qemuLine: verdict.qemuLine ?? '' },
+        detail: `${verdict.detail}${how}`,
+        remember,
     };
 }
 
-;// CONCATENATED MODULE: ./src/results/model.ts
-const RESULTS_VERSION = 1;
-/** The tests that did not pass: failed, timed out or could not run. */
-function failedTests(r) {
-    return r.tests.filter((t) => t.status === 'fail' || t.status === 'timeout' || t.status === 'error');
+;// CONCATENATED MODULE: ./src/run/accelerator.ts
+/**
+ * The accelerator of a run, which can change once: when a VM (or the boot probe) shows that KVM lies, the
+ * run switches to TCG for good. Every later VM starts under TCG with TCG's timeout scale and vCPU count,
+ * VMs still running under KVM are stopped (they are doomed on such a host) and rerun, and the pool shrinks
+ * to what TCG allows. With kvm `yes` the switch is refused and the run stops (exit 3).
+ */
+
+class Accelerator {
+    req;
+    onFallback;
+    planNow;
+    fallbackInfo;
+    fatalError;
+    switched = new AbortController();
+    stopped = new AbortController();
+    constructor(plan, req, onFallback = () => { }) {
+        this.req = req;
+        this.onFallback = onFallback;
+        this.planNow = plan;
+    }
+    get plan() {
+        return this.planNow;
+    }
+    get now() {
+        const p = this.planNow;
+        return { accel: p.accel, timeoutScale: p.timeoutScale, defaultCpus: p.defaultCpus };
+    }
+    get fallback() {
+        return this.fallbackInfo;
+    }
+    /** Set when KVM was required and turned out broken: the run must end with this error. */
+    get fatal() {
+        return this.fatalError;
+    }
+    /** Fires when the run switched to TCG: VMs still under KVM stop and are rerun. */
+    get switchedSignal() {
+        return this.switched.signal;
+    }
+    /** Fires when the run must stop (KVM required but broken). */
+    get stopSignal() {
+        return this.stopped.signal;
+    }
+    /**
+     * KVM was seen failing. Returns `rerun` when the run now uses TCG (the first report switches, later
+     * ones from VMs that were already under KVM just rerun), `stop` when KVM was required.
+     */
+    broken(fb) {
+        if (this.fatalError)
+            return 'stop';
+        if (this.fallbackInfo)
+            return 'rerun';
+        try {
+            this.planNow = fallBackToTcg(this.planNow, this.req, fb);
+        }
+        catch (e) {
+            if (!(e instanceof HostNotReady))
+                throw e;
+            this.fatalError = e;
+            this.stopped.abort(`stopped: ${e.problems[0] ?? 'KVM is broken'}`);
+            return 'stop';
+        }
+        this.fallbackInfo = fb;
+        this.onFallback(fb, this.planNow);
+        this.switched.abort('the run switched to TCG');
+        return 'rerun';
+    }
 }
-/** How a failed test ended, in words: "failed", "timed out" or "could not run". */
-function failureVerb(t) {
-    return t.status === 'fail' ? 'failed' : t.status === 'timeout' ? 'timed out' : 'could not run';
-}
-/** The counts in words, flaky only when there are any: "3 passed", "1 failed", ... */
-function countWords(s) {
-    return [
-        `${s.pass} passed`,
-        `${s.fail} failed`,
-        `${s.skip} skipped`,
-        `${s.timeout} timed out`,
-        `${s.error} errors`,
-        ...(s.flaky ? [`${s.flaky} flaky`] : []),
-    ];
-}
-function summarize(tests) {
-    const count = (s) => tests.filter((t) => t.status === s).length;
-    const s = {
-        total: tests.length,
-        pass: count('pass'),
-        fail: count('fail'),
-        skip: count('skip'),
-        timeout: count('timeout'),
-        error: count('error'),
-        flaky: tests.filter((t) => t.flaky).length,
-    };
-    return { ...s, ok: s.total > 0 && s.fail + s.timeout + s.error === 0 };
-}
-/** The loud line every report carries when KVM turned out broken and the run fell back to TCG. */
-function accelFallbackNote(e) {
-    const fb = e.accelFallback;
-    if (!fb)
-        return undefined;
-    const where = fb.detectedBy === 'probe' ? 'the boot probe, before any test' : `the VM of ${fb.test ?? 'a test'}`;
-    const rerun = fb.rerun.length > 0 ? `; stopped under KVM and rerun under TCG: ${fb.rerun.join(', ')}` : '';
-    return (`KVM is broken on this host, so this run used software emulation (TCG, timeouts x${e.timeoutScale}). ` +
-        `Found by ${where}: ${fb.reason}${fb.qemuLine && !fb.reason.includes(fb.qemuLine) ? `. QEMU said: ${fb.qemuLine}` : ''}${rerun}`);
+
+;// CONCATENATED MODULE: ./src/engine/settle-accelerator.ts
+
+
+
+/**
+ * The run's Accelerator, after confirming that KVM runs the image's kernel (the empty-machine probe
+ * cannot tell). A broken KVM switches the run to TCG here, before the first test, loudly; with kvm `yes`
+ * it ends the run (exit 3). A VM that shows KVM broken later switches it the same way.
+ */
+async function settleAccelerator(cfg, ui, host, hostSetup, imageDir) {
+    const req = hostRequest(cfg);
+    const confirmation = hostSetup.accel === 'kvm'
+        ? await confirmKvm({
+            qemu: host.qemu.binary,
+            qemuVersion: host.qemu.version ?? 'unknown',
+            imageDir,
+            cacheDir: cfg.cacheDir,
+        })
+        : undefined;
+    const accelerator = new Accelerator(hostSetup, req, (fb, plan) => {
+        ui.warn(`KVM IS BROKEN ON THIS HOST: ${fb.test ? `the VM of ${fb.test}: ` : ''}${fb.reason}. ` +
+            `Switching the whole run to software emulation (TCG): every VM from now on boots under TCG, timeouts x${plan.timeoutScale}` +
+            (fb.detectedBy === 'vm' ? '; VMs that were running under KVM are stopped and rerun' : ''));
+        if (fb.detectedBy === 'vm')
+            void confirmation?.remember(false, fb.reason, fb.qemuLine);
+    });
+    if (!confirmation)
+        return accelerator;
+    if (!confirmation.fallback) {
+        ui.info(`  accel kvm confirmed: ${confirmation.detail}`);
+        return accelerator;
+    }
+    if (accelerator.broken(confirmation.fallback) === 'stop')
+        throw accelerator.fatal;
+    return accelerator;
 }
 
 // EXTERNAL MODULE: ./node_modules/xmlbuilder2/lib/index.js
@@ -41573,621 +42792,21 @@ function renderJUnit(r, suiteName = 'itest') {
     return root.end({ prettyPrint: true }) + '\n';
 }
 
-;// CONCATENATED MODULE: ./src/results/findings.ts
-function findings(t) {
-    const out = [{ title: 'last lines of the unit', lines: t.outputTail }];
-    const d = t.digest;
-    if (d) {
-        out.push({ title: 'failed units', lines: d.failedUnits.map((u) => `${u.unit} (${u.result})`) }, {
-            title: 'coredumps',
-            lines: d.coredumps.map((c) => `${c.comm}[${c.pid ?? '?'}] ${c.signal}${c.exe ? ` ${c.exe}` : ''}${c.unit ? ` in ${c.unit}` : ''}`),
-        }, { title: 'sanitizer reports', lines: d.sanitizers }, { title: 'kernel', lines: d.kernel }, { title: 'emergency mode', lines: d.emergency ? ['the guest entered emergency mode'] : [] }, { title: 'errors (priority err or worse)', lines: d.errors.map((e) => `${e.unit}: ${e.message}`) }, {
-            title: 'failed subtests',
-            lines: d.subtests
-                .filter((x) => !/^(pass|ok|success|skip)/i.test(x.result))
-                .map((x) => `${x.name}: ${x.result}: ${x.message.split('\n')[0]}`),
-        }, 
-        // What the guest was doing at the end matters when it never reported.
-        {
-            title: 'last lines of the journal',
-            lines: t.status === 'timeout' || t.status === 'error' ? d.lastLines : [],
-        }, { title: 'notes', lines: d.notes });
-    }
-    return out.filter((f) => f.lines.length > 0);
-}
-
-;// CONCATENATED MODULE: ./src/results/terminal.ts
-/** Terminal rendering: live progress lines and the final report. Pure string builders. */
+;// CONCATENATED MODULE: ./src/engine/write-results.ts
+/** The one place results.json and junit.xml are written (a run, a merge, the action after its upload). */
 
 
-
-
-/** What the probe found, printed before anything is built or booted. */
-function renderHost(h, p) {
-    return [
-        `host: ${h.arch}, ${h.cpus} CPUs, ${humanBytes(h.memTotal)} (${humanBytes(h.memAvailable)} available)`,
-        `  mkosi ${h.mkosi.version} (${p.dialect.name} dialect: ${p.dialect.verb} verb), QEMU ${h.qemu.version}`,
-        ...(h.mkosiReady ? [`  mkosi runs under: ${describeMkosiRuntime(h.mkosiReady)}`] : []),
-        `  journal: ${h.journalRemote}, ${h.journalctl}${h.journalctlVersion ? ` (systemd ${h.journalctlVersion})` : ''}`,
-        `  accel ${p.accel}: ${p.accelDetail}`,
-        `  transport ${p.transport}: ${p.transportDetail}`,
-    ].join('\n');
-}
-const MARK = {
-    pass: 'PASS',
-    fail: 'FAIL',
-    skip: 'SKIP',
-    timeout: 'TIME',
-    error: 'ERR ',
-};
-function progressStart(name, attempt, running, done, total) {
-    return `[${done}/${total}] start  ${name}${attempt > 1 ? ` (attempt ${attempt})` : ''}  (${running} running)`;
-}
-function progressEnd(name, a, willRetry, done, total) {
-    const retry = willRetry ? ' -> retrying' : '';
-    return `[${done}/${total}] ${MARK[a.status]}   ${name}  ${a.durations.vmSeconds.toFixed(1)} s  ${a.reason}${retry}`;
-}
-function pad(s, n) {
-    return s.length >= n ? s : s + ' '.repeat(n - s.length);
-}
-function renderEnvironment(r) {
-    const e = r.environment;
-    const img = e.image;
-    const cacheLine = img.cache === 'hit'
-        ? `hit (${img.backend}, restored in ${img.restoreSeconds ?? 0} s)`
-        : img.cache === 'miss'
-            ? `miss (${img.backend}; built in ${img.buildSeconds ?? '?'} s, saved in ${img.saveSeconds ?? '?'} s)`
-            : img.cache;
-    const accelNote = accelFallbackNote(e);
-    return [
-        ...(accelNote ? [`WARNING: ${accelNote}`] : []),
-        `mkosi      ${e.mkosi.version} (${e.mkosi.dialect}: ${e.mkosi.command.join(' ')})`,
-        `qemu       ${e.qemu.version}, accel ${e.accel}: ${e.accelDetail}`,
-        `transport  ${e.transport}: ${e.transportDetail}`,
-        `host       ${e.host.arch}, ${e.host.cpus} CPUs, ${humanBytes(e.host.memTotal)}; ${e.jobs} VM(s) at once; timeouts x${e.timeoutScale}`,
-        `image      ${img.key}: ${cacheLine}`,
-    ].join('\n');
-}
-function renderReport(r) {
-    const w = Math.max(4, ...r.tests.map((t) => t.name.length));
-    const rows = r.tests.flatMap((t) => {
-        const att = t.attempts.length > 1 ? ` [${t.attempts.length} attempts${t.flaky ? ', flaky' : ''}]` : '';
-        return [
-            `  ${MARK[t.status]}  ${pad(t.name, w)}  ${pad(`${t.timings.totalSeconds.toFixed(1)} s`, 8)}  ${t.reason}${att}`,
-            ...(t.digest?.subtests ?? []).map((x) => `          ↳ ${x.name}: ${x.result}`),
-        ];
-    });
-    const s = r.summary;
-    const failed = failedTests(r);
-    const out = ['', 'Results:', ...rows, '', ...renderShards(r)];
-    for (const t of failed)
-        out.push(...failureBlock(t));
-    out.push(`${s.total} tests: ${countWords(s).join(', ')} in ${r.durationSeconds.toFixed(1)} s`);
-    out.push(s.ok ? 'OK' : 'FAILED');
-    return out.join('\n');
-}
-function failureBlock(t) {
-    const out = [`--- ${t.name} (${t.status}): ${t.reason}`];
-    for (const f of findings(t))
-        out.push(`    ${f.title}:`, ...f.lines.slice(-10).map((l) => `      ${l}`));
-    if (t.files.journal)
-        out.push(`    journal: journalctl --file ${t.files.journal} -u ${t.unit} -o short-monotonic -p info`);
-    if (t.files.journal && (t.digest?.coredumps.length ?? 0) > 0)
-        out.push(`    dumps:   coredumpctl --file ${t.files.journal} info`);
-    if (t.files.console)
-        out.push(`    console: less -R ${t.files.console}`);
-    if (t.rerun)
-        out.push(`    rerun:   ${t.rerun}`);
-    out.push('');
-    return out;
-}
-/** Merged runs: planned vs actual time per shard, and what the merge found. */
-function renderShards(r) {
-    if (!r.shards)
-        return [];
-    const out = ['Shards (planned vs actual VM-seconds):'];
-    for (const s of r.shards) {
-        const att = s.attempt > 1 ? ` (attempt ${s.attempt})` : '';
-        out.push(s.status === 'missing'
-            ? `  ${s.index}/${r.shards.length}  MISSING  ${s.tests.length} test(s) planned, ${s.plannedSeconds} s`
-            : `  ${s.index}/${r.shards.length}  ${pad(s.status, 7)}  ${s.tests.length} test(s), planned ${s.plannedSeconds} s, actual ${s.vmSeconds} s, wall ${s.wallSeconds} s${att}`);
-    }
-    for (const n of r.mergeNotes ?? [])
-        out.push(`  ${n.level}: ${n.message}`);
-    out.push('');
-    return out;
-}
-
-// EXTERNAL MODULE: ./node_modules/ajv/dist/ajv.js
-var ajv = __nccwpck_require__(2463);
-// EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
-var dist = __nccwpck_require__(8815);
-;// CONCATENATED MODULE: ./schemas/itest-manifest.schema.json
-const itest_manifest_schema_namespaceObject = /*#__PURE__*/JSON.parse('{"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://github.com/systemd/itest-action/raw/v1/schemas/itest-manifest.schema.json","title":"itest manifest (itest.yaml)","description":"Lists the VM integration tests of a mkosi project. Lives beside mkosi.conf. See the itest-action README.","type":"object","additionalProperties":false,"properties":{"version":{"description":"Manifest format version. Only 1 exists.","const":1},"firmware":{"description":"Firmware mkosi boots the image with (mkosi\'s Firmware=/QemuFirmware=): auto, linux (direct kernel boot, fastest), uefi, uefi-secure-boot or bios. Default: leave it to the image\'s mkosi config.","enum":["auto","linux","uefi","uefi-secure-boot","bios"]},"defaults":{"description":"Settings applied to every test unless the test sets them itself.","$ref":"#/definitions/settings"},"discover":{"description":"Find tests by globbing unit names shipped in the config\'s extra trees (mkosi.extra/ and extra-trees below). Every matching .service unit becomes a test named after the unit (without .service).","type":"object","additionalProperties":false,"required":["units"],"properties":{"units":{"description":"Glob(s) over unit file names, e.g. TEST-*.service.","oneOf":[{"type":"string","minLength":1},{"type":"array","items":{"type":"string","minLength":1},"minItems":1}]},"exclude":{"description":"Glob(s) over unit file names to leave out.","oneOf":[{"type":"string"},{"type":"array","items":{"type":"string"}}]},"extra-trees":{"description":"More directories (relative to the config directory) laid out like mkosi.extra/ to search for units.","type":"array","items":{"type":"string","minLength":1}}}},"tests":{"description":"Tests listed by name. An entry whose name matches a discovered unit refines that test.","type":"array","items":{"allOf":[{"$ref":"#/definitions/settings"},{"type":"object","required":["name"],"properties":{"name":{"description":"Test name, unique in the manifest. Letters, digits and . _ @ + - only.","type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._@+-]*$","maxLength":100},"unit":{"description":"The systemd unit the VM boots into. Default: <name>.service.","type":"string","pattern":"^[A-Za-z0-9:_.@\\\\\\\\-]+\\\\.(service|target)$"},"description":{"type":"string"}}}]}}},"definitions":{"settings":{"type":"object","properties":{"name":true,"unit":true,"description":true,"timeout":{"description":"Seconds from VM start to the guest\'s result before the test ends as `timeout`. Scaled up under TCG (see timeout-scale). Default 300.","type":"number","exclusiveMinimum":0},"exit-status":{"description":"Guest exit status that means pass. Default 123, the status the injected drop-in makes PID 1 exit with when the unit succeeds.","type":"integer","minimum":0,"maximum":255},"skip-status":{"description":"Guest exit status that means skip. Default 77.","type":"integer","minimum":0,"maximum":255},"should-fail":{"description":"The test is expected to fail: a failing unit counts as pass, a passing one as fail.","type":"boolean"},"kernel-cmdline":{"description":"Extra kernel command line arguments.","oneOf":[{"type":"string"},{"type":"array","items":{"type":"string"}}]},"credentials":{"description":"systemd credentials passed to the guest (name: value); values may span lines.","type":"object","propertyNames":{"pattern":"^[A-Za-z0-9_.@:-]+$"},"additionalProperties":{"type":"string"}},"mkosi-args":{"description":"Extra mkosi options placed before the vm/qemu verb, one argument per item.","type":"array","items":{"type":"string"}},"qemu-args":{"description":"Extra QEMU arguments, one argument per item.","type":"array","items":{"type":"string"}},"ram":{"description":"Guest RAM, e.g. 1G or 1536M. Default 1G.","oneOf":[{"type":"string","pattern":"^[0-9]+ *[KMGTkmgt]?(i?[Bb])?$"},{"type":"integer","minimum":1}]},"cpus":{"description":"Guest vCPUs. Default 1 (2 with KVM).","type":"integer","minimum":1,"maximum":64},"retries":{"description":"Extra attempts when the test fails or times out (flaky tests). Default 0. Infrastructure errors are retried separately (infra-retries).","type":"integer","minimum":0,"maximum":5},"infra-retries":{"description":"Extra attempts after an infrastructure error (QEMU killed, VM died, transport lost). Default 1.","type":"integer","minimum":0,"maximum":5},"tags":{"description":"Free-form tags for selection with --tag.","type":"array","items":{"type":"string","pattern":"^[A-Za-z0-9._-]+$"}},"fail-on-coredump":{"description":"A test that passes but left a coredump (a crashed process) fails. Default true, as systemd\'s own test runner does.","type":"boolean"},"coredump-exclude":{"description":"Regular expression: coredumps whose process name or executable path matches are expected and never fail the test.","type":"string","minLength":1}},"additionalProperties":false}}}');
-;// CONCATENATED MODULE: ./src/config/manifest.ts
-/**
- * The test manifest (itest.yaml): parse, validate against the published JSON Schema, and report every
- * problem with file, line, column, field and a fix. Pure apart from the one readFile in loadManifest.
- */
-
-
-
-
-
-const MANIFEST_NAME = 'itest.yaml';
-const manifest_ajv = new ajv.Ajv({ allErrors: true, strict: false });
-const validate = manifest_ajv.compile(itest_manifest_schema_namespaceObject);
-async function loadManifest(path) {
-    let text;
-    try {
-        text = await (0,promises_namespaceObject.readFile)(path, 'utf8');
-    }
-    catch (err) {
-        const e = err;
-        if (e.code === 'ENOENT') {
-            throw new UserError(`${path}: no test manifest here. Fix: create ${MANIFEST_NAME} beside mkosi.conf ` +
-                `(see examples/demo/${MANIFEST_NAME}), or point --manifest at yours.`);
-        }
-        throw new UserError(`${path}: cannot read the test manifest: ${e.message}`);
-    }
-    return parseManifest(text, path);
-}
-/** Parses and validates manifest text; throws one UserError listing every problem. */
-function parseManifest(text, path) {
-    const problems = checkManifest(text);
-    if (problems.length > 0) {
-        const lines = problems.map((p) => `${path}:${p.line}:${p.column}: ${p.field}: ${p.message}\n    fix: ${p.fix}`);
-        throw new UserError(`invalid test manifest (${problems.length} problem${problems.length > 1 ? 's' : ''}):\n${lines.join('\n')}`);
-    }
-    const data = ((0,dist/* parseDocument */.Tp)(text).toJS() ?? {});
-    return manifest_normalize(data, path);
-}
-/** Every problem in the manifest text, in document order; empty when valid. */
-function checkManifest(text) {
-    const lineCounter = new dist/* LineCounter */.HN();
-    const doc = (0,dist/* parseDocument */.Tp)(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-    const at = (offset) => {
-        const p = lineCounter.linePos(offset);
-        return { line: p.line, column: p.col };
-    };
-    if (doc.errors.length > 0) {
-        return doc.errors.map((e) => ({
-            ...at(e.pos[0]),
-            field: '(yaml)',
-            message: e.message.split('\n')[0] ?? e.message,
-            fix: 'correct the YAML syntax at this position (indentation, quoting, duplicate keys)',
-        }));
-    }
-    const data = doc.toJS() ?? {};
-    if (typeof data !== 'object' || Array.isArray(data)) {
-        return [
-            {
-                line: 1,
-                column: 1,
-                field: '(root)',
-                message: 'the manifest must be a mapping',
-                fix: 'start with `version: 1` and a `tests:` list',
-            },
-        ];
-    }
-    const problems = [];
-    if (!validate(data))
-        problems.push(...schemaProblems(validate.errors ?? [], doc, at));
-    problems.push(...semanticProblems(data, doc, at));
-    return problems.sort((a, b) => a.line - b.line || a.column - b.column);
-}
-function pathOf(instancePath) {
-    if (!instancePath)
-        return [];
-    return instancePath
-        .slice(1)
-        .split('/')
-        .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
-        .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
-}
-function fieldName(path) {
-    if (path.length === 0)
-        return '(root)';
-    return path.reduce((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '');
-}
-function nodeAt(doc, path, key) {
-    const node = path.length === 0 ? doc.contents : doc.getIn(path, true);
-    if (key !== undefined && (0,dist/* isMap */.jh)(node)) {
-        const pair = node.items.find((i) => (0,dist/* isPair */.tO)(i) && (0,dist/* isScalar */.jn)(i.key) && i.key.value === key);
-        if (pair && (0,dist/* isScalar */.jn)(pair.key))
-            return pair.key;
-    }
-    return node ?? undefined;
-}
-function position(doc, path, at, key) {
-    // Walk up until a node with a source range is found (missing keys have none).
-    for (let p = path;; p = p.slice(0, -1)) {
-        const node = nodeAt(doc, p, p === path ? key : undefined);
-        if (node?.range)
-            return at(node.range[0]);
-        if (p.length === 0)
-            return { line: 1, column: 1 };
-    }
-}
-const SETTINGS = Object.keys(itest_manifest_schema_namespaceObject.definitions.settings.properties);
-const TOP = Object.keys(itest_manifest_schema_namespaceObject.properties);
-const DISCOVER = Object.keys(itest_manifest_schema_namespaceObject.properties.discover.properties);
-function allowedAt(path) {
-    if (path.length === 0)
-        return TOP;
-    if (path[0] === 'discover')
-        return DISCOVER;
-    if (path[0] === 'defaults')
-        return SETTINGS.filter((k) => !['name', 'unit', 'description'].includes(k));
-    return SETTINGS;
-}
-function manifest_describe(path) {
-    const last = [...path].reverse().find((p) => typeof p === 'string');
-    if (last === undefined)
-        return undefined;
-    const props = {
-        ...itest_manifest_schema_namespaceObject.definitions.settings.properties,
-        ...itest_manifest_schema_namespaceObject.properties,
-        ...itest_manifest_schema_namespaceObject.properties.discover.properties,
-        name: { description: 'Test name, unique in the manifest. Letters, digits and . _ @ + - only.' },
-        unit: { description: 'The systemd unit the VM boots into (ending in .service or .target).' },
-    };
-    return props[last]?.description;
-}
-function closest(word, options) {
-    const dist = (a, b) => {
-        const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)]);
-        for (let j = 1; j <= b.length; j++)
-            d[0][j] = j;
-        for (let i = 1; i <= a.length; i++)
-            for (let j = 1; j <= b.length; j++)
-                d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-        return d[a.length][b.length];
-    };
-    const best = options.map((o) => ({ o, d: dist(word.toLowerCase(), o) })).sort((a, b) => a.d - b.d)[0];
-    return best && best.d <= Math.max(2, Math.floor(word.length / 3)) ? best.o : undefined;
-}
-function schemaProblems(errors, doc, at) {
-    // oneOf/anyOf/allOf wrappers repeat what their branches said; keep one error per field and keyword.
-    const seen = new Set();
-    const out = [];
-    const byPath = new Map();
-    for (const e of errors)
-        byPath.set(e.instancePath, [...(byPath.get(e.instancePath) ?? []), e]);
-    for (const e of errors) {
-        const path = pathOf(e.instancePath);
-        let key;
-        let message = e.message ?? 'is invalid';
-        let fix = manifest_describe(path) ?? 'see schemas/itest-manifest.schema.json';
-        let fieldPath = path;
-        switch (e.keyword) {
-            case 'additionalProperties': {
-                key = e.params.additionalProperty;
-                fieldPath = [...path, key];
-                const allowed = allowedAt(path);
-                const guess = closest(key, allowed);
-                message = `unknown field "${key}"`;
-                fix = `${guess ? `did you mean "${guess}"? ` : ''}allowed here: ${allowed.join(', ')}`;
-                break;
-            }
-            case 'required': {
-                const missing = e.params.missingProperty;
-                fieldPath = [...path, missing];
-                message = `missing required field "${missing}"`;
-                fix = manifest_describe(fieldPath) ?? `add "${missing}"`;
-                break;
-            }
-            case 'oneOf':
-            case 'anyOf':
-            case 'allOf':
-                // Only report the wrapper when its branches said nothing more useful.
-                if ((byPath.get(e.instancePath) ?? []).some((o) => !['oneOf', 'anyOf', 'allOf', 'type'].includes(o.keyword)))
-                    continue;
-                message = 'has the wrong type or shape';
-                break;
-            case 'type':
-                if ((byPath.get(e.instancePath) ?? []).some((o) => o.keyword === 'oneOf')) {
-                    const types = (byPath.get(e.instancePath) ?? [])
-                        .filter((o) => o.keyword === 'type')
-                        .map((o) => o.params.type);
-                    message = `must be ${[...new Set(types)].join(' or ')}`;
-                }
-                else {
-                    message = `must be ${e.params.type}`;
-                }
-                break;
-            case 'const':
-                message = `must be ${JSON.stringify(e.params.allowedValue)}`;
-                break;
-            case 'pattern':
-                message = `${JSON.stringify(doc.getIn(path))} does not match ${e.params.pattern}`;
-                break;
-        }
-        const field = fieldName(fieldPath);
-        const id = `${field}|${message}`;
-        if (seen.has(id))
-            continue;
-        seen.add(id);
-        const got = doc.getIn(path);
-        if (['type', 'minimum', 'maximum', 'exclusiveMinimum', 'oneOf'].includes(e.keyword) &&
-            got !== undefined &&
-            typeof got !== 'object') {
-            message += ` (got ${JSON.stringify(got)})`;
-        }
-        out.push({ ...position(doc, path, at, key), field, message, fix });
-    }
-    return out;
-}
-function semanticProblems(data, doc, at) {
-    const out = [];
-    const defaults = data.defaults;
-    for (const k of ['name', 'unit', 'description']) {
-        if (defaults && k in defaults) {
-            out.push({
-                ...position(doc, ['defaults'], at, k),
-                field: `defaults.${k}`,
-                message: `"${k}" cannot be a default`,
-                fix: `set "${k}" on each test under tests:`,
-            });
-        }
-    }
-    const tests = Array.isArray(data.tests) ? data.tests : [];
-    const regexAt = (path, value) => {
-        if (typeof value !== 'string')
-            return;
-        try {
-            new RegExp(value);
-        }
-        catch (e) {
-            out.push({
-                ...position(doc, path, at),
-                field: fieldName(path),
-                message: `not a valid regular expression: ${e.message}`,
-                fix: 'write a JavaScript regular expression, e.g. "^(sleep|test-crasher)$"',
-            });
-        }
-    };
-    regexAt(['defaults', 'coredump-exclude'], defaults?.['coredump-exclude']);
-    tests.forEach((t, i) => regexAt(['tests', i, 'coredump-exclude'], t?.['coredump-exclude']));
-    const firstByName = new Map();
-    tests.forEach((t, i) => {
-        if (typeof t?.name !== 'string')
-            return;
-        const prev = firstByName.get(t.name);
-        if (prev !== undefined) {
-            out.push({
-                ...position(doc, ['tests', i, 'name'], at),
-                field: `tests[${i}].name`,
-                message: `duplicate test name "${t.name}" (first at tests[${prev}])`,
-                fix: 'give every test a unique name, or merge the two entries',
-            });
-        }
-        else
-            firstByName.set(t.name, i);
-    });
-    if (tests.length === 0 && data.discover === undefined) {
-        out.push({
-            ...position(doc, [], at),
-            field: 'tests',
-            message: 'no tests: the manifest has neither a tests: list nor a discover: block',
-            fix: 'add `tests: [{name: MY-TEST}]` or `discover: {units: "TEST-*.service"}`',
-        });
-    }
-    return out;
-}
-const list = (v) => v === undefined ? [] : Array.isArray(v) ? v : [v];
-function manifest_normalize(data, path) {
-    const d = data.discover;
-    return {
-        path,
-        version: 1,
-        ...(typeof data.firmware === 'string' ? { firmware: data.firmware } : {}),
-        defaults: data.defaults ?? {},
-        ...(d
-            ? { discover: { units: list(d.units), exclude: list(d.exclude), extraTrees: d['extra-trees'] ?? [] } }
-            : {}),
-        tests: data.tests ?? [],
-    };
-}
-
-;// CONCATENATED MODULE: ./src/config/discovery.ts
-/** Finds test units shipped in the config's extra trees (the only filesystem access of test planning). */
-
-
-/** Unit directories inside an extra tree, as systemd searches them. */
-const UNIT_DIRS = ['usr/lib/systemd/system', 'etc/systemd/system', 'lib/systemd/system'];
-/** Names of the unit files found in mkosi.extra/ (and the given extra trees) of a config directory. */
-async function findUnitFiles(configDir, extraTrees = []) {
-    const trees = ['mkosi.extra', ...extraTrees].map((t) => (0,external_node_path_.resolve)(configDir, t));
-    const names = new Set();
-    for (const tree of trees) {
-        for (const dir of UNIT_DIRS) {
-            let entries;
-            try {
-                entries = await (0,promises_namespaceObject.readdir)((0,external_node_path_.join)(tree, dir));
-            }
-            catch {
-                continue;
-            }
-            for (const e of entries)
-                names.add(e);
-        }
-    }
-    return [...names].sort();
-}
-
-;// CONCATENATED MODULE: ./src/config/test-spec.ts
-const TEST_DEFAULTS = {
-    timeout: 300,
-    exitStatus: 123,
-    skipStatus: 77,
-    ram: 1024 ** 3,
-    retries: 0,
-    infraRetries: 1,
-};
-
-;// CONCATENATED MODULE: ./src/config/plan.ts
-/** Turns a manifest plus discovered units into resolved TestSpecs, and selects by name/glob/tag. Pure. */
-
-
-
-
-const splitCmdline = (v) => v === undefined ? [] : Array.isArray(v) ? v : v.split(/\s+/).filter(Boolean);
-function resolveSpec(t, d, source, manifestPath) {
-    const pick = (k) => t[k] !== undefined ? t[k] : d[k];
-    const ramSetting = pick('ram');
-    const ram = ramSetting === undefined ? TEST_DEFAULTS.ram : parseSize(ramSetting);
-    if (ram === undefined)
-        throw new UserError(`${manifestPath}: test ${t.name}: ram ${JSON.stringify(ramSetting)} is not a size; use e.g. 1G or 1536M`);
-    const cpus = pick('cpus');
-    const spec = {
-        name: t.name,
-        unit: t.unit ?? `${t.name}.service`,
-        timeout: pick('timeout') ?? TEST_DEFAULTS.timeout,
-        exitStatus: pick('exit-status') ?? TEST_DEFAULTS.exitStatus,
-        skipStatus: pick('skip-status') ?? TEST_DEFAULTS.skipStatus,
-        shouldFail: pick('should-fail') ?? false,
-        // Defaults and per-test values add up for lists and maps: a test extends the defaults, it does not replace them.
-        kernelCmdline: [...splitCmdline(d['kernel-cmdline']), ...splitCmdline(t['kernel-cmdline'])],
-        credentials: { ...(d.credentials ?? {}), ...(t.credentials ?? {}) },
-        mkosiArgs: [...(d['mkosi-args'] ?? []), ...(t['mkosi-args'] ?? [])],
-        qemuArgs: [...(d['qemu-args'] ?? []), ...(t['qemu-args'] ?? [])],
-        ram,
-        retries: pick('retries') ?? TEST_DEFAULTS.retries,
-        infraRetries: pick('infra-retries') ?? TEST_DEFAULTS.infraRetries,
-        tags: [...new Set([...(d.tags ?? []), ...(t.tags ?? [])])],
-        failOnCoredump: pick('fail-on-coredump') ?? true,
-        source,
-    };
-    const exclude = pick('coredump-exclude');
-    if (exclude !== undefined)
-        spec.coredumpExclude = exclude;
-    if (cpus !== undefined)
-        spec.cpus = cpus;
-    if (t.description !== undefined)
-        spec.description = t.description;
-    return spec;
-}
-/**
- * All tests of a manifest: listed tests in manifest order, then discovered units (sorted) that no listed
- * test already covers. A listed test whose unit was discovered refines the discovered one.
- */
-function planTests(manifest, unitFiles) {
-    const listed = manifest.tests.map((t) => resolveSpec(t, manifest.defaults, 'manifest', manifest.path));
-    const covered = new Set(listed.map((t) => t.unit));
-    const names = new Set(listed.map((t) => t.name));
-    const out = [...listed];
-    if (manifest.discover) {
-        const { units, exclude } = manifest.discover;
-        const found = unitFiles.filter((u) => u.endsWith('.service') && units.some((g) => minimatch(u, g)) && !exclude.some((g) => minimatch(u, g)));
-        for (const unit of found) {
-            if (covered.has(unit))
-                continue;
-            const name = unit.replace(/\.service$/, '');
-            if (names.has(name))
-                continue;
-            out.push(resolveSpec({ name, unit }, manifest.defaults, 'discovered', manifest.path));
-        }
-        for (const t of listed)
-            if (found.includes(t.unit))
-                t.source = 'discovered';
-    }
-    return out;
-}
-/**
- * Keeps the tests whose name (or unit) matches any --test NAME|GLOB and which carry every --tag.
- * A --test pattern that matches nothing is an error: a typo must not turn into an empty green run.
- */
-function selectTests(all, sel) {
-    for (const p of sel.tests) {
-        if (!all.some((t) => matchesName(t, p))) {
-            throw new UserError(`--test ${p}: no such test. Known tests: ${all.map((t) => t.name).join(', ') || '(none)'}`);
-        }
-    }
-    const picked = all.filter((t) => (sel.tests.length === 0 || sel.tests.some((p) => matchesName(t, p))) &&
-        sel.tags.every((tag) => t.tags.includes(tag)));
-    if (picked.length === 0) {
-        throw new UserError(`no test matches the selection (${[...sel.tests.map((t) => `--test ${t}`), ...sel.tags.map((t) => `--tag ${t}`)].join(' ') || 'everything'}); ` +
-            `known tests: ${all.map((t) => `${t.name}${t.tags.length ? ` [${t.tags.join(',')}]` : ''}`).join(', ') || '(none)'}`);
-    }
-    return picked;
-}
-function matchesName(t, pattern) {
-    return t.name === pattern || t.unit === pattern || minimatch(t.name, pattern) || minimatch(t.unit, pattern);
-}
-
-;// CONCATENATED MODULE: ./src/engine/plan-tests.ts
-/** Loads the manifest, discovers units and selects tests: everything that can fail before a VM starts. */
-
-
-
-async function loadPlan(cfg) {
-    const manifest = await loadManifest(cfg.manifestPath);
-    const units = await findUnitFiles(cfg.configDir, manifest.discover?.extraTrees);
-    const all = planTests(manifest, units);
-    const selected = selectTests(all, { tests: cfg.tests, tags: cfg.tags }).map((t) => cfg.timeout !== undefined ? { ...t, timeout: cfg.timeout } : t);
-    return { manifest, all, selected };
-}
-
-;// CONCATENATED MODULE: ./src/version.ts
-/** The tool's version, reported in results.json. Kept in step with package.json by a unit test. */
-const TOOL_VERSION = '0.1.0';
-
-;// CONCATENATED MODULE: ./src/shard/durations.ts
-/**
- * Known test durations, from an earlier run's results.json (a single run or a merged report). They
- * order the VM pool and balance shards; they are a hint, so a missing or unreadable file is a note,
- * never an error.
- */
-
-/** Seconds of the last attempt of each test that really ran (what a run costs when it goes right). */
-function durationsFrom(r) {
-    const out = {};
-    for (const t of r.tests) {
-        const last = t.attempts[t.attempts.length - 1];
-        if (last && last.durations.vmSeconds > 0)
-            out[t.name] = last.durations.vmSeconds;
-    }
-    return out;
-}
-/**
- * The expected cost of each test: its known duration; an unknown test among known ones gets the
- * longest known duration (so it starts early rather than late); with nothing known, the timeout.
- */
-function expectedSeconds(tests, durations) {
-    const known = Object.values(durations ?? {});
-    const fallback = known.length > 0 ? Math.max(...known) : undefined;
-    return new Map(tests.map((t) => [t.name, durations?.[t.name] ?? fallback ?? t.timeout]));
-}
-async function loadDurations(path) {
-    let text;
-    try {
-        text = await (0,promises_namespaceObject.readFile)(path, 'utf8');
-    }
-    catch {
-        return { note: `no durations history at ${path}; ordering by timeout and name` };
-    }
-    try {
-        const r = JSON.parse(text);
-        if (!Array.isArray(r.tests))
-            throw new Error('no "tests" array');
-        const durations = durationsFrom(r);
-        return {
-            durations,
-            note: `durations of ${Object.keys(durations).length} test(s) from ${path}`,
-        };
-    }
-    catch (e) {
-        return {
-            note: `ignoring the durations history ${path}: not a results.json (${e.message})`,
-        };
-    }
+async function writeResults(layout, results) {
+    await (0,promises_namespaceObject.mkdir)(layout.dir, { recursive: true });
+    await (0,promises_namespaceObject.writeFile)(layout.results, `${JSON.stringify(results, null, 2)}\n`);
+    await (0,promises_namespaceObject.writeFile)(layout.junit, renderJUnit(results));
+    return { results, resultsPath: layout.results, junitPath: layout.junit };
 }
 
 ;// CONCATENATED MODULE: ./src/engine/run.ts
 /**
- * The engine: plan -> host -> image -> VMs -> results -> reports. Front doors (CLI, action) build a
- * RunConfig and a UI; everything here is the same for both.
+ * The engine: tests -> host -> image -> accelerator -> VMs -> results. Front doors (CLI, action) build a
+ * RunConfig and a Ui; everything here is the same for both.
  */
 
 
@@ -42203,110 +42822,59 @@ async function loadDurations(path) {
 
 
 
-
-
-
-
-
-
-
-function rerunCommand(cfg, spec) {
-    const rel = (p) => (0,external_node_path_.relative)(process.cwd(), p) || '.';
-    const parts = [cfg.invokedAs, 'run', '--config', rel(cfg.configDir)];
-    if (cfg.manifestPath !== (0,external_node_path_.join)(cfg.configDir, 'itest.yaml'))
-        parts.push('--manifest', rel(cfg.manifestPath));
-    parts.push('--test', spec.name, '--keep', 'all');
-    return parts.join(' ');
-}
-function cancelledResult(spec, cfg, signal) {
-    return {
-        name: spec.name,
-        unit: spec.unit,
-        status: 'error',
-        reason: typeof signal.reason === 'string'
-            ? `${signal.reason} (before it started)`
-            : 'cancelled before it started',
-        exitStatus: null,
-        expected: { exitStatus: spec.exitStatus, skipStatus: spec.skipStatus, shouldFail: spec.shouldFail },
-        tags: spec.tags,
-        flaky: false,
-        attempts: [],
-        timings: { queuedSeconds: 0, vmSeconds: 0, collectSeconds: 0, totalSeconds: 0 },
-        files: {},
-        outputTail: [],
-        rerun: rerunCommand(cfg, spec),
-    };
-}
 async function runEngine(cfg, ui, signal, deps = {}) {
     const startedAt = new Date();
     const t0 = performance.now();
-    // 1. Everything that can be wrong with the input fails here, before the host is even probed.
-    const { manifest, selected } = await loadPlan(cfg);
+    // Everything that can be wrong with the input fails here, before the host is even probed.
+    const { manifest, selected } = await loadTests(cfg);
     ui.planned(selected);
     if (cfg.shell && selected.length !== 1) {
-        throw new UserError(`--shell keeps one VM up on this terminal: select exactly one test with --test (selected: ${selected.map((t) => t.name).join(', ')})`);
+        throw new UserError(`${spell(cfg.door, 'shell')} keeps one VM up on this terminal: select exactly one test with ${spell(cfg.door, 'tests')} (selected: ${selected.map((t) => t.name).join(', ')})`);
     }
-    const { host, hostPlan, image, mkosiVersion } = await prepareImage(cfg, ui, deps);
-    const accelerator = await settleAccelerator(cfg, ui, host, hostPlan, image.dir);
+    const prepared = await prepareImage(cfg, ui, deps);
+    const accelerator = await settleAccelerator(cfg, ui, prepared.host, prepared.hostSetup, prepared.image.dir);
+    const layout = new OutputLayout(cfg.outputDir);
     // The engine stops the run itself when KVM was required and turned out broken.
     const runSignal = AbortSignal.any([signal, accelerator.stopSignal]);
-    // 4. VMs. The pool follows the accelerator: TCG burns a core per vCPU, so it may shrink after a switch.
-    const maxRam = Math.max(...selected.map((t) => t.ram));
-    const slotsNow = () => {
-        const now = accelerator.now;
-        return computeSlots({
-            cpus: host.cpus,
-            memAvailable: host.memAvailable,
-            vmRam: maxRam,
-            vmCpus: Math.max(...selected.map((t) => t.cpus ?? now.defaultCpus)),
-            accel: now.accel,
-            jobs: cfg.jobs,
-        });
-    };
-    const pool = slotsNow();
-    if (cfg.jobs !== undefined && cfg.jobs > pool.byMemory)
-        ui.warn(`--jobs ${cfg.jobs} exceeds what memory allows (${pool.byMemory} VMs of ${Math.round(maxRam / 1024 ** 2)} MiB)`);
-    ui.info(`running ${selected.length} test(s), ${pool.slots} at once (CPU allows ${pool.byCpu}, memory ${pool.byMemory})`);
-    const runId = (0,external_node_crypto_namespaceObject.randomBytes)(3).toString('hex');
-    const ctx = {
-        base: {
-            mkosi: cfg.mkosi,
-            dialect: hostPlan.dialect,
-            configDir: cfg.configDir,
-            imageDir: image.dir,
-            transport: hostPlan.transport,
-            ...(manifest.firmware ? { firmware: manifest.firmware } : {}),
-        },
-        ...(cfg.shell ? { shell: true } : {}),
+    const { tests, jobs } = await runTests({
+        cfg,
+        ui,
+        selected,
+        manifest,
+        prepared,
         accelerator,
-        runId,
-        attemptEnv: {
-            outputDir: cfg.outputDir,
-            journalRemote: host.journalRemote,
-            journalctl: host.journalctl,
-            env: cfg.env,
-            signal: runSignal,
-        },
-        rerun: (spec) => rerunCommand(cfg, spec),
-        onAttemptStart: (spec, n, argv) => ui.testStart(spec, n, argv),
-        onAttemptEnd: (spec, a, retry) => ui.testEnd(spec, a, retry),
-    };
-    if (cfg.shell)
-        ui.info(shellHelp(cfg, selected[0], image.dir, hostPlan.transport));
-    // Longest first by known durations (else timeouts), so the run does not end on one long test alone.
-    const expected = expectedSeconds(selected, cfg.durations);
-    const poolStart = performance.now();
-    const tests = await runPool(selected, () => slotsNow().slots, (t) => expected.get(t.name), async (spec) => runSignal.aborted
-        ? cancelledResult(spec, cfg, runSignal)
-        : executeTest(spec, ctx, performance.now() - poolStart));
-    const finalPlan = accelerator.plan;
-    const environment = {
+        layout,
+        signal: runSignal,
+    });
+    if (cfg.keep === 'failed')
+        await dropPassingLogs(tests);
+    await (0,promises_namespaceObject.rm)(layout.workRoot, { recursive: true, force: true });
+    const out = await writeResults(layout, {
+        version: RESULTS_VERSION,
+        startedAt: startedAt.toISOString(),
+        finishedAt: new Date().toISOString(),
+        durationSeconds: seconds(performance.now() - t0),
+        config: { dir: cfg.configDir, manifest: cfg.manifestPath },
+        environment: environment(cfg, prepared, accelerator, tests, jobs),
+        summary: summarize(tests),
+        tests,
+        ...(cfg.shard ? { shard: cfg.shard } : {}),
+    });
+    // KVM was required and broken: the partial results are on disk, the run ends as a host problem (exit 3).
+    if (accelerator.fatal)
+        throw accelerator.fatal;
+    return out;
+}
+/** Where and how the run ran, as results.json records it. Pure. */
+function environment(cfg, { host, hostSetup, image, mkosiVersion }, accelerator, tests, jobs) {
+    const final = accelerator.plan;
+    return {
         tool: { name: 'itest-action', version: TOOL_VERSION },
         host: { arch: host.arch, cpus: host.cpus, memTotal: host.memTotal, kernel: (0,external_node_os_namespaceObject.release)() },
-        mkosi: { version: mkosiVersion, dialect: hostPlan.dialect.name, command: cfg.mkosi },
+        mkosi: { version: mkosiVersion, dialect: hostSetup.dialect.name, command: cfg.mkosi },
         qemu: { version: host.qemu.version ?? 'unknown' },
-        accel: finalPlan.accel,
-        accelDetail: finalPlan.accelDetail,
+        accel: final.accel,
+        accelDetail: final.accelDetail,
         ...(accelerator.fallback
             ? {
                 accelFallback: {
@@ -42315,182 +42883,12 @@ async function runEngine(cfg, ui, signal, deps = {}) {
                 },
             }
             : {}),
-        transport: hostPlan.transport,
-        transportDetail: hostPlan.transportDetail,
-        jobs: Math.max(pool.slots, slotsNow().slots),
-        timeoutScale: finalPlan.timeoutScale,
+        transport: hostSetup.transport,
+        transportDetail: hostSetup.transportDetail,
+        jobs,
+        timeoutScale: final.timeoutScale,
         image,
     };
-    // 5. Results and reports.
-    if (cfg.keep === 'failed')
-        await dropPassingLogs(tests);
-    await (0,promises_namespaceObject.rm)((0,external_node_path_.join)(cfg.outputDir, '.work'), { recursive: true, force: true });
-    const results = {
-        version: RESULTS_VERSION,
-        startedAt: startedAt.toISOString(),
-        finishedAt: new Date().toISOString(),
-        durationSeconds: seconds(performance.now() - t0),
-        config: { dir: cfg.configDir, manifest: cfg.manifestPath },
-        environment,
-        summary: summarize(tests),
-        tests,
-        ...(cfg.shard ? { shard: { ...cfg.shard, attempt: Number(cfg.env.GITHUB_RUN_ATTEMPT ?? 1) || 1 } } : {}),
-    };
-    const resultsPath = (0,external_node_path_.join)(cfg.outputDir, 'results.json');
-    const junitPath = (0,external_node_path_.join)(cfg.outputDir, 'junit.xml');
-    await (0,promises_namespaceObject.writeFile)(resultsPath, `${JSON.stringify(results, null, 2)}\n`);
-    await (0,promises_namespaceObject.writeFile)(junitPath, renderJUnit(results));
-    // KVM was required and broken: the partial results are on disk, the run ends as a host problem (exit 3).
-    if (accelerator.fatal)
-        throw accelerator.fatal;
-    return { results, resultsPath, junitPath };
-}
-/** Steps 2 and 3: probe and decide the host, then restore or build the image. Also the action's prepare mode. */
-async function prepareImage(cfg, ui, deps = {}) {
-    // 2. Host.
-    const host = await probeHost({
-        mkosi: cfg.mkosi,
-        env: cfg.env,
-        checkKvm: cfg.kvm !== 'no',
-        cacheDir: cfg.cacheDir,
-        configDir: cfg.configDir,
-    });
-    const hostPlan = decideHost(host, {
-        transport: cfg.transport,
-        kvm: cfg.kvm,
-        timeoutScale: cfg.timeoutScale,
-    });
-    ui.info(renderHost(host, hostPlan));
-    for (const w of hostPlan.warnings)
-        ui.warn(w);
-    await (0,promises_namespaceObject.mkdir)(cfg.outputDir, { recursive: true });
-    const mkosiVersion = host.mkosi.version;
-    // 3. Image.
-    const { key } = await computeImageKey({
-        configDir: cfg.configDir,
-        mkosiVersion,
-        arch: host.arch,
-        userKey: cfg.hashKey,
-        globs: cfg.hashGlobs,
-        globBase: process.cwd(),
-        prefix: cfg.keyPrefix,
-    });
-    if (cfg.expectedKey && cfg.expectedKey !== key)
-        throw new UserError(`image key mismatch: this job computed ${key}, the prepare job ${cfg.expectedKey}. ` +
-            'The jobs see a different config, mkosi version or architecture (compare `itest hash --explain` in both); ' +
-            'run every job on the same runner image and mkosi release.', ExitCode.imageBuildFailed);
-    let image;
-    if (cfg.imageDir) {
-        image = { key, cache: 'external', backend: 'none', dir: cfg.imageDir };
-        ui.info(`image: using the prebuilt image in ${cfg.imageDir} (no cache, no build)`);
-    }
-    else {
-        const cache = cfg.useCache
-            ? (deps.imageCache ?? new LocalImageCache(cfg.cacheDir))
-            : new ThrowawayCache((0,external_node_path_.join)(cfg.outputDir, '.image'));
-        const buildLog = (0,external_node_path_.join)(cfg.outputDir, 'image-build.log');
-        const got = await ensureImage({
-            cache,
-            key,
-            mkosi: cfg.mkosi,
-            configDir: cfg.configDir,
-            buildLog,
-            env: cfg.env,
-            restoreOnly: cfg.imagePolicy === 'restore-only',
-            onBuildStart: (argv) => ui.info(`image: cache miss for ${key}; building: ${argv.join(' ')} (log: ${buildLog})`),
-        });
-        image = {
-            key,
-            cache: cfg.useCache ? got.cache : 'disabled',
-            backend: cache.backend,
-            dir: got.dir,
-            restoreSeconds: got.restoreSeconds,
-            ...(got.buildSeconds !== undefined ? { buildSeconds: got.buildSeconds } : {}),
-            ...(got.saveSeconds !== undefined ? { saveSeconds: got.saveSeconds } : {}),
-        };
-        ui.info(got.cache === 'hit'
-            ? `image: cache hit for ${key} (${got.restoreSeconds} s)`
-            : `image: built in ${got.buildSeconds} s and saved`);
-    }
-    return { host, hostPlan, mkosiVersion, image };
-}
-/**
- * The run's Accelerator, after confirming that KVM runs the image's kernel (the empty-machine probe
- * cannot tell). A broken KVM switches the run to TCG here, before the first test, loudly; with kvm `yes`
- * it ends the run (exit 3). A VM that shows KVM broken later switches it the same way.
- */
-async function settleAccelerator(cfg, ui, host, hostPlan, imageDir) {
-    const req = { transport: cfg.transport, kvm: cfg.kvm, timeoutScale: cfg.timeoutScale };
-    const confirmation = hostPlan.accel === 'kvm'
-        ? await confirmKvm({
-            qemu: host.qemu.binary,
-            qemuVersion: host.qemu.version ?? 'unknown',
-            imageDir,
-            cacheDir: cfg.cacheDir,
-        })
-        : undefined;
-    const accelerator = new Accelerator(hostPlan, req, (fb, plan) => {
-        ui.warn(`KVM IS BROKEN ON THIS HOST: ${fb.test ? `the VM of ${fb.test}: ` : ''}${fb.reason}. ` +
-            `Switching the whole run to software emulation (TCG): every VM from now on boots under TCG, timeouts x${plan.timeoutScale}` +
-            (fb.detectedBy === 'vm' ? '; VMs that were running under KVM are stopped and rerun' : ''));
-        if (fb.detectedBy === 'vm')
-            void confirmation?.remember(false, fb.reason, fb.qemuLine);
-    });
-    if (!confirmation)
-        return accelerator;
-    if (!confirmation.fallback) {
-        ui.info(`  accel kvm confirmed: ${confirmation.detail}`);
-        return accelerator;
-    }
-    if (accelerator.broken(confirmation.fallback) === 'stop')
-        throw accelerator.fatal;
-    return accelerator;
-}
-function shellHelp(cfg, spec, imageDir, transport) {
-    const mkosi = [...cfg.mkosi, '--directory', cfg.configDir, '--output-dir', imageDir].join(' ');
-    return [
-        `--shell: ${spec.name} runs in a VM that stays up afterwards; this terminal is its console.`,
-        `  log in as root (automatic when the image sets Autologin=yes), then e.g. \`systemctl status ${spec.unit}\`, \`journalctl -b -u ${spec.unit}\``,
-        '  end the run with `systemctl poweroff` in the guest (or Ctrl-a x to stop QEMU); results are collected as usual',
-        transport === 'vsock'
-            ? `  from another terminal: \`${mkosi} ssh\` (the image needs mkosi's SSH key setup)`
-            : '  (no vsock here, so no `mkosi ssh`: use this console)',
-    ].join('\n');
-}
-/** --keep failed: logs of passing and skipped tests go; everything of the others stays. */
-async function dropPassingLogs(tests) {
-    for (const t of tests) {
-        if (t.status !== 'pass' && t.status !== 'skip')
-            continue;
-        for (const a of t.attempts) {
-            if (a.status === 'pass' || a.status === 'skip') {
-                for (const f of [a.files.journal, a.files.console])
-                    if (f)
-                        await (0,promises_namespaceObject.rm)(f, { force: true });
-                a.files = {};
-            }
-        }
-        t.files = t.attempts[t.attempts.length - 1]?.files ?? {};
-    }
-}
-/** --no-cache: build into the output directory every time and keep nothing. */
-class ThrowawayCache {
-    dir;
-    backend = 'none';
-    constructor(dir) {
-        this.dir = dir;
-    }
-    async restore() {
-        return { hit: false, detail: 'cache disabled' };
-    }
-    async buildDir() {
-        await (0,promises_namespaceObject.rm)(this.dir, { recursive: true, force: true });
-        await (0,promises_namespaceObject.mkdir)(this.dir, { recursive: true });
-        return this.dir;
-    }
-    async save(_key, dir) {
-        return dir;
-    }
 }
 
 ;// CONCATENATED MODULE: ./src/engine/progress.ts
@@ -42516,24 +42914,81 @@ function progressUi(print, warn) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/config/shard-plan.ts
+
+const SHARD_PLAN_VERSION = 1;
+/** `auto` aims at shards of about this many VM-seconds each. */
+const AUTO_SHARD_SECONDS = 600;
+const MAX_SHARDS = 64;
+function parseShardCount(v, field = '--shards') {
+    if (v === 'auto')
+        return 'auto';
+    if (/^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= MAX_SHARDS)
+        return Number(v);
+    throw new UserError(`${field}: "${v}" must be auto or a whole number from 1 to ${MAX_SHARDS}`);
+}
+/** Reads a plan given as JSON text (file or workflow output), checking its shape. */
+function parseShardPlan(text, origin) {
+    let p;
+    try {
+        p = JSON.parse(text);
+    }
+    catch (e) {
+        throw new UserError(`${origin}: not JSON (${e.message}); pass the output of \`itest plan --shards N --json\``);
+    }
+    const ok = p.version === SHARD_PLAN_VERSION &&
+        typeof p.id === 'string' &&
+        typeof p.total === 'number' &&
+        Array.isArray(p.shards) &&
+        p.shards.length === p.total &&
+        p.shards.every((s, i) => s.index === i + 1 && Array.isArray(s.tests) && s.tests.every((n) => typeof n === 'string')) &&
+        (p.durations === undefined ||
+            (typeof p.durations === 'object' && Object.values(p.durations).every((v) => typeof v === 'number')));
+    if (!ok)
+        throw new UserError(`${origin}: not a shard plan of version ${SHARD_PLAN_VERSION} (fields version, id, total, shards[{index, tests, plannedSeconds}]); pass the output of \`itest plan --shards N --json\``);
+    return p;
+}
+function shardOf(plan, index, origin) {
+    const s = plan.shards[index - 1];
+    if (!s)
+        throw new UserError(`${origin}: shard ${index} does not exist; the plan has shards 1 to ${plan.total}`);
+    return s;
+}
+/** What a run of one shard needs: its tests, what to record in results.json, and the plan's durations. */
+function selectShard(plan, index, origin) {
+    const s = shardOf(plan, index, origin);
+    return {
+        tests: s.tests,
+        shard: { planId: plan.id, index: s.index, total: plan.total, plannedSeconds: s.plannedSeconds },
+        ...(plan.durations ? { durations: plan.durations } : {}),
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/config/run-config.ts
-/** RunConfig: the one typed, validated model both front doors produce. Every default lives here. */
+/**
+ * RunConfig: the one typed, validated model both front doors produce, through one builder
+ * (buildRunConfig) from the raw strings each front door has; the settings, their docs and defaults are
+ * the table in settings.ts.
+ */
 
 
 
 
 
-const DEFAULT_OUTPUT = 'itest-results';
-/** --config, else the current directory when it holds mkosi.conf, else its mkosi/ subdirectory. */
-function resolveConfigDir(cwd, flag) {
-    if (flag) {
-        const dir = (0,external_node_path_.resolve)(cwd, flag);
+
+
+const DEFAULT_OUTPUT = SETTINGS.output.default;
+/** The config directory: the given one, else the current directory when it holds mkosi.conf, else ./mkosi. */
+function resolveConfigDir(cwd, given, door = 'cli') {
+    const name = spell(door, 'config');
+    if (given) {
+        const dir = (0,external_node_path_.resolve)(cwd, given);
         if (!(0,external_node_fs_.existsSync)(dir))
-            throw new UserError(`--config ${flag}: no such directory`);
+            throw new UserError(`${spell(door, 'config', given)}: no such directory`);
         if (!(0,external_node_fs_.existsSync)((0,external_node_path_.join)(dir, 'mkosi.conf')) && (0,external_node_fs_.existsSync)((0,external_node_path_.join)(dir, 'mkosi', 'mkosi.conf')))
             return (0,external_node_path_.join)(dir, 'mkosi');
         if (!(0,external_node_fs_.existsSync)((0,external_node_path_.join)(dir, 'mkosi.conf')) && !(0,external_node_fs_.existsSync)((0,external_node_path_.join)(dir, 'mkosi.conf.d'))) {
-            throw new UserError(`--config ${flag}: no mkosi.conf in ${dir} (nor in ${(0,external_node_path_.join)(dir, 'mkosi')}). Fix: point --config at the directory holding mkosi.conf`);
+            throw new UserError(`${spell(door, 'config', given)}: no mkosi.conf in ${dir} (nor in ${(0,external_node_path_.join)(dir, 'mkosi')}). Fix: point ${name} at the directory holding mkosi.conf`);
         }
         return dir;
     }
@@ -42541,7 +42996,7 @@ function resolveConfigDir(cwd, flag) {
         return cwd;
     if ((0,external_node_fs_.existsSync)((0,external_node_path_.join)(cwd, 'mkosi', 'mkosi.conf')))
         return (0,external_node_path_.join)(cwd, 'mkosi');
-    throw new UserError(`no mkosi.conf in ${cwd} or ${(0,external_node_path_.join)(cwd, 'mkosi')}. Fix: run from your project or pass --config DIR`);
+    throw new UserError(`no mkosi.conf in ${cwd} or ${(0,external_node_path_.join)(cwd, 'mkosi')}. Fix: run from your project or set ${name}`);
 }
 function defaultCacheDir(env) {
     if (env.ITEST_CACHE_DIR)
@@ -42558,6 +43013,121 @@ function defaultManifest(configDir) {
 function mkosiCommand(flag, env) {
     return [flag ?? env.ITEST_MKOSI ?? 'mkosi'];
 }
+/** Reads raw settings as typed values, defaults from settings.ts, errors naming the setting as spelled. */
+function settingReader(raw, door) {
+    const name = (k) => spell(door, k);
+    const str = (k) => {
+        const v = raw[k];
+        const t = (Array.isArray(v) ? v.join(',') : v)?.trim();
+        return t ? t : SETTINGS[k].default || undefined;
+    };
+    return {
+        name,
+        str,
+        list(k) {
+            const v = raw[k];
+            return (Array.isArray(v) ? v : (v ?? '').split(/[\n,]/)).map((x) => x.trim()).filter(Boolean);
+        },
+        choice(k) {
+            const v = str(k);
+            const allowed = SETTINGS[k].choices ?? [];
+            if (!allowed.includes(v))
+                throw new UserError(`${name(k)}: "${v}" is not one of ${allowed.join(', ')}`);
+            return v;
+        },
+        bool(k) {
+            const v = str(k) ?? '';
+            if (/^(true|yes|1)$/i.test(v))
+                return true;
+            if (/^(false|no|0)$/i.test(v))
+                return false;
+            throw new UserError(`${name(k)}: "${v}" is not a boolean; use true or false`);
+        },
+        number(k, min, max, integer) {
+            const v = str(k);
+            if (v === undefined)
+                return undefined;
+            const n = Number(v);
+            if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min || n > max)
+                throw new UserError(`${name(k)}: "${v}" must be a ${integer ? 'whole ' : ''}number from ${min} to ${max}`);
+            return n;
+        },
+    };
+}
+/** A shard: the plan and its index go together, and the plan selects the tests. */
+function applyShard(cfg, read, ctx) {
+    const shard = read.number('shard', 1, 64, true);
+    if ((ctx.plan === undefined) !== (shard === undefined))
+        throw new UserError(`${spellPair(ctx.door, 'plan', 'shard').full} go together: the shard plan and which of its shards this run is`);
+    let planned;
+    if (ctx.plan && shard !== undefined) {
+        if (cfg.tests.length > 0 || cfg.tags.length > 0)
+            throw new UserError(`${read.name('shard')} selects the tests of its shard; leave ${spellPair(ctx.door, 'tests', 'tags').bare} empty`);
+        planned = selectShard(ctx.plan, shard, read.name('shard'));
+        cfg.tests = planned.tests;
+        cfg.shard = { ...planned.shard, attempt: ctx.runAttempt ?? 1 };
+    }
+    // Durations given with the run win over the ones the plan was made with.
+    const durations = ctx.durations ?? planned?.durations;
+    if (durations)
+        cfg.durations = durations;
+}
+/** Turns raw settings into a RunConfig: defaults from settings.ts, every error naming the setting. */
+function buildRunConfig(raw, ctx) {
+    const read = settingReader(raw, ctx.door);
+    const { str, list, choice, bool } = read;
+    const cwd = ctx.cwd;
+    let configDir;
+    try {
+        configDir = resolveConfigDir(cwd, str('config'), ctx.door);
+    }
+    catch (e) {
+        if (!ctx.configOptional)
+            throw e;
+        configDir = (0,external_node_path_.resolve)(cwd, str('config') ?? '.');
+    }
+    const manifest = str('manifest');
+    const cacheDir = str('cacheDir');
+    const cfg = {
+        configDir,
+        manifestPath: manifest ? (0,external_node_path_.resolve)(cwd, manifest) : defaultManifest(configDir),
+        outputDir: (0,external_node_path_.resolve)(cwd, str('output')),
+        tests: list('tests'),
+        tags: list('tags'),
+        transport: choice('transport'),
+        kvm: choice('kvm'),
+        keep: choice('keep'),
+        mkosi: mkosiCommand(str('mkosi'), ctx.env),
+        cacheDir: cacheDir ? (0,external_node_path_.resolve)(cwd, cacheDir) : (ctx.cacheDir ?? defaultCacheDir(ctx.env)),
+        useCache: bool('cache'),
+        hashKey: str('hashKey') ?? '',
+        hashGlobs: list('hashGlobs'),
+        keyPrefix: str('keyPrefix'),
+        imagePolicy: choice('imagePolicy'),
+        invokedAs: ctx.invokedAs,
+        door: ctx.door,
+        env: ctx.env,
+    };
+    const jobs = read.number('jobs', 1, 256, true);
+    const timeout = read.number('timeout', 1, 86400, false);
+    const timeoutScale = read.number('timeoutScale', 0.1, 100, false);
+    if (jobs !== undefined)
+        cfg.jobs = jobs;
+    if (timeout !== undefined)
+        cfg.timeout = timeout;
+    if (timeoutScale !== undefined)
+        cfg.timeoutScale = timeoutScale;
+    const imageDir = str('imageDir');
+    if (imageDir)
+        cfg.imageDir = (0,external_node_path_.resolve)(cwd, imageDir);
+    if (str('shell') !== undefined && bool('shell'))
+        cfg.shell = true;
+    const expectedKey = str('expectedKey');
+    if (expectedKey)
+        cfg.expectedKey = expectedKey;
+    applyShard(cfg, read, ctx);
+    return cfg;
+}
 
 ;// CONCATENATED MODULE: ./src/shard/plan-shards.ts
 /**
@@ -42570,17 +43140,7 @@ function mkosiCommand(flag, env) {
 
 
 
-const SHARD_PLAN_VERSION = 1;
-/** `auto` aims at shards of about this many VM-seconds each. */
-const AUTO_SHARD_SECONDS = 600;
-const MAX_SHARDS = 64;
-function parseShardCount(v, field = '--shards') {
-    if (v === 'auto')
-        return 'auto';
-    if (/^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= MAX_SHARDS)
-        return Number(v);
-    throw new UserError(`${field}: "${v}" must be auto or a whole number from 1 to ${MAX_SHARDS}`);
-}
+
 function planShards(tests, count, durations) {
     if (tests.length === 0)
         throw new UserError('no tests selected: nothing to shard');
@@ -42625,45 +43185,10 @@ function planShards(tests, count, durations) {
         ...(used ? { durations: used } : {}),
     };
 }
-/** Reads a plan given as JSON text (file or workflow output), checking its shape. */
-function parseShardPlan(text, origin) {
-    let p;
-    try {
-        p = JSON.parse(text);
-    }
-    catch (e) {
-        throw new UserError(`${origin}: not JSON (${e.message}); pass the output of \`itest plan --shards N --json\``);
-    }
-    const ok = p.version === SHARD_PLAN_VERSION &&
-        typeof p.id === 'string' &&
-        typeof p.total === 'number' &&
-        Array.isArray(p.shards) &&
-        p.shards.length === p.total &&
-        p.shards.every((s, i) => s.index === i + 1 && Array.isArray(s.tests) && s.tests.every((n) => typeof n === 'string')) &&
-        (p.durations === undefined ||
-            (typeof p.durations === 'object' && Object.values(p.durations).every((v) => typeof v === 'number')));
-    if (!ok)
-        throw new UserError(`${origin}: not a shard plan of version ${SHARD_PLAN_VERSION} (fields version, id, total, shards[{index, tests, plannedSeconds}]); pass the output of \`itest plan --shards N --json\``);
-    return p;
-}
-function shardOf(plan, index, origin) {
-    const s = plan.shards[index - 1];
-    if (!s)
-        throw new UserError(`${origin}: shard ${index} does not exist; the plan has shards 1 to ${plan.total}`);
-    return s;
-}
-/** What a run of one shard needs: its tests, what to record in results.json, and the plan's durations. */
-function selectShard(plan, index, origin) {
-    const s = shardOf(plan, index, origin);
-    return {
-        tests: s.tests,
-        shard: { planId: plan.id, index: s.index, total: plan.total, plannedSeconds: s.plannedSeconds },
-        ...(plan.durations ? { durations: plan.durations } : {}),
-    };
-}
 
 ;// CONCATENATED MODULE: ./src/shard/load-results.ts
 /** Finds and reads the results.json files of downloaded shard artifacts (one directory per artifact). */
+
 
 
 
@@ -42672,9 +43197,9 @@ async function loadShardResults(dirs) {
     const inputs = [];
     const problems = [];
     for (const dir of dirs) {
-        const files = (await glob('**/results.json', { cwd: dir, absolute: true, nodir: true })).sort();
+        const files = (await glob(`**/${RESULTS_FILE}`, { cwd: dir, absolute: true, nodir: true })).sort();
         if (files.length === 0)
-            problems.push(`${dir}: no results.json in it`);
+            problems.push(`${dir}: no ${RESULTS_FILE} in it`);
         for (const f of files) {
             try {
                 const r = JSON.parse(await (0,promises_namespaceObject.readFile)(f, 'utf8'));
@@ -42703,68 +43228,58 @@ async function loadShardResults(dirs) {
 
 
 
+
 const vmSeconds = (r) => Math.round(r.tests.reduce((a, t) => a + t.timings.vmSeconds, 0) * 10) / 10;
-function missingTest(name, why) {
-    return {
-        name,
-        unit: `${name}.service`,
-        status: 'error',
-        reason: why,
-        exitStatus: null,
-        expected: { exitStatus: 123, skipStatus: 77, shouldFail: false },
-        tags: [],
-        flaky: false,
-        attempts: [],
-        timings: { queuedSeconds: 0, vmSeconds: 0, collectSeconds: 0, totalSeconds: 0 },
-        files: {},
-        outputTail: [],
-        rerun: '',
-    };
-}
-function mergeResults(inputs, plan, problems = []) {
-    if (inputs.length === 0)
-        throw new UserError('no results to merge: no results.json found in the given directories');
-    const notes = problems.map((message) => ({ level: 'error', message }));
+/** Results files that are not a shard's cannot be merged with a plan or with shards. */
+function checkSharded(inputs, plan) {
     const unsharded = inputs.filter((i) => !i.results.shard);
     if (unsharded.length > 0 && (plan || unsharded.length !== inputs.length))
         throw new UserError(`${unsharded.map((i) => i.source).join(', ')}: not the results of a shard (no "shard" field); ` +
             'merge only results of `itest run --plan ... --shard N` (or the action with `shard`)');
-    const everything = inputs;
-    // "Re-run all jobs" plans again: results of another plan's shards (an earlier attempt) cannot be merged.
-    if (plan) {
-        const other = inputs.filter((i) => i.results.shard?.planId && i.results.shard.planId !== plan.id);
-        for (const o of other)
-            notes.push({
-                level: 'notice',
-                message: `${o.source}: ignored, shard ${o.results.shard.index} of another plan (${o.results.shard.planId}; this run's is ${plan.id}), e.g. from an earlier attempt`,
-            });
-        inputs = inputs.filter((i) => !other.includes(i));
-    }
-    // Pick one results file per shard: the latest attempt; the same attempt twice cannot be told apart.
-    const chosen = new Map();
-    const sharded = unsharded.length === 0;
+    return unsharded.length === 0;
+}
+/** "Re-run all jobs" plans again: results of another plan's shards (an earlier attempt) cannot be merged. */
+function ofThisPlan(inputs, plan, notes) {
+    if (!plan)
+        return inputs;
+    const other = inputs.filter((i) => i.results.shard?.planId && i.results.shard.planId !== plan.id);
+    for (const o of other)
+        notes.push({
+            level: 'notice',
+            message: `${o.source}: ignored, shard ${o.results.shard.index} of another plan (${o.results.shard.planId}; this run's is ${plan.id}), e.g. from an earlier attempt`,
+        });
+    return inputs.filter((i) => !other.includes(i));
+}
+const attemptOf = (s) => s.results.shard?.attempt ?? 1;
+/** One results file per shard: the latest attempt; the same attempt twice cannot be told apart. */
+function latestPerShard(inputs, sharded, notes) {
     const byIndex = new Map();
     inputs.forEach((input, i) => {
         const idx = sharded ? input.results.shard.index : i + 1;
         byIndex.set(idx, [...(byIndex.get(idx) ?? []), input]);
     });
+    const chosen = new Map();
     for (const [idx, list] of byIndex) {
-        const sorted = [...list].sort((a, b) => (b.results.shard?.attempt ?? 1) - (a.results.shard?.attempt ?? 1));
+        const sorted = [...list].sort((a, b) => attemptOf(b) - attemptOf(a));
         const top = sorted[0];
-        const same = sorted.filter((s) => (s.results.shard?.attempt ?? 1) === (top.results.shard?.attempt ?? 1));
+        const same = sorted.filter((s) => attemptOf(s) === attemptOf(top));
         if (same.length > 1)
             notes.push({
                 level: 'error',
-                message: `shard ${idx} appears ${same.length} times from attempt ${top.results.shard?.attempt ?? 1} (${same.map((s) => s.source).join(', ')}); keeping ${top.source}`,
+                message: `shard ${idx} appears ${same.length} times from attempt ${attemptOf(top)} (${same.map((s) => s.source).join(', ')}); keeping ${top.source}`,
             });
         for (const older of sorted.filter((s) => !same.includes(s)))
             notes.push({
                 level: 'notice',
-                message: `shard ${idx}: attempt ${top.results.shard?.attempt} (re-run) replaces attempt ${older.results.shard?.attempt ?? 1} (${older.source})`,
+                message: `shard ${idx}: attempt ${top.results.shard?.attempt} (re-run) replaces attempt ${attemptOf(older)} (${older.source})`,
             });
         chosen.set(idx, top);
     }
-    const totals = new Set([...chosen.values()].map((c) => c.results.shard?.total ?? inputs.length));
+    return chosen;
+}
+/** How many shards the run had, and whether the chosen shards agree on it and on the image. */
+function shardTotal(chosen, plan, fallback, notes) {
+    const totals = new Set([...chosen.values()].map((c) => c.results.shard?.total ?? fallback));
     const total = plan?.total ?? Math.max(...totals, ...chosen.keys());
     if (!plan && totals.size > 1)
         notes.push({
@@ -42780,80 +43295,99 @@ function mergeResults(inputs, plan, problems = []) {
     const keys = new Set([...chosen.values()].map((c) => c.results.environment.image.key));
     if (keys.size > 1)
         notes.push({ level: 'error', message: `the shards booted different images: ${[...keys].join(', ')}` });
+    return total;
+}
+/** A shard that left no results: its planned tests are errors. */
+function missingShard(idx, total, planned, notes) {
+    notes.push({
+        level: 'error',
+        message: `shard ${idx}/${total} left no results (its job failed, was cancelled or could not upload them)`,
+    });
+    const report = {
+        index: idx,
+        attempt: 0,
+        status: 'missing',
+        tests: planned?.tests ?? [],
+        plannedSeconds: planned?.plannedSeconds ?? 0,
+    };
+    const tests = (planned?.tests ?? []).map((name) => resultNotRun({ name }, `no result: shard ${idx}/${total} left no results`));
+    return { report, tests };
+}
+/** A shard's tests, each kept once (the first shard that ran it), and what the plan expected of it. */
+function shardTests(idx, total, c, planned, owner, notes) {
+    const r = c.results;
+    const names = r.tests.map((t) => t.name);
     const tests = [];
-    const owner = new Map();
+    for (const t of r.tests) {
+        const other = owner.get(t.name);
+        if (other !== undefined) {
+            notes.push({
+                level: 'error',
+                message: `test ${t.name} ran in shard ${other} and shard ${idx}; keeping shard ${other}'s result`,
+            });
+            continue;
+        }
+        owner.set(t.name, idx);
+        tests.push(t);
+    }
+    for (const name of planned?.tests ?? []) {
+        if (names.includes(name))
+            continue;
+        notes.push({
+            level: 'error',
+            message: `test ${name} was planned for shard ${idx} but is not in its results (${c.source})`,
+        });
+        tests.push(resultNotRun({ name }, `no result: planned for shard ${idx}/${total}, not in its results`));
+    }
+    if (planned)
+        for (const name of names.filter((n) => !planned.tests.includes(n)))
+            notes.push({
+                level: 'notice',
+                message: `test ${name} ran in shard ${idx} without being planned there`,
+            });
+    const report = {
+        index: idx,
+        attempt: r.shard?.attempt ?? 1,
+        status: r.summary.ok ? 'ok' : 'failed',
+        tests: names,
+        plannedSeconds: planned?.plannedSeconds ?? r.shard?.plannedSeconds ?? 0,
+        wallSeconds: r.durationSeconds,
+        vmSeconds: vmSeconds(r),
+        source: c.source,
+    };
+    return { report, tests };
+}
+function mergeResults(inputs, plan, problems = []) {
+    if (inputs.length === 0)
+        throw new UserError('no results to merge: no results.json found in the given directories');
+    const notes = problems.map((message) => ({ level: 'error', message }));
+    const sharded = checkSharded(inputs, plan);
+    const mergeable = ofThisPlan(inputs, plan, notes);
+    const chosen = latestPerShard(mergeable, sharded, notes);
+    const total = shardTotal(chosen, plan, mergeable.length, notes);
+    const tests = [];
     const shards = [];
+    const owner = new Map();
     for (let idx = 1; idx <= total; idx++) {
         const planned = plan?.shards[idx - 1];
         const c = chosen.get(idx);
-        if (!c) {
-            notes.push({
-                level: 'error',
-                message: `shard ${idx}/${total} left no results (its job failed, was cancelled or could not upload them)`,
-            });
-            shards.push({
-                index: idx,
-                attempt: 0,
-                status: 'missing',
-                tests: planned?.tests ?? [],
-                plannedSeconds: planned?.plannedSeconds ?? 0,
-            });
-            for (const name of planned?.tests ?? [])
-                tests.push(missingTest(name, `no result: shard ${idx}/${total} left no results`));
-            continue;
-        }
-        const r = c.results;
-        const names = r.tests.map((t) => t.name);
-        for (const t of r.tests) {
-            const other = owner.get(t.name);
-            if (other !== undefined) {
-                notes.push({
-                    level: 'error',
-                    message: `test ${t.name} ran in shard ${other} and shard ${idx}; keeping shard ${other}'s result`,
-                });
-                continue;
-            }
-            owner.set(t.name, idx);
-            tests.push(t);
-        }
-        for (const name of planned?.tests ?? []) {
-            if (names.includes(name))
-                continue;
-            notes.push({
-                level: 'error',
-                message: `test ${name} was planned for shard ${idx} but is not in its results (${c.source})`,
-            });
-            tests.push(missingTest(name, `no result: planned for shard ${idx}/${total}, not in its results`));
-        }
-        if (planned)
-            for (const name of names.filter((n) => !planned.tests.includes(n)))
-                notes.push({
-                    level: 'notice',
-                    message: `test ${name} ran in shard ${idx} without being planned there`,
-                });
-        shards.push({
-            index: idx,
-            attempt: r.shard?.attempt ?? 1,
-            status: r.summary.ok ? 'ok' : 'failed',
-            tests: names,
-            plannedSeconds: planned?.plannedSeconds ?? r.shard?.plannedSeconds ?? 0,
-            wallSeconds: r.durationSeconds,
-            vmSeconds: vmSeconds(r),
-            source: c.source,
-        });
+        const part = c
+            ? shardTests(idx, total, c, planned, owner, notes)
+            : missingShard(idx, total, planned, notes);
+        shards.push(part.report);
+        tests.push(...part.tests);
     }
     // Every file may have been ignored (all from another plan): the environment then comes from those.
-    const present = chosen.size > 0 ? [...chosen.values()].map((c) => c.results) : everything.map((i) => i.results);
+    const present = chosen.size > 0 ? [...chosen.values()].map((c) => c.results) : inputs.map((i) => i.results);
     const first = present.reduce((a, b) => (a.startedAt <= b.startedAt ? a : b));
-    const startedAt = first.startedAt;
     const finishedAt = present.map((r) => r.finishedAt).reduce((a, b) => (a >= b ? a : b));
     const summary = summarize(tests);
     const fatal = notes.some((n) => n.level === 'error');
     return {
         version: RESULTS_VERSION,
-        startedAt,
+        startedAt: first.startedAt,
         finishedAt,
-        durationSeconds: seconds(Date.parse(finishedAt) - Date.parse(startedAt)),
+        durationSeconds: seconds(Date.parse(finishedAt) - Date.parse(first.startedAt)),
         config: first.config,
         environment: first.environment,
         summary: { ...summary, ok: summary.ok && !fatal },
@@ -42880,13 +43414,7 @@ async function readPlanFile(path) {
 }
 async function mergeReport(p) {
     const { inputs, problems } = await loadShardResults(p.dirs);
-    const results = mergeResults(inputs, p.plan, problems);
-    await (0,promises_namespaceObject.mkdir)(p.outputDir, { recursive: true });
-    const resultsPath = (0,external_node_path_.join)(p.outputDir, 'results.json');
-    const junitPath = (0,external_node_path_.join)(p.outputDir, 'junit.xml');
-    await (0,promises_namespaceObject.writeFile)(resultsPath, `${JSON.stringify(results, null, 2)}\n`);
-    await (0,promises_namespaceObject.writeFile)(junitPath, renderJUnit(results));
-    return { results, resultsPath, junitPath };
+    return writeResults(new OutputLayout(p.outputDir), mergeResults(inputs, p.plan, problems));
 }
 
 ;// CONCATENATED MODULE: ./src/cli/main.ts
@@ -42909,41 +43437,75 @@ async function mergeReport(p) {
 
 
 
-const positiveInt = (name) => (v) => {
-    if (!/^\d+$/.test(v) || Number(v) < 1)
-        throw new InvalidArgumentError(`${name} must be a whole number >= 1`);
-    return Number(v);
-};
-const positiveNumber = (name) => (v) => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0)
-        throw new InvalidArgumentError(`${name} must be a number > 0`);
-    return n;
-};
+
+
 const collect = (v, prev) => [...prev, v];
-function common(cmd) {
-    return cmd
-        .option('--config <dir>', 'directory holding mkosi.conf and itest.yaml (default: . or ./mkosi)')
-        .option('--manifest <file>', 'test manifest (default: <config>/itest.yaml)')
-        .option('--test <name|glob>', 'select tests by name or unit, globs allowed (repeatable)', collect, [])
-        .option('--tag <tag>', 'select tests carrying this tag (repeatable: all must match)', collect, [])
-        .option('--mkosi <path>', 'mkosi executable (default: $ITEST_MKOSI or mkosi on PATH)')
-        .option('--hash-key <string>', 'extra string mixed into the image key (change it to force a rebuild)', '')
-        .option('--hash-glob <glob>', 'extra files (relative to the current directory) that the image depends on (repeatable)', collect, [])
-        .option('--key-prefix <prefix>', 'image key prefix', 'itest-image');
+/** A commander option for a setting of settings.ts: its flag, doc, choices and default, nothing else. */
+function settingOption(key) {
+    const s = SETTINGS[key];
+    const o = new Option(s.value ? `${s.flag} ${s.value}` : s.flag, s.doc);
+    if (s.choices)
+        o.choices(s.choices);
+    if (s.list)
+        o.argParser(collect).default([]);
+    else if (s.default !== undefined && s.value)
+        o.default(s.default);
+    return o;
 }
-function baseConfig(o) {
-    const configDir = resolveConfigDir(process.cwd(), o.config);
-    return {
-        configDir,
-        manifestPath: o.manifest ? (0,external_node_path_.resolve)(o.manifest) : defaultManifest(configDir),
-        tests: o.test,
-        tags: o.tag,
-        mkosi: mkosiCommand(o.mkosi, process.env),
-        hashKey: o.hashKey,
-        hashGlobs: o.hashGlob,
-        keyPrefix: o.keyPrefix,
+/** Adds the options of these settings, and hands the raw strings back for buildRunConfig. */
+function withSettings(cmd, keys) {
+    const options = keys.map((k) => [k, settingOption(k)]);
+    for (const [, o] of options)
+        cmd.addOption(o);
+    return (opts) => {
+        const raw = {};
+        for (const [k, o] of options) {
+            const v = opts[o.attributeName()];
+            if (v === undefined)
+                continue;
+            raw[k] = typeof v === 'boolean' ? String(v) : v;
+        }
+        return raw;
     };
+}
+/** The settings every command that reads the config takes. */
+const COMMON = [
+    'config',
+    'manifest',
+    'tests',
+    'tags',
+    'mkosi',
+    'hashKey',
+    'hashGlobs',
+    'keyPrefix',
+];
+const RUN = [
+    ...COMMON,
+    'jobs',
+    'timeout',
+    'timeoutScale',
+    'transport',
+    'kvm',
+    'keep',
+    'output',
+    'cacheDir',
+    'cache',
+    'imageDir',
+    'shell',
+    'durations',
+    'plan',
+    'shard',
+];
+function cliConfig(raw, extra = {}) {
+    return buildRunConfig(raw, {
+        door: 'cli',
+        cwd: process.cwd(),
+        env: process.env,
+        invokedAs: invokedAs(process.argv[1]),
+        // Run by hand in a CI job, a shard is still told apart from its re-runs by the job's attempt.
+        runAttempt: Number(process.env.GITHUB_RUN_ATTEMPT ?? 1) || 1,
+        ...extra,
+    });
 }
 /** `itest` when run through the bin link, else `node <script>` so that printed commands work verbatim. */
 function invokedAs(script) {
@@ -42971,162 +43533,11 @@ Examples:
   itest run --test 'TEST-0[12]*' --jobs 2      run a selection
   itest list                                   show the tests a run would start
   itest hash --explain                         show every input of the image cache key`);
-    common(program.command('run').description('build or restore the image, then run the tests, one VM each'))
-        .option('--jobs <n>', 'VMs at once (default: from CPUs and memory)', positiveInt('--jobs'))
-        .option('--timeout <seconds>', "override every test's timeout (scaled under TCG)", positiveNumber('--timeout'))
-        .option('--timeout-scale <factor>', 'multiply timeouts (default: 1 with KVM, 3 with TCG)', positiveNumber('--timeout-scale'))
-        .addOption(new Option('--transport <kind>', 'how results leave the VM')
-        .choices(['auto', 'vsock', 'serial'])
-        .default('auto'))
-        .addOption(new Option('--kvm <mode>', 'use KVM').choices(['auto', 'yes', 'no']).default('auto'))
-        .addOption(new Option('--keep <which>', 'keep journals and console logs of')
-        .choices(['failed', 'all'])
-        .default('failed'))
-        .option('--output <dir>', 'results directory (results.json, junit.xml, logs)', DEFAULT_OUTPUT)
-        .option('--cache-dir <dir>', 'local image cache (default: $ITEST_CACHE_DIR or ~/.cache/itest)')
-        .option('--no-cache', 'build the image into the output directory and do not cache it')
-        .option('--image-dir <dir>', 'boot this prebuilt mkosi output directory: no hashing lookup, no build')
-        .option('--shell', 'keep the VM of the one selected test up on this terminal after the test (debugging)')
-        .option('--durations <results.json>', 'start the longest tests first, by their durations in an earlier run')
-        .option('--plan <file>', 'a shard plan from `itest plan --shards N --json` (with --shard)')
-        .option('--shard <n>', 'run shard n of --plan', positiveInt('--shard'))
-        .action(async (o) => {
-        const base = baseConfig(o);
-        if ((o.plan === undefined) !== (o.shard === undefined))
-            throw new UserError('--plan and --shard go together: --plan plan.json --shard 2');
-        let selected;
-        if (o.plan !== undefined) {
-            if (base.tests.length > 0 || base.tags.length > 0)
-                throw new UserError('--shard selects the tests of its shard; drop --test and --tag');
-            selected = selectShard(await readPlanFile(o.plan), o.shard, o.plan);
-            base.tests = selected.tests;
-        }
-        const durations = o.durations ? await loadDurations(o.durations) : undefined;
-        if (durations)
-            console.log(durations.note);
-        // --durations wins over the durations the plan was made with.
-        const known = durations?.durations ?? selected?.durations;
-        const cfg = {
-            ...base,
-            outputDir: (0,external_node_path_.resolve)(o.output),
-            transport: o.transport,
-            kvm: o.kvm,
-            keep: o.keep,
-            cacheDir: (0,external_node_path_.resolve)(o.cacheDir ?? defaultCacheDir(process.env)),
-            useCache: o.cache !== false,
-            invokedAs: invokedAs(process.argv[1]),
-            env: process.env,
-            ...(o.jobs !== undefined ? { jobs: o.jobs } : {}),
-            ...(o.timeout !== undefined ? { timeout: o.timeout } : {}),
-            ...(o.timeoutScale !== undefined ? { timeoutScale: o.timeoutScale } : {}),
-            ...(o.imageDir !== undefined ? { imageDir: (0,external_node_path_.resolve)(o.imageDir) } : {}),
-            ...(o.shell ? { shell: true } : {}),
-            ...(known ? { durations: known } : {}),
-            ...(selected ? { shard: selected.shard } : {}),
-        };
-        const controller = new AbortController();
-        const stop = (sig) => {
-            if (controller.signal.aborted)
-                return;
-            console.error(`\n${sig}: stopping the VMs; logs stay in ${cfg.outputDir}`);
-            controller.abort();
-        };
-        process.once('SIGINT', () => stop('SIGINT'));
-        process.once('SIGTERM', () => stop('SIGTERM'));
-        const ui = progressUi((l) => console.log(l), (l) => console.error(`warning: ${l}`));
-        const out = await runEngine(cfg, ui, controller.signal);
-        console.log(`\n${renderEnvironment(out.results)}`);
-        console.log(renderReport(out.results));
-        console.log(`\nresults: ${out.resultsPath}\njunit:   ${out.junitPath}`);
-        process.exitCode = controller.signal.aborted
-            ? 130
-            : out.results.summary.ok
-                ? ExitCode.ok
-                : ExitCode.testsFailed;
-    });
-    common(program.command('list').description('list the tests a run would start, without booting anything'))
-        .option('--json', 'print JSON')
-        .action(async (o) => {
-        const { selected } = await loadPlan(baseConfig(o));
-        if (o.json) {
-            console.log(JSON.stringify(selected, null, 2));
-            return;
-        }
-        const w = Math.max(...selected.map((t) => t.name.length));
-        for (const t of selected) {
-            const flags = [
-                t.shouldFail ? 'should-fail' : '',
-                t.tags.length ? `tags=${t.tags.join(',')}` : '',
-                t.source,
-            ]
-                .filter(Boolean)
-                .join(' ');
-            console.log(`${t.name.padEnd(w)}  ${t.unit}  timeout=${t.timeout}s  ${flags}`);
-        }
-    });
-    common(program.command('hash').description('print the image cache key of the config'))
-        .option('--explain', 'list every input of the key')
-        .action(async (o) => {
-        const base = baseConfig(o);
-        const host = await probeHost({ mkosi: base.mkosi, checkKvm: false });
-        if (!host.mkosi.version)
-            throw new HostNotReady([
-                `mkosi: ${host.mkosi.error ?? 'no version'} (the key includes mkosi's version)`,
-            ]);
-        const k = await computeImageKey({
-            configDir: base.configDir,
-            mkosiVersion: host.mkosi.version,
-            arch: hostArch(),
-            userKey: base.hashKey,
-            globs: base.hashGlobs,
-            globBase: process.cwd(),
-            prefix: base.keyPrefix,
-        });
-        if (o.explain) {
-            console.log(`# inputs of ${k.key} (sha256 ${k.digest}), in hashing order`);
-            for (const l of k.lines)
-                console.log(`${l.kind.padEnd(7)} ${l.name}  ${l.value}`);
-        }
-        console.log(k.key);
-    });
-    common(program
-        .command('plan')
-        .description('split the selected tests into shards for parallel CI jobs (balanced by known durations)'))
-        .option('--shards <n|auto>', 'number of shards, or auto (about 10 VM-minutes each)', 'auto')
-        .option('--durations <results.json>', 'balance by the durations in an earlier run (else by timeout and name)')
-        .option('--json', 'print the plan as JSON (input of `itest run --plan` and `itest report --plan`)')
-        .action(async (o) => {
-        const count = parseShardCount(o.shards);
-        const { selected } = await loadPlan(baseConfig(o));
-        const d = o.durations ? await loadDurations(o.durations) : undefined;
-        if (d)
-            console.error(d.note);
-        const plan = planShards(selected, count, d?.durations);
-        if (o.json) {
-            console.log(JSON.stringify(plan));
-            return;
-        }
-        console.log(`${plan.total} shard(s), costs from ${plan.basis}:`);
-        for (const s of plan.shards)
-            console.log(`  ${s.index}/${plan.total}  ${String(s.plannedSeconds).padStart(7)} s  ${s.tests.join(' ')}`);
-    });
-    program
-        .command('report')
-        .description("merge the shards' results into one report (results.json, JUnit, terminal)")
-        .requiredOption('--merge <dir...>', "directories holding the shards' results.json files (searched recursively)")
-        .option('--plan <file>', 'the shard plan: shards without results and tests without a result fail the report')
-        .option('--output <dir>', 'where the merged results.json and junit.xml go', `${DEFAULT_OUTPUT}-merged`)
-        .action(async (o) => {
-        const out = await mergeReport({
-            dirs: o.merge.map((d) => (0,external_node_path_.resolve)(d)),
-            ...(o.plan ? { plan: await readPlanFile(o.plan) } : {}),
-            outputDir: (0,external_node_path_.resolve)(o.output),
-        });
-        console.log(renderEnvironment(out.results));
-        console.log(renderReport(out.results));
-        console.log(`\nresults: ${out.resultsPath}\njunit:   ${out.junitPath}`);
-        process.exitCode = out.results.summary.ok ? ExitCode.ok : ExitCode.testsFailed;
-    });
+    addRun(program);
+    addList(program);
+    addHash(program);
+    addPlan(program);
+    addReport(program);
     return program;
 }
 async function main(argv) {
@@ -43151,6 +43562,134 @@ async function main(argv) {
         console.error(`itest: internal error: ${err.stack ?? String(err)}`);
         return ExitCode.internal;
     }
+}
+/** `itest run`: the engine, with progress on the terminal and the report at the end. */
+function addRun(program) {
+    const runCmd = program
+        .command('run')
+        .description('build or restore the image, then run the tests, one VM each');
+    const runRaw = withSettings(runCmd, RUN);
+    runCmd.action(async (opts) => {
+        const raw = runRaw(opts);
+        const plan = typeof raw.plan === 'string' ? await readPlanFile(raw.plan) : undefined;
+        const durations = typeof raw.durations === 'string' ? await loadDurations(raw.durations) : undefined;
+        if (durations)
+            console.log(durations.note);
+        const cfg = cliConfig(raw, {
+            ...(plan ? { plan } : {}),
+            ...(durations?.durations ? { durations: durations.durations } : {}),
+        });
+        const controller = new AbortController();
+        const stop = (sig) => {
+            if (controller.signal.aborted)
+                return;
+            console.error(`\n${sig}: stopping the VMs; logs stay in ${cfg.outputDir}`);
+            controller.abort();
+        };
+        process.once('SIGINT', () => stop('SIGINT'));
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        const ui = progressUi((l) => console.log(l), (l) => console.error(`warning: ${l}`));
+        const out = await runEngine(cfg, ui, controller.signal);
+        console.log(`\n${renderEnvironment(out.results)}`);
+        console.log(renderReport(out.results));
+        console.log(`\nresults: ${out.resultsPath}\njunit:   ${out.junitPath}`);
+        process.exitCode = controller.signal.aborted
+            ? 130
+            : out.results.summary.ok
+                ? ExitCode.ok
+                : ExitCode.testsFailed;
+    });
+}
+/** `itest list`: the tests a run would start. */
+function addList(program) {
+    const listCmd = program
+        .command('list')
+        .description('list the tests a run would start, without booting anything');
+    const listRaw = withSettings(listCmd, COMMON);
+    listCmd.option('--json', 'print JSON').action(async (o) => {
+        const { selected } = await loadTests(cliConfig(listRaw(o)));
+        if (o.json) {
+            console.log(JSON.stringify(selected, null, 2));
+            return;
+        }
+        const w = Math.max(...selected.map((t) => t.name.length));
+        for (const t of selected) {
+            const flags = [
+                t.shouldFail ? 'should-fail' : '',
+                t.tags.length ? `tags=${t.tags.join(',')}` : '',
+                t.source,
+            ]
+                .filter(Boolean)
+                .join(' ');
+            console.log(`${t.name.padEnd(w)}  ${t.unit}  timeout=${t.timeout}s  ${flags}`);
+        }
+    });
+}
+/** `itest hash`: the image cache key and, with --explain, its inputs. */
+function addHash(program) {
+    const hashCmd = program.command('hash').description('print the image cache key of the config');
+    const hashRaw = withSettings(hashCmd, COMMON);
+    hashCmd.option('--explain', 'list every input of the key').action(async (o) => {
+        const base = cliConfig(hashRaw(o));
+        const host = await probeHost({ mkosi: base.mkosi, checkKvm: false });
+        if (!host.mkosi.version)
+            throw new HostNotReady([
+                `mkosi: ${host.mkosi.error ?? 'no version'} (the key includes mkosi's version)`,
+            ]);
+        const k = await runImageKey(base, host.mkosi.version, hostArch());
+        if (o.explain) {
+            console.log(`# inputs of ${k.key} (sha256 ${k.digest}), in hashing order`);
+            for (const l of k.lines)
+                console.log(`${l.kind.padEnd(7)} ${l.name}  ${l.value}`);
+        }
+        console.log(k.key);
+    });
+}
+/** `itest plan`: shards for parallel CI jobs. */
+function addPlan(program) {
+    const planCmd = program
+        .command('plan')
+        .description('split the selected tests into shards for parallel CI jobs (balanced by known durations)');
+    const planRaw = withSettings(planCmd, COMMON);
+    planCmd
+        .option('--shards <n|auto>', 'number of shards, or auto (about 10 VM-minutes each)', 'auto')
+        .option('--durations <results.json>', 'balance by the durations in an earlier run (else by timeout and name)')
+        .option('--json', 'print the plan as JSON (input of `itest run --plan` and `itest report --plan`)')
+        .action(async (o) => {
+        const count = parseShardCount(o.shards);
+        const { selected } = await loadTests(cliConfig(planRaw(o)));
+        const d = o.durations ? await loadDurations(o.durations) : undefined;
+        if (d)
+            console.error(d.note);
+        const plan = planShards(selected, count, d?.durations);
+        if (o.json) {
+            console.log(JSON.stringify(plan));
+            return;
+        }
+        console.log(`${plan.total} shard(s), costs from ${plan.basis}:`);
+        for (const s of plan.shards)
+            console.log(`  ${s.index}/${plan.total}  ${String(s.plannedSeconds).padStart(7)} s  ${s.tests.join(' ')}`);
+    });
+}
+/** `itest report --merge`: one report from the shards' results. */
+function addReport(program) {
+    program
+        .command('report')
+        .description("merge the shards' results into one report (results.json, JUnit, terminal)")
+        .requiredOption('--merge <dir...>', "directories holding the shards' results.json files (searched recursively)")
+        .option('--plan <file>', 'the shard plan: shards without results and tests without a result fail the report')
+        .option('--output <dir>', 'where the merged results.json and junit.xml go', `${DEFAULT_OUTPUT}-merged`)
+        .action(async (o) => {
+        const out = await mergeReport({
+            dirs: o.merge.map((d) => (0,external_node_path_.resolve)(d)),
+            ...(o.plan ? { plan: await readPlanFile(o.plan) } : {}),
+            outputDir: (0,external_node_path_.resolve)(o.output),
+        });
+        console.log(renderEnvironment(out.results));
+        console.log(renderReport(out.results));
+        console.log(`\nresults: ${out.resultsPath}\njunit:   ${out.junitPath}`);
+        process.exitCode = out.results.summary.ok ? ExitCode.ok : ExitCode.testsFailed;
+    });
 }
 
 
@@ -55093,7 +55632,7 @@ exports.composeScalar = composeScalar;
 
 
 var node_process = __nccwpck_require__(932);
-var directives = __nccwpck_require__(8961);
+var directives = __nccwpck_require__(1342);
 var Document = __nccwpck_require__(5402);
 var errors = __nccwpck_require__(1464);
 var identity = __nccwpck_require__(1127);
@@ -56498,7 +57037,7 @@ var stringifyDocument = __nccwpck_require__(9210);
 var anchors = __nccwpck_require__(1596);
 var applyReviver = __nccwpck_require__(3661);
 var createNode = __nccwpck_require__(2404);
-var directives = __nccwpck_require__(8961);
+var directives = __nccwpck_require__(1342);
 
 class Document {
     constructor(value, replacer, options) {
@@ -57071,7 +57610,7 @@ exports.createNode = createNode;
 
 /***/ }),
 
-/***/ 8961:
+/***/ 1342:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
