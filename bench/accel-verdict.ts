@@ -155,7 +155,7 @@ export async function benchAccelVerdict(opts: {
           `${vms.map((v) => v.vmSeconds).join(' / ')} s, whole run ${vms.map((v) => v.wallSeconds).join(' / ')} s`,
         'where it goes: QEMU starts about 2 s after mkosi; then the guest needs 10 s or more to reach the instruction ' +
           "KVM cannot emulate (this host's KVM emulates instructions slowly, and mkosi's VM first loads a 1 GiB machine " +
-          'with its initrd, which the bare probe kernel does not); the watch itself polls the console every 0.25 s and QMP every 1 s',
+          "with its initrd, which the bare probe kernel does not); the watch itself reads QEMU's stderr as it arrives and asks QMP every 1 s",
       ],
     },
   ];

@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { probeHost } from '../src/host/probe.ts';
 import { decideHost, HostNotReady } from '../src/host/decide.ts';
-import { describeMkosiRuntime } from '../src/host/mkosi-check.ts';
+import { describeMkosiRuntime } from '../src/host/mkosi-needs.ts';
 import { ExitCode } from '../src/util/errors.ts';
 
 function usage(message: string): never {

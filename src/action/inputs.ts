@@ -2,13 +2,17 @@
  * Action inputs -> one typed config (the action's context.ts). Pure: inputs come through a getter, so
  * every default and every error message is testable without a runner. The run's settings go through the
  * same builder as the CLI's flags (config/run-config.ts buildRunConfig, defaults in config/settings.ts);
- * the action's own inputs are read here. Errors name the input and the fix.
+ * the action's own inputs are read here. Errors name the input and the fix. What the run takes from the
+ * job (its run attempt, RUNNER_TEMP for the image cache) comes in as the GitHub context, read once by the
+ * caller; `env` is the run's environment (what mkosi and QEMU run with, and buildRunConfig's lookups:
+ * ITEST_MKOSI, ITEST_CACHE_DIR, HOME).
  */
 import { resolve } from 'node:path';
 import { buildRunConfig, type RawSettings, type RunConfig } from '../config/run-config.ts';
 import { SETTINGS, type SettingKey } from '../config/settings.ts';
 import { UserError } from '../util/errors.ts';
 import { parseShardCount, parseShardPlan, type ShardPlan } from '../config/shard-plan.ts';
+import type { GitHubContext } from './github/context.ts';
 
 export interface ActionConfig {
   run: RunConfig;
@@ -74,7 +78,12 @@ const RUN_INPUTS = (Object.keys(SETTINGS) as SettingKey[]).filter(
   (k) => (SETTINGS[k] as { input?: string }).input !== undefined && k !== 'plan' && k !== 'durations',
 );
 
-export function parseInputs(get: InputGetter, env: NodeJS.ProcessEnv, cwd = process.cwd()): ActionConfig {
+export function parseInputs(
+  get: InputGetter,
+  gh: Pick<GitHubContext, 'runAttempt' | 'runnerTemp'>,
+  env: NodeJS.ProcessEnv,
+  cwd = process.cwd(),
+): ActionConfig {
   const input = (n: string, d = '') => get(n).trim() || d;
   const mode = oneOf('mode', input('mode', 'run'), ['run', 'prepare', 'report'] as const);
   const uploadLogs = oneOf('upload-logs', input('upload-logs', 'failed'), ['failed', 'all', 'none'] as const);
@@ -91,8 +100,8 @@ export function parseInputs(get: InputGetter, env: NodeJS.ProcessEnv, cwd = proc
     env,
     invokedAs: 'itest',
     ...(plan && mode === 'run' ? { plan } : {}),
-    runAttempt: Number(env.GITHUB_RUN_ATTEMPT ?? 1) || 1,
-    cacheDir: resolve(env.RUNNER_TEMP ?? cwd, 'itest-cache'),
+    runAttempt: Number(gh.runAttempt) || 1,
+    cacheDir: resolve(gh.runnerTemp ?? cwd, 'itest-cache'),
     // The report mode merges results files and needs no config; it tolerates a job without a checkout.
     configOptional: mode === 'report',
   });

@@ -26,8 +26,8 @@ export const MODES: Record<ActionConfig['mode'], Mode> = {
 export async function main(env: NodeJS.ProcessEnv = process.env, modes = MODES): Promise<void> {
   const warnings: string[] = [];
   try {
-    const cfg = parseInputs((n) => core.getInput(n), env);
     const gh = readContext(env);
+    const cfg = parseInputs((n) => core.getInput(n), gh, env);
     setOutputDir(cfg.run.outputDir);
     // The post step names its partial artifact like the main step would: unique per shard and label.
     const label = jobLabel(cfg);

@@ -55,9 +55,9 @@ export async function partialState(outputDir: string): Promise<{ files: string[]
 }
 
 /** The inputs as main parsed them (they parsed then, so they parse now); undefined, with a warning, if not. */
-function inputs(env: NodeJS.ProcessEnv): ActionConfig | undefined {
+function inputs(gh: GitHubContext, env: NodeJS.ProcessEnv): ActionConfig | undefined {
   try {
-    return parseInputs((n) => core.getInput(n), env);
+    return parseInputs((n) => core.getInput(n), gh, env);
   } catch (e) {
     core.warning(`post: the inputs no longer parse (${(e as Error).message}); nothing is uploaded`);
     return undefined;
@@ -96,9 +96,9 @@ export async function post(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     );
 
   const { files, started } = await partialState(output);
-  const cfg = inputs(env);
-  const up =
-    cfg && cfg.uploadLogs !== 'none' ? await uploadPartial(cfg, readContext(env), output, files) : undefined;
+  const gh = readContext(env);
+  const cfg = inputs(gh, env);
+  const up = cfg && cfg.uploadLogs !== 'none' ? await uploadPartial(cfg, gh, output, files) : undefined;
   if (up?.error) core.warning(`uploading the partial logs failed (${up.error}); they stay in ${output}`);
   const state = (t: StartedTest) =>
     found.running.includes(t.name)

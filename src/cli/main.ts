@@ -191,6 +191,8 @@ function addRun(program: Command): void {
     console.log(`\n${renderEnvironment(out.results)}`);
     console.log(renderReport(out.results));
     console.log(`\nresults: ${out.resultsPath}\njunit:   ${out.junitPath}`);
+    // KVM was required and broke mid-run: the report above, then the host problem (exit 3).
+    if (out.fatal) throw out.fatal;
     process.exitCode = controller.signal.aborted
       ? 130
       : out.results.summary.ok

@@ -12,9 +12,9 @@ import { spell } from '../config/settings.ts';
 import type { TestResult } from '../results/model.ts';
 import { resultNotRun } from '../results/test-result.ts';
 import type { Accelerator } from '../run/accelerator.ts';
-import { executeTest, type TestContext } from '../run/execute-test.ts';
+import { executeTestStep, freshRun, type TestContext } from '../run/execute-test.ts';
 import type { OutputLayout } from '../run/output-layout.ts';
-import { runPool } from '../run/pool.ts';
+import { requeue, runPool } from '../run/pool.ts';
 import { expectedSeconds } from '../shard/durations.ts';
 import type { Prepared } from './prepare-image.ts';
 import type { Ui } from './ui.ts';
@@ -94,16 +94,19 @@ export async function runTests(o: {
   const poolStart = performance.now();
   let jobs = pool.slots;
   const tests = await runPool(
-    selected,
+    selected.map(freshRun),
     () => slotsNow().slots,
-    (t) => expected.get(t.name)!,
-    async (spec) => {
-      if (signal.aborted) {
+    (run) => expected.get(run.spec.name)!,
+    async (run) => {
+      const { spec } = run;
+      if (signal.aborted && run.attempts.length === 0) {
         const why = typeof signal.reason === 'string' ? signal.reason : 'cancelled';
         return resultNotRun(spec, `${why} before it started`, rerunCommand(cfg, spec));
       }
       jobs = Math.max(jobs, slotsNow().slots);
-      return executeTest(spec, ctx, performance.now() - poolStart);
+      // A test whose KVM attempt was stopped comes back to wait for a slot of the TCG pool.
+      const step = await executeTestStep(run, ctx, performance.now() - poolStart);
+      return 'done' in step ? step.done : requeue(step.again);
     },
   );
   return { tests, jobs };

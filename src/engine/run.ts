@@ -65,9 +65,8 @@ export async function runEngine(
     tests,
     ...(cfg.shard ? { shard: cfg.shard } : {}),
   });
-  // KVM was required and broken: the partial results are on disk, the run ends as a host problem (exit 3).
-  if (accelerator.fatal) throw accelerator.fatal;
-  return out;
+  // KVM was required and broken: the partial results are on disk; the front door reports them, then exits 3.
+  return accelerator.fatal ? { ...out, fatal: accelerator.fatal } : out;
 }
 
 /** Where and how the run ran, as results.json records it. Pure. */
@@ -90,7 +89,12 @@ function environment(
       ? {
           accelFallback: {
             ...accelerator.fallback,
-            rerun: tests.filter((t) => t.attempts.some((a) => a.accel === 'kvm')).map((t) => t.name),
+            // Those whose KVM attempt was stopped and followed by a TCG one, not every test that ran under KVM.
+            rerun: tests
+              .filter((t) =>
+                t.attempts.some((a, i) => a.accel === 'kvm' && t.attempts[i + 1]?.accel === 'tcg'),
+              )
+              .map((t) => t.name),
           },
         }
       : {}),

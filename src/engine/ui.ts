@@ -4,6 +4,7 @@
  */
 import type { TestSpec } from '../config/test-spec.ts';
 import type { Attempt, Results } from '../results/model.ts';
+import type { HostNotReady } from '../host/decide.ts';
 
 export interface Ui {
   /** A line for the user: the host found, the image restored or built, the pool size. */
@@ -23,4 +24,9 @@ export interface RunOutput {
   results: Results;
   resultsPath: string;
   junitPath: string;
+  /**
+   * The run had to stop because the host is not ready after all (KVM required but broken): the results
+   * so far are written; the front door reports them, then fails with this (exit 3).
+   */
+  fatal?: HostNotReady;
 }

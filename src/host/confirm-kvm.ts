@@ -35,7 +35,13 @@ export async function confirmKvm(o: {
     };
   }
   const cache = await VerdictCache.open(o.cacheDir);
-  const key = bootVerdictKey(o.qemuVersion, await kernelDigest(kernel));
+  const digest = await kernelDigest(kernel).catch((e: Error) => e);
+  if (digest instanceof Error)
+    return {
+      detail: `cannot read ${kernel} to try KVM with (${digest.message}); each VM is watched for KVM errors instead`,
+      remember: async () => {},
+    };
+  const key = bootVerdictKey(o.qemuVersion, digest);
   const remember = async (usable: boolean, detail: string, qemuLine?: string) =>
     cache.set(key, {
       usable,
@@ -45,7 +51,7 @@ export async function confirmKvm(o: {
       ...(qemuLine ? { qemuLine } : {}),
     });
   const cached = await cache.get(key);
-  const how = cached ? ' (remembered from an earlier run on this host boot)' : '';
+  const how = cached ? ` (remembered for this host boot in ${cache.path}; delete it to try again)` : '';
   let verdict: { usable: boolean; detail: string; qemuLine?: string };
   if (cached) verdict = cached;
   else {
@@ -55,7 +61,9 @@ export async function confirmKvm(o: {
       detail: probed.detail,
       ...(probed.failure ? { qemuLine: probed.failure.line } : {}),
     };
-    await cache.set(key, { ...verdict, seconds: probed.seconds, at: new Date().toISOString() });
+    // An inconclusive try is not remembered: the next run tries again.
+    if (probed.conclusive)
+      await cache.set(key, { ...verdict, seconds: probed.seconds, at: new Date().toISOString() });
   }
   if (verdict.usable) return { detail: `${verdict.detail}${how}`, remember };
   return {

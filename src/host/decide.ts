@@ -5,7 +5,7 @@
 import type { HostInfo } from './probe.ts';
 import type { Choice } from '../config/run-config.ts';
 import { spell, type FrontDoor } from '../config/settings.ts';
-import { mkosiRuntimeProblems } from './mkosi-check.ts';
+import { mkosiRuntimeProblems } from './mkosi-needs.ts';
 import { dialectFor, type Dialect } from '../mkosi/dialect.ts';
 import type { Accel, Transport } from '../mkosi/vm-argv.ts';
 

@@ -7,16 +7,18 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { readdir, rm, stat } from 'node:fs/promises';
+import { constants, createReadStream } from 'node:fs';
+import { access, readdir, rm, stat } from 'node:fs/promises';
 import { release, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { describeAccelFailure, type AccelFailure } from '../qemu/accel-failure.ts';
+import { describeAccelFailure, findAccelFailure, type AccelFailure } from '../qemu/accel-failure.ts';
 import { watchAccel } from '../qemu/accel-watch.ts';
 import { qmpArgs } from '../qemu/qmp.ts';
 
 export interface KvmBootVerdict {
   usable: boolean;
+  /** A verdict worth remembering: the kernel ran, or QEMU said KVM failed. Else usable, and VMs are watched. */
+  conclusive: boolean;
   /** What was tried and what happened, in words. */
   detail: string;
   seconds: number;
@@ -46,11 +48,14 @@ export async function findProbeKernel(imageDir: string): Promise<string | undefi
   return (await isFile(host)) ? host : undefined;
 }
 
+/** A file we can read (the host's /boot/vmlinuz-* is root-only on Ubuntu). */
 async function isFile(p: string): Promise<boolean> {
-  return stat(p).then(
-    (s) => s.isFile(),
-    () => false,
-  );
+  try {
+    await access(p, constants.R_OK);
+    return (await stat(p)).isFile();
+  } catch {
+    return false;
+  }
 }
 
 /** sha256 of the kernel: a verdict holds for that kernel on this host boot. */
@@ -128,6 +133,7 @@ export async function probeKvmBoot(o: {
       onBroken: (failure) =>
         finish({
           usable: false,
+          conclusive: true,
           failure,
           detail: `${tried}: ${describeAccelFailure(failure, secs())}`,
         }),
@@ -136,29 +142,56 @@ export async function probeKvmBoot(o: {
     child.stdout.setEncoding('utf8').on('data', (d: string) => {
       serial += d;
       if (/Kernel panic - not syncing/.test(serial))
-        finish({ usable: true, detail: `${tried}: it ran to its expected panic in ${secs()} s` });
+        finish({
+          usable: true,
+          conclusive: true,
+          detail: `${tried}: it ran to its expected panic in ${secs()} s`,
+        });
     });
     const timer = setTimeout(() => {
       const printed = serial.trim().length > 0;
       finish({
         usable: true,
+        conclusive: printed,
         detail: printed
           ? `${tried}: still running after ${timeoutMs / 1000} s (it printed, so KVM runs it; slow)`
           : `${tried}: inconclusive (no output and no error in ${timeoutMs / 1000} s); each VM is watched instead`,
       });
     }, timeoutMs);
     child.on('error', (err) =>
-      finish({ usable: false, detail: `cannot run ${o.qemu} to test KVM: ${err.message}` }),
+      finish({
+        usable: true,
+        conclusive: false,
+        detail: `inconclusive: cannot run ${o.qemu} to test KVM: ${err.message}`,
+      }),
     );
     child.on('exit', (code, signal) => {
       if (settled) return;
-      const firstErr = stderr.trim().split('\n')[0]?.trim();
       if (code === 0) {
-        finish({ usable: true, detail: `${tried}: QEMU ended it after its panic in ${secs()} s` });
+        finish({
+          usable: true,
+          conclusive: true,
+          detail: `${tried}: QEMU ended it after its panic in ${secs()} s`,
+        });
         return;
       }
-      const failure: AccelFailure = { line: firstErr || `exit ${code ?? signal}`, effect: 'exited' };
-      finish({ usable: false, failure, detail: `${tried}: ${describeAccelFailure(failure, secs())}` });
+      // Only QEMU's own KVM words make it KVM's fault: a kernel it cannot load or a lack of memory is not.
+      const failure = findAccelFailure(stderr.split('\n'));
+      const firstErr = stderr.trim().split('\n')[0]?.trim() || `exit ${code ?? signal}`;
+      finish(
+        failure
+          ? {
+              usable: false,
+              conclusive: true,
+              failure,
+              detail: `${tried}: ${describeAccelFailure(failure, secs())}`,
+            }
+          : {
+              usable: true,
+              conclusive: false,
+              detail: `${tried}: inconclusive, QEMU exited (${firstErr}) without a KVM error; each VM is watched instead`,
+            },
+      );
     });
   });
 }

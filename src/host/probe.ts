@@ -5,7 +5,9 @@ import { availableParallelism } from 'node:os';
 import { spawn } from 'node:child_process';
 import { runCommand } from '../util/process.ts';
 import { VerdictCache } from './verdict-cache.ts';
-import { probeMkosiRuntime, type MkosiRuntime } from './mkosi-check.ts';
+import { findAccelFailure } from '../qemu/accel-failure.ts';
+import { probeMkosiRuntime } from './mkosi-runtime-probe.ts';
+import type { MkosiRuntime } from './mkosi-needs.ts';
 
 export interface DeviceState {
   usable: boolean;
@@ -23,7 +25,7 @@ export interface HostInfo {
   /** systemd version of the host's journalctl (journals from a newer guest may be unreadable by it). */
   journalctlVersion?: string;
   coredumpctl?: string;
-  /** What mkosi's interpreters import and which tools its verbs find (mkosi-check.ts). */
+  /** What mkosi's interpreters import and which tools its verbs find (mkosi-runtime-probe.ts). */
   mkosiReady?: MkosiRuntime;
   cpus: number;
   memTotal: number;
@@ -62,13 +64,16 @@ async function openRw(path: string): Promise<DeviceState> {
  * if QEMU is still running after settleMs. (A KVM that pauses a Linux guest passes this: the boot probe,
  * kvm-boot-probe.ts, catches that once the image's kernel exists.)
  */
-async function kvmWorks(qemu: string, settleMs = 1500): Promise<DeviceState> {
+async function kvmWorks(qemu: string, settleMs = 1500): Promise<DeviceState & { conclusive?: boolean }> {
   const dev = await openRw('/dev/kvm');
   return dev.usable ? emptyMachineRuns(qemu, settleMs) : dev;
 }
 
 /** QEMU under KVM with an empty q35 machine: still running after settleMs, or why not. */
-export function emptyMachineRuns(qemu: string, settleMs = 1500): Promise<DeviceState> {
+export function emptyMachineRuns(
+  qemu: string,
+  settleMs = 1500,
+): Promise<DeviceState & { conclusive: boolean }> {
   return new Promise((resolve) => {
     let stderr = '';
     const child = spawn(
@@ -98,23 +103,32 @@ export function emptyMachineRuns(qemu: string, settleMs = 1500): Promise<DeviceS
       child.kill('SIGKILL');
       resolve({
         usable: true,
+        conclusive: true,
         detail: "/dev/kvm opens and an empty machine runs (the image's kernel is tried once it exists)",
       });
     }, settleMs);
     child.on('error', (err) => {
       clearTimeout(timer);
-      resolve({ usable: false, detail: `cannot run ${qemu} to test KVM: ${err.message}` });
+      resolve({ usable: false, conclusive: false, detail: `cannot run ${qemu} to test KVM: ${err.message}` });
     });
     child.on('exit', (code, signal) => {
       clearTimeout(timer);
       const why =
         stderr.trim().split('\n').filter(Boolean).slice(0, 2).join('; ') || `exit ${code ?? signal}`;
-      resolve({ usable: false, detail: `/dev/kvm opens but QEMU cannot run a vCPU with it (${why})` });
+      resolve({
+        usable: false,
+        // Worth remembering only when QEMU named KVM as the reason (not, say, a lack of memory).
+        conclusive: findAccelFailure(stderr.split('\n')) !== undefined,
+        detail: `/dev/kvm opens but QEMU cannot run a vCPU with it (${why})`,
+      });
     });
   });
 }
 
-/** kvmWorks once per host boot and QEMU version: later runs pay nothing for it. */
+/**
+ * kvmWorks once per host boot and QEMU version: later runs pay nothing for it. Only a verdict worth
+ * keeping is kept: KVM ran, or QEMU named KVM as why it could not (an out-of-memory QEMU is tried again).
+ */
 async function rememberedKvmWorks(
   qemu: string,
   version: string | undefined,
@@ -125,11 +139,13 @@ async function rememberedKvmWorks(
   const cache = await VerdictCache.open(cacheDir);
   const key = `empty-machine|qemu ${version ?? qemu}`;
   const seen = await cache.get(key);
-  if (seen) return { usable: seen.usable, detail: `${seen.detail} (remembered for this host boot)` };
+  if (seen)
+    return { usable: seen.usable, detail: `${seen.detail} (remembered for this host boot in ${cache.path})` };
   const t0 = performance.now();
   const v = await kvmWorks(qemu);
   const seconds = Math.round((performance.now() - t0) / 100) / 10;
-  await cache.set(key, { usable: v.usable, detail: v.detail, seconds, at: new Date().toISOString() });
+  if (v.conclusive)
+    await cache.set(key, { usable: v.usable, detail: v.detail, seconds, at: new Date().toISOString() });
   return v;
 }
 

@@ -31,6 +31,10 @@ export async function currentBootId(): Promise<string | undefined> {
 
 export class VerdictCache {
   private readonly file: string;
+  /** Where the verdicts are kept (said in messages, so a user can delete it). */
+  get path(): string {
+    return this.file;
+  }
   constructor(
     dir: string,
     private readonly bootId: string | undefined,

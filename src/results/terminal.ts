@@ -11,7 +11,7 @@ import {
 import { humanBytes } from '../util/size.ts';
 import { findings } from './findings.ts';
 import type { HostInfo } from '../host/probe.ts';
-import { describeMkosiRuntime } from '../host/mkosi-check.ts';
+import { describeMkosiRuntime } from '../host/mkosi-needs.ts';
 import type { HostSetup } from '../host/decide.ts';
 
 /** What the probe found, printed before anything is built or booted. */

@@ -3,13 +3,13 @@
  * stream first), its header check and digest, the guest's status line and the console's tail.
  */
 import { open, readdir, readFile, rm } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
+import { dirname } from 'node:path';
 import type { TestSpec } from '../config/test-spec.ts';
 import type { JournalDigest } from '../digest/model.ts';
 import { digestJournal } from '../digest/read-journal.ts';
 import { stripAnsi } from '../util/ansi.ts';
 import { checkJournal, exportToJournal, type JournalCheck } from './journal.ts';
-import type { TestFiles } from './output-layout.ts';
+import { OutputLayout, type TestFiles } from './output-layout.ts';
 
 export interface Collected {
   check: JournalCheck;
@@ -36,11 +36,10 @@ export async function tail(file: string, maxBytes = 64 * 1024): Promise<string[]
   }
 }
 
-/** Files journal-remote rotated out of `<name>.journal` (named `<name>@<ids>.journal`). */
+/** Files journal-remote rotated out of the journal. */
 async function rotatedSiblings(journal: string): Promise<number> {
-  const prefix = `${basename(journal, '.journal')}@`;
-  return (await readdir(dirname(journal)).catch(() => [] as string[])).filter(
-    (f) => f.startsWith(prefix) && f.endsWith('.journal'),
+  return (await readdir(dirname(journal)).catch(() => [] as string[])).filter((f) =>
+    OutputLayout.isRotatedJournal(f, journal),
   ).length;
 }
 

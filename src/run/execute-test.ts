@@ -2,7 +2,8 @@
 import type { TestSpec } from '../config/test-spec.ts';
 import type { Attempt, RawRun, TestResult } from '../results/model.ts';
 import type { Accelerator } from './accelerator.ts';
-import { describeAccelFailure } from '../qemu/accel-failure.ts';
+import { describeAccelFailure, type AccelFailure } from '../qemu/accel-failure.ts';
+import type { AccelFallback } from '../host/decide.ts';
 import { classify } from '../results/classify.ts';
 import { applyCoredumpPolicy } from '../results/policy.ts';
 import type { VmConfig } from '../mkosi/vm-argv.ts';
@@ -35,30 +36,51 @@ export function shouldRetry(
   return undefined;
 }
 
+function accelFallbackOf(spec: TestSpec, f: AccelFailure, afterSeconds: number | undefined): AccelFallback {
+  return {
+    detectedBy: 'vm',
+    reason: describeAccelFailure(f, afterSeconds),
+    qemuLine: f.line,
+    test: spec.name,
+  };
+}
+
 /**
  * After an attempt under KVM that showed KVM broken (or was stopped because another VM did): tell the
  * run, and rerun under TCG unless KVM was required. Undefined for every other attempt.
  */
 function accelRerun(raw: RawRun, spec: TestSpec, acc: Accelerator): 'rerun' | 'stop' | undefined {
   if (raw.accel !== 'kvm') return undefined;
-  if (raw.accelFailure) {
-    return acc.broken({
-      detectedBy: 'vm',
-      reason: describeAccelFailure(raw.accelFailure, raw.accelFailure.afterSeconds),
-      qemuLine: raw.accelFailure.line,
-      test: spec.name,
-    });
-  }
+  if (raw.accelFailure)
+    return acc.broken(accelFallbackOf(spec, raw.accelFailure, raw.accelFailure.afterSeconds));
   if (raw.accelAbandoned) return acc.fatal ? 'stop' : 'rerun';
   return undefined;
 }
 
-export async function executeTest(spec: TestSpec, ctx: TestContext, queuedMs: number): Promise<TestResult> {
-  const attempts: Attempt[] = [];
-  const used = { infra: 0, flaky: 0 };
-  let digest: TestResult['digest'];
-  let files: TestResult['files'];
-  for (let n = 1; ; n++) {
+/** A test between attempts: what it did so far. The pool holds it while it waits for a slot. */
+export interface TestRun {
+  spec: TestSpec;
+  attempts: Attempt[];
+  used: { infra: number; flaky: number };
+  digest?: TestResult['digest'];
+  files?: TestResult['files'];
+}
+
+export const freshRun = (spec: TestSpec): TestRun => ({ spec, attempts: [], used: { infra: 0, flaky: 0 } });
+
+/**
+ * Runs attempts of one test until it has a result, or until its VM was stopped because KVM broke: then it
+ * hands the test back (`again`) so that its TCG attempt waits for a slot of the smaller TCG pool.
+ */
+export async function executeTestStep(
+  run: TestRun,
+  ctx: TestContext,
+  queuedMs: number,
+): Promise<{ done: TestResult } | { again: TestRun }> {
+  const { spec, attempts, used } = run;
+  // Cancelled while it waited for its TCG rerun: its result is what it did so far.
+  const cancelled = ctx.attemptEnv.signal.aborted && attempts.length > 0;
+  for (let n = attempts.length + 1; !cancelled; n++) {
     if (n > 1) {
       const moved = await archiveAttempt(ctx.attemptEnv.layout, spec.name, n - 1);
       const prev = attempts[n - 2];
@@ -68,7 +90,7 @@ export async function executeTest(spec: TestSpec, ctx: TestContext, queuedMs: nu
     // Read per attempt: a rerun after KVM failed gets TCG, its vCPUs and its timeout scale.
     const accel = ctx.accelerator.now;
     const timeoutSeconds = Math.round(spec.timeout * accel.timeoutScale);
-    const run = await runAttempt(
+    const attemptRun = await runAttempt(
       spec,
       {
         ...ctx.base,
@@ -82,41 +104,60 @@ export async function executeTest(spec: TestSpec, ctx: TestContext, queuedMs: nu
         ...ctx.attemptEnv,
         interactive: ctx.shell === true,
         accelSwitched: ctx.accelerator.switchedSignal,
+        // Switch the run the moment this VM shows it, not after its logs are collected.
+        onAccelBroken: (f, after) => void ctx.accelerator.broken(accelFallbackOf(spec, f, after)),
         onStart: (argv) => ctx.onAttemptStart?.(spec, n, argv),
       },
     );
-    const outcome = applyCoredumpPolicy(classify(run.raw, spec, timeoutSeconds), run.digest, spec);
-    const accelVerdict = accelRerun(run.raw, spec, ctx.accelerator);
-    if (accelVerdict) outcome.reason += accelVerdict === 'rerun' ? '; rerunning under TCG' : '';
+    const outcome = applyCoredumpPolicy(
+      classify(attemptRun.raw, spec, timeoutSeconds),
+      attemptRun.digest,
+      spec,
+    );
+    const aborted = ctx.attemptEnv.signal.aborted;
+    const accelVerdict = accelRerun(attemptRun.raw, spec, ctx.accelerator);
+    const rerunUnderTcg = accelVerdict === 'rerun' && !aborted && !ctx.shell;
+    if (rerunUnderTcg) outcome.reason += '; rerunning under TCG';
     const attempt: Attempt = {
       ...outcome,
       attempt: n,
       accel: accel.accel,
       machine,
-      mkosiExit: run.raw.exitCode,
-      startedAt: run.startedAt,
-      durations: { vmSeconds: seconds(run.vmMs), collectSeconds: seconds(run.collectMs) },
-      files: run.files,
+      mkosiExit: attemptRun.raw.exitCode,
+      startedAt: attemptRun.startedAt,
+      durations: { vmSeconds: seconds(attemptRun.vmMs), collectSeconds: seconds(attemptRun.collectMs) },
+      files: attemptRun.files,
     };
-    if (run.raw.statusLine) attempt.statusLine = run.raw.statusLine;
+    if (attemptRun.raw.statusLine) attempt.statusLine = attemptRun.raw.statusLine;
     attempts.push(attempt);
-    digest = run.digest;
-    files = run.files;
+    run.digest = attemptRun.digest;
+    run.files = attemptRun.files;
     // A KVM failure is the host's, not the test's: the rerun under TCG uses none of its retries.
     const retry =
-      accelVerdict === 'rerun'
-        ? 'accel'
-        : ctx.attemptEnv.signal.aborted || ctx.shell || accelVerdict === 'stop'
-          ? undefined
-          : shouldRetry(attempt, used, spec);
-    ctx.onAttemptEnd?.(spec, attempt, retry !== undefined);
+      rerunUnderTcg || aborted || ctx.shell || accelVerdict === 'stop'
+        ? undefined
+        : shouldRetry(attempt, used, spec);
+    ctx.onAttemptEnd?.(spec, attempt, rerunUnderTcg || retry !== undefined);
+    if (rerunUnderTcg) return { again: run };
     if (!retry) break;
-    if (retry !== 'accel') used[retry]++;
+    used[retry]++;
   }
-  return resultFromAttempts(spec, attempts, {
-    digest: digest!,
-    files: files ?? {},
-    queuedMs,
-    rerun: ctx.rerun(spec),
-  });
+  return {
+    done: resultFromAttempts(spec, attempts, {
+      digest: run.digest!,
+      files: run.files ?? {},
+      queuedMs,
+      rerun: ctx.rerun(spec),
+    }),
+  };
+}
+
+/** One test to its result, reruns under TCG included (for callers without a pool). */
+export async function executeTest(spec: TestSpec, ctx: TestContext, queuedMs: number): Promise<TestResult> {
+  let run = freshRun(spec);
+  for (;;) {
+    const step = await executeTestStep(run, ctx, queuedMs);
+    if ('done' in step) return step.done;
+    run = step.again;
+  }
 }

@@ -6,7 +6,7 @@
  *   results.json, junit.xml, image-build.log     the run
  *   <test>.journal, <test>.console.log           each test's latest attempt
  *   <test>.attempt-<n>.{journal,console.log}     its earlier attempts, moved aside before a retry
- *   <test>@<ids>.journal                         what systemd-journal-remote rotated out of <test>.journal
+ *   <test>@<32hex>-<16hex>-<16hex>.journal       what systemd-journal-remote rotated out of <test>.journal
  *   .work/<test>/status, .work/<test>/journal.export   a running VM's serial channels (deleted at the end)
  *   .image/                                      the image of a --no-cache run
  */
@@ -19,6 +19,7 @@ export const BUILD_LOG = 'image-build.log';
 const WORK = '.work';
 const STATUS = 'status';
 const JOURNAL_EXPORT = 'journal.export';
+const ROTATED = /^(.+)@[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{16}\.journal$/;
 
 export interface TestFiles {
   /** The test's name made safe for a file name. */
@@ -80,16 +81,21 @@ export class OutputLayout {
     };
   }
 
-  /** The journal files systemd-journal-remote rotated out of a test's journal: `<base>@<ids>.journal`. */
-  isRotatedJournal(journal: string, fileName: string): boolean {
-    return fileName.startsWith(`${basename(journal, '.journal')}@`) && fileName.endsWith('.journal');
+  /**
+   * Whether a file is one systemd-journal-remote rotated out of `journal`: it renames the full file to
+   * `<base>@<seqnum id>-<head seqnum>-<head realtime>.journal` (32, 16 and 16 hex digits). Exact, since a
+   * test's own name may contain `@`.
+   */
+  static isRotatedJournal(fileName: string, journal?: string): boolean {
+    const m = ROTATED.exec(fileName);
+    return m !== null && (journal === undefined || m[1] === basename(journal, '.journal'));
   }
 
   /** A test's journal or console log (latest or of attempt n), read back from its file name. */
   static parse(fileName: string): OutputFile | undefined {
+    if (OutputLayout.isRotatedJournal(fileName)) return undefined;
     const m = /^(.+?)(?:\.attempt-(\d+))?\.(journal|console\.log)$/.exec(fileName);
-    // Test names never carry `@` (safeFileName): a journal with one is a rotated part, not a test's own.
-    if (!m || m[1]!.includes('@')) return undefined;
+    if (!m) return undefined;
     return {
       test: m[1]!,
       kind: m[3] === 'journal' ? 'journal' : 'console',
@@ -105,7 +111,7 @@ export class OutputLayout {
     return (
       [RESULTS_FILE, JUNIT_FILE, BUILD_LOG].includes(fileName) ||
       OutputLayout.parse(fileName) !== undefined ||
-      (fileName.includes('@') && fileName.endsWith('.journal'))
+      OutputLayout.isRotatedJournal(fileName)
     );
   }
 

@@ -1,10 +1,15 @@
 /**
  * One VM's process from spawn to exit: its output copied into the console log, and an early end on a
- * timeout (after asking the guest for a task dump), a cancel, a broken KVM (watched on the output and
- * over QMP) or the run's switch to TCG. Says how it ended; decides nothing.
+ * timeout (after asking the guest for a task dump), a cancel, a broken KVM or the run's switch to TCG.
+ * Says how it ended; decides nothing.
+ *
+ * mkosi's stdout is the guest's console and its stderr QEMU's and mkosi's own diagnostics (both
+ * dialects, checked here): KVM failures are looked for on stderr only, so a test that prints QEMU's
+ * words (systemd's own tests run QEMU in the guest) cannot pass for a broken host.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, writeSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { killTree, startDetached } from '../util/process.ts';
 import { qmp, SYSRQ_SHOW_TASKS } from '../qemu/qmp.ts';
@@ -25,12 +30,14 @@ async function hangReport(socket: string, settleMs = 3000): Promise<string> {
 /**
  * Copies the streams into fd as they arrive. `settle` waits until they end, or, since the process has
  * gone, a moment at most (a leftover descendant holding a pipe must not hold up the run), then stops.
+ * A write that fails (a full disk) stops the copy, not the run: the error is kept for the report.
  */
 function copyInto(
   fd: number,
   streams: Readable[],
-): { settle(graceMs?: number): Promise<void>; close(): void } {
+): { settle(graceMs?: number): Promise<void>; close(): void; error(): string | undefined } {
   let open = true;
+  let failed: string | undefined;
   const close = () => {
     open = false;
     for (const s of streams) s.destroy();
@@ -39,13 +46,20 @@ function copyInto(
     (s) =>
       new Promise<void>((resolve) => {
         s.on('data', (d: Buffer) => {
-          if (open) writeSync(fd, d);
+          if (!open) return;
+          try {
+            writeSync(fd, d);
+          } catch (e) {
+            failed = (e as Error).message;
+            open = false;
+          }
         });
         s.on('close', resolve);
         s.on('error', () => resolve());
       }),
   );
   return {
+    error: () => failed,
     async settle(graceMs = 3000) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([Promise.all(ends), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
@@ -70,6 +84,19 @@ export interface VmEnd {
   accelAfterSeconds?: number;
   /** Stopped because the run switched to TCG (another VM showed KVM broken). */
   accelAbandoned: boolean;
+  /** The last lines QEMU and mkosi wrote on stderr (where QEMU's KVM errors are). */
+  stderrTail: string[];
+  /** Copying the output into the console log failed (e.g. no space left): the log is cut short. */
+  consoleError?: string;
+}
+
+/** Keeps the last `max` bytes of a stream, as lines. */
+function tailOf(stream: Readable | undefined, max = 16 * 1024): () => string[] {
+  let buf = '';
+  stream?.on('data', (d: Buffer) => {
+    buf = (buf + d.toString('utf8')).slice(-max);
+  });
+  return () => buf.split(/\r?\n/);
 }
 
 /**
@@ -82,13 +109,15 @@ async function supervise(
   o: {
     timeoutMs?: number;
     qmpSocket: string;
-    /** Watch QEMU's output (these streams) and QMP for a broken KVM. */
-    watchAccel?: Readable[];
+    /** Watch QEMU's stderr (this stream) and QMP for a broken KVM. */
+    watchAccel?: Readable;
+    /** Told at once when KVM is seen broken, before the VM has even ended. */
+    onAccelBroken?: (f: AccelFailure, afterSeconds: number) => void;
     signal: AbortSignal;
     accelSwitched?: AbortSignal;
   },
-): Promise<VmEnd> {
-  const end: VmEnd = {
+): Promise<Omit<VmEnd, 'stderrTail'>> {
+  const end: Omit<VmEnd, 'stderrTail'> = {
     exitCode: null,
     signal: null,
     timedOut: false,
@@ -115,13 +144,14 @@ async function supervise(
   });
   const watch = o.watchAccel
     ? watchAccel({
-        streams: o.watchAccel,
+        streams: [o.watchAccel],
         qmpSocket: o.qmpSocket,
         onBroken: (f) => {
           if (end.timedOut || end.cancelled) return;
           end.accelFailure = f;
           end.accelAfterSeconds = Math.round((performance.now() - t0) / 100) / 10;
           stop();
+          o.onAccelBroken?.(f, end.accelAfterSeconds);
         },
       })
     : undefined;
@@ -168,6 +198,7 @@ export interface BootOptions {
   interactive: boolean;
   /** Watch for a broken KVM (only KVM can lie). */
   kvm: boolean;
+  onAccelBroken?: (f: AccelFailure, afterSeconds: number) => void;
   signal: AbortSignal;
   accelSwitched?: AbortSignal;
   onStart?: (argv: string[]) => void;
@@ -175,7 +206,9 @@ export interface BootOptions {
 
 /** Starts the VM and waits for it to end, whatever ends it. */
 export async function bootVm(o: BootOptions): Promise<VmEnd> {
-  const consoleFd = openSync(o.consoleLog, 'w');
+  // The console log is ours to create: never write through whatever was at its name.
+  await rm(o.consoleLog, { force: true });
+  const consoleFd = openSync(o.consoleLog, 'wx');
   if (o.interactive)
     writeSync(consoleFd, 'itest --shell: the console was this terminal and was not captured\n');
   let copy: ReturnType<typeof copyInto> | undefined;
@@ -187,17 +220,20 @@ export async function bootVm(o: BootOptions): Promise<VmEnd> {
       ? spawn(o.argv[0]!, o.argv.slice(1), { env: o.env, stdio: 'inherit' })
       : startDetached(o.argv, { env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
     const output = o.interactive ? [] : [child.stdout!, child.stderr!];
+    const stderrTail = tailOf(o.interactive ? undefined : child.stderr!);
     copy = copyInto(consoleFd, output);
     o.onStart?.(o.argv);
     const ended = await supervise(child, o.argv, {
       ...(o.interactive ? {} : { timeoutMs: o.timeoutMs }),
       qmpSocket: o.qmpSocket,
-      ...(o.kvm && !o.interactive ? { watchAccel: output } : {}),
+      ...(o.kvm && !o.interactive ? { watchAccel: child.stderr! } : {}),
+      ...(o.onAccelBroken ? { onAccelBroken: o.onAccelBroken } : {}),
       signal: o.signal,
       ...(o.kvm && o.accelSwitched ? { accelSwitched: o.accelSwitched } : {}),
     });
     await copy.settle();
-    return ended;
+    const consoleError = copy.error();
+    return { ...ended, stderrTail: stderrTail(), ...(consoleError ? { consoleError } : {}) };
   } finally {
     copy?.close();
     closeSync(consoleFd);

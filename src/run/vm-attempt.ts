@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { TestSpec } from '../config/test-spec.ts';
 import type { JournalDigest } from '../digest/model.ts';
 import { vmArgv, type VmConfig } from '../mkosi/vm-argv.ts';
-import { findAccelFailure } from '../qemu/accel-failure.ts';
+import { findAccelFailure, type AccelFailure } from '../qemu/accel-failure.ts';
 import type { RawRun } from '../results/model.ts';
 import { collectLogs, type Collected } from './collect-logs.ts';
 import type { OutputLayout } from './output-layout.ts';
@@ -26,6 +26,8 @@ export interface AttemptEnv {
   interactive?: boolean;
   /** Fires when the run switched from KVM to TCG: a VM still under KVM stops so it can be rerun. */
   accelSwitched?: AbortSignal;
+  /** Told the moment a VM shows KVM broken, so the run switches before its logs are collected. */
+  onAccelBroken?: (f: AccelFailure, afterSeconds: number) => void;
 }
 
 export interface AttemptRun {
@@ -82,15 +84,16 @@ export function rawRun(
     if (ended.cancelReason) raw.cancelReason = ended.cancelReason;
   }
   if (ended.hangReport) raw.hangReport = ended.hangReport;
-  // QEMU that gave up on KVM and exited says so on the console; a guest that reported a status ran fine.
-  // QMP may see the run state before QEMU's words arrive: prefer the words.
-  const onConsole =
-    vm.accel === 'kvm' && !logs.statusLine && !ended.cancelled
-      ? findAccelFailure(logs.consoleTail)
+  // QEMU that gave up on KVM and exited says so on its stderr (never the guest's console: a test may print
+  // such words itself); a guest that reported a status ran fine. QMP may see the run state before QEMU's
+  // words arrive: prefer the words.
+  const onStderr =
+    vm.accel === 'kvm' && !logs.statusLine && !ended.cancelled && !ended.timedOut
+      ? findAccelFailure(ended.stderrTail)
       : undefined;
   const accelFailure = ended.accelFailure
-    ? { ...ended.accelFailure, line: onConsole?.line ?? ended.accelFailure.line }
-    : onConsole;
+    ? { ...ended.accelFailure, line: onStderr?.line ?? ended.accelFailure.line }
+    : onStderr;
   if (accelFailure) raw.accelFailure = { ...accelFailure, afterSeconds: ended.accelAfterSeconds };
   else if (ended.accelAbandoned) raw.accelAbandoned = true;
   return raw;
@@ -125,6 +128,7 @@ export async function runAttempt(
     kvm: vm.accel === 'kvm',
     signal: env.signal,
     ...(env.accelSwitched ? { accelSwitched: env.accelSwitched } : {}),
+    ...(env.onAccelBroken ? { onAccelBroken: env.onAccelBroken } : {}),
     ...(env.onStart ? { onStart: env.onStart } : {}),
   });
   const vmMs = performance.now() - t0;
@@ -136,6 +140,8 @@ export async function runAttempt(
     journalRemote: env.journalRemote,
     journalctl: env.journalctl,
   });
+  if (ended.consoleError)
+    logs.digest.notes.push(`the console log is cut short: writing it failed (${ended.consoleError})`);
   const collectMs = performance.now() - t1;
   const haveJournal = await stat(files.journal).then(
     () => true,

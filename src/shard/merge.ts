@@ -177,6 +177,31 @@ function shardTests(
   return { report, tests };
 }
 
+/**
+ * The environment of the merged run: the earliest shard's, except that a shard whose KVM turned out
+ * broken makes the whole report say so (each such shard also gets a notice).
+ */
+function mergedEnvironment(first: Results, chosen: Map<number, ShardResults>, notes: MergeNote[]) {
+  const fellBack = [...chosen.entries()].filter(([, c]) => c.results.environment.accelFallback);
+  for (const [idx, c] of fellBack)
+    notes.push({
+      level: 'notice',
+      message: `shard ${idx}: KVM was broken on its runner, it ran under TCG (${c.results.environment.accelFallback!.reason})`,
+    });
+  const [, one] = fellBack[0] ?? [];
+  if (!one) return first.environment;
+  const env = one.results.environment;
+  return {
+    ...first.environment,
+    accel: env.accel,
+    accelDetail: env.accelDetail,
+    accelFallback: {
+      ...env.accelFallback!,
+      rerun: fellBack.flatMap(([, c]) => c.results.environment.accelFallback!.rerun),
+    },
+  };
+}
+
 export function mergeResults(inputs: ShardResults[], plan?: ShardPlan, problems: string[] = []): Results {
   if (inputs.length === 0)
     throw new UserError('no results to merge: no results.json found in the given directories');
@@ -211,7 +236,7 @@ export function mergeResults(inputs: ShardResults[], plan?: ShardPlan, problems:
     finishedAt,
     durationSeconds: seconds(Date.parse(finishedAt) - Date.parse(first.startedAt)),
     config: first.config,
-    environment: first.environment,
+    environment: mergedEnvironment(first, chosen, notes),
     summary: { ...summary, ok: summary.ok && !fatal },
     tests,
     shards,

@@ -1,10 +1,9 @@
 /**
  * Turns any test name into a safe single path component (and artifact-name fragment): no separators, no
- * characters GitHub forbids in artifact names, no leading dots, bounded length. No `@` either: in the
- * output directory `<name>@<ids>.journal` is what systemd-journal-remote rotated out of `<name>.journal`.
+ * characters GitHub forbids in artifact names, no leading dots, bounded length.
  */
 export function safeFileName(name: string, maxLength = 100): string {
-  let s = name.replace(/[^A-Za-z0-9._+-]/g, '_').replace(/^\.+/, '_');
+  let s = name.replace(/[^A-Za-z0-9._@+-]/g, '_').replace(/^\.+/, '_');
   if (s.length === 0) s = '_';
   if (s.length > maxLength) s = s.slice(0, maxLength);
   return s;

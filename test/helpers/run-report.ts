@@ -13,6 +13,7 @@ const inputs: Record<string, string> = {
   output: process.env.ITEST_TEST_OUTPUT ?? '',
   'junit-path': process.env.ITEST_TEST_JUNIT ?? '',
 };
-const cfg = parseInputs((n) => inputs[n] ?? '', process.env);
-const up = await publishResults(r, cfg, readContext(process.env), ['a warning from the run']);
+const gh = readContext(process.env);
+const cfg = parseInputs((n) => inputs[n] ?? '', gh, process.env);
+const up = await publishResults(r, cfg, gh, ['a warning from the run']);
 console.log(`UPLOAD=${JSON.stringify(up ?? null)}`);

@@ -172,10 +172,24 @@ describe('the attempt loop on a host whose KVM pauses the guest (stand-ins for m
   });
 
   it('gives the TCG rerun the TCG timeout scale: the timeout keeps meaning guest time', async () => {
+    // 2 s under KVM (the stand-in pauses after 0.8 s), so 6 s under TCG.
     const { ctx } = await context({ plan: 'kvm-pause,hang', kvm: 'auto' });
-    const r = await executeTest(testSpec({ timeout: 1, retries: 0, infraRetries: 0 }), ctx, 0);
+    const r = await executeTest(testSpec({ timeout: 2, retries: 0, infraRetries: 0 }), ctx, 0);
     assert.equal(r.status, 'timeout');
-    assert.match(r.reason, new RegExp(`no result within ${TCG_TIMEOUT_SCALE} s`));
+    assert.match(r.reason, new RegExp(`no result within ${2 * TCG_TIMEOUT_SCALE} s`));
+  });
+
+  it("QEMU's words on the guest's console are the test's, not the host's: no fallback", async () => {
+    // A test that runs QEMU inside the guest (systemd's own do) prints them; only QEMU's stderr counts.
+    const { ctx, accelerator } = await context({ plan: 'noisy-exit:123', kvm: 'auto' });
+    const r = await executeTest(testSpec({ retries: 0, infraRetries: 0 }), ctx, 0);
+    assert.equal(r.status, 'pass', r.reason);
+    assert.deepEqual(
+      r.attempts.map((a) => a.accel),
+      ['kvm'],
+    );
+    assert.equal(accelerator.fallback, undefined);
+    assert.match(await readFile(r.files.console!, 'utf8'), /KVM internal error\. Suberror: 1/);
   });
 
   it('an aborting QEMU under KVM is the accelerator too, not a failed test', async () => {
@@ -230,7 +244,7 @@ describe('the boot probe', () => {
   });
 
   /** The QEMU stand-in as an executable, pausing (the default) or aborting under KVM. */
-  async function standIn(mode: 'pause' | 'abort'): Promise<{ qemu: string; kernel: string }> {
+  async function standIn(mode: 'pause' | 'abort' | 'oom'): Promise<{ qemu: string; kernel: string }> {
     const dir = await mkdtemp(join(tmpdir(), 'itest-probe-'));
     const kernel = join(dir, 'k.vmlinuz');
     await writeFile(kernel, 'not really a kernel: the stand-in never runs it');
@@ -261,6 +275,16 @@ describe('the boot probe', () => {
       v.detail,
       /QEMU stopped [\d.]+ s after start with `qemu-system-x86_64: error: failed to set MSR/,
     );
+  });
+
+  it('a QEMU that fails for another reason is inconclusive: KVM is kept and watched, nothing remembered', async () => {
+    const v = await probeKvmBoot(await standIn('oom'));
+    assert.equal(v.usable, true);
+    assert.equal(v.conclusive, false);
+    assert.match(v.detail, /inconclusive, QEMU exited \(qemu-system-x86_64: cannot set up guest memory/);
+    const empty = await emptyMachineRuns((await standIn('oom')).qemu);
+    assert.equal(empty.usable, false);
+    assert.equal(empty.conclusive, false, 'not remembered for the host boot');
   });
 
   it("says broken when QEMU pauses on the kernel's first instructions (QEMU stand-in)", async () => {

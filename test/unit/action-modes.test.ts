@@ -37,6 +37,7 @@ describe('action inputs for shards', () => {
   it('a shard selects exactly its tests and records which shard it is', () => {
     const cfg = parseInputs(
       get({ plan: JSON.stringify(plan), shard: '2', 'image-key': 'k', 'image-policy': 'restore-only' }),
+      { runAttempt: '1' },
       {},
       ROOT,
     );
@@ -48,7 +49,12 @@ describe('action inputs for shards', () => {
     assert.equal(cfg.run.imagePolicy, 'restore-only');
     assert.equal(cfg.run.durations, undefined);
     const timed = planShards([{ name: 'TEST-01-BASIC', timeout: 120 }], 1, { 'TEST-01-BASIC': 42 });
-    const withDurations = parseInputs(get({ plan: JSON.stringify(timed), shard: '1' }), {}, ROOT);
+    const withDurations = parseInputs(
+      get({ plan: JSON.stringify(timed), shard: '1' }),
+      { runAttempt: '1' },
+      {},
+      ROOT,
+    );
     assert.deepEqual(withDurations.run.durations, { 'TEST-01-BASIC': 42 });
   });
 
@@ -66,11 +72,20 @@ describe('action inputs for shards', () => {
       [{ 'image-policy': 'maybe' }, /input `image-policy`/],
     ];
     for (const [inputs, re] of bad)
-      assert.throws(() => parseInputs(get(inputs), {}, ROOT), re, JSON.stringify(inputs));
+      assert.throws(
+        () => parseInputs(get(inputs), { runAttempt: '1' }, {}, ROOT),
+        re,
+        JSON.stringify(inputs),
+      );
   });
 
   it('report mode needs no config directory (the report job may skip the checkout)', () => {
-    const cfg = parseInputs((n) => ({ mode: 'report', merge: 'a\nb' })[n] ?? '', {}, '/nonexistent');
+    const cfg = parseInputs(
+      (n) => ({ mode: 'report', merge: 'a\nb' })[n] ?? '',
+      { runAttempt: '1' },
+      {},
+      '/nonexistent',
+    );
     assert.equal(cfg.mode, 'report');
     assert.deepEqual(cfg.mergeDirs, ['/nonexistent/a', '/nonexistent/b']);
   });

@@ -27,7 +27,7 @@ const action = parse(await readFile(join(ROOT, 'action.yml'), 'utf8')) as {
 describe('action inputs', () => {
   it('every input parseInputs reads is declared in action.yml, and every declared input is read', () => {
     const read = new Set<string>();
-    parseInputs((n) => (read.add(n), ''), {}, DEMO);
+    parseInputs((n) => (read.add(n), ''), { runAttempt: '1' }, {}, DEMO);
     // The post step reads these two; everything else goes through parseInputs.
     for (const n of ['artifact-prefix', 'retention-days']) read.add(n);
     assert.deepEqual([...read].sort(), Object.keys(action.inputs).sort());
@@ -44,7 +44,8 @@ describe('action inputs', () => {
       (n) =>
         ({ ...defaults, config: DEMO, tests: 'TEST-01-BASIC,\nTEST-02-*', 'hash-globs': 'src/**\n' })[n] ??
         '',
-      { RUNNER_TEMP: '/rt' },
+      { runAttempt: '1', runnerTemp: '/rt' },
+      {},
       ROOT,
     );
     assert.equal(cfg.run.configDir, DEMO);
@@ -61,7 +62,13 @@ describe('action inputs', () => {
   it('bad inputs are errors that name the input and the allowed values', () => {
     const bad = (name: string, value: string, re: RegExp) =>
       assert.throws(
-        () => parseInputs((n) => (n === name ? value : n === 'config' ? DEMO : ''), {}, ROOT),
+        () =>
+          parseInputs(
+            (n) => (n === name ? value : n === 'config' ? DEMO : ''),
+            { runAttempt: '1' },
+            {},
+            ROOT,
+          ),
         (e: unknown) => e instanceof UserError && re.test(e.message),
       );
     bad('transport', 'pigeon', /input `transport`: "pigeon" is not one of auto, vsock, serial/);

@@ -8,6 +8,7 @@ import {
   DEVICES,
   UDEV_RULE_PATH,
   allowUserNamespaces,
+  aptInstallSteps,
   userNamespaceSteps,
   openDevice,
   runnerSetupSteps,
@@ -15,6 +16,9 @@ import {
   udevRule,
   type CommandRunner,
 } from '../../src/action/runner/setup.ts';
+import { installMkosiModules } from '../../src/action/runner/ready.ts';
+import type { MkosiRuntime } from '../../src/host/mkosi-needs.ts';
+import type { ProbeOptions } from '../../src/host/mkosi-runtime-probe.ts';
 import type { CommandResult } from '../../src/util/process.ts';
 
 const RULE =
@@ -250,5 +254,158 @@ describe('unprivileged user namespaces for mkosi (Ubuntu 24.04 AppArmor restrict
     assert.equal(failures.length, 2);
     assert.match(failures[0]!, /sudo -n needs a password/);
     assert.match(lines.join('\n'), /could not allow unprivileged user namespaces, mkosi may fail/);
+  });
+});
+
+describe('Python modules of a mkosi release (pefile for mkosi 26+, installed with apt)', () => {
+  const MKOSI = ['/opt/hostedtoolcache/mkosi/26.0.0/x64/bin/mkosi'];
+  const INSTALL = [
+    'apt-get',
+    'install',
+    '-y',
+    '-q',
+    '--no-install-recommends',
+    '-o',
+    'DPkg::Lock::Timeout=120',
+    'python3-pefile',
+  ];
+  const python = (pefile: string | null) => ({
+    executable: '/usr/bin/python3',
+    version: '3.12.3',
+    modules: { pefile },
+  });
+  const MISSING = "ModuleNotFoundError: No module named 'pefile'";
+  /** What the host probe says: the upstream launcher's python3, which imports pefile or not. */
+  const runtime = (pefile: string | null, over: Partial<MkosiRuntime> = {}): MkosiRuntime => ({
+    interpreter: { ...python(pefile), how: 'launcher' },
+    helper: python(pefile),
+    tools: {},
+    ms: 40,
+    ...over,
+  });
+
+  function fake(rt: MkosiRuntime, behave: (argv: string[]) => CommandResult = () => ok()) {
+    const probed: { mkosi: string[]; opts: ProbeOptions }[] = [];
+    const ran: string[][] = [];
+    const lines: string[] = [];
+    const warnings: string[] = [];
+    const install = (version: string, root: boolean) =>
+      installMkosiModules(
+        { command: MKOSI, version },
+        (l) => lines.push(l),
+        (w) => warnings.push(w),
+        {
+          env: { PATH: '/usr/bin' },
+          configDir: '/src/mkosi',
+          root,
+          probe: async (mkosi, opts = {}) => (probed.push({ mkosi, opts }), rt),
+          run: async (argv) => (ran.push(argv), behave(argv)),
+        },
+      );
+    return { probed, ran, lines, warnings, install };
+  }
+
+  it('the plan: the lists, then the package, argument vectors behind sudo -n when not root', () => {
+    assert.deepEqual(aptInstallSteps({ root: true, packages: ['python3-pefile'] }), [
+      ['apt-get', 'update', '-q'],
+      INSTALL,
+    ]);
+    const steps = aptInstallSteps({ root: false, packages: ['python3-pefile'] });
+    assert.deepEqual(steps, [
+      ['sudo', '-n', 'apt-get', 'update', '-q'],
+      ['sudo', '-n', ...INSTALL],
+    ]);
+    for (const argv of steps)
+      assert.ok(
+        argv.every((a) => !/[;&|`$]/.test(a)),
+        `no shell in ${argv.join(' ')}`,
+      );
+  });
+
+  it('mkosi 26 without pefile: installs python3-pefile and says so', async () => {
+    const h = fake(runtime(MISSING));
+    assert.deepEqual(await h.install('26.0', false), ['python3-pefile']);
+    assert.deepEqual(h.probed, [
+      {
+        mkosi: MKOSI,
+        opts: { modules: ['pefile'], tools: [], env: { PATH: '/usr/bin' }, configDir: '/src/mkosi' },
+      },
+    ]);
+    assert.deepEqual(h.ran, [
+      ['sudo', '-n', 'apt-get', 'update', '-q'],
+      ['sudo', '-n', ...INSTALL],
+    ]);
+    assert.deepEqual(h.warnings, []);
+    assert.equal(h.lines.length, 2);
+    assert.match(
+      h.lines[0]!,
+      /^runner setup: Python module pefile missing \(ModuleNotFoundError: .*\/usr\/bin\/python3/,
+    );
+    assert.equal(
+      h.lines[1],
+      `runner setup: installed python3-pefile for mkosi 26.0 (sudo -n ${INSTALL.join(' ')})`,
+    );
+  });
+
+  it('as root: no sudo', async () => {
+    const h = fake(runtime(MISSING));
+    await h.install('27.1', true);
+    assert.deepEqual(h.ran, [['apt-get', 'update', '-q'], INSTALL]);
+  });
+
+  it('nothing to do: mkosi 24 and 25, pefile present, a tools tree, or the interpreter unknown', async () => {
+    for (const [version, rt] of [
+      ['24.3', runtime(MISSING)],
+      ['25.3', runtime(MISSING)],
+      ['26.0', runtime(null)],
+      ['26.0', runtime(MISSING, { toolsTree: true })],
+      ['26.0', { tools: {}, error: 'python3: not found', ms: 3 }],
+    ] as const) {
+      const h = fake(rt);
+      assert.deepEqual(await h.install(version, false), [], version);
+      assert.deepEqual(h.ran, [], `${version}: no command runs`);
+      assert.deepEqual([h.lines, h.warnings], [[], []], version);
+      if (Number.parseInt(version, 10) < 26)
+        assert.equal(h.probed.length, 0, `${version}: needs no module, nothing probed`);
+    }
+  });
+
+  it('a stale or broken package list does not stop the install', async () => {
+    const h = fake(runtime(MISSING), (argv) =>
+      argv.includes('update') ? fail(100, 'E: The repository ... no longer has a Release file.\n') : ok(),
+    );
+    assert.deepEqual(await h.install('26.0', true), ['python3-pefile']);
+    assert.equal(h.ran.length, 2);
+    assert.deepEqual(h.warnings, []);
+    assert.match(
+      h.lines[1]!,
+      /^runner setup: installed python3-pefile .*; before it, apt-get update -q: exit 100: E: The repository/,
+    );
+  });
+
+  it('sudo wants a password: asked once, a warning names the package', async () => {
+    const h = fake(runtime(MISSING), () => fail(1, 'sudo: a password is required\n'));
+    assert.deepEqual(await h.install('26.0', false), []);
+    assert.equal(h.ran.length, 1, 'no second sudo after the first refusal');
+    assert.equal(h.warnings.length, 1);
+    assert.equal(
+      h.warnings[0],
+      'runner setup: could not install python3-pefile, which mkosi 26.0 needs (Python module pefile): ' +
+        'sudo -n apt-get update -q: sudo -n needs a password (no passwordless sudo for this user). ' +
+        'The host check will stop and name the command to install it',
+    );
+  });
+
+  it('a failed install is a warning with the command and why', async () => {
+    const h = fake(runtime(MISSING), (argv) =>
+      argv.includes('install') ? fail(100, 'E: Unable to locate package python3-pefile\n') : ok(),
+    );
+    assert.deepEqual(await h.install('26.0', true), []);
+    assert.match(
+      h.warnings[0]!,
+      new RegExp(
+        `could not install python3-pefile, .*: ${INSTALL.join(' ')}: exit 100: E: Unable to locate package python3-pefile\\.`,
+      ),
+    );
   });
 });

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { runPool } from '../../src/run/pool.ts';
+import { requeue, runPool } from '../../src/run/pool.ts';
 import { computeSlots, decideHost, HostNotReady, TCG_TIMEOUT_SCALE } from '../../src/host/decide.ts';
 import { shouldRetry } from '../../src/run/execute-test.ts';
 import type { HostInfo } from '../../src/host/probe.ts';
@@ -67,6 +67,37 @@ describe('pool with a changing size (KVM -> TCG mid-run)', () => {
     assert.deepEqual(out, [2, 4, 6, 8, 10, 12, 14, 16]);
     assert.equal(Math.max(...peaks.slice(0, 4)), 4, 'four at once before the switch');
     assert.deepEqual(peaks.slice(4), [1, 1, 1, 1], `after the switch one at a time: ${peaks.join(',')}`);
+  });
+});
+
+describe('pool: a worker hands its item back', () => {
+  it('a requeued item waits for a slot under the current limit, ahead of items not started', async () => {
+    let limit = 3;
+    let running = 0;
+    let peakAfterSwitch = 0;
+    const order: string[] = [];
+    const out = await runPool(
+      ['a', 'b', 'c', 'd', 'e'].map((name) => ({ name, again: true })),
+      () => limit,
+      () => 0,
+      async (item) => {
+        running++;
+        if (limit === 1) peakAfterSwitch = Math.max(peakAfterSwitch, running);
+        order.push(item.name);
+        await sleep(10);
+        running--;
+        // The first three hand themselves back once (their KVM attempt was stopped); the pool shrinks.
+        if (item.again && ['a', 'b', 'c'].includes(item.name)) {
+          limit = 1;
+          return requeue({ ...item, again: false });
+        }
+        return item.name.toUpperCase();
+      },
+    );
+    assert.deepEqual(out, ['A', 'B', 'C', 'D', 'E']);
+    assert.equal(peakAfterSwitch, 1, 'after the switch one at a time, reruns included');
+    assert.deepEqual(order.slice(0, 3).sort(), ['a', 'b', 'c']);
+    assert.deepEqual(order.slice(3, 6).sort(), ['a', 'b', 'c'], `reruns first: ${order.join(' ')}`);
   });
 });
 

@@ -22,7 +22,12 @@ const action = parse(readFileSync(join(ROOT, 'action.yml'), 'utf8')) as {
 const fromCli = (raw: RawSettings): RunConfig =>
   buildRunConfig(raw, { door: 'cli', cwd: ROOT, env: {}, invokedAs: 'itest', cacheDir: '/c' });
 const fromInputs = (inputs: Record<string, string>): RunConfig =>
-  parseInputs((n) => inputs[n] ?? action.inputs[n]?.default ?? '', { RUNNER_TEMP: '/rt' }, ROOT).run;
+  parseInputs(
+    (n) => inputs[n] ?? action.inputs[n]?.default ?? '',
+    { runAttempt: '1', runnerTemp: '/rt' },
+    {},
+    ROOT,
+  ).run;
 
 /** The fields both doors set from user input (the action's cache directory and keep policy are its own). */
 const shared = (c: RunConfig): Partial<RunConfig> => {

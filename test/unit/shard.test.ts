@@ -117,6 +117,33 @@ describe('mergeResults', () => {
     ],
   };
 
+  it('a shard whose KVM was broken makes the merged report say so, with a notice per shard', () => {
+    const one = shard(1, 2, [testResult('A', 'pass'), testResult('B', 'pass')]);
+    const two = shard(2, 2, [testResult('C', 'pass')]);
+    two.results.environment = {
+      ...two.results.environment,
+      accel: 'tcg',
+      accelDetail: 'KVM is broken on this host (...); fell back to software emulation (TCG)',
+      accelFallback: {
+        detectedBy: 'vm',
+        reason: 'QEMU paused the guest 8.4 s after start',
+        qemuLine: 'KVM internal error. Suberror: 1',
+        test: 'C',
+        rerun: ['C'],
+      },
+    };
+    const m = mergeResults([one, two], plan);
+    assertValidResults(m);
+    assert.equal(m.environment.accel, 'tcg');
+    assert.deepEqual(m.environment.accelFallback?.rerun, ['C']);
+    assert.ok(
+      m.mergeNotes?.some(
+        (n) => n.level === 'notice' && /shard 2: KVM was broken on its runner/.test(n.message),
+      ),
+    );
+    assert.equal(m.summary.ok, true, 'a fallback is loud, not a failure');
+  });
+
   it('is the union of the shards, with planned vs actual time per shard', () => {
     const m = mergeResults(
       [

@@ -1,7 +1,7 @@
 /**
  * The job's GitHub context: the runner's GITHUB_* and RUNNER_* variables and the event payload, read once
- * per step into one typed object that the modes, the reports and the post step are handed; nothing else
- * in the action reads them. Outside Actions every field is absent but the job ('local') and the run
+ * per step into one typed object that parseInputs (run attempt, RUNNER_TEMP), the modes, the reports and
+ * the post step are handed; nothing else in the action reads them. Outside Actions every field is absent but the job ('local') and the run
  * attempt ('1'), which artifact names always carry.
  */
 import { readFileSync } from 'node:fs';

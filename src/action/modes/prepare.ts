@@ -26,7 +26,7 @@ export function renderPlan(plan: ShardPlan, key: string, saved: boolean): string
 
 export const prepareMode: Mode = async ({ cfg, gh, ui }) => {
   // Prepare builds with mkosi too (user namespaces), but boots nothing (no devices).
-  cfg.run.mkosi = await readyRunner(cfg, (l) => core.info(l), { vms: false });
+  cfg.run.mkosi = await readyRunner(cfg, (l) => core.info(l), { vms: false, warn: (w) => ui.warn(w) });
   const { selected } = await loadTests(cfg.run);
   ui.planned(selected);
   const d = cfg.durationsPath ? await loadDurations(cfg.durationsPath) : undefined;

@@ -19,7 +19,7 @@ import { loadDurations } from '../../shard/durations.ts';
 import { renderEnvironment, renderReport } from '../../results/terminal.ts';
 
 export const runMode: Mode = async ({ cfg, gh, ui, warnings, label }) => {
-  cfg.run.mkosi = await readyRunner(cfg, (l) => core.info(l), { vms: true });
+  cfg.run.mkosi = await readyRunner(cfg, (l) => core.info(l), { vms: true, warn: (w) => ui.warn(w) });
   if (cfg.durationsPath && !cfg.run.durations) {
     const d = await loadDurations(cfg.durationsPath);
     core.info(d.note);
@@ -36,6 +36,8 @@ export const runMode: Mode = async ({ cfg, gh, ui, warnings, label }) => {
   // results.json now names the log artifact of each test; a shard hands it to the report job.
   const written = await writeResults(new OutputLayout(cfg.run.outputDir), out.results);
   if (cfg.run.shard) await uploadShardResults(written, cfg, gh, label!, ui);
+  // KVM was required and broke mid-run: everything is reported, and the step fails as a host problem.
+  if (out.fatal) throw out.fatal;
   return written.results;
 };
 

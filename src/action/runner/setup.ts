@@ -5,7 +5,8 @@
  *
  * `runnerSetupSteps` is the plan (pure: argument vectors, never shell strings); `setupRunner` runs it with an
  * injected command runner and reports, per device, usable or not and why. Nothing here is fatal: without
- * the devices the engine falls back to TCG and the serial transport.
+ * the devices the engine falls back to TCG and the serial transport. The same style for the user namespace
+ * sysctls (userNamespaceSteps, allowUserNamespaces) and for apt packages (aptInstallSteps, aptInstall).
  */
 import { constants } from 'node:fs';
 import { open, readFile, stat } from 'node:fs/promises';
@@ -231,4 +232,56 @@ export async function allowUserNamespaces(
       `runner setup: could not allow unprivileged user namespaces, mkosi may fail to build or boot:\n${failures.map((f) => `  ${f}`).join('\n')}`,
     );
   return failures;
+}
+
+/**
+ * apt-get install of `packages` (Debian and Ubuntu names): the package lists first, since a runner image's
+ * go stale, then the packages, waiting for a dpkg lock that unattended upgrades may hold at boot; through
+ * `sudo -n` when not root. Pure: argument vectors, never shell strings.
+ */
+export function aptInstallSteps(p: { root: boolean; packages: readonly string[] }): string[][] {
+  const priv = (argv: string[]) => (p.root ? argv : ['sudo', '-n', ...argv]);
+  return [
+    priv(['apt-get', 'update', '-q']),
+    priv([
+      'apt-get',
+      'install',
+      '-y',
+      '-q',
+      '--no-install-recommends',
+      '-o',
+      'DPkg::Lock::Timeout=120',
+      ...p.packages,
+    ]),
+  ];
+}
+
+export interface AptInstall {
+  /** The install step succeeded. */
+  installed: boolean;
+  /** The steps that failed, each as "<command>: <why>" (a failed update alone still lets the install run). */
+  failures: string[];
+  /** The install command, as run (or as it would have run). */
+  command: string;
+}
+
+/** Runs aptInstallSteps with an injected command runner; a refused sudo is asked only once. */
+export async function aptInstall(
+  packages: readonly string[],
+  deps: { run?: CommandRunner; root?: boolean } = {},
+): Promise<AptInstall> {
+  const run = deps.run ?? ((argv, opts) => runCommand(argv, opts));
+  const root = deps.root ?? process.getuid?.() === 0;
+  const [update, install] = aptInstallSteps({ root, packages }) as [string[], string[]];
+  const failures: string[] = [];
+  const command = install.join(' ');
+  const updateFailed = stepFailure(await run(update, { timeoutMs: 300_000 }), !root);
+  if (updateFailed) {
+    failures.push(`${update.join(' ')}: ${updateFailed}`);
+    // Once sudo says no, the install would say the same.
+    if (/^sudo /.test(updateFailed)) return { installed: false, failures, command };
+  }
+  const installFailed = stepFailure(await run(install, { timeoutMs: 300_000 }), !root);
+  if (installFailed) failures.push(`${command}: ${installFailed}`);
+  return { installed: !installFailed, failures, command };
 }

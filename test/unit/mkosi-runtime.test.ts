@@ -9,14 +9,13 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { configUsesToolsTree, probeMkosiRuntime } from '../../src/host/mkosi-runtime-probe.ts';
 import {
-  configUsesToolsTree,
   helperPythonCandidates,
   mkosiRuntimeProblems,
-  probeMkosiRuntime,
   type MkosiRuntime,
   type PythonFacts,
-} from '../../src/host/mkosi-check.ts';
+} from '../../src/host/mkosi-needs.ts';
 import { decideHost, HostNotReady } from '../../src/host/decide.ts';
 import type { HostInfo } from '../../src/host/probe.ts';
 import { runCommand } from '../../src/util/process.ts';
