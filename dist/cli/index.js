@@ -31384,7 +31384,7 @@ function escapeJsonPtr(str) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7988);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4685);
 // Entry point of the `itest` binary (bundled to dist/cli/index.js).
 
 process.exit(await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv));
@@ -31394,7 +31394,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 7988:
+/***/ 4685:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -31479,11 +31479,10 @@ function accelFallbackNote(e) {
 ;// CONCATENATED MODULE: ./src/util/sanitize.ts
 /**
  * Turns any test name into a safe single path component (and artifact-name fragment): no separators, no
- * characters GitHub forbids in artifact names, no leading dots, bounded length. No `@` either: in the
- * output directory `<name>@<ids>.journal` is what systemd-journal-remote rotated out of `<name>.journal`.
+ * characters GitHub forbids in artifact names, no leading dots, bounded length.
  */
 function safeFileName(name, maxLength = 100) {
-    let s = name.replace(/[^A-Za-z0-9._+-]/g, '_').replace(/^\.+/, '_');
+    let s = name.replace(/[^A-Za-z0-9._@+-]/g, '_').replace(/^\.+/, '_');
     if (s.length === 0)
         s = '_';
     if (s.length > maxLength)
@@ -31510,7 +31509,7 @@ function machineName(testName, runId, attempt) {
  *   results.json, junit.xml, image-build.log     the run
  *   <test>.journal, <test>.console.log           each test's latest attempt
  *   <test>.attempt-<n>.{journal,console.log}     its earlier attempts, moved aside before a retry
- *   <test>@<ids>.journal                         what systemd-journal-remote rotated out of <test>.journal
+ *   <test>@<32hex>-<16hex>-<16hex>.journal       what systemd-journal-remote rotated out of <test>.journal
  *   .work/<test>/status, .work/<test>/journal.export   a running VM's serial channels (deleted at the end)
  *   .image/                                      the image of a --no-cache run
  */
@@ -31522,6 +31521,7 @@ const BUILD_LOG = 'image-build.log';
 const WORK = '.work';
 const STATUS = 'status';
 const JOURNAL_EXPORT = 'journal.export';
+const ROTATED = /^(.+)@[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{16}\.journal$/;
 class OutputLayout {
     dir;
     constructor(dir) {
@@ -31560,15 +31560,21 @@ class OutputLayout {
             }),
         };
     }
-    /** The journal files systemd-journal-remote rotated out of a test's journal: `<base>@<ids>.journal`. */
-    isRotatedJournal(journal, fileName) {
-        return fileName.startsWith(`${(0,external_node_path_.basename)(journal, '.journal')}@`) && fileName.endsWith('.journal');
+    /**
+     * Whether a file is one systemd-journal-remote rotated out of `journal`: it renames the full file to
+     * `<base>@<seqnum id>-<head seqnum>-<head realtime>.journal` (32, 16 and 16 hex digits). Exact, since a
+     * test's own name may contain `@`.
+     */
+    static isRotatedJournal(fileName, journal) {
+        const m = ROTATED.exec(fileName);
+        return m !== null && (journal === undefined || m[1] === (0,external_node_path_.basename)(journal, '.journal'));
     }
     /** A test's journal or console log (latest or of attempt n), read back from its file name. */
     static parse(fileName) {
+        if (OutputLayout.isRotatedJournal(fileName))
+            return undefined;
         const m = /^(.+?)(?:\.attempt-(\d+))?\.(journal|console\.log)$/.exec(fileName);
-        // Test names never carry `@` (safeFileName): a journal with one is a rotated part, not a test's own.
-        if (!m || m[1].includes('@'))
+        if (!m)
             return undefined;
         return {
             test: m[1],
@@ -31583,7 +31589,7 @@ class OutputLayout {
     static isOutputFile(fileName) {
         return ([RESULTS_FILE, JUNIT_FILE, BUILD_LOG].includes(fileName) ||
             OutputLayout.parse(fileName) !== undefined ||
-            (fileName.includes('@') && fileName.endsWith('.journal')));
+            OutputLayout.isRotatedJournal(fileName));
     }
     /** The files of the run itself (not of a test) worth keeping. */
     runFiles() {
@@ -35167,6 +35173,10 @@ async function currentBootId() {
 class VerdictCache {
     bootId;
     file;
+    /** Where the verdicts are kept (said in messages, so a user can delete it). */
+    get path() {
+        return this.file;
+    }
     constructor(dir, bootId) {
         this.bootId = bootId;
         this.file = (0,external_node_path_.join)(dir, 'host', 'accel-verdicts.json');
@@ -35213,14 +35223,68 @@ class VerdictCache {
     }
 }
 
+;// CONCATENATED MODULE: ./src/qemu/accel-failure.ts
+/**
+ * What a broken KVM looks like from outside QEMU. Pure: console or stderr lines and QMP run states in, a
+ * verdict out. Two families exist on real hosts (background.md, "Hosts whose /dev/kvm lies"): QEMU prints
+ * an error and *pauses* the guest (run state `internal-error`, the process keeps running until killed), or
+ * QEMU aborts at the first vCPU run. Either way the guest never starts, and waiting for the test's timeout
+ * would blame the test.
+ */
+/**
+ * QEMU's messages (accel/kvm/kvm-all.c, target/i386/kvm/kvm.c) for a vCPU that KVM cannot run. The first
+ * four are followed by vm_stop(RUN_STATE_INTERNAL_ERROR): QEMU stays up with the guest paused.
+ */
+const PAUSING = [
+    /KVM internal error\. Suberror: \d+/,
+    /error: kvm run failed .+/,
+    /KVM: entry failed, hardware error 0x[0-9a-f]+/i,
+    /KVM: unknown exit reason \d+/,
+];
+/** QEMU gives up on KVM and exits (or aborts) before or at the first vCPU run. */
+const EXITING = [
+    /failed to initialize kvm: .+/i,
+    /Could not access KVM kernel module: .+/,
+    /kvm_init_vcpu(?: failed)?: .+/,
+    /qemu-system-\S+: .*kvm\S*: Assertion .+ failed/i,
+    /error: failed to set MSR 0x[0-9a-f]+/i,
+    /qemu-system-\S+: .*KVM_\w+ failed.*/,
+];
+/** The first line in `lines` that says KVM failed, or undefined. Lines may carry ANSI colour already stripped. */
+function findAccelFailure(lines) {
+    for (const raw of lines) {
+        const line = raw.trim();
+        if (!line)
+            continue;
+        for (const re of PAUSING)
+            if (re.test(line))
+                return { line, effect: 'paused' };
+        for (const re of EXITING)
+            if (re.test(line))
+                return { line, effect: 'exited' };
+    }
+    return undefined;
+}
+/** QMP run states (qapi/run-state.json) that mean the guest stopped because the accelerator failed. */
+function isAccelRunState(status) {
+    return status === 'internal-error';
+}
+/** One sentence for reports: what QEMU said and what it did. */
+function describeAccelFailure(f, afterSeconds) {
+    const when = afterSeconds !== undefined ? ` ${afterSeconds.toFixed(1)} s after start` : '';
+    return f.effect === 'paused'
+        ? `QEMU paused the guest${when} with \`${f.line}\` (run state internal-error)`
+        : `QEMU stopped${when} with \`${f.line}\``;
+}
+
 ;// CONCATENATED MODULE: ./src/mkosi/dialect.ts
 const MIN_MKOSI_MAJOR = 24;
-function parseMkosiMajor(version) {
+function dialect_parseMkosiMajor(version) {
     const m = /^(\d+)/.exec(version);
     return m ? Number(m[1]) : undefined;
 }
 function dialectFor(version) {
-    const major = parseMkosiMajor(version);
+    const major = dialect_parseMkosiMajor(version);
     if (major === undefined)
         throw new Error(`cannot read mkosi version "${version}"`);
     if (major < MIN_MKOSI_MAJOR)
@@ -35250,19 +35314,15 @@ function dialectFor(version) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/host/mkosi-check.ts
+;// CONCATENATED MODULE: ./src/host/mkosi-needs.ts
 /**
- * Can this mkosi run here? `mkosi --version` only proves that mkosi's own modules import: the Python
- * modules its helper scripts import (pefile, run in a separate interpreter) and the tools its verbs exec
- * fail later, mid-run, with an error that only the console log shows. This module finds the interpreter
- * mkosi really runs under and what it can import (probeMkosiRuntime, runs processes), and decides what is
- * missing for a given mkosi version and how to install it (mkosiRuntimeProblems, pure).
+ * What mkosi needs besides its own modules, per version, and what is missing (pure: no processes, no
+ * files). `mkosi --version` only proves that mkosi's own modules import: the Python modules its helper
+ * scripts import (pefile, run in a separate interpreter) and bwrap, which mkosi 24 runs every command in,
+ * fail later, mid-run, with an error that only the console log shows. mkosi-runtime-probe.ts finds out
+ * what this host has (MkosiRuntime); this module decides what is missing for a given mkosi version and how
+ * to install it (mkosiRuntimeProblems), and says in one line what was found (describeMkosiRuntime).
  */
-
-
-
-
-
 
 /**
  * mkosi 26 and later identify the kernel with a pefile script before every `vm` (bootloader.py
@@ -35278,6 +35338,128 @@ const TOOL_NEEDS = [
 ];
 const PROBED_MODULES = [...new Set(MODULE_NEEDS.map((n) => n.module))];
 const PROBED_TOOLS = [...new Set(TOOL_NEEDS.map((n) => n.tool))];
+/**
+ * Where mkosi 25+ finds `python3` for its helper scripts (bootloader.py python_binary): its own
+ * sys.executable when that lives under /usr, else `python3` on the PATH of its sandbox. That PATH is the
+ * host's minus /usr entries other than /usr/bin and /usr/sbin, plus /usr/bin, /usr/sbin, /usr/local/bin
+ * (run.py finalize_path), and the sandbox only mounts /usr, /opt, /home and the /bin-style links, so a
+ * python3 under /root (pyenv) or /tmp is not seen there. Pure.
+ */
+function helperPythonCandidates(executable, pathEnv) {
+    if (executable.startsWith('/usr/'))
+        return [executable];
+    const dirs = pathEnv
+        .split(':')
+        .filter((d) => d === '/usr/bin' || d === '/usr/sbin' || !d.startsWith('/usr'));
+    for (const d of ['/usr/bin', '/usr/sbin', '/usr/local/bin'])
+        if (!dirs.includes(d))
+            dirs.push(d);
+    const visible = /^\/(usr|opt|home|bin|sbin|nix\/store)(\/|$)/;
+    return [...new Set(dirs.filter((d) => visible.test(d)))].map((d) => `${d.replace(/\/+$/, '')}/python3`);
+}
+function pipHint(python, module) {
+    // Debian's and Ubuntu's own interpreters get modules from apt; any other one from pip.
+    return /^\/usr\/bin\/python3(\.\d+)?$/.test(python)
+        ? ''
+        : ` (or, for this interpreter: ${python} -m pip install ${module})`;
+}
+/** The Python modules mkosi `version` needs besides its own (for its helper scripts). Pure. */
+function mkosiModuleNeeds(version) {
+    const major = parseMkosiMajor(version);
+    return major === undefined ? [] : MODULE_NEEDS.filter((n) => major >= n.since).map((n) => n.module);
+}
+/** What is missing for mkosi `version` to run its verbs here, each with how to install it. Pure. */
+function mkosiRuntimeProblems(version, rt) {
+    const { problems, warnings } = mkosiRuntimeNeeds(version, rt);
+    return { problems: problems.map((p) => p.text), warnings };
+}
+/** mkosiRuntimeProblems with each problem's packages and modules (what a runner setup can install). Pure. */
+function mkosiRuntimeNeeds(version, rt) {
+    const major = dialect_parseMkosiMajor(version);
+    const problems = [];
+    const warnings = [];
+    if (major === undefined)
+        return { problems, warnings };
+    for (const need of TOOL_NEEDS) {
+        if (major < need.since || (need.until !== undefined && major >= need.until))
+            continue;
+        if (rt.toolsTree || !(need.tool in rt.tools) || rt.tools[need.tool])
+            continue;
+        problems.push({
+            text: `${need.tool} not found on PATH: mkosi ${version} needs it, since ${need.why}. Install it: apt-get install ${need.apt}`,
+            apt: [need.apt],
+            modules: [],
+        });
+    }
+    const modules = MODULE_NEEDS.filter((n) => major >= n.since);
+    if (modules.length === 0 || rt.toolsTree)
+        return { problems, warnings };
+    if (!rt.interpreter) {
+        warnings.push(`could not tell which Python runs mkosi (${rt.error ?? 'unknown'}), so its Python modules (${modules.map((n) => n.module).join(', ')}) were not checked`);
+        return { problems, warnings };
+    }
+    if (!rt.helper) {
+        const apt = ['python3', ...modules.map((n) => n.apt)];
+        problems.push({
+            text: `python3 for mkosi's helper scripts not found: mkosi ${version} runs under ${rt.interpreter.executable}, which is outside /usr, ` +
+                `so it runs its helper scripts with python3 from its sandbox's PATH, and there is none (looked for ${(rt.helperSearched ?? []).join(', ')}). Install it: apt-get install ${apt.join(' ')}`,
+            apt,
+            modules: modules.map((n) => n.module),
+        });
+        return { problems, warnings };
+    }
+    const helper = rt.helper;
+    const why = helper.executable === rt.interpreter.executable
+        ? `mkosi ${version} runs its helper scripts with its own interpreter, ${helper.executable} (Python ${helper.version})`
+        : `mkosi ${version} runs under ${rt.interpreter.executable} but its helper scripts with ${helper.executable} (Python ${helper.version}), the python3 its sandbox finds`;
+    for (const need of modules) {
+        const error = helper.modules[need.module];
+        if (error === null || error === undefined)
+            continue;
+        problems.push({
+            text: `Python module ${need.module} missing (${error}): ${why}, and ${need.why}. ` +
+                `Install it: apt-get install ${need.apt}${pipHint(helper.executable, need.module)}`,
+            apt: [need.apt],
+            modules: [need.module],
+        });
+    }
+    return { problems, warnings };
+}
+/** One line for humans: which Python runs mkosi and its helpers, what they import, the tools. Pure. */
+function describeMkosiRuntime(rt) {
+    const imports = (f) => Object.entries(f.modules)
+        .map(([m, e]) => (e === null ? `imports ${m}` : `cannot import ${m}`))
+        .join(', ');
+    const parts = [];
+    if (rt.interpreter)
+        parts.push(`Python ${rt.interpreter.executable} ${rt.interpreter.version} (${rt.interpreter.how})`);
+    else
+        parts.push(`Python unknown: ${rt.error ?? 'not checked'}`);
+    if (rt.helper) {
+        const same = rt.interpreter && rt.helper.executable === rt.interpreter.executable;
+        parts.push(`helper scripts: ${same ? 'the same' : rt.helper.executable}${imports(rt.helper) ? `, ${imports(rt.helper)}` : ''}`);
+    }
+    else if (rt.interpreter)
+        parts.push('helper scripts: no python3 found');
+    for (const [tool, path] of Object.entries(rt.tools))
+        parts.push(`${tool} ${path ?? 'not found'}`);
+    if (rt.toolsTree)
+        parts.push('tools tree in use');
+    return `${parts.join('; ')} (checked in ${rt.ms} ms)`;
+}
+
+;// CONCATENATED MODULE: ./src/host/mkosi-runtime-probe.ts
+/**
+ * Finds the interpreter mkosi really runs under and what it and the interpreter of mkosi's helper scripts
+ * can import, and looks up the tools some mkosi version execs (probeMkosiRuntime: runs processes, reads
+ * files). What is needed and what is missing is decided in mkosi-needs.ts (pure).
+ */
+
+
+
+
+
+
 const MARKER = 'ITEST-MKOSI-PROBE ';
 /**
  * The Python side. As `-c` script it reports at once; as sitecustomize.py (imported by every Python that
@@ -35311,25 +35493,6 @@ function parseReport(stdout) {
     catch {
         return undefined;
     }
-}
-/**
- * Where mkosi 25+ finds `python3` for its helper scripts (bootloader.py python_binary): its own
- * sys.executable when that lives under /usr, else `python3` on the PATH of its sandbox. That PATH is the
- * host's minus /usr entries other than /usr/bin and /usr/sbin, plus /usr/bin, /usr/sbin, /usr/local/bin
- * (run.py finalize_path), and the sandbox only mounts /usr, /opt, /home and the /bin-style links, so a
- * python3 under /root (pyenv) or /tmp is not seen there. Pure.
- */
-function helperPythonCandidates(executable, pathEnv) {
-    if (executable.startsWith('/usr/'))
-        return [executable];
-    const dirs = pathEnv
-        .split(':')
-        .filter((d) => d === '/usr/bin' || d === '/usr/sbin' || !d.startsWith('/usr'));
-    for (const d of ['/usr/bin', '/usr/sbin', '/usr/local/bin'])
-        if (!dirs.includes(d))
-            dirs.push(d);
-    const visible = /^\/(usr|opt|home|bin|sbin|nix\/store)(\/|$)/;
-    return [...new Set(dirs.filter((d) => visible.test(d)))].map((d) => `${d.replace(/\/+$/, '')}/python3`);
 }
 async function executable(path) {
     try {
@@ -35493,76 +35656,10 @@ async function probe(mkosi, opts, t0) {
     out.ms = Math.round(performance.now() - t0);
     return out;
 }
-function pipHint(python, module) {
-    // Debian's and Ubuntu's own interpreters get modules from apt; any other one from pip.
-    return /^\/usr\/bin\/python3(\.\d+)?$/.test(python)
-        ? ''
-        : ` (or, for this interpreter: ${python} -m pip install ${module})`;
-}
-/** What is missing for mkosi `version` to run its verbs here, each with how to install it. Pure. */
-function mkosiRuntimeProblems(version, rt) {
-    const major = parseMkosiMajor(version);
-    const problems = [];
-    const warnings = [];
-    if (major === undefined)
-        return { problems, warnings };
-    for (const need of TOOL_NEEDS) {
-        if (major < need.since || (need.until !== undefined && major >= need.until))
-            continue;
-        if (rt.toolsTree || !(need.tool in rt.tools) || rt.tools[need.tool])
-            continue;
-        problems.push(`${need.tool} not found on PATH: mkosi ${version} needs it, since ${need.why}. Install it: apt-get install ${need.apt}`);
-    }
-    const modules = MODULE_NEEDS.filter((n) => major >= n.since);
-    if (modules.length === 0 || rt.toolsTree)
-        return { problems, warnings };
-    if (!rt.interpreter) {
-        warnings.push(`could not tell which Python runs mkosi (${rt.error ?? 'unknown'}), so its Python modules (${modules.map((n) => n.module).join(', ')}) were not checked`);
-        return { problems, warnings };
-    }
-    if (!rt.helper) {
-        problems.push(`python3 for mkosi's helper scripts not found: mkosi ${version} runs under ${rt.interpreter.executable}, which is outside /usr, ` +
-            `so it runs its helper scripts with python3 from its sandbox's PATH, and there is none (looked for ${(rt.helperSearched ?? []).join(', ')}). Install it: apt-get install python3 ${modules.map((n) => n.apt).join(' ')}`);
-        return { problems, warnings };
-    }
-    const helper = rt.helper;
-    const why = helper.executable === rt.interpreter.executable
-        ? `mkosi ${version} runs its helper scripts with its own interpreter, ${helper.executable} (Python ${helper.version})`
-        : `mkosi ${version} runs under ${rt.interpreter.executable} but its helper scripts with ${helper.executable} (Python ${helper.version}), the python3 its sandbox finds`;
-    for (const need of modules) {
-        const error = helper.modules[need.module];
-        if (error === null || error === undefined)
-            continue;
-        problems.push(`Python module ${need.module} missing (${error}): ${why}, and ${need.why}. ` +
-            `Install it: apt-get install ${need.apt}${pipHint(helper.executable, need.module)}`);
-    }
-    return { problems, warnings };
-}
-/** One line for humans: which Python runs mkosi and its helpers, what they import, the tools. Pure. */
-function describeMkosiRuntime(rt) {
-    const imports = (f) => Object.entries(f.modules)
-        .map(([m, e]) => (e === null ? `imports ${m}` : `cannot import ${m}`))
-        .join(', ');
-    const parts = [];
-    if (rt.interpreter)
-        parts.push(`Python ${rt.interpreter.executable} ${rt.interpreter.version} (${rt.interpreter.how})`);
-    else
-        parts.push(`Python unknown: ${rt.error ?? 'not checked'}`);
-    if (rt.helper) {
-        const same = rt.interpreter && rt.helper.executable === rt.interpreter.executable;
-        parts.push(`helper scripts: ${same ? 'the same' : rt.helper.executable}${imports(rt.helper) ? `, ${imports(rt.helper)}` : ''}`);
-    }
-    else if (rt.interpreter)
-        parts.push('helper scripts: no python3 found');
-    for (const [tool, path] of Object.entries(rt.tools))
-        parts.push(`${tool} ${path ?? 'not found'}`);
-    if (rt.toolsTree)
-        parts.push('tools tree in use');
-    return `${parts.join('; ')} (checked in ${rt.ms} ms)`;
-}
 
 ;// CONCATENATED MODULE: ./src/host/probe.ts
 /** Looks at the host: tools, their versions, accelerators, CPUs and memory. Side effects only; no decisions. */
+
 
 
 
@@ -35631,21 +35728,30 @@ function emptyMachineRuns(qemu, settleMs = 1500) {
             child.kill('SIGKILL');
             resolve({
                 usable: true,
+                conclusive: true,
                 detail: "/dev/kvm opens and an empty machine runs (the image's kernel is tried once it exists)",
             });
         }, settleMs);
         child.on('error', (err) => {
             clearTimeout(timer);
-            resolve({ usable: false, detail: `cannot run ${qemu} to test KVM: ${err.message}` });
+            resolve({ usable: false, conclusive: false, detail: `cannot run ${qemu} to test KVM: ${err.message}` });
         });
         child.on('exit', (code, signal) => {
             clearTimeout(timer);
             const why = stderr.trim().split('\n').filter(Boolean).slice(0, 2).join('; ') || `exit ${code ?? signal}`;
-            resolve({ usable: false, detail: `/dev/kvm opens but QEMU cannot run a vCPU with it (${why})` });
+            resolve({
+                usable: false,
+                // Worth remembering only when QEMU named KVM as the reason (not, say, a lack of memory).
+                conclusive: findAccelFailure(stderr.split('\n')) !== undefined,
+                detail: `/dev/kvm opens but QEMU cannot run a vCPU with it (${why})`,
+            });
         });
     });
 }
-/** kvmWorks once per host boot and QEMU version: later runs pay nothing for it. */
+/**
+ * kvmWorks once per host boot and QEMU version: later runs pay nothing for it. Only a verdict worth
+ * keeping is kept: KVM ran, or QEMU named KVM as why it could not (an out-of-memory QEMU is tried again).
+ */
 async function rememberedKvmWorks(qemu, version, cacheDir) {
     const dev = await openRw('/dev/kvm');
     if (!dev.usable || !cacheDir)
@@ -35654,11 +35760,12 @@ async function rememberedKvmWorks(qemu, version, cacheDir) {
     const key = `empty-machine|qemu ${version ?? qemu}`;
     const seen = await cache.get(key);
     if (seen)
-        return { usable: seen.usable, detail: `${seen.detail} (remembered for this host boot)` };
+        return { usable: seen.usable, detail: `${seen.detail} (remembered for this host boot in ${cache.path})` };
     const t0 = performance.now();
     const v = await kvmWorks(qemu);
     const seconds = Math.round((performance.now() - t0) / 100) / 10;
-    await cache.set(key, { usable: v.usable, detail: v.detail, seconds, at: new Date().toISOString() });
+    if (v.conclusive)
+        await cache.set(key, { usable: v.usable, detail: v.detail, seconds, at: new Date().toISOString() });
     return v;
 }
 async function which(names) {
@@ -40817,60 +40924,6 @@ function resultNotRun(spec, reason, rerun = '') {
     };
 }
 
-;// CONCATENATED MODULE: ./src/qemu/accel-failure.ts
-/**
- * What a broken KVM looks like from outside QEMU. Pure: console or stderr lines and QMP run states in, a
- * verdict out. Two families exist on real hosts (background.md, "Hosts whose /dev/kvm lies"): QEMU prints
- * an error and *pauses* the guest (run state `internal-error`, the process keeps running until killed), or
- * QEMU aborts at the first vCPU run. Either way the guest never starts, and waiting for the test's timeout
- * would blame the test.
- */
-/**
- * QEMU's messages (accel/kvm/kvm-all.c, target/i386/kvm/kvm.c) for a vCPU that KVM cannot run. The first
- * four are followed by vm_stop(RUN_STATE_INTERNAL_ERROR): QEMU stays up with the guest paused.
- */
-const PAUSING = [
-    /KVM internal error\. Suberror: \d+/,
-    /error: kvm run failed .+/,
-    /KVM: entry failed, hardware error 0x[0-9a-f]+/i,
-    /KVM: unknown exit reason \d+/,
-];
-/** QEMU gives up on KVM and exits (or aborts) before or at the first vCPU run. */
-const EXITING = [
-    /failed to initialize kvm: .+/i,
-    /Could not access KVM kernel module: .+/,
-    /kvm_init_vcpu(?: failed)?: .+/,
-    /qemu-system-\S+: .*kvm\S*: Assertion .+ failed/i,
-    /error: failed to set MSR 0x[0-9a-f]+/i,
-    /qemu-system-\S+: .*KVM_\w+ failed.*/,
-];
-/** The first line in `lines` that says KVM failed, or undefined. Lines may carry ANSI colour already stripped. */
-function findAccelFailure(lines) {
-    for (const raw of lines) {
-        const line = raw.trim();
-        if (!line)
-            continue;
-        for (const re of PAUSING)
-            if (re.test(line))
-                return { line, effect: 'paused' };
-        for (const re of EXITING)
-            if (re.test(line))
-                return { line, effect: 'exited' };
-    }
-    return undefined;
-}
-/** QMP run states (qapi/run-state.json) that mean the guest stopped because the accelerator failed. */
-function isAccelRunState(status) {
-    return status === 'internal-error';
-}
-/** One sentence for reports: what QEMU said and what it did. */
-function describeAccelFailure(f, afterSeconds) {
-    const when = afterSeconds !== undefined ? ` ${afterSeconds.toFixed(1)} s after start` : '';
-    return f.effect === 'paused'
-        ? `QEMU paused the guest${when} with \`${f.line}\` (run state internal-error)`
-        : `QEMU stopped${when} with \`${f.line}\``;
-}
-
 ;// CONCATENATED MODULE: ./src/results/mkosi-error.ts
 /**
  * mkosi's own error out of its console output, for a run that ended before the guest reported anything.
@@ -41730,6 +41783,7 @@ async function checkJournal(journalctl, file) {
 
 
 
+
 /** The last 64 KiB of a file as lines, ANSI stripped. */
 async function tail(file, maxBytes = 64 * 1024) {
     try {
@@ -41749,10 +41803,9 @@ async function tail(file, maxBytes = 64 * 1024) {
         return [];
     }
 }
-/** Files journal-remote rotated out of `<name>.journal` (named `<name>@<ids>.journal`). */
+/** Files journal-remote rotated out of the journal. */
 async function rotatedSiblings(journal) {
-    const prefix = `${(0,external_node_path_.basename)(journal, '.journal')}@`;
-    return (await (0,promises_namespaceObject.readdir)((0,external_node_path_.dirname)(journal)).catch(() => [])).filter((f) => f.startsWith(prefix) && f.endsWith('.journal')).length;
+    return (await (0,promises_namespaceObject.readdir)((0,external_node_path_.dirname)(journal)).catch(() => [])).filter((f) => OutputLayout.isRotatedJournal(f, journal)).length;
 }
 async function lastLine(file) {
     const text = await (0,promises_namespaceObject.readFile)(file, 'utf8').catch(() => '');
@@ -41851,9 +41904,14 @@ function watchAccel(o) {
 ;// CONCATENATED MODULE: ./src/run/supervise-vm.ts
 /**
  * One VM's process from spawn to exit: its output copied into the console log, and an early end on a
- * timeout (after asking the guest for a task dump), a cancel, a broken KVM (watched on the output and
- * over QMP) or the run's switch to TCG. Says how it ended; decides nothing.
+ * timeout (after asking the guest for a task dump), a cancel, a broken KVM or the run's switch to TCG.
+ * Says how it ended; decides nothing.
+ *
+ * mkosi's stdout is the guest's console and its stderr QEMU's and mkosi's own diagnostics (both
+ * dialects, checked here): KVM failures are looked for on stderr only, so a test that prints QEMU's
+ * words (systemd's own tests run QEMU in the guest) cannot pass for a broken host.
  */
+
 
 
 
@@ -41873,9 +41931,11 @@ async function hangReport(socket, settleMs = 3000) {
 /**
  * Copies the streams into fd as they arrive. `settle` waits until they end, or, since the process has
  * gone, a moment at most (a leftover descendant holding a pipe must not hold up the run), then stops.
+ * A write that fails (a full disk) stops the copy, not the run: the error is kept for the report.
  */
 function copyInto(fd, streams) {
     let open = true;
+    let failed;
     const close = () => {
         open = false;
         for (const s of streams)
@@ -41883,13 +41943,21 @@ function copyInto(fd, streams) {
     };
     const ends = streams.map((s) => new Promise((resolve) => {
         s.on('data', (d) => {
-            if (open)
+            if (!open)
+                return;
+            try {
                 (0,external_node_fs_.writeSync)(fd, d);
+            }
+            catch (e) {
+                failed = e.message;
+                open = false;
+            }
         });
         s.on('close', resolve);
         s.on('error', () => resolve());
     }));
     return {
+        error: () => failed,
         async settle(graceMs = 3000) {
             let timer;
             await Promise.race([Promise.all(ends), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
@@ -41898,6 +41966,14 @@ function copyInto(fd, streams) {
         },
         close,
     };
+}
+/** Keeps the last `max` bytes of a stream, as lines. */
+function tailOf(stream, max = 16 * 1024) {
+    let buf = '';
+    stream?.on('data', (d) => {
+        buf = (buf + d.toString('utf8')).slice(-max);
+    });
+    return () => buf.split(/\r?\n/);
 }
 /**
  * Waits for the VM to end, and ends it early on a timeout (after asking the guest for a task dump), a
@@ -41932,7 +42008,7 @@ async function supervise(child, argv, o) {
     });
     const watch = o.watchAccel
         ? watchAccel({
-            streams: o.watchAccel,
+            streams: [o.watchAccel],
             qmpSocket: o.qmpSocket,
             onBroken: (f) => {
                 if (end.timedOut || end.cancelled)
@@ -41940,6 +42016,7 @@ async function supervise(child, argv, o) {
                 end.accelFailure = f;
                 end.accelAfterSeconds = Math.round((performance.now() - t0) / 100) / 10;
                 stop();
+                o.onAccelBroken?.(f, end.accelAfterSeconds);
             },
         })
         : undefined;
@@ -41980,7 +42057,9 @@ async function supervise(child, argv, o) {
 }
 /** Starts the VM and waits for it to end, whatever ends it. */
 async function bootVm(o) {
-    const consoleFd = (0,external_node_fs_.openSync)(o.consoleLog, 'w');
+    // The console log is ours to create: never write through whatever was at its name.
+    await (0,promises_namespaceObject.rm)(o.consoleLog, { force: true });
+    const consoleFd = (0,external_node_fs_.openSync)(o.consoleLog, 'wx');
     if (o.interactive)
         (0,external_node_fs_.writeSync)(consoleFd, 'itest --shell: the console was this terminal and was not captured\n');
     let copy;
@@ -41992,17 +42071,20 @@ async function bootVm(o) {
             ? (0,external_node_child_process_.spawn)(o.argv[0], o.argv.slice(1), { env: o.env, stdio: 'inherit' })
             : startDetached(o.argv, { env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
         const output = o.interactive ? [] : [child.stdout, child.stderr];
+        const stderrTail = tailOf(o.interactive ? undefined : child.stderr);
         copy = copyInto(consoleFd, output);
         o.onStart?.(o.argv);
         const ended = await supervise(child, o.argv, {
             ...(o.interactive ? {} : { timeoutMs: o.timeoutMs }),
             qmpSocket: o.qmpSocket,
-            ...(o.kvm && !o.interactive ? { watchAccel: output } : {}),
+            ...(o.kvm && !o.interactive ? { watchAccel: child.stderr } : {}),
+            ...(o.onAccelBroken ? { onAccelBroken: o.onAccelBroken } : {}),
             signal: o.signal,
             ...(o.kvm && o.accelSwitched ? { accelSwitched: o.accelSwitched } : {}),
         });
         await copy.settle();
-        return ended;
+        const consoleError = copy.error();
+        return { ...ended, stderrTail: stderrTail(), ...(consoleError ? { consoleError } : {}) };
     }
     finally {
         copy?.close();
@@ -42058,14 +42140,15 @@ function rawRun(ended, logs, vm, durationMs) {
     }
     if (ended.hangReport)
         raw.hangReport = ended.hangReport;
-    // QEMU that gave up on KVM and exited says so on the console; a guest that reported a status ran fine.
-    // QMP may see the run state before QEMU's words arrive: prefer the words.
-    const onConsole = vm.accel === 'kvm' && !logs.statusLine && !ended.cancelled
-        ? findAccelFailure(logs.consoleTail)
+    // QEMU that gave up on KVM and exited says so on its stderr (never the guest's console: a test may print
+    // such words itself); a guest that reported a status ran fine. QMP may see the run state before QEMU's
+    // words arrive: prefer the words.
+    const onStderr = vm.accel === 'kvm' && !logs.statusLine && !ended.cancelled && !ended.timedOut
+        ? findAccelFailure(ended.stderrTail)
         : undefined;
     const accelFailure = ended.accelFailure
-        ? { ...ended.accelFailure, line: onConsole?.line ?? ended.accelFailure.line }
-        : onConsole;
+        ? { ...ended.accelFailure, line: onStderr?.line ?? ended.accelFailure.line }
+        : onStderr;
     if (accelFailure)
         raw.accelFailure = { ...accelFailure, afterSeconds: ended.accelAfterSeconds };
     else if (ended.accelAbandoned)
@@ -42096,6 +42179,7 @@ async function runAttempt(spec, vm, timeoutMs, env) {
         kvm: vm.accel === 'kvm',
         signal: env.signal,
         ...(env.accelSwitched ? { accelSwitched: env.accelSwitched } : {}),
+        ...(env.onAccelBroken ? { onAccelBroken: env.onAccelBroken } : {}),
         ...(env.onStart ? { onStart: env.onStart } : {}),
     });
     const vmMs = performance.now() - t0;
@@ -42106,6 +42190,8 @@ async function runAttempt(spec, vm, timeoutMs, env) {
         journalRemote: env.journalRemote,
         journalctl: env.journalctl,
     });
+    if (ended.consoleError)
+        logs.digest.notes.push(`the console log is cut short: writing it failed (${ended.consoleError})`);
     const collectMs = performance.now() - t1;
     const haveJournal = await (0,promises_namespaceObject.stat)(files.journal).then(() => true, () => false);
     return {
@@ -42135,6 +42221,14 @@ function shouldRetry(a, used, spec) {
         return 'flaky';
     return undefined;
 }
+function accelFallbackOf(spec, f, afterSeconds) {
+    return {
+        detectedBy: 'vm',
+        reason: describeAccelFailure(f, afterSeconds),
+        qemuLine: f.line,
+        test: spec.name,
+    };
+}
 /**
  * After an attempt under KVM that showed KVM broken (or was stopped because another VM did): tell the
  * run, and rerun under TCG unless KVM was required. Undefined for every other attempt.
@@ -42142,24 +42236,22 @@ function shouldRetry(a, used, spec) {
 function accelRerun(raw, spec, acc) {
     if (raw.accel !== 'kvm')
         return undefined;
-    if (raw.accelFailure) {
-        return acc.broken({
-            detectedBy: 'vm',
-            reason: describeAccelFailure(raw.accelFailure, raw.accelFailure.afterSeconds),
-            qemuLine: raw.accelFailure.line,
-            test: spec.name,
-        });
-    }
+    if (raw.accelFailure)
+        return acc.broken(accelFallbackOf(spec, raw.accelFailure, raw.accelFailure.afterSeconds));
     if (raw.accelAbandoned)
         return acc.fatal ? 'stop' : 'rerun';
     return undefined;
 }
-async function executeTest(spec, ctx, queuedMs) {
-    const attempts = [];
-    const used = { infra: 0, flaky: 0 };
-    let digest;
-    let files;
-    for (let n = 1;; n++) {
+const freshRun = (spec) => ({ spec, attempts: [], used: { infra: 0, flaky: 0 } });
+/**
+ * Runs attempts of one test until it has a result, or until its VM was stopped because KVM broke: then it
+ * hands the test back (`again`) so that its TCG attempt waits for a slot of the smaller TCG pool.
+ */
+async function executeTestStep(run, ctx, queuedMs) {
+    const { spec, attempts, used } = run;
+    // Cancelled while it waited for its TCG rerun: its result is what it did so far.
+    const cancelled = ctx.attemptEnv.signal.aborted && attempts.length > 0;
+    for (let n = attempts.length + 1; !cancelled; n++) {
         if (n > 1) {
             const moved = await archiveAttempt(ctx.attemptEnv.layout, spec.name, n - 1);
             const prev = attempts[n - 2];
@@ -42170,7 +42262,7 @@ async function executeTest(spec, ctx, queuedMs) {
         // Read per attempt: a rerun after KVM failed gets TCG, its vCPUs and its timeout scale.
         const accel = ctx.accelerator.now;
         const timeoutSeconds = Math.round(spec.timeout * accel.timeoutScale);
-        const run = await runAttempt(spec, {
+        const attemptRun = await runAttempt(spec, {
             ...ctx.base,
             machine,
             accel: accel.accel,
@@ -42180,45 +42272,60 @@ async function executeTest(spec, ctx, queuedMs) {
             ...ctx.attemptEnv,
             interactive: ctx.shell === true,
             accelSwitched: ctx.accelerator.switchedSignal,
+            // Switch the run the moment this VM shows it, not after its logs are collected.
+            onAccelBroken: (f, after) => void ctx.accelerator.broken(accelFallbackOf(spec, f, after)),
             onStart: (argv) => ctx.onAttemptStart?.(spec, n, argv),
         });
-        const outcome = applyCoredumpPolicy(classify(run.raw, spec, timeoutSeconds), run.digest, spec);
-        const accelVerdict = accelRerun(run.raw, spec, ctx.accelerator);
-        if (accelVerdict)
-            outcome.reason += accelVerdict === 'rerun' ? '; rerunning under TCG' : '';
+        const outcome = applyCoredumpPolicy(classify(attemptRun.raw, spec, timeoutSeconds), attemptRun.digest, spec);
+        const aborted = ctx.attemptEnv.signal.aborted;
+        const accelVerdict = accelRerun(attemptRun.raw, spec, ctx.accelerator);
+        const rerunUnderTcg = accelVerdict === 'rerun' && !aborted && !ctx.shell;
+        if (rerunUnderTcg)
+            outcome.reason += '; rerunning under TCG';
         const attempt = {
             ...outcome,
             attempt: n,
             accel: accel.accel,
             machine,
-            mkosiExit: run.raw.exitCode,
-            startedAt: run.startedAt,
-            durations: { vmSeconds: seconds(run.vmMs), collectSeconds: seconds(run.collectMs) },
-            files: run.files,
+            mkosiExit: attemptRun.raw.exitCode,
+            startedAt: attemptRun.startedAt,
+            durations: { vmSeconds: seconds(attemptRun.vmMs), collectSeconds: seconds(attemptRun.collectMs) },
+            files: attemptRun.files,
         };
-        if (run.raw.statusLine)
-            attempt.statusLine = run.raw.statusLine;
+        if (attemptRun.raw.statusLine)
+            attempt.statusLine = attemptRun.raw.statusLine;
         attempts.push(attempt);
-        digest = run.digest;
-        files = run.files;
+        run.digest = attemptRun.digest;
+        run.files = attemptRun.files;
         // A KVM failure is the host's, not the test's: the rerun under TCG uses none of its retries.
-        const retry = accelVerdict === 'rerun'
-            ? 'accel'
-            : ctx.attemptEnv.signal.aborted || ctx.shell || accelVerdict === 'stop'
-                ? undefined
-                : shouldRetry(attempt, used, spec);
-        ctx.onAttemptEnd?.(spec, attempt, retry !== undefined);
+        const retry = rerunUnderTcg || aborted || ctx.shell || accelVerdict === 'stop'
+            ? undefined
+            : shouldRetry(attempt, used, spec);
+        ctx.onAttemptEnd?.(spec, attempt, rerunUnderTcg || retry !== undefined);
+        if (rerunUnderTcg)
+            return { again: run };
         if (!retry)
             break;
-        if (retry !== 'accel')
-            used[retry]++;
+        used[retry]++;
     }
-    return resultFromAttempts(spec, attempts, {
-        digest: digest,
-        files: files ?? {},
-        queuedMs,
-        rerun: ctx.rerun(spec),
-    });
+    return {
+        done: resultFromAttempts(spec, attempts, {
+            digest: run.digest,
+            files: run.files ?? {},
+            queuedMs,
+            rerun: ctx.rerun(spec),
+        }),
+    };
+}
+/** One test to its result, reruns under TCG included (for callers without a pool). */
+async function executeTest(spec, ctx, queuedMs) {
+    let run = freshRun(spec);
+    for (;;) {
+        const step = await executeTestStep(run, ctx, queuedMs);
+        if ('done' in step)
+            return step.done;
+        run = step.again;
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/run/pool.ts
@@ -42226,31 +42333,42 @@ async function executeTest(spec, ctx, queuedMs) {
  * A pool of workers. Items start in the given priority order (longest expected first, so the tail of the
  * run is not one long test alone); results come back in input order whatever order they finished in.
  * The number of slots may change while it runs (a run that falls back from KVM to TCG can afford fewer
- * VMs): it is read whenever an item is about to start, and running items are never interrupted.
+ * VMs): it is read whenever an item is about to start, and running items are never interrupted. A worker
+ * may hand its item back (`requeue`): it then waits, ahead of the items not started yet, for a slot
+ * under the current limit (a test whose KVM attempt was stopped reruns under TCG's smaller pool).
  */
+class Requeue {
+    item;
+    constructor(item) {
+        this.item = item;
+    }
+}
+const requeue = (item) => new Requeue(item);
 async function runPool(items, slots, priority, worker) {
     const limit = typeof slots === 'number' ? () => slots : slots;
-    const order = items
+    const queue = items
         .map((item, index) => ({ item, index }))
         .sort((a, b) => priority(b.item) - priority(a.item) || a.index - b.index);
     const results = new Array(items.length);
-    let next = 0;
     let running = 0;
     return new Promise((resolve, reject) => {
         let failed = false;
         const fill = () => {
             if (failed)
                 return;
-            if (next >= order.length && running === 0) {
+            if (queue.length === 0 && running === 0) {
                 resolve(results);
                 return;
             }
-            while (next < order.length && running < Math.max(1, limit())) {
-                const { item, index } = order[next++];
+            while (queue.length > 0 && running < Math.max(1, limit())) {
+                const { item, index } = queue.shift();
                 running++;
                 worker(item, index).then((r) => {
-                    results[index] = r;
                     running--;
+                    if (r instanceof Requeue)
+                        queue.unshift({ item: r.item, index });
+                    else
+                        results[index] = r;
                     fill();
                 }, (err) => {
                     failed = true;
@@ -42382,13 +42500,16 @@ async function runTests(o) {
     const expected = expectedSeconds(selected, cfg.durations);
     const poolStart = performance.now();
     let jobs = pool.slots;
-    const tests = await runPool(selected, () => slotsNow().slots, (t) => expected.get(t.name), async (spec) => {
-        if (signal.aborted) {
+    const tests = await runPool(selected.map(freshRun), () => slotsNow().slots, (run) => expected.get(run.spec.name), async (run) => {
+        const { spec } = run;
+        if (signal.aborted && run.attempts.length === 0) {
             const why = typeof signal.reason === 'string' ? signal.reason : 'cancelled';
             return resultNotRun(spec, `${why} before it started`, rerunCommand(cfg, spec));
         }
         jobs = Math.max(jobs, slotsNow().slots);
-        return executeTest(spec, ctx, performance.now() - poolStart);
+        // A test whose KVM attempt was stopped comes back to wait for a slot of the TCG pool.
+        const step = await executeTestStep(run, ctx, performance.now() - poolStart);
+        return 'done' in step ? step.done : requeue(step.again);
     });
     return { tests, jobs };
 }
@@ -42444,8 +42565,15 @@ async function findProbeKernel(imageDir) {
     const host = `/boot/vmlinuz-${(0,external_node_os_namespaceObject.release)()}`;
     return (await isFile(host)) ? host : undefined;
 }
+/** A file we can read (the host's /boot/vmlinuz-* is root-only on Ubuntu). */
 async function isFile(p) {
-    return (0,promises_namespaceObject.stat)(p).then((s) => s.isFile(), () => false);
+    try {
+        await (0,promises_namespaceObject.access)(p, external_node_fs_.constants.R_OK);
+        return (await (0,promises_namespaceObject.stat)(p)).isFile();
+    }
+    catch {
+        return false;
+    }
 }
 /** sha256 of the kernel: a verdict holds for that kernel on this host boot. */
 function kernelDigest(file) {
@@ -42514,6 +42642,7 @@ async function probeKvmBoot(o) {
             qmpIntervalMs: 500,
             onBroken: (failure) => finish({
                 usable: false,
+                conclusive: true,
                 failure,
                 detail: `${tried}: ${describeAccelFailure(failure, secs())}`,
             }),
@@ -42522,28 +42651,53 @@ async function probeKvmBoot(o) {
         child.stdout.setEncoding('utf8').on('data', (d) => {
             serial += d;
             if (/Kernel panic - not syncing/.test(serial))
-                finish({ usable: true, detail: `${tried}: it ran to its expected panic in ${secs()} s` });
+                finish({
+                    usable: true,
+                    conclusive: true,
+                    detail: `${tried}: it ran to its expected panic in ${secs()} s`,
+                });
         });
         const timer = setTimeout(() => {
             const printed = serial.trim().length > 0;
             finish({
                 usable: true,
+                conclusive: printed,
                 detail: printed
                     ? `${tried}: still running after ${timeoutMs / 1000} s (it printed, so KVM runs it; slow)`
                     : `${tried}: inconclusive (no output and no error in ${timeoutMs / 1000} s); each VM is watched instead`,
             });
         }, timeoutMs);
-        child.on('error', (err) => finish({ usable: false, detail: `cannot run ${o.qemu} to test KVM: ${err.message}` }));
+        child.on('error', (err) => finish({
+            usable: true,
+            conclusive: false,
+            detail: `inconclusive: cannot run ${o.qemu} to test KVM: ${err.message}`,
+        }));
         child.on('exit', (code, signal) => {
             if (settled)
                 return;
-            const firstErr = stderr.trim().split('\n')[0]?.trim();
             if (code === 0) {
-                finish({ usable: true, detail: `${tried}: QEMU ended it after its panic in ${secs()} s` });
+                finish({
+                    usable: true,
+                    conclusive: true,
+                    detail: `${tried}: QEMU ended it after its panic in ${secs()} s`,
+                });
                 return;
             }
-            const failure = { line: firstErr || `exit ${code ?? signal}`, effect: 'exited' };
-            finish({ usable: false, failure, detail: `${tried}: ${describeAccelFailure(failure, secs())}` });
+            // Only QEMU's own KVM words make it KVM's fault: a kernel it cannot load or a lack of memory is not.
+            const failure = findAccelFailure(stderr.split('\n'));
+            const firstErr = stderr.trim().split('\n')[0]?.trim() || `exit ${code ?? signal}`;
+            finish(failure
+                ? {
+                    usable: false,
+                    conclusive: true,
+                    failure,
+                    detail: `${tried}: ${describeAccelFailure(failure, secs())}`,
+                }
+                : {
+                    usable: true,
+                    conclusive: false,
+                    detail: `${tried}: inconclusive, QEMU exited (${firstErr}) without a KVM error; each VM is watched instead`,
+                });
         });
     });
 }
@@ -42564,7 +42718,13 @@ async function confirmKvm(o) {
         };
     }
     const cache = await VerdictCache.open(o.cacheDir);
-    const key = bootVerdictKey(o.qemuVersion, await kernelDigest(kernel));
+    const digest = await kernelDigest(kernel).catch((e) => e);
+    if (digest instanceof Error)
+        return {
+            detail: `cannot read ${kernel} to try KVM with (${digest.message}); each VM is watched for KVM errors instead`,
+            remember: async () => { },
+        };
+    const key = bootVerdictKey(o.qemuVersion, digest);
     const remember = async (usable, detail, qemuLine) => cache.set(key, {
         usable,
         detail,
@@ -42573,7 +42733,7 @@ async function confirmKvm(o) {
         ...(qemuLine ? { qemuLine } : {}),
     });
     const cached = await cache.get(key);
-    const how = cached ? ' (remembered from an earlier run on this host boot)' : '';
+    const how = cached ? ` (remembered for this host boot in ${cache.path}; delete it to try again)` : '';
     let verdict;
     if (cached)
         verdict = cached;
@@ -42584,7 +42744,9 @@ async function confirmKvm(o) {
             detail: probed.detail,
             ...(probed.failure ? { qemuLine: probed.failure.line } : {}),
         };
-        await cache.set(key, { ...verdict, seconds: probed.seconds, at: new Date().toISOString() });
+        // An inconclusive try is not remembered: the next run tries again.
+        if (probed.conclusive)
+            await cache.set(key, { ...verdict, seconds: probed.seconds, at: new Date().toISOString() });
     }
     if (verdict.usable)
         return { detail: `${verdict.detail}${how}`, remember };
@@ -42860,10 +43022,8 @@ async function runEngine(cfg, ui, signal, deps = {}) {
         tests,
         ...(cfg.shard ? { shard: cfg.shard } : {}),
     });
-    // KVM was required and broken: the partial results are on disk, the run ends as a host problem (exit 3).
-    if (accelerator.fatal)
-        throw accelerator.fatal;
-    return out;
+    // KVM was required and broken: the partial results are on disk; the front door reports them, then exits 3.
+    return accelerator.fatal ? { ...out, fatal: accelerator.fatal } : out;
 }
 /** Where and how the run ran, as results.json records it. Pure. */
 function environment(cfg, { host, hostSetup, image, mkosiVersion }, accelerator, tests, jobs) {
@@ -42879,7 +43039,10 @@ function environment(cfg, { host, hostSetup, image, mkosiVersion }, accelerator,
             ? {
                 accelFallback: {
                     ...accelerator.fallback,
-                    rerun: tests.filter((t) => t.attempts.some((a) => a.accel === 'kvm')).map((t) => t.name),
+                    // Those whose KVM attempt was stopped and followed by a TCG one, not every test that ran under KVM.
+                    rerun: tests
+                        .filter((t) => t.attempts.some((a, i) => a.accel === 'kvm' && t.attempts[i + 1]?.accel === 'tcg'))
+                        .map((t) => t.name),
                 },
             }
             : {}),
@@ -43357,6 +43520,31 @@ function shardTests(idx, total, c, planned, owner, notes) {
     };
     return { report, tests };
 }
+/**
+ * The environment of the merged run: the earliest shard's, except that a shard whose KVM turned out
+ * broken makes the whole report say so (each such shard also gets a notice).
+ */
+function mergedEnvironment(first, chosen, notes) {
+    const fellBack = [...chosen.entries()].filter(([, c]) => c.results.environment.accelFallback);
+    for (const [idx, c] of fellBack)
+        notes.push({
+            level: 'notice',
+            message: `shard ${idx}: KVM was broken on its runner, it ran under TCG (${c.results.environment.accelFallback.reason})`,
+        });
+    const [, one] = fellBack[0] ?? [];
+    if (!one)
+        return first.environment;
+    const env = one.results.environment;
+    return {
+        ...first.environment,
+        accel: env.accel,
+        accelDetail: env.accelDetail,
+        accelFallback: {
+            ...env.accelFallback,
+            rerun: fellBack.flatMap(([, c]) => c.results.environment.accelFallback.rerun),
+        },
+    };
+}
 function mergeResults(inputs, plan, problems = []) {
     if (inputs.length === 0)
         throw new UserError('no results to merge: no results.json found in the given directories');
@@ -43389,7 +43577,7 @@ function mergeResults(inputs, plan, problems = []) {
         finishedAt,
         durationSeconds: seconds(Date.parse(finishedAt) - Date.parse(first.startedAt)),
         config: first.config,
-        environment: first.environment,
+        environment: mergedEnvironment(first, chosen, notes),
         summary: { ...summary, ok: summary.ok && !fatal },
         tests,
         shards,
@@ -43593,6 +43781,9 @@ function addRun(program) {
         console.log(`\n${renderEnvironment(out.results)}`);
         console.log(renderReport(out.results));
         console.log(`\nresults: ${out.resultsPath}\njunit:   ${out.junitPath}`);
+        // KVM was required and broke mid-run: the report above, then the host problem (exit 3).
+        if (out.fatal)
+            throw out.fatal;
         process.exitCode = controller.signal.aborted
             ? 130
             : out.results.summary.ok
