@@ -25,6 +25,7 @@ import { loadDurations } from '../shard/durations.ts';
 import { planShards } from '../shard/plan-shards.ts';
 import { parseShardCount } from '../config/shard-plan.ts';
 import { mergeReport, readPlanFile } from '../engine/merge-report.ts';
+import { stopOnSignals } from '../run/stop-on-signals.ts';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -175,29 +176,25 @@ function addRun(program: Command): void {
       ...(plan ? { plan } : {}),
       ...(durations?.durations ? { durations: durations.durations } : {}),
     });
-    const controller = new AbortController();
-    const stop = (sig: string) => {
-      if (controller.signal.aborted) return;
-      console.error(`\n${sig}: stopping the VMs; logs stay in ${cfg.outputDir}`);
-      controller.abort();
-    };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    // Every signal, however many, only stops the run: the VMs are ended and the partial results written.
+    const stop = stopOnSignals((sig, first) =>
+      console.error(
+        first
+          ? `\n${sig}: stopping the VMs; logs stay in ${cfg.outputDir}`
+          : `${sig}: still stopping the VMs; the partial results follow`,
+      ),
+    );
     const ui = progressUi(
       (l) => console.log(l),
       (l) => console.error(`warning: ${l}`),
     );
-    const out = await runEngine(cfg, ui, controller.signal);
+    const out = await runEngine(cfg, ui, stop);
     console.log(`\n${renderEnvironment(out.results)}`);
     console.log(renderReport(out.results));
     console.log(`\nresults: ${out.resultsPath}\njunit:   ${out.junitPath}`);
     // KVM was required and broke mid-run: the report above, then the host problem (exit 3).
     if (out.fatal) throw out.fatal;
-    process.exitCode = controller.signal.aborted
-      ? 130
-      : out.results.summary.ok
-        ? ExitCode.ok
-        : ExitCode.testsFailed;
+    process.exitCode = stop.aborted ? 130 : out.results.summary.ok ? ExitCode.ok : ExitCode.testsFailed;
   });
 }
 

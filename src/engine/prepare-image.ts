@@ -42,6 +42,8 @@ export async function prepareImage(
   cfg: RunConfig,
   ui: Pick<Ui, 'info' | 'warn'>,
   deps: EngineDeps = {},
+  /** The run's cancel: stops a build at once (nothing is saved). */
+  signal?: AbortSignal,
 ): Promise<Prepared> {
   const host = await probeHost({
     mkosi: cfg.mkosi,
@@ -83,6 +85,7 @@ export async function prepareImage(
       buildLog,
       env: cfg.env,
       restoreOnly: cfg.imagePolicy === 'restore-only',
+      ...(signal ? { signal } : {}),
       onBuildStart: (argv) =>
         ui.info(`image: cache miss for ${key}; building: ${argv.join(' ')} (log: ${buildLog})`),
     });
@@ -119,5 +122,8 @@ class ThrowawayCache implements ImageCache {
   }
   async save(_key: string, dir: string) {
     return dir;
+  }
+  async discard(dir: string) {
+    await rm(dir, { recursive: true, force: true });
   }
 }

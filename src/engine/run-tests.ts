@@ -108,6 +108,13 @@ export async function runTests(o: {
       const step = await executeTestStep(run, ctx, performance.now() - poolStart);
       return 'done' in step ? step.done : requeue(step.again);
     },
+    // The attempt loop turns host errors into the test's result already: this is the net for the rest.
+    (err, run) =>
+      resultNotRun(
+        run.spec,
+        `could not run: ${err instanceof Error ? err.message : String(err)}`,
+        rerunCommand(cfg, run.spec),
+      ),
   );
   return { tests, jobs };
 }

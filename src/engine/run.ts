@@ -2,7 +2,7 @@
  * The engine: tests -> host -> image -> accelerator -> VMs -> results. Front doors (CLI, action) build a
  * RunConfig and a Ui; everything here is the same for both.
  */
-import { rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { release } from 'node:os';
 import type { RunConfig } from '../config/run-config.ts';
 import { summarize, RESULTS_VERSION, type Environment, type TestResult } from '../results/model.ts';
@@ -36,9 +36,13 @@ export async function runEngine(
       `${spell(cfg.door, 'shell')} keeps one VM up on this terminal: select exactly one test with ${spell(cfg.door, 'tests')} (selected: ${selected.map((t) => t.name).join(', ')})`,
     );
   }
-  const prepared = await prepareImage(cfg, ui, deps);
+  const prepared = await prepareImage(cfg, ui, deps, signal);
   const accelerator = await settleAccelerator(cfg, ui, prepared.host, prepared.hostSetup, prepared.image.dir);
   const layout = new OutputLayout(cfg.outputDir);
+  // A work root of our own: rm takes away a symlink planted at its name instead of following it, so each
+  // attempt's rm -rf of its work directory stays inside the output directory.
+  await rm(layout.workRoot, { recursive: true, force: true });
+  await mkdir(layout.workRoot, { recursive: true });
   // The engine stops the run itself when KVM was required and turned out broken.
   const runSignal = AbortSignal.any([signal, accelerator.stopSignal]);
   const { tests, jobs } = await runTests({

@@ -13,4 +13,6 @@ export interface ImageCache {
   buildDir(key: string): Promise<string>;
   /** Stores a built image; returns the directory the image is now in (may move it). */
   save(key: string, builtDir: string): Promise<string>;
+  /** Throws away a build that failed or was cancelled (default: it stays where it is). */
+  discard?(builtDir: string): Promise<void>;
 }

@@ -2,7 +2,7 @@
  * After a VM ended: what it left, read back. The journal (turned into a .journal from the serial export
  * stream first), its header check and digest, the guest's status line and the console's tail.
  */
-import { open, readdir, readFile, rm } from 'node:fs/promises';
+import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { TestSpec } from '../config/test-spec.ts';
 import type { JournalDigest } from '../digest/model.ts';
@@ -52,17 +52,55 @@ async function lastLine(file: string): Promise<string | undefined> {
     .slice(-1)[0];
 }
 
+/**
+ * Serial transport: the export stream into the journal. When no readable journal with entries came of a
+ * stream that arrived, the stream is the journal's only copy: it moves beside the console log (the work
+ * directory goes at the next attempt and at the end of the run), and a note says how to convert it by hand.
+ */
+async function convertExport(
+  files: TestFiles,
+  o: { journalRemote: string; journalctl: string },
+): Promise<{ check: JournalCheck; notes: string[] }> {
+  const conv = await exportToJournal(o.journalRemote, files.journalExport, files.journal);
+  let check = conv.error
+    ? { entries: 0, error: conv.error }
+    : await checkJournal(o.journalctl, files.journal);
+  // journal-remote exits 0 having written nothing from a stream it cannot parse.
+  if (!check.error && check.entries === 0)
+    check = {
+      entries: 0,
+      error: `systemd-journal-remote wrote no journal entries from the ${conv.bytes}-byte export stream`,
+    };
+  if (!check.error) {
+    // The stream was only an intermediate; the .journal holds the same entries.
+    await rm(files.journalExport, { force: true });
+    return { check, notes: [] };
+  }
+  if (conv.bytes === 0) return { check, notes: [] };
+  // rename replaces whatever is at the kept name (a symlink included) and never writes through it.
+  const kept = await rename(files.journalExport, files.keptExport).then(
+    () => undefined,
+    (e: Error) => e.message,
+  );
+  return {
+    check,
+    notes: [
+      kept === undefined
+        ? `the raw journal stream (${conv.bytes} bytes, the journal's only copy) is kept in ${files.keptExport}; ` +
+          `convert it by hand: ${o.journalRemote} -o ${files.journal} ${files.keptExport}`
+        : `the raw journal stream could not be kept (${kept}); it is lost with the work directory`,
+    ],
+  };
+}
+
 export async function collectLogs(
   spec: TestSpec,
   files: TestFiles,
   o: { serial: boolean; journalRemote: string; journalctl: string },
 ): Promise<Collected> {
-  const journalError = o.serial
-    ? await exportToJournal(o.journalRemote, files.journalExport, files.journal)
-    : undefined;
-  const check = journalError
-    ? { entries: 0, error: journalError }
-    : await checkJournal(o.journalctl, files.journal);
+  const { check, notes } = o.serial
+    ? await convertExport(files, o)
+    : { check: await checkJournal(o.journalctl, files.journal), notes: [] };
   const statusLine = await lastLine(files.status);
   const consoleTail = await tail(files.console);
   const digest = await digestJournal({
@@ -72,6 +110,7 @@ export async function collectLogs(
     consoleTail,
   });
   if (check.error) digest.notes.unshift(check.error);
+  digest.notes.push(...notes);
   const rotated = await rotatedSiblings(files.journal);
   if (rotated > 0) {
     digest.notes.push(
@@ -79,7 +118,5 @@ export async function collectLogs(
         `(read all with journalctl --file '${files.journal.replace(/\.journal$/, '')}*.journal'); the digest covers the last file`,
     );
   }
-  // The export stream is only an intermediate; the .journal holds the same entries.
-  if (!check.error) await rm(files.journalExport, { force: true });
   return { check, ...(statusLine ? { statusLine } : {}), consoleTail, digest };
 }

@@ -7,7 +7,9 @@ import type { AccelFallback } from '../host/decide.ts';
 import { classify } from '../results/classify.ts';
 import { applyCoredumpPolicy } from '../results/policy.ts';
 import type { VmConfig } from '../mkosi/vm-argv.ts';
-import { archiveAttempt, runAttempt, type AttemptEnv } from './vm-attempt.ts';
+import { archiveAttempt, attemptFiles, runAttempt, type AttemptEnv } from './vm-attempt.ts';
+import { DigestBuilder } from '../digest/builder.ts';
+import type { JournalDigest } from '../digest/model.ts';
 import { machineName } from '../util/sanitize.ts';
 import { seconds } from '../util/size.ts';
 import { resultFromAttempts } from '../results/test-result.ts';
@@ -57,6 +59,34 @@ function accelRerun(raw: RawRun, spec: TestSpec, acc: Accelerator): 'rerun' | 's
   return undefined;
 }
 
+/** An attempt that the host failed before it had a result: an error that names the cause, never retried. */
+async function hostFailure(
+  spec: TestSpec,
+  ctx: TestContext,
+  e: unknown,
+  a: { n: number; machine: string; accel: 'kvm' | 'tcg'; startedAt: string; t0: number },
+): Promise<{ hostError: Attempt; digest: JournalDigest }> {
+  const why = `could not run on this host: ${e instanceof Error ? e.message : String(e)}`;
+  const digest = new DigestBuilder(spec.unit).finish();
+  digest.notes.push(`no logs were collected: ${why}`);
+  return {
+    hostError: {
+      status: 'error',
+      reason: why,
+      guestStatus: null,
+      infra: false,
+      attempt: a.n,
+      accel: a.accel,
+      machine: a.machine,
+      mkosiExit: null,
+      startedAt: a.startedAt,
+      durations: { vmSeconds: seconds(performance.now() - a.t0), collectSeconds: 0 },
+      files: await attemptFiles(ctx.attemptEnv.layout.test(spec.name)),
+    },
+    digest,
+  };
+}
+
 /** A test between attempts: what it did so far. The pool holds it while it waits for a slot. */
 export interface TestRun {
   spec: TestSpec;
@@ -90,6 +120,9 @@ export async function executeTestStep(
     // Read per attempt: a rerun after KVM failed gets TCG, its vCPUs and its timeout scale.
     const accel = ctx.accelerator.now;
     const timeoutSeconds = Math.round(spec.timeout * accel.timeoutScale);
+    let vmStarted = false;
+    const t0 = performance.now();
+    const startedAt = new Date().toISOString();
     const attemptRun = await runAttempt(
       spec,
       {
@@ -106,9 +139,25 @@ export async function executeTestStep(
         accelSwitched: ctx.accelerator.switchedSignal,
         // Switch the run the moment this VM shows it, not after its logs are collected.
         onAccelBroken: (f, after) => void ctx.accelerator.broken(accelFallbackOf(spec, f, after)),
-        onStart: (argv) => ctx.onAttemptStart?.(spec, n, argv),
+        onStart: (argv) => {
+          vmStarted = true;
+          ctx.onAttemptStart?.(spec, n, argv);
+        },
       },
-    );
+    ).catch(async (e: unknown) => {
+      // The host failed this attempt (a directory where its console log goes, a full disk, no file
+      // descriptors left): that is this test's error, and the other tests go on.
+      const failed = await hostFailure(spec, ctx, e, { n, machine, accel: accel.accel, startedAt, t0 });
+      if (!vmStarted) ctx.onAttemptStart?.(spec, n, []);
+      return failed;
+    });
+    if ('hostError' in attemptRun) {
+      attempts.push(attemptRun.hostError);
+      run.digest = attemptRun.digest;
+      run.files = attemptRun.hostError.files;
+      ctx.onAttemptEnd?.(spec, attemptRun.hostError, false);
+      break;
+    }
     const outcome = applyCoredumpPolicy(
       classify(attemptRun.raw, spec, timeoutSeconds),
       attemptRun.digest,

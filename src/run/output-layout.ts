@@ -6,6 +6,7 @@
  *   results.json, junit.xml, image-build.log     the run
  *   <test>.journal, <test>.console.log           each test's latest attempt
  *   <test>.attempt-<n>.{journal,console.log}     its earlier attempts, moved aside before a retry
+ *   <test>[.attempt-<n>].journal.export          the raw serial journal stream, kept when it could not be converted
  *   <test>@<32hex>-<16hex>-<16hex>.journal       what systemd-journal-remote rotated out of <test>.journal
  *   .work/<test>/status, .work/<test>/journal.export   a running VM's serial channels (deleted at the end)
  *   .image/                                      the image of a --no-cache run
@@ -19,6 +20,7 @@ export const BUILD_LOG = 'image-build.log';
 const WORK = '.work';
 const STATUS = 'status';
 const JOURNAL_EXPORT = 'journal.export';
+const KEPT_EXPORT = '.journal.export';
 const ROTATED = /^(.+)@[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{16}\.journal$/;
 
 export interface TestFiles {
@@ -32,14 +34,19 @@ export interface TestFiles {
   status: string;
   /** The virtio-serial journal export stream (serial transport). */
   journalExport: string;
+  /**
+   * Where the export stream goes when systemd-journal-remote could not turn it into the journal: beside the
+   * console log, since the work directory is deleted and the stream is then the journal's only copy.
+   */
+  keptExport: string;
   /** Where attempt n's files go when a later attempt follows. */
-  attempt(n: number): { journal: string; console: string };
+  attempt(n: number): { journal: string; console: string; keptExport: string };
 }
 
 /** What a file name in the output directory is, read back (the post step's view of a cancelled run). */
 export interface OutputFile {
   test: string;
-  kind: 'journal' | 'console';
+  kind: 'journal' | 'console' | 'journal-export';
   attempt?: number;
 }
 
@@ -74,9 +81,11 @@ export class OutputLayout {
       work,
       status: join(work, STATUS),
       journalExport: join(work, JOURNAL_EXPORT),
+      keptExport: join(this.dir, `${base}${KEPT_EXPORT}`),
       attempt: (n) => ({
         journal: join(this.dir, `${base}.attempt-${n}.journal`),
         console: join(this.dir, `${base}.attempt-${n}.console.log`),
+        keptExport: join(this.dir, `${base}.attempt-${n}${KEPT_EXPORT}`),
       }),
     };
   }
@@ -91,14 +100,14 @@ export class OutputLayout {
     return m !== null && (journal === undefined || m[1] === basename(journal, '.journal'));
   }
 
-  /** A test's journal or console log (latest or of attempt n), read back from its file name. */
+  /** A test's journal, console log or kept export stream (latest or of attempt n), read back from its file name. */
   static parse(fileName: string): OutputFile | undefined {
     if (OutputLayout.isRotatedJournal(fileName)) return undefined;
-    const m = /^(.+?)(?:\.attempt-(\d+))?\.(journal|console\.log)$/.exec(fileName);
+    const m = /^(.+?)(?:\.attempt-(\d+))?\.(journal|console\.log|journal\.export)$/.exec(fileName);
     if (!m) return undefined;
     return {
       test: m[1]!,
-      kind: m[3] === 'journal' ? 'journal' : 'console',
+      kind: m[3] === 'journal' ? 'journal' : m[3] === 'console.log' ? 'console' : 'journal-export',
       ...(m[2] ? { attempt: Number(m[2]) } : {}),
     };
   }

@@ -5,6 +5,10 @@
  * VMs): it is read whenever an item is about to start, and running items are never interrupted. A worker
  * may hand its item back (`requeue`): it then waits, ahead of the items not started yet, for a slot
  * under the current limit (a test whose KVM attempt was stopped reruns under TCG's smaller pool).
+ *
+ * A worker that throws is one item's failure, not the pool's: `recover` turns it into that item's result
+ * and the others go on. Without `recover` (or when it throws too) nothing new starts, and the pool rejects
+ * only once every running worker has ended: a worker may hold a VM, which must not be left running.
  */
 export class Requeue<T> {
   constructor(readonly item: T) {}
@@ -17,6 +21,7 @@ export async function runPool<T, R>(
   slots: number | (() => number),
   priority: (item: T) => number,
   worker: (item: T, index: number) => Promise<R | Requeue<T>>,
+  recover?: (err: unknown, item: T, index: number) => R,
 ): Promise<R[]> {
   const limit = typeof slots === 'number' ? () => slots : slots;
   const queue = items
@@ -25,28 +30,37 @@ export async function runPool<T, R>(
   const results = new Array<R>(items.length);
   let running = 0;
   return new Promise<R[]>((resolve, reject) => {
-    let failed = false;
+    let failure: Error | undefined;
     const fill = () => {
-      if (failed) return;
-      if (queue.length === 0 && running === 0) {
-        resolve(results);
+      if (running === 0 && (failure || queue.length === 0)) {
+        if (failure) reject(failure);
+        else resolve(results);
         return;
       }
-      while (queue.length > 0 && running < Math.max(1, limit())) {
+      while (!failure && queue.length > 0 && running < Math.max(1, limit())) {
         const { item, index } = queue.shift()!;
         running++;
-        worker(item, index).then(
-          (r) => {
+        // A worker that throws before its first await still counts as started and ended.
+        Promise.resolve()
+          .then(() => worker(item, index))
+          .then(
+            (r) => {
+              if (r instanceof Requeue) queue.unshift({ item: r.item as T, index });
+              else results[index] = r;
+            },
+            (err: unknown) => {
+              try {
+                if (!recover) throw err;
+                results[index] = recover(err, item, index);
+              } catch (e) {
+                failure ??= e instanceof Error ? e : new Error(String(e));
+              }
+            },
+          )
+          .finally(() => {
             running--;
-            if (r instanceof Requeue) queue.unshift({ item: r.item as T, index });
-            else results[index] = r;
             fill();
-          },
-          (err: unknown) => {
-            failed = true;
-            reject(err instanceof Error ? err : new Error(String(err)));
-          },
-        );
+          });
       }
     };
     fill();

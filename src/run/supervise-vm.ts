@@ -212,11 +212,12 @@ export async function bootVm(o: BootOptions): Promise<VmEnd> {
   if (o.interactive)
     writeSync(consoleFd, 'itest --shell: the console was this terminal and was not captured\n');
   let copy: ReturnType<typeof copyInto> | undefined;
+  let child: ChildProcess | undefined;
   try {
     // An interactive VM stays in our process group: a background group could not read the terminal.
     // Otherwise mkosi's output comes through pipes that we copy into the console log: QEMU reopens its
     // stderr, and on a file that rewinds to offset 0 and overwrites mkosi's first lines.
-    const child = o.interactive
+    child = o.interactive
       ? spawn(o.argv[0]!, o.argv.slice(1), { env: o.env, stdio: 'inherit' })
       : startDetached(o.argv, { env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
     const output = o.interactive ? [] : [child.stdout!, child.stderr!];
@@ -235,6 +236,8 @@ export async function bootVm(o: BootOptions): Promise<VmEnd> {
     const consoleError = copy.error();
     return { ...ended, stderrTail: stderrTail(), ...(consoleError ? { consoleError } : {}) };
   } finally {
+    // Whatever went wrong here, the VM does not outlive it (killTree returns at once for one that ended).
+    if (child) await killTree(child);
     copy?.close();
     closeSync(consoleFd);
   }

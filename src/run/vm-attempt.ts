@@ -3,7 +3,7 @@
  * (collect-logs.ts) and put it together as one RawRun. Files stay on disk whatever happens (timeout,
  * cancel, crash); only classification decides what they mean.
  */
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestSpec } from '../config/test-spec.ts';
@@ -12,7 +12,7 @@ import { vmArgv, type VmConfig } from '../mkosi/vm-argv.ts';
 import { findAccelFailure, type AccelFailure } from '../qemu/accel-failure.ts';
 import type { RawRun } from '../results/model.ts';
 import { collectLogs, type Collected } from './collect-logs.ts';
-import type { OutputLayout } from './output-layout.ts';
+import type { OutputLayout, TestFiles } from './output-layout.ts';
 import { bootVm, type VmEnd } from './supervise-vm.ts';
 
 export interface AttemptEnv {
@@ -33,14 +33,32 @@ export interface AttemptEnv {
 export interface AttemptRun {
   raw: RawRun;
   argv: string[];
-  files: { journal?: string; console: string };
+  files: { journal?: string; console?: string };
   digest: JournalDigest;
   startedAt: string;
   vmMs: number;
   collectMs: number;
 }
 
-/** Moves the files of attempt n aside so that the canonical names always hold the latest attempt. */
+/** Whether path is a file of ours: a regular file, not a symlink someone planted at its name. */
+const ownFile = (path: string) =>
+  lstat(path).then(
+    (s) => s.isFile(),
+    () => false,
+  );
+
+/** The attempt's journal and console log, as far as they exist (and are files of ours). */
+export async function attemptFiles(f: TestFiles): Promise<AttemptRun['files']> {
+  return {
+    ...((await ownFile(f.console)) ? { console: f.console } : {}),
+    ...((await ownFile(f.journal)) ? { journal: f.journal } : {}),
+  };
+}
+
+/**
+ * Moves the files of attempt n aside so that the canonical names always hold the latest attempt. rename
+ * replaces whatever is at the new name, a symlink included, and never writes through it.
+ */
 export async function archiveAttempt(
   layout: OutputLayout,
   name: string,
@@ -48,11 +66,14 @@ export async function archiveAttempt(
 ): Promise<{ journal?: string; console?: string }> {
   const f = layout.test(name);
   const to = f.attempt(n);
-  const moved = (from: string, dest: string) =>
+  const moved = async (from: string, dest: string) =>
+    (await ownFile(from)) &&
     rename(from, dest).then(
       () => true,
       () => false,
     );
+  // The raw journal stream, when kept, goes along; the note in that attempt's digest named it by the old name.
+  await moved(f.keptExport, to.keptExport);
   return {
     ...((await moved(f.journal, to.journal)) ? { journal: to.journal } : {}),
     ...((await moved(f.console, to.console)) ? { console: to.console } : {}),
@@ -108,6 +129,9 @@ export async function runAttempt(
   const files = env.layout.test(spec.name);
   await rm(files.work, { recursive: true, force: true });
   await mkdir(files.work, { recursive: true });
+  // What an earlier run left at this attempt's names goes: mkosi's journal-remote (vsock) would append to
+  // the journal, or write through a symlink planted there.
+  for (const stale of [files.journal, files.keptExport]) await rm(stale, { force: true });
   // Unix socket paths are limited to 108 bytes: keep the QMP socket short, in the temp directory.
   const qmpSocket = join(tmpdir(), `${vm.machine}.qmp`);
   const argv = vmArgv(spec, {
@@ -143,14 +167,10 @@ export async function runAttempt(
   if (ended.consoleError)
     logs.digest.notes.push(`the console log is cut short: writing it failed (${ended.consoleError})`);
   const collectMs = performance.now() - t1;
-  const haveJournal = await stat(files.journal).then(
-    () => true,
-    () => false,
-  );
   return {
     raw: rawRun(ended, logs, vm, vmMs),
     argv,
-    files: { console: files.console, ...(haveJournal ? { journal: files.journal } : {}) },
+    files: await attemptFiles(files),
     digest: logs.digest,
     startedAt,
     vmMs,

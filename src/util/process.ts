@@ -1,5 +1,6 @@
 /** Process adapters: run a command to completion, or start one whose whole tree can be killed. No shells. */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 
 export interface CommandResult {
@@ -48,11 +49,33 @@ export function runCommand(
   });
 }
 
-/** Starts a long-running process in its own process group so that its whole tree can be ended. */
+/** Detached processes that have not exited yet: ended, trees and all, should this process exit first. */
+const live = new Set<ChildProcess>();
+
+/**
+ * Starts a long-running process in its own process group so that its whole tree can be ended. Detached,
+ * it would outlive us, parented to init and with no timeout: if this process exits while it runs (an
+ * uncaught exception, a front door's process.exit), it and its descendants are killed on the way out.
+ */
 export function startDetached(argv: string[], opts: SpawnOptions): ChildProcess {
   const [file, ...args] = argv;
   if (!file) throw new Error('startDetached: empty argv');
-  return spawn(file, args, { ...opts, detached: true });
+  const child = spawn(file, args, { ...opts, detached: true });
+  if (child.pid !== undefined) {
+    if (live.size === 0) process.on('exit', killLiveTrees);
+    live.add(child);
+    child.once('exit', () => {
+      live.delete(child);
+      if (live.size === 0) process.off('exit', killLiveTrees);
+    });
+  }
+  return child;
+}
+
+/** Synchronous, as an 'exit' listener must be. */
+function killLiveTrees(): void {
+  const procs = processesNow();
+  for (const c of live) signalAll([...withDescendants(procs, [c.pid!])], c.pid!, 'SIGKILL');
 }
 
 /** One process as /proc shows it. */
@@ -63,18 +86,52 @@ export interface Proc {
   cmdline: string;
 }
 
-/** Every live process (zombies left out: they are only waiting for their reaper). Linux only. */
+/** One /proc entry read back; undefined for a zombie (it is only waiting for its reaper). */
+function procOf(entry: string, stat: string, cmdline: string): (Proc & { argv: string[] }) | undefined {
+  // State and ppid follow the parenthesised command name, which may itself contain spaces.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  if (fields[0] === 'Z') return undefined;
+  const argv = cmdline.split('\0').filter(Boolean);
+  return { pid: Number(entry), ppid: Number(fields[1]), argv, cmdline: argv.join(' ') };
+}
+
+/** Every live process (zombies left out). Linux only. */
 export async function listProcesses(): Promise<(Proc & { argv: string[] })[]> {
   const out: (Proc & { argv: string[] })[] = [];
   for (const entry of await readdir('/proc').catch(() => [] as string[])) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
-      // State and ppid follow the parenthesised command name, which may itself contain spaces.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (fields[0] === 'Z') continue;
-      const argv = (await readFile(`/proc/${entry}/cmdline`, 'utf8')).split('\0').filter(Boolean);
-      out.push({ pid: Number(entry), ppid: Number(fields[1]), argv, cmdline: argv.join(' ') });
+      const p = procOf(
+        entry,
+        await readFile(`/proc/${entry}/stat`, 'utf8'),
+        await readFile(`/proc/${entry}/cmdline`, 'utf8'),
+      );
+      if (p) out.push(p);
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return out;
+}
+
+/** listProcesses, synchronously (for an 'exit' listener). */
+function processesNow(): Proc[] {
+  const out: Proc[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return out;
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const p = procOf(
+        entry,
+        readFileSync(`/proc/${entry}/stat`, 'utf8'),
+        readFileSync(`/proc/${entry}/cmdline`, 'utf8'),
+      );
+      if (p) out.push(p);
     } catch {
       // The process ended while we looked.
     }

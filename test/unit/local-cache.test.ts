@@ -8,7 +8,7 @@ import { ensureImage } from '../../src/image/ensure-image.ts';
 import { UserError } from '../../src/util/errors.ts';
 
 describe('local image cache', () => {
-  it('misses, saves atomically, hits, and keeps only the newest images', async () => {
+  it('misses, saves atomically, hits, and keeps only the newest images no run uses', async () => {
     const root = await mkdtemp(join(tmpdir(), 'itest-cache-'));
     const cache = new LocalImageCache(root, 2);
     assert.equal((await cache.restore('k1')).hit, false);
@@ -17,6 +17,8 @@ describe('local image cache', () => {
       await writeFile(join(dir, 'image.raw'), k);
       const saved = await cache.save(k, dir);
       assert.equal(await readFile(join(saved, 'image.raw'), 'utf8'), k);
+      // This process is done with it (a run's use ends with its process, or here).
+      await cache.release(k);
       await new Promise((r) => setTimeout(r, 20));
     }
     const hit = await cache.restore('k3');
