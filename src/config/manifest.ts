@@ -1,12 +1,25 @@
 /**
  * The test manifest (itest.yaml): parse, validate against the published JSON Schema, and report every
- * problem with file, line, column, field and a fix. Pure apart from the one readFile in loadManifest.
+ * problem with file, line, column, field and a fix; bounded in size and nodes, aliases included. Pure
+ * apart from reading the file in loadManifest.
  */
-import { readFile } from 'node:fs/promises';
 import { Ajv, type ErrorObject } from 'ajv';
-import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document, type Node } from 'yaml';
+import {
+  LineCounter,
+  parseDocument,
+  isAlias,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  visit,
+  type Document,
+  type Node,
+} from 'yaml';
 import schema from '../../schemas/itest-manifest.schema.json' with { type: 'json' };
-import { spell, type FrontDoor } from './settings.ts';
+import { INPUT_LIMITS, spell, type FrontDoor } from './settings.ts';
+import { preview, readCapped } from './input-file.ts';
+import { mkosiArgProblems } from './mkosi-args.ts';
 import { UserError } from '../util/errors.ts';
 
 export const MANIFEST_NAME = 'itest.yaml';
@@ -58,8 +71,9 @@ const validate = ajv.compile(schema);
 export async function loadManifest(path: string, door: FrontDoor = 'cli'): Promise<Manifest> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readCapped(path, INPUT_LIMITS.manifestBytes, 'the test manifest');
   } catch (err) {
+    if (err instanceof UserError) throw err;
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ENOENT') {
       throw new UserError(
@@ -72,23 +86,58 @@ export async function loadManifest(path: string, door: FrontDoor = 'cli'): Promi
   return parseManifest(text, path);
 }
 
+/** Problems shown at most; the rest are counted (a broken list can have one per item). */
+const MAX_SHOWN = 50;
+/** Schema errors turned into problems at most. */
+const MAX_SCHEMA_ERRORS = 500;
+
 /** Parses and validates manifest text; throws one UserError listing every problem. */
 export function parseManifest(text: string, path: string): Manifest {
-  const problems = checkManifest(text);
+  const { problems, more = 0, data } = check(text);
   if (problems.length > 0) {
-    const lines = problems.map(
-      (p) => `${path}:${p.line}:${p.column}: ${p.field}: ${p.message}\n    fix: ${p.fix}`,
-    );
+    const total = problems.length + more;
+    const lines = problems
+      .slice(0, MAX_SHOWN)
+      .map((p) => `${path}:${p.line}:${p.column}: ${p.field}: ${p.message}\n    fix: ${p.fix}`);
+    if (total > MAX_SHOWN) lines.push(`... and ${total - Math.min(MAX_SHOWN, problems.length)} more`);
     throw new UserError(
-      `invalid test manifest (${problems.length} problem${problems.length > 1 ? 's' : ''}):\n${lines.join('\n')}`,
+      `invalid test manifest (${total} problem${total > 1 ? 's' : ''}):\n${lines.join('\n')}`,
     );
   }
-  const data = (parseDocument(text).toJS() ?? {}) as Record<string, unknown>;
-  return normalize(data, path);
+  return normalize(data!, path);
 }
 
 /** Every problem in the manifest text, in document order; empty when valid. */
 export function checkManifest(text: string): ManifestProblem[] {
+  return check(text).problems;
+}
+
+const problemAt = (
+  pos: { line: number; column: number },
+  field: string,
+  message: string,
+  fix: string,
+): ManifestProblem[] => [{ ...pos, field, message, fix }];
+const START = { line: 1, column: 1 };
+
+/** Nodes of the document, up to one past the cap (counting stops there). */
+function countNodes(doc: Document): number {
+  let n = 0;
+  visit(doc, () => (++n > INPUT_LIMITS.manifestNodes ? visit.BREAK : undefined));
+  return n;
+}
+
+/** The problems (schema errors past MAX_SCHEMA_ERRORS only counted, in `more`), or the data when valid. */
+function check(text: string): { problems: ManifestProblem[]; more?: number; data?: Record<string, unknown> } {
+  if (text.length > INPUT_LIMITS.manifestBytes)
+    return {
+      problems: problemAt(
+        START,
+        '(file)',
+        `${text.length} characters, more than the ${INPUT_LIMITS.manifestBytes} bytes itest reads`,
+        'a manifest is kilobytes: check that this is the right file',
+      ),
+    };
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const at = (offset: number) => {
@@ -96,29 +145,78 @@ export function checkManifest(text: string): ManifestProblem[] {
     return { line: p.line, column: p.col };
   };
   if (doc.errors.length > 0) {
-    return doc.errors.map((e) => ({
-      ...at(e.pos[0]),
-      field: '(yaml)',
-      message: e.message.split('\n')[0] ?? e.message,
-      fix: 'correct the YAML syntax at this position (indentation, quoting, duplicate keys)',
-    }));
+    return {
+      problems: doc.errors.map((e) => ({
+        ...at(e.pos[0]),
+        field: '(yaml)',
+        message: e.message.split('\n')[0] ?? e.message,
+        fix: 'correct the YAML syntax at this position (indentation, quoting, duplicate keys)',
+      })),
+    };
   }
-  const data = doc.toJS() ?? {};
-  if (typeof data !== 'object' || Array.isArray(data)) {
-    return [
-      {
-        line: 1,
-        column: 1,
-        field: '(root)',
-        message: 'the manifest must be a mapping',
-        fix: 'start with `version: 1` and a `tests:` list',
-      },
-    ];
+  // Size caps before the costly steps (plain data, schema): a broken file must not take minutes or all memory.
+  if (countNodes(doc) > INPUT_LIMITS.manifestNodes)
+    return {
+      problems: problemAt(
+        START,
+        '(root)',
+        `more than ${INPUT_LIMITS.manifestNodes} YAML nodes`,
+        'a manifest is kilobytes: check that this is the right file',
+      ),
+    };
+  const tests = isMap(doc.contents) ? doc.contents.get('tests', true) : undefined;
+  if (isSeq(tests) && tests.items.length > INPUT_LIMITS.tests)
+    return {
+      problems: problemAt(
+        at(tests.range?.[0] ?? 0),
+        'tests',
+        `${tests.items.length} tests, more than the ${INPUT_LIMITS.tests} itest runs`,
+        'split the tests over several manifests (--manifest), or use discover: with globs',
+      ),
+    };
+  let data: unknown;
+  try {
+    // The default cap of yaml, set here on purpose: aliases that expand past it are an alias bomb.
+    data = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (e) {
+    // toJS throws for aliases only: too many expansions (a bomb), or an alias of no anchor.
+    const bomb = /alias count/i.test((e as Error).message);
+    let alias: Node | undefined;
+    visit(doc, {
+      Alias: (_, n) => (bomb || n.resolve(doc) === undefined ? ((alias = n), visit.BREAK) : undefined),
+    });
+    return {
+      problems: problemAt(
+        alias && isAlias(alias) && alias.range ? at(alias.range[0]) : START,
+        '(yaml)',
+        bomb ? `the aliases expand too far (${(e as Error).message})` : (e as Error).message,
+        bomb
+          ? 'write the values out, or use fewer aliases (*name) of large anchors (&name)'
+          : 'define the anchor (&name) before the alias (*name) that refers to it',
+      ),
+    };
   }
-  const problems: ManifestProblem[] = [];
-  if (!validate(data)) problems.push(...schemaProblems(validate.errors ?? [], doc, at));
-  problems.push(...semanticProblems(data as Record<string, unknown>, doc, at));
-  return problems.sort((a, b) => a.line - b.line || a.column - b.column);
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    return {
+      problems: problemAt(
+        START,
+        '(root)',
+        'the manifest must be a mapping',
+        'start with `version: 1` and a `tests:` list',
+      ),
+    };
+  }
+  let problems: ManifestProblem[] = [];
+  let more = 0;
+  if (!validate(data)) {
+    // A list of 200k wrong items has as many errors: words and positions for the first ones are enough.
+    const errors = validate.errors ?? [];
+    problems = schemaProblems(errors.slice(0, MAX_SCHEMA_ERRORS), doc, at);
+    more = Math.max(0, errors.length - MAX_SCHEMA_ERRORS);
+  }
+  problems = problems.concat(semanticProblems(data as Record<string, unknown>, doc, at));
+  problems.sort((a, b) => a.line - b.line || a.column - b.column);
+  return problems.length > 0 ? { problems, more } : { problems, more, data: data as Record<string, unknown> };
 }
 
 type At = (offset: number) => { line: number; column: number };
@@ -184,6 +282,8 @@ function describe(path: (string | number)[]): string | undefined {
 }
 
 function closest(word: string, options: string[]): string | undefined {
+  // The edit distance costs length x length: no guess for a key no option is near in length anyway.
+  if (word.length > 64) return undefined;
   const dist = (a: string, b: string) => {
     const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
     for (let j = 1; j <= b.length; j++) d[0]![j] = j;
@@ -218,7 +318,7 @@ function schemaProblems(errors: ErrorObject[], doc: Document, at: At): ManifestP
         fieldPath = [...path, key];
         const allowed = allowedAt(path);
         const guess = closest(key, allowed);
-        message = `unknown field "${key}"`;
+        message = `unknown field ${preview(key)}`;
         fix = `${guess ? `did you mean "${guess}"? ` : ''}allowed here: ${allowed.join(', ')}`;
         break;
       }
@@ -255,7 +355,7 @@ function schemaProblems(errors: ErrorObject[], doc: Document, at: At): ManifestP
         message = `must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}`;
         break;
       case 'pattern':
-        message = `${JSON.stringify(doc.getIn(path))} does not match ${(e.params as { pattern: string }).pattern}`;
+        message = `${preview(doc.getIn(path))} does not match ${(e.params as { pattern: string }).pattern}`;
         break;
     }
     const field = fieldName(fieldPath);
@@ -268,7 +368,7 @@ function schemaProblems(errors: ErrorObject[], doc: Document, at: At): ManifestP
       got !== undefined &&
       typeof got !== 'object'
     ) {
-      message += ` (got ${JSON.stringify(got)})`;
+      message += ` (got ${preview(got)})`;
     }
     out.push({ ...position(doc, path, at, key), field, message, fix });
   }
@@ -277,7 +377,10 @@ function schemaProblems(errors: ErrorObject[], doc: Document, at: At): ManifestP
 
 function semanticProblems(data: Record<string, unknown>, doc: Document, at: At): ManifestProblem[] {
   const out: ManifestProblem[] = [];
-  const defaults = data.defaults as Record<string, unknown> | undefined;
+  // The schema's errors say what is wrong with a defaults or a test that is no mapping; here they are skipped.
+  const mapping = (v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  const defaults = mapping(data.defaults);
   for (const k of ['name', 'unit', 'description']) {
     if (defaults && k in defaults) {
       out.push({
@@ -288,7 +391,7 @@ function semanticProblems(data: Record<string, unknown>, doc: Document, at: At):
       });
     }
   }
-  const tests = Array.isArray(data.tests) ? (data.tests as Record<string, unknown>[]) : [];
+  const tests = Array.isArray(data.tests) ? (data.tests as unknown[]).map(mapping) : [];
   const regexAt = (path: (string | number)[], value: unknown) => {
     if (typeof value !== 'string') return;
     try {
@@ -304,6 +407,29 @@ function semanticProblems(data: Record<string, unknown>, doc: Document, at: At):
   };
   regexAt(['defaults', 'coredump-exclude'], defaults?.['coredump-exclude']);
   tests.forEach((t, i) => regexAt(['tests', i, 'coredump-exclude'], t?.['coredump-exclude']));
+  // Defaults' mkosi-args come first in every test's: each argument is checked in that context, once.
+  const strings = (v: unknown): string[] =>
+    Array.isArray(v) && v.every((x) => typeof x === 'string') ? v : [];
+  const defaultArgs = strings(defaults?.['mkosi-args']);
+  const refuse = (path: (string | number)[], who: string, message: string) =>
+    out.push({
+      ...position(doc, path, at),
+      field: fieldName(path),
+      message: `${who}: ${message}`,
+      fix: 'remove it: a test may change the VM it boots, never the cached image or its config (see "Writing tests" in the README)',
+    });
+  for (const p of mkosiArgProblems(defaultArgs))
+    refuse(['defaults', 'mkosi-args', p.index], 'every test (defaults)', p.message);
+  tests.forEach((t, i) => {
+    const own = strings(t?.['mkosi-args']);
+    for (const p of mkosiArgProblems([...defaultArgs, ...own]))
+      if (p.index >= defaultArgs.length)
+        refuse(
+          ['tests', i, 'mkosi-args', p.index - defaultArgs.length],
+          `test ${typeof t?.name === 'string' ? t.name : `#${i + 1}`}`,
+          p.message,
+        );
+  });
   const firstByName = new Map<string, number>();
   tests.forEach((t, i) => {
     if (typeof t?.name !== 'string') return;

@@ -4,7 +4,8 @@ import type { Manifest, ManifestSettings, ManifestTest } from './manifest.ts';
 import { TEST_DEFAULTS, type TestSpec } from './test-spec.ts';
 import { parseSize } from '../util/size.ts';
 import { UserError } from '../util/errors.ts';
-import { spell, type FrontDoor } from './settings.ts';
+import { INPUT_LIMITS, SETTINGS, spell, type FrontDoor } from './settings.ts';
+import { discoveredUnitProblem, discoveredUnitsFix, nameCollisions } from './test-names.ts';
 
 const splitCmdline = (v: string | string[] | undefined): string[] =>
   v === undefined ? [] : Array.isArray(v) ? v : v.split(/\s+/).filter(Boolean);
@@ -24,10 +25,17 @@ function resolveSpec(
       `${manifestPath}: test ${t.name}: ram ${JSON.stringify(ramSetting)} is not a size; use e.g. 1G or 1536M`,
     );
   const cpus = pick('cpus');
+  const timeout = pick('timeout') ?? TEST_DEFAULTS.timeout;
+  // The schema bounds it too; this holds for manifests built in code.
+  const { min, max } = SETTINGS.timeout.bounds;
+  if (!(timeout >= min && timeout <= max))
+    throw new UserError(
+      `${manifestPath}: test ${t.name}: timeout ${timeout} must be a number of seconds from ${min} to ${max}`,
+    );
   const spec: TestSpec = {
     name: t.name,
     unit: t.unit ?? `${t.name}.service`,
-    timeout: pick('timeout') ?? TEST_DEFAULTS.timeout,
+    timeout,
     exitStatus: pick('exit-status') ?? TEST_DEFAULTS.exitStatus,
     skipStatus: pick('skip-status') ?? TEST_DEFAULTS.skipStatus,
     shouldFail: pick('should-fail') ?? false,
@@ -65,14 +73,34 @@ export function resolveTests(manifest: Manifest, unitFiles: string[]): TestSpec[
       (u) =>
         u.endsWith('.service') && units.some((g) => minimatch(u, g)) && !exclude.some((g) => minimatch(u, g)),
     );
-    for (const unit of found) {
-      if (covered.has(unit)) continue;
-      const name = unit.replace(/\.service$/, '');
-      if (names.has(name)) continue;
-      out.push(resolveSpec({ name, unit }, manifest.defaults, 'discovered', manifest.path));
-    }
+    const fresh = found.filter((u) => !covered.has(u) && !names.has(u.replace(/\.service$/, '')));
+    if (listed.length + fresh.length > INPUT_LIMITS.tests)
+      throw new UserError(
+        `${manifest.path}: discover: ${fresh.length} discovered and ${listed.length} listed tests are more than the ${INPUT_LIMITS.tests} itest runs. Fix: narrow discover.units or add discover.exclude`,
+      );
+    // A discovered unit's name is checked as a listed test's is by the schema: it goes into the same places.
+    const badUnits = fresh.filter((u) => discoveredUnitProblem(u) !== undefined);
+    if (badUnits.length > 0)
+      throw new UserError(
+        `${manifest.path}: discover: ${badUnits.length} discovered unit${badUnits.length > 1 ? 's' : ''} cannot be ${badUnits.length > 1 ? 'tests' : 'a test'}:\n` +
+          `${badUnits.map((u) => `  ${discoveredUnitProblem(u)!}\n`).join('')}${discoveredUnitsFix(badUnits)}`,
+      );
+    for (const unit of fresh)
+      out.push(
+        resolveSpec(
+          { name: unit.replace(/\.service$/, ''), unit },
+          manifest.defaults,
+          'discovered',
+          manifest.path,
+        ),
+      );
     for (const t of listed) if (found.includes(t.unit)) t.source = 'discovered';
   }
+  const collisions = nameCollisions(out.map((t) => t.name));
+  if (collisions.length > 0)
+    throw new UserError(
+      `${manifest.path}: ${collisions.join('; ')}. Fix: rename one of each pair (or leave one out with discover.exclude)`,
+    );
   return out;
 }
 
@@ -89,6 +117,11 @@ export function selectTests(all: TestSpec[], sel: Selection, door: FrontDoor = '
   const test = (p: string) => spell(door, 'tests', p);
   const tag = (t: string) => spell(door, 'tags', t);
   for (const p of sel.tests) {
+    // minimatch throws on patterns over 64 KiB; no test name is longer than 100 characters anyway.
+    if (p.length > 1000)
+      throw new UserError(
+        `${test(p.slice(0, 40))}...: a pattern of ${p.length} characters matches no test name`,
+      );
     if (!all.some((t) => matchesName(t, p))) {
       throw new UserError(
         `${test(p)}: no such test. Known tests: ${all.map((t) => t.name).join(', ') || '(none)'}`,

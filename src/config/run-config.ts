@@ -7,7 +7,15 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { MANIFEST_NAME } from './manifest.ts';
-import { SETTINGS, spell, spellPair, type FrontDoor, type Setting, type SettingKey } from './settings.ts';
+import {
+  SCALED_TIMEOUT,
+  SETTINGS,
+  spell,
+  spellPair,
+  type FrontDoor,
+  type Setting,
+  type SettingKey,
+} from './settings.ts';
 import { selectShard, type ShardPlan } from './shard-plan.ts';
 import { UserError } from '../util/errors.ts';
 
@@ -152,9 +160,11 @@ function settingReader(raw: RawSettings, door: FrontDoor) {
       if (/^(false|no|0)$/i.test(v)) return false;
       throw new UserError(`${name(k)}: "${v}" is not a boolean; use true or false`);
     },
-    number(k: SettingKey, min: number, max: number, integer: boolean): number | undefined {
+    /** A number within the setting's bounds (settings.ts). */
+    number(k: SettingKey): number | undefined {
       const v = str(k);
       if (v === undefined) return undefined;
+      const { min, max, integer } = (SETTINGS[k] as Setting).bounds!;
       const n = Number(v);
       if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min || n > max)
         throw new UserError(
@@ -165,9 +175,24 @@ function settingReader(raw: RawSettings, door: FrontDoor) {
   };
 }
 
+/**
+ * Why a timeout (seconds) times a scale is no timeout the engine can arm (settings.ts SCALED_TIMEOUT), or
+ * undefined when it is one. The scale is the one the user set; without one it is 1 or 3 (TCG), which
+ * the bounds of `timeout` keep within range.
+ */
+export function scaledTimeoutProblem(timeout: number, scale: number, door: FrontDoor): string | undefined {
+  const scaled = Math.round(timeout * scale);
+  const what = `${timeout} s x ${spell(door, 'timeoutScale', String(scale))} = ${scaled} s`;
+  if (scaled < SCALED_TIMEOUT.min)
+    return `${what}: the test would time out the moment it starts. Fix: raise the timeout or the scale (at least ${SCALED_TIMEOUT.min} s after scaling)`;
+  if (scaled > SCALED_TIMEOUT.max)
+    return `${what}: longer than the ${SCALED_TIMEOUT.max} s a timer can wait (it would fire at once). Fix: lower the timeout or the scale`;
+  return undefined;
+}
+
 /** A shard: the plan and its index go together, and the plan selects the tests. */
 function applyShard(cfg: RunConfig, read: ReturnType<typeof settingReader>, ctx: BuildContext): void {
-  const shard = read.number('shard', 1, 64, true);
+  const shard = read.number('shard');
   if ((ctx.plan === undefined) !== (shard === undefined))
     throw new UserError(
       `${spellPair(ctx.door, 'plan', 'shard').full} go together: the shard plan and which of its shards this run is`,
@@ -221,9 +246,13 @@ export function buildRunConfig(raw: RawSettings, ctx: BuildContext): RunConfig {
     door: ctx.door,
     env: ctx.env,
   };
-  const jobs = read.number('jobs', 1, 256, true);
-  const timeout = read.number('timeout', 1, 86400, false);
-  const timeoutScale = read.number('timeoutScale', 0.1, 100, false);
+  const jobs = read.number('jobs');
+  const timeout = read.number('timeout');
+  const timeoutScale = read.number('timeoutScale');
+  if (timeout !== undefined && timeoutScale !== undefined) {
+    const problem = scaledTimeoutProblem(timeout, timeoutScale, ctx.door);
+    if (problem) throw new UserError(`${spell(ctx.door, 'timeout', String(timeout))}: ${problem}`);
+  }
   if (jobs !== undefined) cfg.jobs = jobs;
   if (timeout !== undefined) cfg.timeout = timeout;
   if (timeoutScale !== undefined) cfg.timeoutScale = timeoutScale;

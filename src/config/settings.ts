@@ -19,6 +19,8 @@ export interface Setting {
   choices?: readonly string[];
   /** Repeatable flag / comma- or newline-separated input. */
   list?: boolean;
+  /** A number's bounds: buildRunConfig refuses anything outside them (the manifest schema uses the same). */
+  bounds?: { min: number; max: number; integer: boolean };
 }
 
 export const SETTINGS = {
@@ -55,18 +57,27 @@ export const SETTINGS = {
     doc: 'select tests carrying this tag (repeatable: all must match)',
     list: true,
   },
-  jobs: { flag: '--jobs', value: '<n>', input: 'jobs', doc: 'VMs at once (default: from CPUs and memory)' },
+  jobs: {
+    flag: '--jobs',
+    value: '<n>',
+    input: 'jobs',
+    doc: 'VMs at once (default: from CPUs and memory)',
+    bounds: { min: 1, max: 256, integer: true },
+  },
   timeout: {
     flag: '--timeout',
     value: '<seconds>',
     input: 'timeout',
     doc: "override every test's timeout (scaled under TCG)",
+    // The same bounds as a test's `timeout` in schemas/itest-manifest.schema.json (a day at most).
+    bounds: { min: 1, max: 86400, integer: false },
   },
   timeoutScale: {
     flag: '--timeout-scale',
     value: '<factor>',
     input: 'timeout-scale',
     doc: 'multiply timeouts (default: 1 with KVM, 3 with TCG)',
+    bounds: { min: 0.1, max: 100, integer: false },
   },
   transport: {
     flag: '--transport',
@@ -150,7 +161,13 @@ export const SETTINGS = {
     input: 'plan',
     doc: 'a shard plan from `itest plan --shards N --json` (with --shard)',
   },
-  shard: { flag: '--shard', value: '<n>', input: 'shard', doc: 'run shard n of the plan' },
+  shard: {
+    flag: '--shard',
+    value: '<n>',
+    input: 'shard',
+    doc: 'run shard n of the plan',
+    bounds: { min: 1, max: 64, integer: true },
+  },
   imagePolicy: {
     input: 'image-policy',
     doc: 'restore-only: a cache miss is an error instead of a build',
@@ -164,6 +181,33 @@ export const SETTINGS = {
 } as const satisfies Record<string, Setting>;
 
 export type SettingKey = keyof typeof SETTINGS;
+
+/**
+ * A timeout as the engine arms it: the test's (or --timeout's) seconds times the scale, rounded to whole
+ * seconds, in a Node timer (whose delay is a signed 32-bit count of milliseconds: a longer one fires at
+ * once). Outside these bounds a test would time out the moment it starts and be blamed for it.
+ */
+export const SCALED_TIMEOUT = { min: 1, max: Math.floor((2 ** 31 - 1) / 1000) } as const;
+
+/**
+ * Caps on what itest reads, so that a broken or hostile file fails with a message instead of running the
+ * process out of memory (a 50 MB manifest of 647k tests did, after 90 s). Far above real use: systemd
+ * itself has about 100 integration tests, a manifest of 10,000 takes about 660 KB and 1.5 s to check.
+ */
+export const INPUT_LIMITS = {
+  /** itest.yaml; YAML with positions costs about 1.5 s per MiB to parse. */
+  manifestBytes: 1024 ** 2,
+  /** Nodes (maps, lists, scalars) in the manifest's YAML document. */
+  manifestNodes: 250_000,
+  /** A shard plan (names and durations only). */
+  planBytes: 4 * 1024 ** 2,
+  /** One results.json; a failed test's digest is bounded to tens of KB (digest/builder.ts DEFAULT_LIMITS). */
+  resultsBytes: 16 * 1024 ** 2,
+  /** Tests in a manifest (listed and discovered), a plan or a results.json. */
+  tests: 10_000,
+  /** Nesting of a JSON input: deeper data would overflow the stack when it is written out again. */
+  jsonDepth: 64,
+} as const;
 
 /** Two settings named together: `--plan and --shard`, or `` `plan` and `shard` `` (with `inputs` before). */
 export function spellPair(door: FrontDoor, a: SettingKey, b: SettingKey): { bare: string; full: string } {

@@ -2,22 +2,38 @@
 import { loadManifest, type Manifest } from '../config/manifest.ts';
 import { findUnitFiles } from '../config/discovery.ts';
 import { resolveTests, selectTests } from '../config/resolve-tests.ts';
-import type { RunConfig } from '../config/run-config.ts';
+import { scaledTimeoutProblem, type RunConfig } from '../config/run-config.ts';
 import type { TestSpec } from '../config/test-spec.ts';
+import { spell } from '../config/settings.ts';
+import { UserError } from '../util/errors.ts';
 
 export async function loadTests(
   cfg: Pick<RunConfig, 'configDir' | 'manifestPath' | 'tests' | 'tags' | 'timeout'> &
-    Partial<Pick<RunConfig, 'door'>>,
+    Partial<Pick<RunConfig, 'door' | 'timeoutScale' | 'shard'>>,
 ): Promise<{
   manifest: Manifest;
   all: TestSpec[];
   selected: TestSpec[];
 }> {
+  // No tests selects every test; a shard's empty list must select none (selectShard refuses one already).
+  if (cfg.shard && cfg.tests.length === 0)
+    throw new UserError(
+      `${spell(cfg.door ?? 'cli', 'shard', String(cfg.shard.index))}: the shard has no tests: nothing to run`,
+    );
   const manifest = await loadManifest(cfg.manifestPath, cfg.door);
   const units = await findUnitFiles(cfg.configDir, manifest.discover?.extraTrees);
   const all = resolveTests(manifest, units);
   const selected = selectTests(all, { tests: cfg.tests, tags: cfg.tags }, cfg.door).map((t) =>
     cfg.timeout !== undefined ? { ...t, timeout: cfg.timeout } : t,
   );
+  // A scale the user set can take a valid timeout out of what the engine can arm (1 and 3 cannot).
+  if (cfg.timeoutScale !== undefined)
+    for (const t of selected) {
+      const problem = scaledTimeoutProblem(t.timeout, cfg.timeoutScale, cfg.door ?? 'cli');
+      if (problem)
+        throw new UserError(
+          `${cfg.timeout !== undefined ? spell(cfg.door ?? 'cli', 'timeout', String(cfg.timeout)) : `${manifest.path}: test ${t.name}: timeout`}: ${problem}`,
+        );
+    }
   return { manifest, all, selected };
 }

@@ -1,17 +1,15 @@
 /** `itest report --merge`: reads every shard's results, merges them and writes one results.json and JUnit. */
-import { readFile } from 'node:fs/promises';
 import { loadShardResults } from '../shard/load-results.ts';
 import { mergeResults } from '../shard/merge.ts';
 import { parseShardPlan, type ShardPlan } from '../config/shard-plan.ts';
+import { readInputFile } from '../config/input-file.ts';
+import { INPUT_LIMITS } from '../config/settings.ts';
 import { OutputLayout } from '../run/output-layout.ts';
-import { UserError } from '../util/errors.ts';
 import type { RunOutput } from './ui.ts';
 import { writeResults } from './write-results.ts';
 
 export async function readPlanFile(path: string): Promise<ShardPlan> {
-  const text = await readFile(path, 'utf8').catch((e: Error) => {
-    throw new UserError(`--plan ${path}: ${e.message}`);
-  });
+  const text = await readInputFile(path, INPUT_LIMITS.planBytes, 'a shard plan', `--plan ${path}`);
   return parseShardPlan(text, path);
 }
 

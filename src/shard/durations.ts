@@ -3,7 +3,8 @@
  * order the VM pool and balance shards; they are a hint, so a missing or unreadable file is a note,
  * never an error.
  */
-import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readResultsFile } from './load-results.ts';
 import type { Results } from '../results/model.ts';
 
 import type { Durations } from '../config/run-config.ts';
@@ -34,16 +35,10 @@ export function expectedSeconds(
 }
 
 export async function loadDurations(path: string): Promise<{ durations?: Durations; note: string }> {
-  let text: string;
+  if (!existsSync(path)) return { note: `no durations history at ${path}; ordering by timeout and name` };
   try {
-    text = await readFile(path, 'utf8');
-  } catch {
-    return { note: `no durations history at ${path}; ordering by timeout and name` };
-  }
-  try {
-    const r = JSON.parse(text) as Partial<Results>;
-    if (!Array.isArray(r.tests)) throw new Error('no "tests" array');
-    const durations = durationsFrom(r as Results);
+    // Read like any results file: capped in size, checked against the schema (a hint, so never fatal).
+    const durations = durationsFrom(await readResultsFile(path));
     return {
       durations,
       note: `durations of ${Object.keys(durations).length} test(s) from ${path}`,
