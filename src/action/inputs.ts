@@ -23,7 +23,10 @@ export interface ActionConfig {
   annotations: boolean;
   artifactPrefix: string;
   junitPath?: string;
+  /** Open the KVM and vhost devices and lift AppArmor's user namespace restriction (runner/setup.ts). */
   setupRunner: boolean;
+  /** Why setupRunner is off although the input left it to `auto` (a runner that is not GitHub's). */
+  setupRunnerSkipped?: string;
   /** run: test (one job or one shard); prepare: image + shard plan, no VMs; report: merge the shards. */
   mode: 'run' | 'prepare' | 'report';
   /** prepare: how many shards. */
@@ -73,6 +76,26 @@ function number(name: string, v: string, min: number, max: number): number | und
   return n;
 }
 
+/**
+ * Whether to change the runner's device modes and sysctls. Those changes outlive the job: harmless on a
+ * GitHub-hosted runner, which is thrown away after it, but not on a self-hosted one, which keeps /dev/kvm
+ * world-writable and user namespaces unrestricted for everything that runs there later. So `auto` (the
+ * default) changes them only on GitHub's runners, and a self-hosted runner needs an explicit `true`.
+ */
+function setupPolicy(v: string, runnerEnvironment: string | undefined): { apply: boolean; skipped?: string } {
+  if (v !== 'auto' && !/^(true|yes|1|false|no|0)$/i.test(v))
+    throw new UserError(`input \`setup-runner\`: "${v}" is not one of auto, true, false`);
+  if (v !== 'auto') return { apply: bool('setup-runner', v) };
+  if (runnerEnvironment === 'github-hosted') return { apply: true };
+  return {
+    apply: false,
+    skipped:
+      `this runner is not GitHub-hosted (RUNNER_ENVIRONMENT=${runnerEnvironment ?? 'unset'}): /dev/kvm, /dev/vhost-vsock, /dev/vhost-net ` +
+      "and AppArmor's user namespace restriction are left as they are, since changes to them would outlive the job; " +
+      'set the input setup-runner: true to make them anyway',
+  };
+}
+
 /** The run's settings that the action has as inputs (settings.ts says which). */
 const RUN_INPUTS = (Object.keys(SETTINGS) as SettingKey[]).filter(
   (k) => (SETTINGS[k] as { input?: string }).input !== undefined && k !== 'plan' && k !== 'durations',
@@ -80,7 +103,7 @@ const RUN_INPUTS = (Object.keys(SETTINGS) as SettingKey[]).filter(
 
 export function parseInputs(
   get: InputGetter,
-  gh: Pick<GitHubContext, 'runAttempt' | 'runnerTemp'>,
+  gh: Pick<GitHubContext, 'runAttempt' | 'runnerTemp' | 'runnerEnvironment'>,
   env: NodeJS.ProcessEnv,
   cwd = process.cwd(),
 ): ActionConfig {
@@ -105,11 +128,12 @@ export function parseInputs(
     // The report mode merges results files and needs no config; it tolerates a job without a checkout.
     configOptional: mode === 'report',
   });
-  const shard = number('shard', input('shard'), 1, 64);
+  const shard = number('shard', input('shard'), SETTINGS.shard.bounds.min, SETTINGS.shard.bounds.max);
   const shards = parseShardCount(input('shards', 'auto'), 'input `shards`');
   const durations = input('durations');
   const mkosiRelease = input('mkosi-release');
   const junit = input('junit-path');
+  const setup = setupPolicy(input('setup-runner', 'auto'), gh.runnerEnvironment);
   return {
     mode,
     shards,
@@ -129,7 +153,8 @@ export function parseInputs(
     summary: bool('summary', input('summary', 'true')),
     annotations: bool('annotations', input('annotations', 'true')),
     artifactPrefix: input('artifact-prefix', 'itest-logs'),
-    setupRunner: bool('setup-runner', input('setup-runner', 'true')),
+    setupRunner: setup.apply,
+    ...(setup.skipped ? { setupRunnerSkipped: setup.skipped } : {}),
     ...(junit ? { junitPath: resolve(cwd, junit) } : {}),
   };
 }

@@ -4,16 +4,22 @@
  * names, then the check run and the verdict. The modes come in as a table, so a test can inject its own.
  */
 import * as core from '@actions/core';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseInputs, type ActionConfig } from './inputs.ts';
-import { setDone, setLabel, setOutputDir } from './state.ts';
+import { setDone, setLabel, setOutputDir, setStartedFile } from './state.ts';
 import { readContext, type GitHubContext } from './github/context.ts';
 import { checkHeadSha, publishCheckRun } from './github/checks.ts';
+import { imageDir } from './github/actions-cache.ts';
+import { info } from './github/log.ts';
+import { recordingUi, StartedRecord } from './runner/started.ts';
 import type { Mode } from './modes/mode.ts';
 import { runMode } from './modes/run.ts';
 import { prepareMode } from './modes/prepare.ts';
 import { reportMode } from './modes/report.ts';
 import type { Results } from '../results/model.ts';
 import { progressUi } from '../engine/progress.ts';
+import { OutputLayout } from '../run/output-layout.ts';
 import { UserError } from '../util/errors.ts';
 import { HostNotReady } from '../host/decide.ts';
 
@@ -25,27 +31,40 @@ export const MODES: Record<ActionConfig['mode'], Mode> = {
 
 export async function main(env: NodeJS.ProcessEnv = process.env, modes = MODES): Promise<void> {
   const warnings: string[] = [];
+  let record: StartedRecord | undefined;
   try {
     const gh = readContext(env);
     const cfg = parseInputs((n) => core.getInput(n), gh, env);
     setOutputDir(cfg.run.outputDir);
+    record = await startRecord(cfg, gh).catch((e: Error) => {
+      core.warning(
+        `cannot record what this run starts (${e.message}): after a cancel, the post step stops nothing`,
+      );
+      return undefined;
+    });
     // The post step names its partial artifact like the main step would: unique per shard and label.
     const label = jobLabel(cfg);
     if (label) setLabel(label);
-    const ui = progressUi(
-      (l) => core.info(l),
+    // Progress lines and the engine's news quote test names, reasons and guest lines: fenced (log.ts).
+    const progress = progressUi(
+      (l) => info(l),
       (l) => {
         warnings.push(l);
-        core.info(`warning: ${l}`);
+        info(`warning: ${l}`);
       },
     );
+    const ui = record ? recordingUi(progress, record, new OutputLayout(cfg.run.outputDir)) : progress;
     const results = await modes[cfg.mode]({ cfg, gh, ui, warnings, ...(label ? { label } : {}) });
     if (results) await publishCheck(results, cfg, gh);
     setDone();
+    record?.discard();
     if (results) failUnlessOk(results);
   } catch (e) {
     // A handled error is a finished step, not a cancel: the post step has nothing to stop or rescue.
-    if (e instanceof UserError || e instanceof HostNotReady) setDone();
+    if (e instanceof UserError || e instanceof HostNotReady) {
+      setDone();
+      record?.discard();
+    }
     if (e instanceof HostNotReady && e.problems.some((p) => p.startsWith('mkosi'))) {
       core.setFailed(
         `${e.message}\nIn a workflow, set the input mkosi-release (e.g. 25.3) or add the mkosi project's setup step before this one:  - uses: systemd/mkosi@v25.3`,
@@ -53,6 +72,22 @@ export async function main(env: NodeJS.ProcessEnv = process.env, modes = MODES):
     } else if (e instanceof UserError || e instanceof HostNotReady) core.setFailed(e.message);
     else core.setFailed(`itest: internal error: ${(e as Error).stack ?? String(e)}`);
   }
+}
+
+/**
+ * The record of what this run starts, for the post step (runner/started.ts), outside the workspace: the
+ * directories an image is built in and booted from are the Actions cache's, the local cache's build
+ * directory and the output directory's throwaway image (cache: false).
+ */
+async function startRecord(cfg: ActionConfig, gh: GitHubContext): Promise<StartedRecord> {
+  const path = join(gh.runnerTemp ?? tmpdir(), `itest-started-${process.pid}.jsonl`);
+  const record = await StartedRecord.create(path, [
+    imageDir(gh, cfg.run.outputDir),
+    join(cfg.run.cacheDir, 'build'),
+    new OutputLayout(cfg.run.outputDir).throwawayImage,
+  ]);
+  setStartedFile(path);
+  return record;
 }
 
 /** The user's `label` and this job's shard: what tells jobs of one run apart in artifact names. */

@@ -1,18 +1,21 @@
 /**
- * The action's post step: after a cancel or crash of the main step, stop leftover VMs, upload whatever
+ * The action's post step: after a cancel or crash of the main step, stop what the main step had started
+ * and left running (its VMs and image build, as it recorded them: runner/started.ts), upload whatever
  * logs exist, and say in the job summary which tests had started. Does nothing when the main step
  * finished its report (state `done`). What it knows of the run comes from the main step's state and
  * the inputs parsed as main parsed them.
  */
 import * as core from '@actions/core';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseInputs, type ActionConfig } from './inputs.ts';
-import { getDone, getLabel, getOutputDir } from './state.ts';
+import { getDone, getLabel, getOutputDir, getStartedFile } from './state.ts';
 import { readContext, type GitHubContext } from './github/context.ts';
 import { artifactName } from './github/artifact-name.ts';
 import { uploadLogs, type UploadOutcome } from './github/upload.ts';
+import { codeSpan, mdText } from './github/markdown.ts';
 import { stopLeftovers } from './runner/leftovers.ts';
+import { readStarted } from './runner/started.ts';
 import { hostArch } from '../host/probe.ts';
 import { OutputLayout } from '../run/output-layout.ts';
 
@@ -87,13 +90,17 @@ export async function post(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const output = getOutputDir();
   if (!output) return; // The main step stopped before it knew where results go: nothing started.
 
-  const found = await stopLeftovers(output);
+  const record = getStartedFile();
+  const found = await stopLeftovers(await readStarted(record));
+  if (!record) core.info('post: the main step recorded nothing it started, so no process is stopped');
   if (found.pids.length > 0)
     core.info(
       `post: stopped ${found.pids.length} leftover process(es) of ${found.machines.length} VM(s)` +
         `${found.machines.length ? `: ${found.machines.join(', ')}` : ''}` +
+        `${found.build ? ' and the image build' : ''}` +
         `${found.survivors.length ? `; still alive: ${found.survivors.join(', ')}` : ''}`,
     );
+  if (record) await rm(record, { force: true });
 
   const { files, started } = await partialState(output);
   const gh = readContext(env);
@@ -104,22 +111,27 @@ export async function post(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     found.running.includes(t.name)
       ? 'was running; its VM was stopped by the post step'
       : t.status
-        ? `the guest had reported \`${t.status}\``
+        ? `the guest had reported ${codeSpan(t.status, { cell: true })}`
         : 'no result from the guest';
   const lines = [
     '## ⚠️ itest did not finish',
     '',
     'The main step was cancelled or crashed before it reported.' +
       (found.pids.length
-        ? ` The post step stopped ${found.machines.length} leftover VM(s) (${found.pids.length} processes).`
+        ? ` The post step stopped ${found.machines.length} leftover VM(s)${found.build ? ' and the image build' : ''} (${found.pids.length} processes).`
         : ''),
     '',
     ...(started.length
-      ? ['| test | state |', '| --- | --- |', ...started.map((t) => `| ${t.name} | ${state(t)} |`), '']
+      ? [
+          '| test | state |',
+          '| --- | --- |',
+          ...started.map((t) => `| ${mdText(t.name)} | ${state(t)} |`),
+          '',
+        ]
       : ['No test had started.', '']),
-    `What exists in \`${output}\` was kept:`,
+    `What exists in ${codeSpan(output)} was kept:`,
     '',
-    ...files.map((f) => `- \`${f}\``),
+    ...files.map((f) => `- ${codeSpan(f)}`),
     '',
     files.some((f) => f.endsWith('.export'))
       ? 'A `journal.export` is the raw journal stream: `systemd-journal-remote -o T.journal journal.export` turns it into a journal for `journalctl --file`.\n'
@@ -129,8 +141,8 @@ export async function post(env: NodeJS.ProcessEnv = process.env): Promise<void> 
       : !up
         ? `Not uploaded (${cfg ? '`upload-logs: none`' : 'the inputs no longer parse'}).`
         : up.error
-          ? `Uploading them failed (${up.error}); they stay on the runner.`
-          : `Uploaded as artifact \`${up.name}\`.`,
+          ? `Uploading them failed (${mdText(up.error)}); they stay on the runner.`
+          : `Uploaded as artifact ${codeSpan(up.name)}.`,
   ];
   await core.summary.addRaw(lines.join('\n')).write();
 }

@@ -7,6 +7,7 @@ import * as core from '@actions/core';
 const OUTPUT = 'output';
 const LABEL = 'label';
 const DONE = 'done';
+const STARTED = 'started';
 
 /** The results directory, saved once the inputs parsed: without it the post step has nothing to look at. */
 export function setOutputDir(dir: string): void {
@@ -30,4 +31,12 @@ export function setDone(): void {
 }
 export function getDone(): boolean {
   return core.getState(DONE) === 'true';
+}
+
+/** The file in which main records what it starts (runner/started.ts): the post step stops only that. */
+export function setStartedFile(path: string): void {
+  core.saveState(STARTED, path);
+}
+export function getStartedFile(): string | undefined {
+  return core.getState(STARTED) || undefined;
 }

@@ -1,4 +1,8 @@
-/** Terminal rendering: live progress lines and the final report. Pure string builders. */
+/**
+ * Terminal rendering: live progress lines and the final report. Pure string builders. Much of what they
+ * print comes from the guest (unit lines, console tails, subtest names, reasons quoting them), so every
+ * builder returns plainText: nothing a guest writes can move the cursor, recolour or rewrite the lines.
+ */
 import {
   accelFallbackNote,
   countWords,
@@ -9,21 +13,37 @@ import {
   type TestResult,
 } from './model.ts';
 import { humanBytes } from '../util/size.ts';
+import { stripAnsi } from '../util/ansi.ts';
 import { findings } from './findings.ts';
 import type { HostInfo } from '../host/probe.ts';
 import { describeMkosiRuntime } from '../host/mkosi-needs.ts';
 import type { HostSetup } from '../host/decide.ts';
 
+/**
+ * `s` with escape sequences removed, tabs as spaces, and every other control character dropped but the
+ * newline (C0, DEL, C1, and the bidirectional overrides that reorder what a reader sees).
+ */
+export function plainText(s: string): string {
+  return (
+    stripAnsi(s)
+      .replace(/\t/g, ' ')
+      // eslint-disable-next-line no-control-regex
+      .replace(/[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/g, '')
+  );
+}
+
 /** What the probe found, printed before anything is built or booted. */
 export function renderHost(h: HostInfo, p: HostSetup): string {
-  return [
-    `host: ${h.arch}, ${h.cpus} CPUs, ${humanBytes(h.memTotal)} (${humanBytes(h.memAvailable)} available)`,
-    `  mkosi ${h.mkosi.version} (${p.dialect.name} dialect: ${p.dialect.verb} verb), QEMU ${h.qemu.version}`,
-    ...(h.mkosiReady ? [`  mkosi runs under: ${describeMkosiRuntime(h.mkosiReady)}`] : []),
-    `  journal: ${h.journalRemote}, ${h.journalctl}${h.journalctlVersion ? ` (systemd ${h.journalctlVersion})` : ''}`,
-    `  accel ${p.accel}: ${p.accelDetail}`,
-    `  transport ${p.transport}: ${p.transportDetail}`,
-  ].join('\n');
+  return plainText(
+    [
+      `host: ${h.arch}, ${h.cpus} CPUs, ${humanBytes(h.memTotal)} (${humanBytes(h.memAvailable)} available)`,
+      `  mkosi ${h.mkosi.version} (${p.dialect.name} dialect: ${p.dialect.verb} verb), QEMU ${h.qemu.version}`,
+      ...(h.mkosiReady ? [`  mkosi runs under: ${describeMkosiRuntime(h.mkosiReady)}`] : []),
+      `  journal: ${h.journalRemote}, ${h.journalctl}${h.journalctlVersion ? ` (systemd ${h.journalctlVersion})` : ''}`,
+      `  accel ${p.accel}: ${p.accelDetail}`,
+      `  transport ${p.transport}: ${p.transportDetail}`,
+    ].join('\n'),
+  );
 }
 
 const MARK: Record<Status, string> = {
@@ -41,7 +61,9 @@ export function progressStart(
   done: number,
   total: number,
 ): string {
-  return `[${done}/${total}] start  ${name}${attempt > 1 ? ` (attempt ${attempt})` : ''}  (${running} running)`;
+  return plainText(
+    `[${done}/${total}] start  ${name}${attempt > 1 ? ` (attempt ${attempt})` : ''}  (${running} running)`,
+  );
 }
 
 export function progressEnd(
@@ -52,7 +74,9 @@ export function progressEnd(
   total: number,
 ): string {
   const retry = willRetry ? ' -> retrying' : '';
-  return `[${done}/${total}] ${MARK[a.status]}   ${name}  ${a.durations.vmSeconds.toFixed(1)} s  ${a.reason}${retry}`;
+  return plainText(
+    `[${done}/${total}] ${MARK[a.status]}   ${name}  ${a.durations.vmSeconds.toFixed(1)} s  ${a.reason}${retry}`,
+  );
 }
 
 function pad(s: string, n: number): string {
@@ -69,14 +93,16 @@ export function renderEnvironment(r: Pick<Results, 'environment'>): string {
         ? `miss (${img.backend}; built in ${img.buildSeconds ?? '?'} s, saved in ${img.saveSeconds ?? '?'} s)`
         : img.cache;
   const accelNote = accelFallbackNote(e);
-  return [
-    ...(accelNote ? [`WARNING: ${accelNote}`] : []),
-    `mkosi      ${e.mkosi.version} (${e.mkosi.dialect}: ${e.mkosi.command.join(' ')})`,
-    `qemu       ${e.qemu.version}, accel ${e.accel}: ${e.accelDetail}`,
-    `transport  ${e.transport}: ${e.transportDetail}`,
-    `host       ${e.host.arch}, ${e.host.cpus} CPUs, ${humanBytes(e.host.memTotal)}; ${e.jobs} VM(s) at once; timeouts x${e.timeoutScale}`,
-    `image      ${img.key}: ${cacheLine}`,
-  ].join('\n');
+  return plainText(
+    [
+      ...(accelNote ? [`WARNING: ${accelNote}`] : []),
+      `mkosi      ${e.mkosi.version} (${e.mkosi.dialect}: ${e.mkosi.command.join(' ')})`,
+      `qemu       ${e.qemu.version}, accel ${e.accel}: ${e.accelDetail}`,
+      `transport  ${e.transport}: ${e.transportDetail}`,
+      `host       ${e.host.arch}, ${e.host.cpus} CPUs, ${humanBytes(e.host.memTotal)}; ${e.jobs} VM(s) at once; timeouts x${e.timeoutScale}`,
+      `image      ${img.key}: ${cacheLine}`,
+    ].join('\n'),
+  );
 }
 
 export function renderReport(r: Results): string {
@@ -94,7 +120,7 @@ export function renderReport(r: Results): string {
   for (const t of failed) out.push(...failureBlock(t));
   out.push(`${s.total} tests: ${countWords(s).join(', ')} in ${r.durationSeconds.toFixed(1)} s`);
   out.push(s.ok ? 'OK' : 'FAILED');
-  return out.join('\n');
+  return plainText(out.join('\n'));
 }
 
 function failureBlock(t: TestResult): string[] {
@@ -124,5 +150,5 @@ export function renderShards(r: Results): string[] {
   }
   for (const n of r.mergeNotes ?? []) out.push(`  ${n.level}: ${n.message}`);
   out.push('');
-  return out;
+  return out.map(plainText);
 }

@@ -31,7 +31,8 @@ describe('job summary', () => {
     assert.match(md, /\| ⏱️ \| C\\\|pipe \|/, 'pipes in names are escaped');
     assert.match(md, /<summary>❌ <b>B<\/b>: exit status 1, expected 123<\/summary>/);
     assert.match(md, /B: step 2 failed/);
-    assert.ok(!md.includes('B: ``` fence'), 'guest text cannot close the code fence');
+    // Kept verbatim inside a fence longer than its own backticks, so guest text cannot close it.
+    assert.match(md, /\n````text\nB: step 2 failed\nB: ``` fence\n````\n/);
     assert.match(
       md,
       /gh run download 42 -R systemd\/demo -n 'itest-logs-test-x86_64-attempt1' -D itest-logs/,

@@ -122,19 +122,28 @@ describe('GitHub Actions cache backend (real @actions/cache, local services)', (
   });
 
   it('never saves from fork pull requests or pull_request_target', async () => {
-    assert.equal(savePolicy('push', {}).allowed, true);
+    const main = 'refs/heads/main';
+    assert.equal(savePolicy({ eventName: 'push', event: {}, ref: main }).allowed, true);
     assert.equal(
-      savePolicy('pull_request', {
-        pull_request: { head: { repo: { full_name: 'a/b' } }, base: { repo: { full_name: 'a/b' } } },
+      savePolicy({
+        eventName: 'pull_request',
+        event: {
+          pull_request: { head: { repo: { full_name: 'a/b' } }, base: { repo: { full_name: 'a/b' } } },
+        },
+        ref: 'refs/pull/1/merge',
       }).allowed,
       true,
     );
-    const fork = savePolicy('pull_request', {
-      pull_request: { head: { repo: { full_name: 'evil/b' } }, base: { repo: { full_name: 'a/b' } } },
+    const fork = savePolicy({
+      eventName: 'pull_request',
+      event: {
+        pull_request: { head: { repo: { full_name: 'evil/b' } }, base: { repo: { full_name: 'a/b' } } },
+      },
+      ref: 'refs/pull/1/merge',
     });
     assert.equal(fork.allowed, false);
     assert.match(fork.why, /fork \(evil\/b\)/);
-    assert.equal(savePolicy('pull_request_target', {}).allowed, false);
+    assert.equal(savePolicy({ eventName: 'pull_request_target', event: {}, ref: main }).allowed, false);
     const warnings: string[] = [];
     const before = services.calls.length;
     const cache = new GitHubImageCache(join(workspace, 'image4'), fork, (w) => warnings.push(w));

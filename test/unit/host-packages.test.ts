@@ -29,7 +29,11 @@ function aptInstalls(workflow: string): { where: string; packages: string[] }[] 
       for (const line of (step.run ?? '').split('\n')) {
         const m = /apt-get\s+install\s+(.*)$/.exec(line);
         if (!m?.[1]) continue;
-        const packages = m[1].split(/\s+/).filter((w) => w && !w.startsWith('-') && !w.startsWith('$'));
+        // Options and the caller's own packages (`"${packages[@]}"`, quoted or not) are not the list.
+        const packages = m[1]
+          .split(/\s+/)
+          .map((w) => w.replace(/^["']|["']$/g, ''))
+          .filter((w) => w && !w.startsWith('-') && !w.startsWith('$'));
         out.push({ where: `${job} / ${step.name ?? '(unnamed step)'}`, packages });
       }
     }

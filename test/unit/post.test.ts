@@ -13,7 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { partialState } from '../../src/action/post.ts';
 import { leftovers } from '../../src/action/runner/leftovers.ts';
-import { descendants, type Proc } from '../../src/util/process.ts';
+import type { Started } from '../../src/action/runner/started.ts';
+import { descendants } from '../../src/util/process.ts';
 import { hostArch } from '../../src/host/probe.ts';
 import { ActionsServices } from '../helpers/actions-services.ts';
 
@@ -82,36 +83,64 @@ function kill(pids: number[]): void {
 
 describe('post step: which processes are leftovers (pure)', () => {
   const out = '/w/itest-results';
-  const ps: Proc[] = [
-    { pid: 1, ppid: 0, cmdline: '/sbin/init' },
-    { pid: 10, ppid: 1, cmdline: 'node post.js' },
-    {
-      pid: 20,
-      ppid: 1,
-      cmdline: `mkosi --machine=itest-t1-abc123-1 vm -chardev file,id=itest-status,path=${out}/.work/T1/status`,
-    },
-    { pid: 21, ppid: 20, cmdline: 'bwrap --new-session qemu-system-x86_64 -name itest-t1-abc123-1' },
-    { pid: 22, ppid: 21, cmdline: 'qemu-system-x86_64 -name itest-t1-abc123-1' },
+  const image = '/rt/itest-image';
+  const started: Started = {
+    main: { pid: 10, start: 500 },
+    vms: [{ machine: 'itest-t1-abc123-1', test: 'T1' }],
+    imageDirs: [image, '/rt/itest-cache/build'],
+  };
+  const p = (pid: number, ppid: number, argv: string[], start = 600) => ({
+    pid,
+    ppid,
+    argv,
+    cmdline: argv.join(' '),
+    start,
+  });
+  const ps = [
+    p(1, 0, ['/sbin/init'], 0),
+    p(10, 1, ['node', 'main.js'], 500),
+    p(11, 1, ['node', 'post.js'], 900),
+    p(20, 1, [
+      'mkosi',
+      '--machine=itest-t1-abc123-1',
+      'vm',
+      '-chardev',
+      `file,id=itest-status,path=${out}/.work/T1/status`,
+    ]),
+    p(21, 20, ['bwrap', '--new-session', 'qemu-system-x86_64', '-name', 'itest-t1-abc123-1']),
+    p(22, 21, ['qemu-system-x86_64', '-name', 'itest-t1-abc123-1']),
     // Orphaned (its mkosi is gone) but carries the machine name.
-    { pid: 30, ppid: 1, cmdline: 'virtiofsd --tag itest-t1-abc123-1' },
-    // Another job's VM on the same host, another output directory: not ours.
-    {
-      pid: 40,
-      ppid: 1,
-      cmdline: `mkosi --machine=itest-t1-ffffff-1 vm -chardev file,path=/w/itest-results-2/.work/T1/status`,
-    },
-    { pid: 41, ppid: 40, cmdline: 'sleep 1000' },
+    p(30, 1, ['virtiofsd', '--tag', 'itest-t1-abc123-1']),
+    // The image build, and what it runs.
+    p(50, 1, ['mkosi', '--directory', '/w/mkosi', '--output-dir', `${image}`, '--force', 'build']),
+    p(51, 50, ['apt-get', 'install', 'systemd']),
+    // Another run's VM on the same host, naming this output directory: not recorded, not ours.
+    p(40, 1, ['mkosi', '--machine=itest-t1-ffffff-1', 'vm', '-chardev', `file,path=${out}/.work/T1/status`]),
+    p(41, 40, ['sleep', '1000']),
+    // A machine name that only starts like ours.
+    p(42, 1, ['mkosi', '--machine=itest-t1-abc123-10', 'vm']),
+    // Started before the main step: whatever it names, never ours (a PID reused, an older job's leftover).
+    p(60, 1, ['mkosi', '--machine=itest-t1-abc123-1', 'vm'], 100),
+    p(61, 1, ['mkosi', '--output-dir', image, 'build'], 100),
+    // A workspace process naming the output directory and a sibling of the image directory.
+    p(70, 1, ['tail', '-f', `${out}/T1.console.log`, `${image}-old/x`]),
   ];
 
-  it('finds the run by its output directory and machine names, with every descendant, never itself', () => {
-    const r = leftovers(ps, `${out}/`, 10);
+  it('finds the recorded VMs and the image build, with every descendant; nothing else, never itself', () => {
+    const r = leftovers(ps, started, 11);
     assert.deepEqual(
       r.pids.sort((a, b) => a - b),
-      [20, 21, 22, 30],
+      [20, 21, 22, 30, 50, 51],
     );
     assert.deepEqual(r.machines, ['itest-t1-abc123-1']);
     assert.deepEqual(r.running, ['T1']);
-    assert.deepEqual(leftovers(ps, out, 20).pids.includes(20), false, 'never the post step itself');
+    assert.equal(r.build, true);
+    assert.equal(leftovers(ps, started, 20).pids.includes(20), false, 'never the post step itself');
+    assert.deepEqual(
+      leftovers(ps, { vms: started.vms, imageDirs: started.imageDirs }).pids,
+      [],
+      'no main: nothing',
+    );
   });
 
   it('partialState lists the kept files and the tests that had started, with the status of those that reported', async () => {
@@ -229,7 +258,11 @@ describe('post step after the main step was killed (real processes, local Action
       assert.equal(await isGone(p), false, `${p} outlives the main step (that is the problem)`);
 
     const state = stateEnv(await readFile(files.state, 'utf8'));
-    assert.deepEqual(state, { STATE_output: out, STATE_label: 'leg-a' });
+    assert.deepEqual(state, {
+      STATE_output: out,
+      STATE_label: 'leg-a',
+      STATE_started: join(dir, `itest-started-${main.pid}.jsonl`),
+    });
     const calls = services.calls.length;
     const post = await runPost(dir, {
       ...inputs,

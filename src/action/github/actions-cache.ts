@@ -12,7 +12,7 @@ import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import * as cache from '@actions/cache';
 import type { ImageCache, RestoreResult } from '../../image/image-cache.ts';
-import type { GitHubContext, GitHubEvent } from './context.ts';
+import type { GitHubContext } from './context.ts';
 import { listProcesses } from '../../util/process.ts';
 import { DeadlineExceeded, secondsFromEnv, withDeadline } from '../../util/deadline.ts';
 
@@ -81,24 +81,46 @@ export interface SavePolicy {
   why: string;
 }
 
+/** Events that run the repository's own code on one of its branches: their saves may be restored by later runs. */
+export const SAVING_EVENTS = ['push', 'schedule', 'workflow_dispatch', 'merge_group'] as const;
+/** Pull request events: they save only from the repository itself, and GitHub scopes those caches to the pull request. */
+export const PULL_REQUEST_EVENTS = [
+  'pull_request',
+  'pull_request_review',
+  'pull_request_review_comment',
+] as const;
+
 /**
- * Whether this event may write the cache: never from pull requests out of forks (their code is
- * untrusted and a poisoned image would be restored by trusted runs), nor from pull_request_target.
+ * Whether this run may write the cache: an allowlist, since a poisoned image would be restored by every
+ * later run of the branch. Saves happen on the events above, on a branch (refs/heads/*); and from pull
+ * requests out of this repository. Never from forks (their code is untrusted), and never from any other
+ * event: pull_request_target, workflow_run, issue_comment, repository_dispatch, ... run on the default
+ * branch's cache scope while they may build what a stranger chose.
  */
-export function savePolicy(eventName: string | undefined, event: GitHubEvent | undefined): SavePolicy {
-  if (eventName === 'pull_request_target')
-    return { allowed: false, why: 'pull_request_target runs with untrusted code' };
-  if (
-    eventName === 'pull_request' ||
-    eventName === 'pull_request_review' ||
-    eventName === 'pull_request_review_comment'
-  ) {
+export function savePolicy({
+  eventName,
+  event,
+  ref,
+}: Pick<GitHubContext, 'eventName' | 'event' | 'ref'>): SavePolicy {
+  const name = eventName ?? 'unknown';
+  if ((PULL_REQUEST_EVENTS as readonly string[]).includes(name)) {
     const head = event?.pull_request?.head?.repo?.full_name;
     const base = event?.pull_request?.base?.repo?.full_name;
-    if (!head || !base || head !== base)
-      return { allowed: false, why: `pull request from a fork (${head ?? 'unknown'})` };
+    if (typeof head !== 'string' || typeof base !== 'string' || head !== base)
+      return {
+        allowed: false,
+        why: `pull request from a fork (${typeof head === 'string' ? head : 'unknown'})`,
+      };
+    return { allowed: true, why: `${name} from ${base} itself (its cache is scoped to the pull request)` };
   }
-  return { allowed: true, why: `event ${eventName ?? 'unknown'}` };
+  if (!(SAVING_EVENTS as readonly string[]).includes(name))
+    return {
+      allowed: false,
+      why: `event ${name} (images are saved on ${SAVING_EVENTS.join(', ')} and pull requests from this repository)`,
+    };
+  if (!ref?.startsWith('refs/heads/'))
+    return { allowed: false, why: `event ${name} on ${ref ?? 'an unknown ref'}, not on a branch` };
+  return { allowed: true, why: `event ${name} on ${ref}` };
 }
 
 export class GitHubImageCache implements ImageCache {
@@ -169,6 +191,11 @@ export class GitHubImageCache implements ImageCache {
     return this.dir;
   }
 
+  /** A failed or cancelled build leaves nothing in the image directory (a later step could take it for an image). */
+  async discard(builtDir: string): Promise<void> {
+    await rm(builtDir, { recursive: true, force: true });
+  }
+
   async save(key: string, builtDir: string): Promise<string> {
     if (!this.policy.allowed) {
       this.warn(`not saving the image to the Actions cache: ${this.policy.why}`);
@@ -200,17 +227,17 @@ export class GitHubImageCache implements ImageCache {
   }
 }
 
-/** This job's image cache: the image in RUNNER_TEMP (outside the workspace), saved only from trusted events. */
+/** Where this job's image lives: in RUNNER_TEMP, outside the workspace (the output directory outside Actions). */
+export function imageDir(gh: Pick<GitHubContext, 'runnerTemp'>, outputDir: string): string {
+  return join(gh.runnerTemp ?? outputDir, 'itest-image');
+}
+
+/** This job's image cache: the image in imageDir, saved only as savePolicy allows. */
 export function jobImageCache(
   gh: GitHubContext,
   outputDir: string,
   warn: (message: string) => void,
   options: CacheOptions = {},
 ): GitHubImageCache {
-  return new GitHubImageCache(
-    join(gh.runnerTemp ?? outputDir, 'itest-image'),
-    savePolicy(gh.eventName, gh.event),
-    warn,
-    options,
-  );
+  return new GitHubImageCache(imageDir(gh, outputDir), savePolicy(gh), warn, options);
 }

@@ -35,10 +35,14 @@ export interface GitHubContext {
   sha?: string;
   /** GITHUB_EVENT_NAME. */
   eventName?: string;
+  /** GITHUB_REF: refs/heads/<branch>, refs/tags/<tag>, refs/pull/<n>/merge. */
+  ref?: string;
   /** The payload at GITHUB_EVENT_PATH; absent when there is none or it does not parse. */
   event?: GitHubEvent;
   /** RUNNER_TEMP: per job, outside the workspace. */
   runnerTemp?: string;
+  /** RUNNER_ENVIRONMENT: `github-hosted` or `self-hosted`. */
+  runnerEnvironment?: string;
 }
 
 function readEvent(path: string | undefined): GitHubEvent | undefined {
@@ -68,7 +72,9 @@ export function readContext(
     workspace: set(env.GITHUB_WORKSPACE),
     sha: set(env.GITHUB_SHA),
     eventName: set(env.GITHUB_EVENT_NAME),
+    ref: set(env.GITHUB_REF),
     event,
     runnerTemp: set(env.RUNNER_TEMP),
+    runnerEnvironment: set(env.RUNNER_ENVIRONMENT),
   };
 }

@@ -1,9 +1,11 @@
 /** Publishes what a run produced to GitHub: the log artifact, summary, annotations, outputs and the JUnit copy. */
 import * as core from '@actions/core';
-import { copyFile, mkdir } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { copyFile, mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Results } from '../../results/model.ts';
 import { renderSummary } from './summary.ts';
+import { codeSpan, mdText } from './markdown.ts';
 import { annotations } from './annotations.ts';
 import { artifactName } from './artifact-name.ts';
 import { filesToUpload, uploadLogs, type UploadOutcome } from './upload.ts';
@@ -50,17 +52,18 @@ export async function publishResults(
   const extra: string[] = [];
   if (upload?.id !== undefined)
     extra.push(
-      `📦 Logs of ${cfg.uploadLogs} tests: artifact \`${upload.name}\`${upload.url ? ` ([download](${upload.url}))` : ''}`,
+      `📦 Logs of ${cfg.uploadLogs} tests: artifact ${codeSpan(upload.name)}${upload.url ? ` ([download](${upload.url}))` : ''}`,
       '',
     );
   if (upload?.error)
     extra.push(
-      `⚠️ The log upload failed: ${upload.error}. Files left on the runner:`,
+      `⚠️ The log upload failed: ${mdText(upload.error)}. Files left on the runner:`,
       '',
-      ...upload.files.map((f) => `- \`${f}\``),
+      ...upload.files.map((f) => `- ${codeSpan(f)}`),
       '',
     );
-  if (warnings.length > 0) extra.push('**Warnings**', '', ...warnings.map((w) => `- ${w}`), '');
+  // Warnings quote what mkosi, QEMU and the services said: text, never markdown.
+  if (warnings.length > 0) extra.push('**Warnings**', '', ...warnings.map((w) => `- ${mdText(w)}`), '');
   if (cfg.summary) {
     const ctx = {
       downloadDir: 'itest-logs',
@@ -93,7 +96,9 @@ export async function publishResults(
   for (const [k, v] of Object.entries(outputs)) core.setOutput(k, v);
   if (cfg.junitPath) {
     await mkdir(dirname(cfg.junitPath), { recursive: true });
-    await copyFile(layout.junit, cfg.junitPath);
+    // A fresh file at junit-path, never whatever a link planted there points to.
+    await rm(cfg.junitPath, { force: true });
+    await copyFile(layout.junit, cfg.junitPath, constants.COPYFILE_EXCL);
   }
   return upload;
 }

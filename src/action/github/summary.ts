@@ -1,6 +1,8 @@
 /**
  * The job summary: counts, environment, a table of tests, a timeline of the VMs and, for each failure,
- * why, its last lines and the commands to debug it. Pure; stays under GitHub's 1 MiB per step.
+ * why, its last lines and the commands to debug it. Pure; stays under GitHub's 1 MiB per step. Names,
+ * reasons and lines come from the tests and their guests: each goes through the escape for where it
+ * lands (markdown.ts).
  */
 import {
   accelFallbackNote,
@@ -11,6 +13,7 @@ import {
   type TestResult,
 } from '../../results/model.ts';
 import { findings } from '../../results/findings.ts';
+import { codeBlock, codeSpan, htmlText, mdText } from './markdown.ts';
 
 export const SUMMARY_LIMIT = 1024 * 1024;
 
@@ -27,8 +30,8 @@ export interface ReproContext {
 
 const subtestIcon = (result: string) =>
   /^(pass|ok|success)/i.test(result) ? '✅' : /^skip/i.test(result) ? '⏭️' : '❌';
-const esc = (s: string) => s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
-const fence = (lines: string[]) => ['```text', ...lines.map((l) => l.replace(/```/g, "'''")), '```'];
+// A mermaid gantt label ends at `:` and `;` and `#` starts a comment: keep the characters of safe names.
+const ganttLabel = (s: string) => s.replace(/[^A-Za-z0-9 _.@+-]/g, ' ');
 
 export function headline(r: Results): string {
   const s = r.summary;
@@ -47,11 +50,11 @@ function environment(r: Results): string[] {
   return [
     '| | |',
     '|---|---|',
-    `| mkosi | ${esc(e.mkosi.version)} (${e.mkosi.dialect}) |`,
-    `| QEMU | ${esc(e.qemu.version)} |`,
-    `| accelerator | ${e.accel}${e.accel === 'tcg' ? ` ⚠️ software emulation${e.accelFallback ? ' (KVM broken on this host)' : ''}` : ''} |`,
-    `| transport | ${e.transport} |`,
-    `| image cache | ${cache}: \`${img.key}\` |`,
+    `| mkosi | ${mdText(e.mkosi.version)} (${e.mkosi.dialect}) |`,
+    `| QEMU | ${mdText(e.qemu.version)} |`,
+    `| accelerator | ${mdText(e.accel)}${e.accel === 'tcg' ? ` ⚠️ software emulation${e.accelFallback ? ' (KVM broken on this host)' : ''}` : ''} |`,
+    `| transport | ${mdText(e.transport)} |`,
+    `| image cache | ${cache}: ${codeSpan(img.key, { cell: true })} |`,
     `| parallelism | ${e.jobs} VM(s) at once on ${e.host.cpus} CPUs; timeouts x${e.timeoutScale} |`,
   ];
 }
@@ -61,11 +64,11 @@ function table(r: Results): string[] {
     '| | test | duration | attempts | reason |',
     '|---|---|---:|---:|---|',
     ...r.tests.flatMap((t) => [
-      `| ${ICON[t.status]} | ${esc(t.name)} | ${t.timings.totalSeconds.toFixed(1)} s | ${t.attempts.length}${t.flaky ? ' (flaky)' : ''} | ${esc(t.reason)} |`,
+      `| ${ICON[t.status]} | ${mdText(t.name)} | ${t.timings.totalSeconds.toFixed(1)} s | ${t.attempts.length}${t.flaky ? ' (flaky)' : ''} | ${mdText(t.reason)} |`,
       // Subtests the test reported (MESSAGE_ID=27479699...), one row each under their test.
       ...(t.digest?.subtests ?? []).map(
         (x) =>
-          `| ${subtestIcon(x.result)} | ↳ ${esc(x.name)} | | | ${esc(x.result)}: ${esc(x.message.split('\n')[0] ?? '')} |`,
+          `| ${subtestIcon(x.result)} | ↳ ${mdText(x.name)} | | | ${mdText(x.result)}: ${mdText(x.message.split('\n')[0] ?? '')} |`,
       ),
     ]),
   ];
@@ -86,7 +89,7 @@ export function shardTable(r: Results): string[] {
     ),
     '',
   ];
-  for (const n of r.mergeNotes ?? []) out.push(`- ${n.level === 'error' ? '❌' : 'ℹ️'} ${esc(n.message)}`);
+  for (const n of r.mergeNotes ?? []) out.push(`- ${n.level === 'error' ? '❌' : 'ℹ️'} ${mdText(n.message)}`);
   if (r.mergeNotes?.length) out.push('');
   return out;
 }
@@ -100,7 +103,7 @@ export function timeline(r: Results): string[] {
       const start = Math.max(0, Math.round((Date.parse(a.startedAt) - t0) / 1000));
       const dur = Math.max(1, Math.round(a.durations.vmSeconds));
       const tag = a.status === 'pass' || a.status === 'skip' ? 'done' : 'crit';
-      const label = `${t.name}${t.attempts.length > 1 ? ` #${a.attempt}` : ''}`.replace(/[:;#]/g, ' ');
+      const label = ganttLabel(`${t.name}${t.attempts.length > 1 ? ` #${a.attempt}` : ''}`);
       rows.push(`    ${label} :${tag}, ${start}, ${dur}s`);
     }
   }
@@ -140,11 +143,11 @@ export function reproCommands(t: TestResult, ctx: ReproContext): string[] {
 
 export function failureDetails(t: TestResult, ctx: ReproContext): string[] {
   const out = [
-    `<details open><summary>${ICON[t.status]} <b>${esc(t.name)}</b>: ${esc(t.reason)}</summary>`,
+    `<details open><summary>${ICON[t.status]} <b>${htmlText(t.name)}</b>: ${htmlText(t.reason)}</summary>`,
     '',
   ];
   const section = (title: string, lines: string[]) => {
-    if (lines.length > 0) out.push(`**${title}**`, '', ...fence(lines), '');
+    if (lines.length > 0) out.push(`**${title}**`, '', ...codeBlock(lines), '');
   };
   for (const f of findings(t)) section(f.title, f.lines.slice(-20));
   section('debug it', reproCommands(t, ctx));
@@ -163,7 +166,7 @@ export function renderSummary(
   const head = [
     headline(r),
     '',
-    ...(accelNote ? ['> [!WARNING]', `> ${esc(accelNote)}`, ''] : []),
+    ...(accelNote ? ['> [!WARNING]', `> ${mdText(accelNote)}`, ''] : []),
     ...environment(r),
     '',
     ...shardTable(r),

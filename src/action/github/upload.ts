@@ -27,11 +27,15 @@ export interface UploadOutcome {
 
 /** What goes into the artifact: results, JUnit, build log, and every kept journal and console log. */
 export function filesToUpload(r: Results, outputDir: string, which: 'failed' | 'all'): string[] {
-  const files = new OutputLayout(outputDir).runFiles();
+  const layout = new OutputLayout(outputDir);
+  const files = layout.runFiles();
   for (const t of r.tests) {
     if (which === 'failed' && (t.status === 'pass' || t.status === 'skip')) continue;
     for (const a of t.attempts)
       files.push(...[a.files.journal, a.files.console].filter((f): f is string => Boolean(f)));
+    // A journal stream journal-remote could not convert is kept beside the console log: the only copy.
+    const f = layout.test(t.name);
+    files.push(f.keptExport, ...t.attempts.map((a) => f.attempt(a.attempt).keptExport));
   }
   return [...new Set(files)].filter((f) => existsSync(f));
 }

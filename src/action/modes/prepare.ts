@@ -5,8 +5,10 @@
 import * as core from '@actions/core';
 import type { Mode } from './mode.ts';
 import { jobImageCache } from '../github/actions-cache.ts';
+import { codeSpan, mdText } from '../github/markdown.ts';
 import { readyRunner } from '../runner/ready.ts';
 import { prepareImage } from '../../engine/prepare-image.ts';
+import { stopOnSignals } from '../../run/stop-on-signals.ts';
 import { loadTests } from '../../engine/load-tests.ts';
 import { loadDurations } from '../../shard/durations.ts';
 import { planShards } from '../../shard/plan-shards.ts';
@@ -16,11 +18,13 @@ export function renderPlan(plan: ShardPlan, key: string, saved: boolean): string
   return [
     `## itest plan: ${plan.shards.reduce((a, s) => a + s.tests.length, 0)} tests in ${plan.total} shard(s)`,
     '',
-    `Image \`${key}\`: ${saved ? 'in the Actions cache for the shard jobs' : '⚠️ not in the Actions cache: each shard job builds it'}. Costs from ${plan.basis === 'durations' ? 'the durations of an earlier run' : 'timeouts (no durations history yet)'}.`,
+    `Image ${codeSpan(key)}: ${saved ? 'in the Actions cache for the shard jobs' : '⚠️ not in the Actions cache: each shard job builds it'}. Costs from ${plan.basis === 'durations' ? 'the durations of an earlier run' : 'timeouts (no durations history yet)'}.`,
     '',
     '| shard | tests | planned VM-seconds |',
     '|---|---|---:|',
-    ...plan.shards.map((s) => `| ${s.index}/${plan.total} | ${s.tests.join(', ')} | ${s.plannedSeconds} |`),
+    ...plan.shards.map(
+      (s) => `| ${s.index}/${plan.total} | ${mdText(s.tests.join(', '))} | ${s.plannedSeconds} |`,
+    ),
   ].join('\n');
 }
 
@@ -38,8 +42,12 @@ export const prepareMode: Mode = async ({ cfg, gh, ui }) => {
     lookupOnly: true,
     onSaved: (key) => stored.push(key),
   });
+  // A cancelled job gets SIGINT, then SIGTERM: the build stops at once and nothing is saved.
+  const cancel = stopOnSignals((sig, first) =>
+    core.info(first ? `${sig}: stopping the image build` : `${sig}: still stopping the image build`),
+  );
   // No VM runs here: KVM is not needed, and its absence is no reason for a warning.
-  const { image } = await prepareImage({ ...cfg.run, kvm: 'no' }, ui, { imageCache });
+  const { image } = await prepareImage({ ...cfg.run, kvm: 'no' }, ui, { imageCache }, cancel);
   const saved = image.cache === 'hit' || stored.includes(image.key);
   if (!saved)
     ui.warn(

@@ -8,6 +8,7 @@ import type { ActionConfig } from '../inputs.ts';
 import type { GitHubContext } from '../github/context.ts';
 import { jobImageCache } from '../github/actions-cache.ts';
 import { artifactName } from '../github/artifact-name.ts';
+import { info } from '../github/log.ts';
 import { publishResults } from '../github/publish.ts';
 import { uploadLogs } from '../github/upload.ts';
 import { readyRunner } from '../runner/ready.ts';
@@ -15,6 +16,7 @@ import { runEngine } from '../../engine/run.ts';
 import type { RunOutput, Ui } from '../../engine/ui.ts';
 import { writeResults } from '../../engine/write-results.ts';
 import { OutputLayout } from '../../run/output-layout.ts';
+import { stopOnSignals } from '../../run/stop-on-signals.ts';
 import { loadDurations } from '../../shard/durations.ts';
 import { renderEnvironment, renderReport } from '../../results/terminal.ts';
 
@@ -26,12 +28,15 @@ export const runMode: Mode = async ({ cfg, gh, ui, warnings, label }) => {
     if (d.durations) cfg.run.durations = d.durations;
   }
   const imageCache = jobImageCache(gh, cfg.run.outputDir, (w) => ui.warn(w));
-  const controller = new AbortController();
-  process.once('SIGINT', () => controller.abort());
-  process.once('SIGTERM', () => controller.abort());
-  const out = await runEngine(cfg.run, ui, controller.signal, { imageCache });
-  core.info(renderEnvironment(out.results));
-  core.info(renderReport(out.results));
+  // A cancelled job gets SIGINT, then SIGTERM: each only stops the run, which ends its VMs and reports.
+  const stop = stopOnSignals((sig, first) =>
+    core.info(
+      first ? `${sig}: stopping the VMs; the results so far follow` : `${sig}: still stopping the VMs`,
+    ),
+  );
+  const out = await runEngine(cfg.run, ui, stop, { imageCache });
+  info(renderEnvironment(out.results));
+  info(renderReport(out.results));
   await publishResults(out.results, cfg, gh, warnings, label);
   // results.json now names the log artifact of each test; a shard hands it to the report job.
   const written = await writeResults(new OutputLayout(cfg.run.outputDir), out.results);

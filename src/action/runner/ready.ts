@@ -6,28 +6,46 @@
 import * as core from '@actions/core';
 import type { ActionConfig } from '../inputs.ts';
 import { installMkosiRelease } from './mkosi-release.ts';
-import { allowUserNamespaces, aptInstall, setupRunner, type CommandRunner } from './setup.ts';
+import {
+  allowUserNamespaces,
+  aptInstall,
+  setupRunner,
+  type CommandRunner,
+  type DeviceCheck,
+} from './setup.ts';
 import { mkosiModuleNeeds, mkosiRuntimeNeeds } from '../../host/mkosi-needs.ts';
 import { probeMkosiRuntime } from '../../host/mkosi-runtime-probe.ts';
+
+/** How readyRunner changes the runner: the commands and checks of setup.ts (tests inject their own). */
+export interface RunnerDeps {
+  run?: CommandRunner;
+  root?: boolean;
+  read?: (path: string) => Promise<string | undefined>;
+  check?: DeviceCheck;
+}
 
 /** Readies the runner; returns the mkosi command to run (the installed release's, else the configured one). */
 export async function readyRunner(
   cfg: ActionConfig,
   log: (line: string) => void,
   p: { vms: boolean; warn?: (line: string) => void },
+  deps: RunnerDeps = {},
 ): Promise<string[]> {
   const release = cfg.mkosiRelease
     ? await installMkosiRelease(cfg.mkosiRelease, { env: cfg.run.env, log })
     : undefined;
+  const { run, root, read, check } = deps;
+  const given = { ...(run ? { run } : {}), ...(root !== undefined ? { root } : {}) };
   if (cfg.setupRunner) {
-    await allowUserNamespaces(log);
+    await allowUserNamespaces(log, { ...given, ...(read ? { read } : {}) });
     if (release)
       await installMkosiModules(release, log, p.warn ?? ((w) => core.warning(w)), {
         env: cfg.run.env,
         configDir: cfg.run.configDir,
+        ...given,
       });
-    if (p.vms) await setupRunner(log);
-  }
+    if (p.vms) await setupRunner(log, { ...given, ...(check ? { check } : {}) });
+  } else if (cfg.setupRunnerSkipped) log(`runner setup: ${cfg.setupRunnerSkipped}`);
   return release ? release.command : cfg.run.mkosi;
 }
 
