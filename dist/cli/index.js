@@ -31384,7 +31384,7 @@ function escapeJsonPtr(str) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4685);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7137);
 // Entry point of the `itest` binary (bundled to dist/cli/index.js).
 
 process.exit(await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv));
@@ -31394,7 +31394,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 4685:
+/***/ 7137:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -31476,7 +31476,10 @@ function accelFallbackNote(e) {
         `Found by ${where}: ${fb.reason}${fb.qemuLine && !fb.reason.includes(fb.qemuLine) ? `. QEMU said: ${fb.qemuLine}` : ''}${rerun}`);
 }
 
+;// CONCATENATED MODULE: external "node:crypto"
+const external_node_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
 ;// CONCATENATED MODULE: ./src/util/sanitize.ts
+
 /**
  * Turns any test name into a safe single path component (and artifact-name fragment): no separators, no
  * characters GitHub forbids in artifact names, no leading dots, bounded length.
@@ -31489,15 +31492,24 @@ function safeFileName(name, maxLength = 100) {
         s = s.slice(0, maxLength);
     return s;
 }
-/** A machine name valid as a hostname label (mkosi/machined require it): lowercase, [a-z0-9-], <= 63 chars. */
+/**
+ * A machine name valid as a hostname label (mkosi/machined require it): lowercase, [a-z0-9-], <= 63 chars.
+ * A name cut short ends in a digest of the whole test name, so that two long names with a common start
+ * stay apart (names that differ only in case or in characters outside [a-z0-9-] do not: config/test-names.ts
+ * refuses those pairs).
+ */
 function machineName(testName, runId, attempt) {
     const base = testName
         .toLowerCase()
         .replace(/[^a-z0-9-]+/g, '-')
         .replace(/^-+|-+$/g, '');
     const suffix = `-${runId}-${attempt}`;
-    const head = `itest-${base}`.slice(0, 63 - suffix.length).replace(/-+$/, '');
-    return `${head}${suffix}`;
+    const full = `itest-${base}`;
+    const room = 63 - suffix.length;
+    if (full.length <= room)
+        return `${full}${suffix}`;
+    const digest = (0,external_node_crypto_namespaceObject.createHash)('sha256').update(testName).digest('hex').slice(0, 6);
+    return `${full.slice(0, room - digest.length - 1).replace(/-+$/, '')}-${digest}${suffix}`;
 }
 
 ;// CONCATENATED MODULE: ./src/run/output-layout.ts
@@ -31509,6 +31521,7 @@ function machineName(testName, runId, attempt) {
  *   results.json, junit.xml, image-build.log     the run
  *   <test>.journal, <test>.console.log           each test's latest attempt
  *   <test>.attempt-<n>.{journal,console.log}     its earlier attempts, moved aside before a retry
+ *   <test>[.attempt-<n>].journal.export          the raw serial journal stream, kept when it could not be converted
  *   <test>@<32hex>-<16hex>-<16hex>.journal       what systemd-journal-remote rotated out of <test>.journal
  *   .work/<test>/status, .work/<test>/journal.export   a running VM's serial channels (deleted at the end)
  *   .image/                                      the image of a --no-cache run
@@ -31521,6 +31534,7 @@ const BUILD_LOG = 'image-build.log';
 const WORK = '.work';
 const STATUS = 'status';
 const JOURNAL_EXPORT = 'journal.export';
+const KEPT_EXPORT = '.journal.export';
 const ROTATED = /^(.+)@[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{16}\.journal$/;
 class OutputLayout {
     dir;
@@ -31554,9 +31568,11 @@ class OutputLayout {
             work,
             status: (0,external_node_path_.join)(work, STATUS),
             journalExport: (0,external_node_path_.join)(work, JOURNAL_EXPORT),
+            keptExport: (0,external_node_path_.join)(this.dir, `${base}${KEPT_EXPORT}`),
             attempt: (n) => ({
                 journal: (0,external_node_path_.join)(this.dir, `${base}.attempt-${n}.journal`),
                 console: (0,external_node_path_.join)(this.dir, `${base}.attempt-${n}.console.log`),
+                keptExport: (0,external_node_path_.join)(this.dir, `${base}.attempt-${n}${KEPT_EXPORT}`),
             }),
         };
     }
@@ -31569,16 +31585,16 @@ class OutputLayout {
         const m = ROTATED.exec(fileName);
         return m !== null && (journal === undefined || m[1] === (0,external_node_path_.basename)(journal, '.journal'));
     }
-    /** A test's journal or console log (latest or of attempt n), read back from its file name. */
+    /** A test's journal, console log or kept export stream (latest or of attempt n), read back from its file name. */
     static parse(fileName) {
         if (OutputLayout.isRotatedJournal(fileName))
             return undefined;
-        const m = /^(.+?)(?:\.attempt-(\d+))?\.(journal|console\.log)$/.exec(fileName);
+        const m = /^(.+?)(?:\.attempt-(\d+))?\.(journal|console\.log|journal\.export)$/.exec(fileName);
         if (!m)
             return undefined;
         return {
             test: m[1],
-            kind: m[3] === 'journal' ? 'journal' : 'console',
+            kind: m[3] === 'journal' ? 'journal' : m[3] === 'console.log' ? 'console' : 'journal-export',
             ...(m[2] ? { attempt: Number(m[2]) } : {}),
         };
     }
@@ -31665,18 +31681,27 @@ const SETTINGS = {
         doc: 'select tests carrying this tag (repeatable: all must match)',
         list: true,
     },
-    jobs: { flag: '--jobs', value: '<n>', input: 'jobs', doc: 'VMs at once (default: from CPUs and memory)' },
+    jobs: {
+        flag: '--jobs',
+        value: '<n>',
+        input: 'jobs',
+        doc: 'VMs at once (default: from CPUs and memory)',
+        bounds: { min: 1, max: 256, integer: true },
+    },
     timeout: {
         flag: '--timeout',
         value: '<seconds>',
         input: 'timeout',
         doc: "override every test's timeout (scaled under TCG)",
+        // The same bounds as a test's `timeout` in schemas/itest-manifest.schema.json (a day at most).
+        bounds: { min: 1, max: 86400, integer: false },
     },
     timeoutScale: {
         flag: '--timeout-scale',
         value: '<factor>',
         input: 'timeout-scale',
         doc: 'multiply timeouts (default: 1 with KVM, 3 with TCG)',
+        bounds: { min: 0.1, max: 100, integer: false },
     },
     transport: {
         flag: '--transport',
@@ -31760,7 +31785,13 @@ const SETTINGS = {
         input: 'plan',
         doc: 'a shard plan from `itest plan --shards N --json` (with --shard)',
     },
-    shard: { flag: '--shard', value: '<n>', input: 'shard', doc: 'run shard n of the plan' },
+    shard: {
+        flag: '--shard',
+        value: '<n>',
+        input: 'shard',
+        doc: 'run shard n of the plan',
+        bounds: { min: 1, max: 64, integer: true },
+    },
     imagePolicy: {
         input: 'image-policy',
         doc: 'restore-only: a cache miss is an error instead of a build',
@@ -31771,6 +31802,31 @@ const SETTINGS = {
         input: 'image-key',
         doc: 'the image key the prepare job computed; a different key here is an error that says why',
     },
+};
+/**
+ * A timeout as the engine arms it: the test's (or --timeout's) seconds times the scale, rounded to whole
+ * seconds, in a Node timer (whose delay is a signed 32-bit count of milliseconds: a longer one fires at
+ * once). Outside these bounds a test would time out the moment it starts and be blamed for it.
+ */
+const SCALED_TIMEOUT = { min: 1, max: Math.floor((2 ** 31 - 1) / 1000) };
+/**
+ * Caps on what itest reads, so that a broken or hostile file fails with a message instead of running the
+ * process out of memory (a 50 MB manifest of 647k tests did, after 90 s). Far above real use: systemd
+ * itself has about 100 integration tests, a manifest of 10,000 takes about 660 KB and 1.5 s to check.
+ */
+const INPUT_LIMITS = {
+    /** itest.yaml; YAML with positions costs about 1.5 s per MiB to parse. */
+    manifestBytes: 1024 ** 2,
+    /** Nodes (maps, lists, scalars) in the manifest's YAML document. */
+    manifestNodes: 250_000,
+    /** A shard plan (names and durations only). */
+    planBytes: 4 * 1024 ** 2,
+    /** One results.json; a failed test's digest is bounded to tens of KB (digest/builder.ts DEFAULT_LIMITS). */
+    resultsBytes: 16 * 1024 ** 2,
+    /** Tests in a manifest (listed and discovered), a plan or a results.json. */
+    tests: 10_000,
+    /** Nesting of a JSON input: deeper data would overflow the stack when it is written out again. */
+    jsonDepth: 64,
 };
 /** Two settings named together: `--plan and --shard`, or `` `plan` and `shard` `` (with `inputs` before). */
 function spellPair(door, a, b) {
@@ -31846,12 +31902,302 @@ var ajv = __nccwpck_require__(2463);
 // EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
 var dist = __nccwpck_require__(8815);
 ;// CONCATENATED MODULE: ./schemas/itest-manifest.schema.json
-const itest_manifest_schema_namespaceObject = /*#__PURE__*/JSON.parse('{"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://github.com/systemd/itest-action/raw/v1/schemas/itest-manifest.schema.json","title":"itest manifest (itest.yaml)","description":"Lists the VM integration tests of a mkosi project. Lives beside mkosi.conf. See the itest-action README.","type":"object","additionalProperties":false,"properties":{"version":{"description":"Manifest format version. Only 1 exists.","const":1},"firmware":{"description":"Firmware mkosi boots the image with (mkosi\'s Firmware=/QemuFirmware=): auto, linux (direct kernel boot, fastest), uefi, uefi-secure-boot or bios. Default: leave it to the image\'s mkosi config.","enum":["auto","linux","uefi","uefi-secure-boot","bios"]},"defaults":{"description":"Settings applied to every test unless the test sets them itself.","$ref":"#/definitions/settings"},"discover":{"description":"Find tests by globbing unit names shipped in the config\'s extra trees (mkosi.extra/ and extra-trees below). Every matching .service unit becomes a test named after the unit (without .service).","type":"object","additionalProperties":false,"required":["units"],"properties":{"units":{"description":"Glob(s) over unit file names, e.g. TEST-*.service.","oneOf":[{"type":"string","minLength":1},{"type":"array","items":{"type":"string","minLength":1},"minItems":1}]},"exclude":{"description":"Glob(s) over unit file names to leave out.","oneOf":[{"type":"string"},{"type":"array","items":{"type":"string"}}]},"extra-trees":{"description":"More directories (relative to the config directory) laid out like mkosi.extra/ to search for units.","type":"array","items":{"type":"string","minLength":1}}}},"tests":{"description":"Tests listed by name. An entry whose name matches a discovered unit refines that test.","type":"array","items":{"allOf":[{"$ref":"#/definitions/settings"},{"type":"object","required":["name"],"properties":{"name":{"description":"Test name, unique in the manifest. Letters, digits and . _ @ + - only.","type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._@+-]*$","maxLength":100},"unit":{"description":"The systemd unit the VM boots into. Default: <name>.service.","type":"string","pattern":"^[A-Za-z0-9:_.@\\\\\\\\-]+\\\\.(service|target)$"},"description":{"type":"string"}}}]}}},"definitions":{"settings":{"type":"object","properties":{"name":true,"unit":true,"description":true,"timeout":{"description":"Seconds from VM start to the guest\'s result before the test ends as `timeout`. Scaled up under TCG (see timeout-scale). Default 300.","type":"number","exclusiveMinimum":0},"exit-status":{"description":"Guest exit status that means pass. Default 123, the status the injected drop-in makes PID 1 exit with when the unit succeeds.","type":"integer","minimum":0,"maximum":255},"skip-status":{"description":"Guest exit status that means skip. Default 77.","type":"integer","minimum":0,"maximum":255},"should-fail":{"description":"The test is expected to fail: a failing unit counts as pass, a passing one as fail.","type":"boolean"},"kernel-cmdline":{"description":"Extra kernel command line arguments.","oneOf":[{"type":"string"},{"type":"array","items":{"type":"string"}}]},"credentials":{"description":"systemd credentials passed to the guest (name: value); values may span lines.","type":"object","propertyNames":{"pattern":"^[A-Za-z0-9_.@:-]+$"},"additionalProperties":{"type":"string"}},"mkosi-args":{"description":"Extra mkosi options placed before the vm/qemu verb, one argument per item.","type":"array","items":{"type":"string"}},"qemu-args":{"description":"Extra QEMU arguments, one argument per item.","type":"array","items":{"type":"string"}},"ram":{"description":"Guest RAM, e.g. 1G or 1536M. Default 1G.","oneOf":[{"type":"string","pattern":"^[0-9]+ *[KMGTkmgt]?(i?[Bb])?$"},{"type":"integer","minimum":1}]},"cpus":{"description":"Guest vCPUs. Default 1 (2 with KVM).","type":"integer","minimum":1,"maximum":64},"retries":{"description":"Extra attempts when the test fails or times out (flaky tests). Default 0. Infrastructure errors are retried separately (infra-retries).","type":"integer","minimum":0,"maximum":5},"infra-retries":{"description":"Extra attempts after an infrastructure error (QEMU killed, VM died, transport lost). Default 1.","type":"integer","minimum":0,"maximum":5},"tags":{"description":"Free-form tags for selection with --tag.","type":"array","items":{"type":"string","pattern":"^[A-Za-z0-9._-]+$"}},"fail-on-coredump":{"description":"A test that passes but left a coredump (a crashed process) fails. Default true, as systemd\'s own test runner does.","type":"boolean"},"coredump-exclude":{"description":"Regular expression: coredumps whose process name or executable path matches are expected and never fail the test.","type":"string","minLength":1}},"additionalProperties":false}}}');
+const itest_manifest_schema_namespaceObject = /*#__PURE__*/JSON.parse('{"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://github.com/systemd/itest-action/raw/v1/schemas/itest-manifest.schema.json","title":"itest manifest (itest.yaml)","description":"Lists the VM integration tests of a mkosi project. Lives beside mkosi.conf. See the itest-action README.","type":"object","additionalProperties":false,"properties":{"version":{"description":"Manifest format version. Only 1 exists.","const":1},"firmware":{"description":"Firmware mkosi boots the image with (mkosi\'s Firmware=/QemuFirmware=): auto, linux (direct kernel boot, fastest), uefi, uefi-secure-boot or bios. Default: leave it to the image\'s mkosi config.","enum":["auto","linux","uefi","uefi-secure-boot","bios"]},"defaults":{"description":"Settings applied to every test unless the test sets them itself.","$ref":"#/definitions/settings"},"discover":{"description":"Find tests by globbing unit names shipped in the config\'s extra trees (mkosi.extra/ and extra-trees below). Every matching .service unit becomes a test named after the unit (without .service).","type":"object","additionalProperties":false,"required":["units"],"properties":{"units":{"description":"Glob(s) over unit file names, e.g. TEST-*.service.","oneOf":[{"type":"string","minLength":1,"maxLength":1024},{"type":"array","items":{"type":"string","minLength":1,"maxLength":1024},"minItems":1,"maxItems":1000}]},"exclude":{"description":"Glob(s) over unit file names to leave out.","oneOf":[{"type":"string","maxLength":1024},{"type":"array","items":{"type":"string","maxLength":1024},"maxItems":1000}]},"extra-trees":{"description":"More directories (relative to the config directory) laid out like mkosi.extra/ to search for units.","type":"array","items":{"type":"string","minLength":1}}}},"tests":{"description":"Tests listed by name. An entry whose name matches a discovered unit refines that test. At most 10000.","type":"array","maxItems":10000,"items":{"allOf":[{"$ref":"#/definitions/settings"},{"type":"object","required":["name"],"properties":{"name":{"description":"Test name, unique in the manifest. Letters, digits and . _ @ + - only.","type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._@+-]*$","maxLength":100},"unit":{"description":"The systemd unit the VM boots into. Default: <name>.service.","type":"string","pattern":"^[A-Za-z0-9:_.@\\\\\\\\-]+\\\\.(service|target)$"},"description":{"type":"string"}}}]}}},"definitions":{"settings":{"type":"object","properties":{"name":true,"unit":true,"description":true,"timeout":{"description":"Seconds from VM start to the guest\'s result before the test ends as `timeout`, from 1 to 86400 (a day). Scaled up under TCG (see timeout-scale). Default 300.","type":"number","minimum":1,"maximum":86400},"exit-status":{"description":"Guest exit status that means pass. Default 123, the status the injected drop-in makes PID 1 exit with when the unit succeeds.","type":"integer","minimum":0,"maximum":255},"skip-status":{"description":"Guest exit status that means skip. Default 77.","type":"integer","minimum":0,"maximum":255},"should-fail":{"description":"The test is expected to fail: a failing unit counts as pass, a passing one as fail.","type":"boolean"},"kernel-cmdline":{"description":"Extra kernel command line arguments.","oneOf":[{"type":"string"},{"type":"array","items":{"type":"string"}}]},"credentials":{"description":"systemd credentials passed to the guest (name: value); values may span lines.","type":"object","propertyNames":{"pattern":"^[A-Za-z0-9_.@:-]+$"},"additionalProperties":{"type":"string"}},"mkosi-args":{"description":"Extra mkosi options placed before the vm/qemu verb, one argument per item. Options that would change the cached image or its config, or boot it other than as a throw-away copy, are refused (--ephemeral, -C/--directory, -O/--output-dir, -f/--force, --output, --format, --include, --profile, -i/--incremental, ... and verbs; see the README).","type":"array","items":{"type":"string"}},"qemu-args":{"description":"Extra QEMU arguments, one argument per item.","type":"array","items":{"type":"string"}},"ram":{"description":"Guest RAM, e.g. 1G or 1536M. Default 1G.","oneOf":[{"type":"string","pattern":"^[0-9]+ *[KMGTkmgt]?(i?[Bb])?$"},{"type":"integer","minimum":1}]},"cpus":{"description":"Guest vCPUs. Default 1 (2 with KVM).","type":"integer","minimum":1,"maximum":64},"retries":{"description":"Extra attempts when the test fails or times out (flaky tests). Default 0. Infrastructure errors are retried separately (infra-retries).","type":"integer","minimum":0,"maximum":5},"infra-retries":{"description":"Extra attempts after an infrastructure error (QEMU killed, VM died, transport lost). Default 1.","type":"integer","minimum":0,"maximum":5},"tags":{"description":"Free-form tags for selection with --tag.","type":"array","items":{"type":"string","pattern":"^[A-Za-z0-9._-]+$"}},"fail-on-coredump":{"description":"A test that passes but left a coredump (a crashed process) fails. Default true, as systemd\'s own test runner does.","type":"boolean"},"coredump-exclude":{"description":"Regular expression: coredumps whose process name or executable path matches are expected and never fail the test.","type":"string","minLength":1}},"additionalProperties":false}}}');
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(3024);
+var external_node_fs_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_node_fs_, 2);
+;// CONCATENATED MODULE: ./src/config/input-file.ts
+/**
+ * Reading files a user (or another job) hands itest: bounded in size, regular files only, JSON checked
+ * against its schema, and every failure a UserError that names the file and the field.
+ */
+
+
+
+
+const MiB = (n) => `${Math.round((n / 1024 ** 2) * 10) / 10} MiB`;
+/**
+ * The text of a regular file of at most maxBytes. Devices and FIFOs are refused unread (/dev/zero never
+ * ends; opened non-blocking, a FIFO without a writer does not hang); the read stops one byte past the
+ * cap, whatever the file grows to. fs errors are rethrown as they are, for the caller's own words (a
+ * missing manifest has a fix of its own).
+ */
+async function readCapped(path, maxBytes, what) {
+    const handle = await (0,promises_namespaceObject.open)(path, external_node_fs_.constants.O_RDONLY | external_node_fs_.constants.O_NONBLOCK);
+    try {
+        const st = await handle.stat();
+        if (!st.isFile())
+            throw new UserError(`${path}: not a regular file; ${what} must be one`);
+        const tooBig = (size) => new UserError(`${path}: ${what} of ${MiB(size)} is larger than the ${MiB(maxBytes)} itest reads. Fix: point itest at the right file (the cap keeps a broken or hostile one from running itest out of memory)`);
+        if (st.size > maxBytes)
+            throw tooBig(st.size);
+        // Sized by the file, plus a byte to see it grow past the cap while it is read.
+        const buf = Buffer.alloc(Math.min(st.size, maxBytes) + 1);
+        const chunks = [];
+        let length = 0;
+        for (;;) {
+            const { bytesRead } = await handle.read(buf, 0, buf.length, null);
+            if (bytesRead === 0)
+                break;
+            chunks.push(Buffer.from(buf.subarray(0, bytesRead)));
+            length += bytesRead;
+            if (length > maxBytes)
+                throw tooBig(length);
+        }
+        return Buffer.concat(chunks, length).toString('utf8');
+    }
+    finally {
+        await handle.close();
+    }
+}
+/** readCapped for a file given by a setting: every failure, a missing file too, is a UserError. */
+async function readInputFile(path, maxBytes, what, label = path) {
+    try {
+        return await readCapped(path, maxBytes, what);
+    }
+    catch (e) {
+        if (e instanceof UserError)
+            throw e;
+        throw new UserError(`${label}: cannot read ${what}: ${e.message}`);
+    }
+}
+/** The deepest nesting of a parsed JSON value, counted without recursion (JSON.parse has none either). */
+function depthOver(value, limit) {
+    const stack = [[value, 0]];
+    while (stack.length > 0) {
+        const [v, d] = stack.pop();
+        if (v === null || typeof v !== 'object')
+            continue;
+        if (d >= limit)
+            return true;
+        for (const child of Object.values(v))
+            stack.push([child, d + 1]);
+    }
+    return false;
+}
+/** JSON text parsed, or a UserError naming origin, with the hint of what to pass instead. */
+function parseJsonInput(text, origin, hint) {
+    let value;
+    try {
+        value = JSON.parse(text);
+    }
+    catch (e) {
+        throw new UserError(`${origin}: not JSON (${e.message}); ${hint}`);
+    }
+    if (depthOver(value, INPUT_LIMITS.jsonDepth))
+        throw new UserError(`${origin}: nested deeper than ${INPUT_LIMITS.jsonDepth} levels; ${hint}`);
+    return value;
+}
+/** A JSON pointer (/tests/3/name) as a field (tests[3].name). */
+function fieldOf(instancePath, extra) {
+    const parts = instancePath
+        .split('/')
+        .slice(1)
+        .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+    if (extra !== undefined)
+        parts.push(extra);
+    const field = parts.reduce((acc, p) => (/^\d+$/.test(p) ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '');
+    return field || '(root)';
+}
+/** A value as a message shows it: JSON, cut short. */
+function preview(value, max = 60) {
+    // JSON has no Infinity or NaN (YAML's .inf and .nan): it would show them as null.
+    const s = typeof value === 'number' ? String(value) : (JSON.stringify(value) ?? String(value));
+    return s.length > max ? `${s.slice(0, max)}...` : s;
+}
+/** One schema violation in words: field, what is wrong, and what was there. */
+function schemaProblem(e, data) {
+    const p = e.params;
+    if (e.keyword === 'additionalProperties')
+        return `${fieldOf(e.instancePath, String(p.additionalProperty))}: unknown field`;
+    if (e.keyword === 'required')
+        return `${fieldOf(e.instancePath, String(p.missingProperty))}: missing required field`;
+    let got = data;
+    for (const part of e.instancePath.split('/').slice(1)) {
+        const key = part.replace(/~1/g, '/').replace(/~0/g, '~');
+        got = got !== null && typeof got === 'object' ? got[key] : undefined;
+    }
+    const allowed = Array.isArray(p.allowedValues) ? ` (${p.allowedValues.join(', ')})` : '';
+    return `${fieldOf(e.instancePath)}: ${e.message ?? 'is invalid'}${allowed} (got ${preview(got)})`;
+}
+/** Validates data; the first violation becomes a UserError: origin, what it is not, the field, the fix. */
+function checkSchema(validate, data, origin, notA, fix) {
+    if (!validate(data)) {
+        const first = validate.errors?.[0];
+        throw new UserError(`${origin}: ${notA}: ${first ? schemaProblem(first, data) : 'invalid'}; ${fix}`);
+    }
+    return data;
+}
+
+;// CONCATENATED MODULE: ./src/config/mkosi-args.ts
+/**
+ * The mkosi options a manifest may not pass (a test's mkosi-args or the defaults'). A manifest is code:
+ * its mkosi-args and qemu-args run on the host with the runner's rights, and itest does not try to sandbox
+ * that. What it does refuse is what would change the cached image, the config it was built from, or boot
+ * something other than a throw-away copy of it, because that outlives the test and every later run (and
+ * other runs on the same cache) would boot the changed image. mkosi-args go after itest's own options and
+ * before the verb, and mkosi's parser (argparse, no abbreviations) lets a later option win, so a refused
+ * option would override itest's. Read from `mkosi --help` and run_verb of mkosi 24.3 and 27.1. Pure.
+ */
+const REFUSED = [
+    {
+        options: ['--ephemeral'],
+        why: 'itest boots a throw-away snapshot of the cached image (--ephemeral=yes); any later --ephemeral wins, and "no" would boot the cached image itself, writable',
+    },
+    {
+        options: ['-C', '--directory'],
+        why: 'itest passes the config directory the cached image was built (and its cache key computed) from',
+    },
+    {
+        options: ['-O', '--output-dir', '--output-directory'],
+        why: "itest passes the cached image's directory; another one would boot (or, with a build, write) an image that is not the cached one",
+    },
+    {
+        options: ['-f', '--force'],
+        why: 'mkosi would delete the cached image and rebuild it inside the cache before booting',
+    },
+    {
+        options: [
+            '-o',
+            '--output',
+            '-t',
+            '--format',
+            '--compress-output',
+            '--output-extension',
+            '--image-id',
+            '--image-version',
+        ],
+        why: "it changes the image file names mkosi looks for; mkosi 24.3 then deletes the files it would write under those names in the image directory before it fails (with --format or --compress-output, the cached image's own files)",
+    },
+    {
+        options: ['-I', '--include', '--profile'],
+        why: 'it adds configuration the cached image was not built (nor keyed) with, which can set Output=, Format= or CompressOutput= (and so delete the cached image, as with --format)',
+    },
+    {
+        options: ['-B', '--auto-bump'],
+        why: 'it writes a new version into mkosi.version in the config directory whenever mkosi builds',
+    },
+    {
+        options: ['-w', '--wipe-build-dir'],
+        why: 'mkosi 27.1 runs its clean step for it even to boot, which removes the build directory (and the image too, when Incremental= has no cache yet)',
+    },
+    {
+        options: ['-R', '--rerun-build-scripts'],
+        why: 'it reruns the build scripts against the cached image before booting it',
+    },
+    {
+        options: ['-i', '--incremental'],
+        why: "it switches mkosi's incremental build caches on or off: a build option, which decides in mkosi 27.1's clean step whether the image is removed",
+    },
+];
+const WHY = new Map(REFUSED.flatMap((r) => r.options.map((o) => [o, r.why])));
+/** Options that take no value (24.3 and 27.1; -a, -i and -T take an optional one in 24.3, none in 27.1). */
+const FLAGS = new Set([
+    '-f',
+    '--force',
+    '--debug',
+    '--debug-shell',
+    '--debug-workspace',
+    '--debug-sandbox',
+    '--debug-timing',
+    '--no-pager',
+    '-B',
+    '--auto-bump',
+    '--json',
+    '-w',
+    '--wipe-build-dir',
+    '-R',
+    '--rerun-build-scripts',
+    '--nspawn-keep-unit',
+    '-h',
+    '--help',
+    '--version',
+    '-a',
+    '-i',
+    '-T',
+]);
+/** mkosi's verbs (24.3 and 27.1). */
+const VERBS = new Set([
+    'build',
+    'clean',
+    'summary',
+    'cat-config',
+    'shell',
+    'boot',
+    'vm',
+    'qemu',
+    'ssh',
+    'serve',
+    'bump',
+    'help',
+    'genkey',
+    'documentation',
+    'journalctl',
+    'coredumpctl',
+    'burn',
+    'dependencies',
+    'completion',
+    'sysupdate',
+    'box',
+    'sandbox',
+    'init',
+    'latest-snapshot',
+]);
+const refused = (arg, option) => `${JSON.stringify(arg)} is refused${arg.startsWith('--') || arg === option ? '' : ` (it holds ${option})`}: ${WHY.get(option)}`;
+/** Every argument of a mkosi-args list (defaults' and a test's together, in order) that itest refuses. */
+function mkosiArgProblems(args) {
+    const out = [];
+    // The previous argument was an option whose value may be this one (`--runtime-network none`).
+    let valueNext = false;
+    args.forEach((arg, index) => {
+        const mayBeValue = valueNext;
+        valueNext = false;
+        if (arg === '--') {
+            out.push({
+                index,
+                message: `"--" ends mkosi's options, so the next argument would become its verb; QEMU arguments go in qemu-args`,
+            });
+        }
+        else if (arg.startsWith('--')) {
+            const name = arg.split('=')[0];
+            if (WHY.has(name))
+                out.push({ index, message: refused(arg, name) });
+            valueNext = !arg.includes('=') && !FLAGS.has(name);
+        }
+        else if (arg.length > 1 && arg.startsWith('-')) {
+            // Short options cluster (`-fB`); the first that takes a value ends the cluster (`-Cdir`, or `-C dir`).
+            let reported = false;
+            for (let i = 1; i < arg.length; i++) {
+                const option = `-${arg[i]}`;
+                if (WHY.has(option) && !reported) {
+                    out.push({ index, message: refused(arg, option) });
+                    reported = true;
+                }
+                if (!FLAGS.has(option)) {
+                    valueNext = i === arg.length - 1;
+                    break;
+                }
+            }
+        }
+        else if (!mayBeValue) {
+            out.push({
+                index,
+                message: VERBS.has(arg)
+                    ? `${JSON.stringify(arg)} is a mkosi verb: mkosi-args are options placed before the verb itest runs, and a verb here would run instead of the VM, with itest's verb and QEMU arguments as its own`
+                    : `${JSON.stringify(arg)} is no option's value (the argument before it takes none), so mkosi would read it as its verb`,
+            });
+        }
+    });
+    return out;
+}
+
 ;// CONCATENATED MODULE: ./src/config/manifest.ts
 /**
  * The test manifest (itest.yaml): parse, validate against the published JSON Schema, and report every
- * problem with file, line, column, field and a fix. Pure apart from the one readFile in loadManifest.
+ * problem with file, line, column, field and a fix; bounded in size and nodes, aliases included. Pure
+ * apart from reading the file in loadManifest.
  */
+
 
 
 
@@ -31864,9 +32210,11 @@ const validate = manifest_ajv.compile(itest_manifest_schema_namespaceObject);
 async function loadManifest(path, door = 'cli') {
     let text;
     try {
-        text = await (0,promises_namespaceObject.readFile)(path, 'utf8');
+        text = await readCapped(path, INPUT_LIMITS.manifestBytes, 'the test manifest');
     }
     catch (err) {
+        if (err instanceof UserError)
+            throw err;
         const e = err;
         if (e.code === 'ENOENT') {
             throw new UserError(`${path}: no test manifest here. Fix: create ${MANIFEST_NAME} beside mkosi.conf ` +
@@ -31876,18 +32224,42 @@ async function loadManifest(path, door = 'cli') {
     }
     return parseManifest(text, path);
 }
+/** Problems shown at most; the rest are counted (a broken list can have one per item). */
+const MAX_SHOWN = 50;
+/** Schema errors turned into problems at most. */
+const MAX_SCHEMA_ERRORS = 500;
 /** Parses and validates manifest text; throws one UserError listing every problem. */
 function parseManifest(text, path) {
-    const problems = checkManifest(text);
+    const { problems, more = 0, data } = check(text);
     if (problems.length > 0) {
-        const lines = problems.map((p) => `${path}:${p.line}:${p.column}: ${p.field}: ${p.message}\n    fix: ${p.fix}`);
-        throw new UserError(`invalid test manifest (${problems.length} problem${problems.length > 1 ? 's' : ''}):\n${lines.join('\n')}`);
+        const total = problems.length + more;
+        const lines = problems
+            .slice(0, MAX_SHOWN)
+            .map((p) => `${path}:${p.line}:${p.column}: ${p.field}: ${p.message}\n    fix: ${p.fix}`);
+        if (total > MAX_SHOWN)
+            lines.push(`... and ${total - Math.min(MAX_SHOWN, problems.length)} more`);
+        throw new UserError(`invalid test manifest (${total} problem${total > 1 ? 's' : ''}):\n${lines.join('\n')}`);
     }
-    const data = ((0,dist/* parseDocument */.Tp)(text).toJS() ?? {});
     return normalize(data, path);
 }
 /** Every problem in the manifest text, in document order; empty when valid. */
 function checkManifest(text) {
+    return check(text).problems;
+}
+const problemAt = (pos, field, message, fix) => [{ ...pos, field, message, fix }];
+const START = { line: 1, column: 1 };
+/** Nodes of the document, up to one past the cap (counting stops there). */
+function countNodes(doc) {
+    let n = 0;
+    (0,dist/* visit */.YR)(doc, () => (++n > INPUT_LIMITS.manifestNodes ? dist/* visit */.YR.BREAK : undefined));
+    return n;
+}
+/** The problems (schema errors past MAX_SCHEMA_ERRORS only counted, in `more`), or the data when valid. */
+function check(text) {
+    if (text.length > INPUT_LIMITS.manifestBytes)
+        return {
+            problems: problemAt(START, '(file)', `${text.length} characters, more than the ${INPUT_LIMITS.manifestBytes} bytes itest reads`, 'a manifest is kilobytes: check that this is the right file'),
+        };
     const lineCounter = new dist/* LineCounter */.HN();
     const doc = (0,dist/* parseDocument */.Tp)(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
     const at = (offset) => {
@@ -31895,30 +32267,59 @@ function checkManifest(text) {
         return { line: p.line, column: p.col };
     };
     if (doc.errors.length > 0) {
-        return doc.errors.map((e) => ({
-            ...at(e.pos[0]),
-            field: '(yaml)',
-            message: e.message.split('\n')[0] ?? e.message,
-            fix: 'correct the YAML syntax at this position (indentation, quoting, duplicate keys)',
-        }));
+        return {
+            problems: doc.errors.map((e) => ({
+                ...at(e.pos[0]),
+                field: '(yaml)',
+                message: e.message.split('\n')[0] ?? e.message,
+                fix: 'correct the YAML syntax at this position (indentation, quoting, duplicate keys)',
+            })),
+        };
     }
-    const data = doc.toJS() ?? {};
-    if (typeof data !== 'object' || Array.isArray(data)) {
-        return [
-            {
-                line: 1,
-                column: 1,
-                field: '(root)',
-                message: 'the manifest must be a mapping',
-                fix: 'start with `version: 1` and a `tests:` list',
-            },
-        ];
+    // Size caps before the costly steps (plain data, schema): a broken file must not take minutes or all memory.
+    if (countNodes(doc) > INPUT_LIMITS.manifestNodes)
+        return {
+            problems: problemAt(START, '(root)', `more than ${INPUT_LIMITS.manifestNodes} YAML nodes`, 'a manifest is kilobytes: check that this is the right file'),
+        };
+    const tests = (0,dist/* isMap */.jh)(doc.contents) ? doc.contents.get('tests', true) : undefined;
+    if ((0,dist/* isSeq */.oP)(tests) && tests.items.length > INPUT_LIMITS.tests)
+        return {
+            problems: problemAt(at(tests.range?.[0] ?? 0), 'tests', `${tests.items.length} tests, more than the ${INPUT_LIMITS.tests} itest runs`, 'split the tests over several manifests (--manifest), or use discover: with globs'),
+        };
+    let data;
+    try {
+        // The default cap of yaml, set here on purpose: aliases that expand past it are an alias bomb.
+        data = doc.toJS({ maxAliasCount: 100 }) ?? {};
     }
-    const problems = [];
-    if (!validate(data))
-        problems.push(...schemaProblems(validate.errors ?? [], doc, at));
-    problems.push(...semanticProblems(data, doc, at));
-    return problems.sort((a, b) => a.line - b.line || a.column - b.column);
+    catch (e) {
+        // toJS throws for aliases only: too many expansions (a bomb), or an alias of no anchor.
+        const bomb = /alias count/i.test(e.message);
+        let alias;
+        (0,dist/* visit */.YR)(doc, {
+            Alias: (_, n) => (bomb || n.resolve(doc) === undefined ? ((alias = n), dist/* visit */.YR.BREAK) : undefined),
+        });
+        return {
+            problems: problemAt(alias && (0,dist/* isAlias */.Vj)(alias) && alias.range ? at(alias.range[0]) : START, '(yaml)', bomb ? `the aliases expand too far (${e.message})` : e.message, bomb
+                ? 'write the values out, or use fewer aliases (*name) of large anchors (&name)'
+                : 'define the anchor (&name) before the alias (*name) that refers to it'),
+        };
+    }
+    if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+        return {
+            problems: problemAt(START, '(root)', 'the manifest must be a mapping', 'start with `version: 1` and a `tests:` list'),
+        };
+    }
+    let problems = [];
+    let more = 0;
+    if (!validate(data)) {
+        // A list of 200k wrong items has as many errors: words and positions for the first ones are enough.
+        const errors = validate.errors ?? [];
+        problems = schemaProblems(errors.slice(0, MAX_SCHEMA_ERRORS), doc, at);
+        more = Math.max(0, errors.length - MAX_SCHEMA_ERRORS);
+    }
+    problems = problems.concat(semanticProblems(data, doc, at));
+    problems.sort((a, b) => a.line - b.line || a.column - b.column);
+    return problems.length > 0 ? { problems, more } : { problems, more, data: data };
 }
 function pathOf(instancePath) {
     if (!instancePath)
@@ -31979,6 +32380,9 @@ function describe(path) {
     return props[last]?.description;
 }
 function closest(word, options) {
+    // The edit distance costs length x length: no guess for a key no option is near in length anyway.
+    if (word.length > 64)
+        return undefined;
     const dist = (a, b) => {
         const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)]);
         for (let j = 1; j <= b.length; j++)
@@ -32010,7 +32414,7 @@ function schemaProblems(errors, doc, at) {
                 fieldPath = [...path, key];
                 const allowed = allowedAt(path);
                 const guess = closest(key, allowed);
-                message = `unknown field "${key}"`;
+                message = `unknown field ${preview(key)}`;
                 fix = `${guess ? `did you mean "${guess}"? ` : ''}allowed here: ${allowed.join(', ')}`;
                 break;
             }
@@ -32044,7 +32448,7 @@ function schemaProblems(errors, doc, at) {
                 message = `must be ${JSON.stringify(e.params.allowedValue)}`;
                 break;
             case 'pattern':
-                message = `${JSON.stringify(doc.getIn(path))} does not match ${e.params.pattern}`;
+                message = `${preview(doc.getIn(path))} does not match ${e.params.pattern}`;
                 break;
         }
         const field = fieldName(fieldPath);
@@ -32056,7 +32460,7 @@ function schemaProblems(errors, doc, at) {
         if (['type', 'minimum', 'maximum', 'exclusiveMinimum', 'oneOf'].includes(e.keyword) &&
             got !== undefined &&
             typeof got !== 'object') {
-            message += ` (got ${JSON.stringify(got)})`;
+            message += ` (got ${preview(got)})`;
         }
         out.push({ ...position(doc, path, at, key), field, message, fix });
     }
@@ -32064,7 +32468,9 @@ function schemaProblems(errors, doc, at) {
 }
 function semanticProblems(data, doc, at) {
     const out = [];
-    const defaults = data.defaults;
+    // The schema's errors say what is wrong with a defaults or a test that is no mapping; here they are skipped.
+    const mapping = (v) => v !== null && typeof v === 'object' && !Array.isArray(v) ? v : undefined;
+    const defaults = mapping(data.defaults);
     for (const k of ['name', 'unit', 'description']) {
         if (defaults && k in defaults) {
             out.push({
@@ -32075,7 +32481,7 @@ function semanticProblems(data, doc, at) {
             });
         }
     }
-    const tests = Array.isArray(data.tests) ? data.tests : [];
+    const tests = Array.isArray(data.tests) ? data.tests.map(mapping) : [];
     const regexAt = (path, value) => {
         if (typeof value !== 'string')
             return;
@@ -32093,6 +32499,23 @@ function semanticProblems(data, doc, at) {
     };
     regexAt(['defaults', 'coredump-exclude'], defaults?.['coredump-exclude']);
     tests.forEach((t, i) => regexAt(['tests', i, 'coredump-exclude'], t?.['coredump-exclude']));
+    // Defaults' mkosi-args come first in every test's: each argument is checked in that context, once.
+    const strings = (v) => Array.isArray(v) && v.every((x) => typeof x === 'string') ? v : [];
+    const defaultArgs = strings(defaults?.['mkosi-args']);
+    const refuse = (path, who, message) => out.push({
+        ...position(doc, path, at),
+        field: fieldName(path),
+        message: `${who}: ${message}`,
+        fix: 'remove it: a test may change the VM it boots, never the cached image or its config (see "Writing tests" in the README)',
+    });
+    for (const p of mkosiArgProblems(defaultArgs))
+        refuse(['defaults', 'mkosi-args', p.index], 'every test (defaults)', p.message);
+    tests.forEach((t, i) => {
+        const own = strings(t?.['mkosi-args']);
+        for (const p of mkosiArgProblems([...defaultArgs, ...own]))
+            if (p.index >= defaultArgs.length)
+                refuse(['tests', i, 'mkosi-args', p.index - defaultArgs.length], `test ${typeof t?.name === 'string' ? t.name : `#${i + 1}`}`, p.message);
+    });
     const firstByName = new Map();
     tests.forEach((t, i) => {
         if (typeof t?.name !== 'string')
@@ -34919,8 +35342,86 @@ const TEST_DEFAULTS = {
     infraRetries: 1,
 };
 
+;// CONCATENATED MODULE: ./src/config/test-names.ts
+/**
+ * Test names become file names in the output directory, VM machine names, artifact names and the
+ * kernel's `systemd.unit=`: a discovered unit's name must pass the rules a listed test's name does
+ * (the manifest schema's), and no two tests may end up with the same file or machine name. Pure.
+ */
+
+
+const listed = itest_manifest_schema_namespaceObject.properties.tests.items.allOf[1].properties;
+const NAME = new RegExp(listed.name.pattern);
+const NAME_MAX = listed.name.maxLength;
+const UNIT = new RegExp(listed.unit.pattern);
+/** Why a discovered unit cannot be a test, or undefined when it can. */
+function discoveredUnitProblem(unit) {
+    const name = unit.replace(/\.service$/, '');
+    const bad = [...new Set(name.replace(/[A-Za-z0-9._@+-]/g, ''))].map((c) => JSON.stringify(c)).join(' ');
+    if (NAME.test(name) && name.length <= NAME_MAX)
+        return undefined;
+    const why = bad
+        ? `has ${bad}`
+        : name.length > NAME_MAX
+            ? `is ${name.length} characters long`
+            : 'does not start with a letter or digit';
+    return `${JSON.stringify(unit)}: its test name ${JSON.stringify(name)} ${why}`;
+}
+/** What to do about discovered units that cannot be tests, said once for all of them. */
+function discoveredUnitsFix(units) {
+    const listable = units.filter((u) => UNIT.test(u));
+    return (`A test name is letters, digits and . _ @ + - only, starting with a letter or digit, at most ${NAME_MAX} ` +
+        "characters: it becomes file names, the VM's machine name and the kernel's systemd.unit= (a space would " +
+        "split that argument, a comma break QEMU's -smbios). Fix: rename the unit, or leave it out with " +
+        'discover.exclude' +
+        (listable.length
+            ? `; a unit whose own name is valid can be listed under tests: with a valid test name, e.g. - {name: NAME, unit: ${JSON.stringify(listable[0])}}`
+            : ''));
+}
+/** Run ids are 6 hex digits (engine/run-tests.ts); one- and two-digit attempts shorten the name differently. */
+const machineNames = (name) => [machineName(name, 'ffffff', 1), machineName(name, 'ffffff', 10)];
+/** A test whose name is another's name plus the suffix of that one's earlier attempts or rotated journals. */
+const SHADOWS = [/^(.+)\.attempt-\d+$/, /^(.+)@[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{16}$/];
+/** Every pair of tests that would write the same files or run under the same machine name, in words. */
+function nameCollisions(names) {
+    const out = [];
+    const pairs = new Set();
+    const report = (a, b, what) => {
+        const key = `${a}\0${b}`;
+        if (pairs.has(key))
+            return;
+        pairs.add(key);
+        out.push(`tests ${JSON.stringify(a)} and ${JSON.stringify(b)} ${what}`);
+    };
+    const byFile = new Map();
+    const byMachine = new Map();
+    const all = new Set(names);
+    for (const name of names) {
+        const file = safeFileName(name);
+        const first = byFile.get(file);
+        if (first !== undefined && first !== name)
+            report(first, name, `would write the same files (${file}.journal, ${file}.console.log)`);
+        else
+            byFile.set(file, name);
+        for (const m of machineNames(name)) {
+            const other = byMachine.get(m);
+            if (other !== undefined && other !== name)
+                report(other, name, `would run under the same VM machine name (${m.replace(/-ffffff-\d+$/, '-<run>-<attempt>')}: lowercase letters, digits and - only, at most 63 characters)`);
+            else
+                byMachine.set(m, name);
+        }
+        for (const re of SHADOWS) {
+            const base = re.exec(name)?.[1];
+            if (base !== undefined && all.has(base))
+                report(base, name, `would write the same files (${name}.journal is where ${base}'s earlier attempts or journals go)`);
+        }
+    }
+    return out;
+}
+
 ;// CONCATENATED MODULE: ./src/config/resolve-tests.ts
 /** Turns a manifest plus discovered units into resolved TestSpecs, and selects by name/glob/tag. Pure. */
+
 
 
 
@@ -34934,10 +35435,15 @@ function resolveSpec(t, d, source, manifestPath) {
     if (ram === undefined)
         throw new UserError(`${manifestPath}: test ${t.name}: ram ${JSON.stringify(ramSetting)} is not a size; use e.g. 1G or 1536M`);
     const cpus = pick('cpus');
+    const timeout = pick('timeout') ?? TEST_DEFAULTS.timeout;
+    // The schema bounds it too; this holds for manifests built in code.
+    const { min, max } = SETTINGS.timeout.bounds;
+    if (!(timeout >= min && timeout <= max))
+        throw new UserError(`${manifestPath}: test ${t.name}: timeout ${timeout} must be a number of seconds from ${min} to ${max}`);
     const spec = {
         name: t.name,
         unit: t.unit ?? `${t.name}.service`,
-        timeout: pick('timeout') ?? TEST_DEFAULTS.timeout,
+        timeout,
         exitStatus: pick('exit-status') ?? TEST_DEFAULTS.exitStatus,
         skipStatus: pick('skip-status') ?? TEST_DEFAULTS.skipStatus,
         shouldFail: pick('should-fail') ?? false,
@@ -34974,18 +35480,23 @@ function resolveTests(manifest, unitFiles) {
     if (manifest.discover) {
         const { units, exclude } = manifest.discover;
         const found = unitFiles.filter((u) => u.endsWith('.service') && units.some((g) => minimatch(u, g)) && !exclude.some((g) => minimatch(u, g)));
-        for (const unit of found) {
-            if (covered.has(unit))
-                continue;
-            const name = unit.replace(/\.service$/, '');
-            if (names.has(name))
-                continue;
-            out.push(resolveSpec({ name, unit }, manifest.defaults, 'discovered', manifest.path));
-        }
+        const fresh = found.filter((u) => !covered.has(u) && !names.has(u.replace(/\.service$/, '')));
+        if (listed.length + fresh.length > INPUT_LIMITS.tests)
+            throw new UserError(`${manifest.path}: discover: ${fresh.length} discovered and ${listed.length} listed tests are more than the ${INPUT_LIMITS.tests} itest runs. Fix: narrow discover.units or add discover.exclude`);
+        // A discovered unit's name is checked as a listed test's is by the schema: it goes into the same places.
+        const badUnits = fresh.filter((u) => discoveredUnitProblem(u) !== undefined);
+        if (badUnits.length > 0)
+            throw new UserError(`${manifest.path}: discover: ${badUnits.length} discovered unit${badUnits.length > 1 ? 's' : ''} cannot be ${badUnits.length > 1 ? 'tests' : 'a test'}:\n` +
+                `${badUnits.map((u) => `  ${discoveredUnitProblem(u)}\n`).join('')}${discoveredUnitsFix(badUnits)}`);
+        for (const unit of fresh)
+            out.push(resolveSpec({ name: unit.replace(/\.service$/, ''), unit }, manifest.defaults, 'discovered', manifest.path));
         for (const t of listed)
             if (found.includes(t.unit))
                 t.source = 'discovered';
     }
+    const collisions = nameCollisions(out.map((t) => t.name));
+    if (collisions.length > 0)
+        throw new UserError(`${manifest.path}: ${collisions.join('; ')}. Fix: rename one of each pair (or leave one out with discover.exclude)`);
     return out;
 }
 /**
@@ -34996,6 +35507,9 @@ function selectTests(all, sel, door = 'cli') {
     const test = (p) => spell(door, 'tests', p);
     const tag = (t) => spell(door, 'tags', t);
     for (const p of sel.tests) {
+        // minimatch throws on patterns over 64 KiB; no test name is longer than 100 characters anyway.
+        if (p.length > 1000)
+            throw new UserError(`${test(p.slice(0, 40))}...: a pattern of ${p.length} characters matches no test name`);
         if (!all.some((t) => matchesName(t, p))) {
             throw new UserError(`${test(p)}: no such test. Known tests: ${all.map((t) => t.name).join(', ') || '(none)'}`);
         }
@@ -35012,26 +35526,297 @@ function matchesName(t, pattern) {
     return t.name === pattern || t.unit === pattern || minimatch(t.name, pattern) || minimatch(t.unit, pattern);
 }
 
+;// CONCATENATED MODULE: ./schemas/shard-plan.schema.json
+const shard_plan_schema_namespaceObject = /*#__PURE__*/JSON.parse('{"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://github.com/systemd/itest-action/raw/v1/schemas/shard-plan.schema.json","title":"itest shard plan, version 1","description":"What `itest plan --shards N --json` writes and `itest run --plan P --shard N`, `itest report --merge --plan P` and the action\'s `plan` input read: which tests each shard runs.","type":"object","required":["version","id","total","basis","shards"],"properties":{"version":{"const":1},"id":{"description":"Digest of the assignment; each shard\'s results carry it, so a merge never mixes two plans\' shards.","type":"string","minLength":1,"maxLength":128},"total":{"description":"Number of shards (the length of shards).","type":"integer","minimum":1,"maximum":64},"basis":{"description":"What the planned costs came from.","enum":["durations","timeouts"]},"shards":{"type":"array","minItems":1,"maxItems":64,"items":{"type":"object","required":["index","tests","plannedSeconds"],"properties":{"index":{"description":"1-based, in order.","type":"integer","minimum":1,"maximum":64},"tests":{"description":"Names of the shard\'s tests; never empty (an empty shard would be a job that boots nothing).","type":"array","minItems":1,"maxItems":10000,"items":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._@+-]*$","maxLength":100}},"plannedSeconds":{"description":"Sum of the expected VM-seconds of its tests.","type":"number","minimum":0}}}},"durations":{"description":"Known durations (seconds by test name) the plan used.","type":"object","maxProperties":10000,"additionalProperties":{"type":"number","minimum":0}}}}');
+;// CONCATENATED MODULE: ./src/config/shard-plan.ts
+/**
+ * The shard plan as a file format: what `itest plan --json` writes and `itest run --plan --shard` and the
+ * action read, and how one shard's part is taken out of it. Pure. (shard/plan-shards.ts makes plans.)
+ */
+
+
+
+
+
+const SHARD_PLAN_VERSION = 1;
+/** `auto` aims at shards of about this many VM-seconds each. */
+const AUTO_SHARD_SECONDS = 600;
+const MAX_SHARDS = 64;
+function parseShardCount(v, field = '--shards') {
+    if (v === 'auto')
+        return 'auto';
+    if (/^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= MAX_SHARDS)
+        return Number(v);
+    throw new UserError(`${field}: "${v}" must be auto or a whole number from 1 to ${MAX_SHARDS}`);
+}
+const validatePlan = new ajv.Ajv({ strict: false }).compile(shard_plan_schema_namespaceObject);
+/**
+ * Reads a plan given as JSON text (file or workflow output): schema (schemas/shard-plan.schema.json), then
+ * what a schema cannot say: one shard per index in order, as many as `total`, each test in one shard.
+ */
+function parseShardPlan(text, origin) {
+    const hint = 'pass the output of `itest plan --shards N --json`';
+    if (text.length > INPUT_LIMITS.planBytes)
+        throw new UserError(`${origin}: ${text.length} characters, more than the ${INPUT_LIMITS.planBytes} bytes of a shard plan itest reads; ${hint}`);
+    const notA = `not a shard plan of version ${SHARD_PLAN_VERSION}`;
+    const p = checkSchema(validatePlan, parseJsonInput(text, origin, hint), origin, notA, hint);
+    const wrong = (field, message) => new UserError(`${origin}: ${notA}: ${field}: ${message}; ${hint}`);
+    if (p.shards.length !== p.total)
+        throw wrong('shards', `${p.shards.length} shards, but total says ${p.total}`);
+    const shardOfTest = new Map();
+    let tests = 0;
+    p.shards.forEach((s, i) => {
+        if (s.index !== i + 1)
+            throw wrong(`shards[${i}].index`, `is ${s.index}, expected ${i + 1} (shards in order)`);
+        tests += s.tests.length;
+        for (const name of s.tests) {
+            const other = shardOfTest.get(name);
+            if (other !== undefined)
+                throw wrong(`shards[${i}].tests`, `test ${name} is in shard ${other} and in shard ${s.index}`);
+            shardOfTest.set(name, s.index);
+        }
+    });
+    if (tests > INPUT_LIMITS.tests)
+        throw wrong('shards', `${tests} tests, more than the ${INPUT_LIMITS.tests} itest runs`);
+    return p;
+}
+function shardOf(plan, index, origin) {
+    const s = plan.shards[index - 1];
+    if (!s)
+        throw new UserError(`${origin}: shard ${index} does not exist; the plan has shards 1 to ${plan.total}`);
+    return s;
+}
+/** What a run of one shard needs: its tests, what to record in results.json, and the plan's durations. */
+function selectShard(plan, index, origin) {
+    const s = shardOf(plan, index, origin);
+    // An empty list of tests selects every test: an empty shard must run nothing instead (planShards never
+    // makes one, and a plan read from a file has none: the schema refuses it).
+    if (s.tests.length === 0)
+        throw new UserError(`${origin}: shard ${index} of plan ${plan.id} has no tests: nothing to run. Fix: make the plan with \`itest plan --shards N --json\`, which never makes an empty shard`);
+    return {
+        tests: s.tests,
+        shard: { planId: plan.id, index: s.index, total: plan.total, plannedSeconds: s.plannedSeconds },
+        ...(plan.durations ? { durations: plan.durations } : {}),
+    };
+}
+
+;// CONCATENATED MODULE: ./src/config/run-config.ts
+/**
+ * RunConfig: the one typed, validated model both front doors produce, through one builder
+ * (buildRunConfig) from the raw strings each front door has; the settings, their docs and defaults are
+ * the table in settings.ts.
+ */
+
+
+
+
+
+
+
+const DEFAULT_OUTPUT = SETTINGS.output.default;
+/** The config directory: the given one, else the current directory when it holds mkosi.conf, else ./mkosi. */
+function resolveConfigDir(cwd, given, door = 'cli') {
+    const name = spell(door, 'config');
+    if (given) {
+        const dir = (0,external_node_path_.resolve)(cwd, given);
+        if (!(0,external_node_fs_.existsSync)(dir))
+            throw new UserError(`${spell(door, 'config', given)}: no such directory`);
+        if (!(0,external_node_fs_.existsSync)((0,external_node_path_.join)(dir, 'mkosi.conf')) && (0,external_node_fs_.existsSync)((0,external_node_path_.join)(dir, 'mkosi', 'mkosi.conf')))
+            return (0,external_node_path_.join)(dir, 'mkosi');
+        if (!(0,external_node_fs_.existsSync)((0,external_node_path_.join)(dir, 'mkosi.conf')) && !(0,external_node_fs_.existsSync)((0,external_node_path_.join)(dir, 'mkosi.conf.d'))) {
+            throw new UserError(`${spell(door, 'config', given)}: no mkosi.conf in ${dir} (nor in ${(0,external_node_path_.join)(dir, 'mkosi')}). Fix: point ${name} at the directory holding mkosi.conf`);
+        }
+        return dir;
+    }
+    if ((0,external_node_fs_.existsSync)((0,external_node_path_.join)(cwd, 'mkosi.conf')))
+        return cwd;
+    if ((0,external_node_fs_.existsSync)((0,external_node_path_.join)(cwd, 'mkosi', 'mkosi.conf')))
+        return (0,external_node_path_.join)(cwd, 'mkosi');
+    throw new UserError(`no mkosi.conf in ${cwd} or ${(0,external_node_path_.join)(cwd, 'mkosi')}. Fix: run from your project or set ${name}`);
+}
+function defaultCacheDir(env) {
+    if (env.ITEST_CACHE_DIR)
+        return env.ITEST_CACHE_DIR;
+    const xdg = env.XDG_CACHE_HOME && (0,external_node_path_.isAbsolute)(env.XDG_CACHE_HOME)
+        ? env.XDG_CACHE_HOME
+        : (0,external_node_path_.join)(env.HOME ?? (0,external_node_os_namespaceObject.homedir)(), '.cache');
+    return (0,external_node_path_.join)(xdg, 'itest');
+}
+function defaultManifest(configDir) {
+    return (0,external_node_path_.join)(configDir, MANIFEST_NAME);
+}
+/** The mkosi command: --mkosi, else $ITEST_MKOSI, else `mkosi` on PATH. One executable, no shell. */
+function mkosiCommand(flag, env) {
+    return [flag ?? env.ITEST_MKOSI ?? 'mkosi'];
+}
+/** Reads raw settings as typed values, defaults from settings.ts, errors naming the setting as spelled. */
+function settingReader(raw, door) {
+    const name = (k) => spell(door, k);
+    const str = (k) => {
+        const v = raw[k];
+        const t = (Array.isArray(v) ? v.join(',') : v)?.trim();
+        return t ? t : SETTINGS[k].default || undefined;
+    };
+    return {
+        name,
+        str,
+        list(k) {
+            const v = raw[k];
+            return (Array.isArray(v) ? v : (v ?? '').split(/[\n,]/)).map((x) => x.trim()).filter(Boolean);
+        },
+        choice(k) {
+            const v = str(k);
+            const allowed = SETTINGS[k].choices ?? [];
+            if (!allowed.includes(v))
+                throw new UserError(`${name(k)}: "${v}" is not one of ${allowed.join(', ')}`);
+            return v;
+        },
+        bool(k) {
+            const v = str(k) ?? '';
+            if (/^(true|yes|1)$/i.test(v))
+                return true;
+            if (/^(false|no|0)$/i.test(v))
+                return false;
+            throw new UserError(`${name(k)}: "${v}" is not a boolean; use true or false`);
+        },
+        /** A number within the setting's bounds (settings.ts). */
+        number(k) {
+            const v = str(k);
+            if (v === undefined)
+                return undefined;
+            const { min, max, integer } = SETTINGS[k].bounds;
+            const n = Number(v);
+            if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min || n > max)
+                throw new UserError(`${name(k)}: "${v}" must be a ${integer ? 'whole ' : ''}number from ${min} to ${max}`);
+            return n;
+        },
+    };
+}
+/**
+ * Why a timeout (seconds) times a scale is no timeout the engine can arm (settings.ts SCALED_TIMEOUT), or
+ * undefined when it is one. The scale is the one the user set; without one it is 1 or 3 (TCG), which
+ * the bounds of `timeout` keep within range.
+ */
+function scaledTimeoutProblem(timeout, scale, door) {
+    const scaled = Math.round(timeout * scale);
+    const what = `${timeout} s x ${spell(door, 'timeoutScale', String(scale))} = ${scaled} s`;
+    if (scaled < SCALED_TIMEOUT.min)
+        return `${what}: the test would time out the moment it starts. Fix: raise the timeout or the scale (at least ${SCALED_TIMEOUT.min} s after scaling)`;
+    if (scaled > SCALED_TIMEOUT.max)
+        return `${what}: longer than the ${SCALED_TIMEOUT.max} s a timer can wait (it would fire at once). Fix: lower the timeout or the scale`;
+    return undefined;
+}
+/** A shard: the plan and its index go together, and the plan selects the tests. */
+function applyShard(cfg, read, ctx) {
+    const shard = read.number('shard');
+    if ((ctx.plan === undefined) !== (shard === undefined))
+        throw new UserError(`${spellPair(ctx.door, 'plan', 'shard').full} go together: the shard plan and which of its shards this run is`);
+    let planned;
+    if (ctx.plan && shard !== undefined) {
+        if (cfg.tests.length > 0 || cfg.tags.length > 0)
+            throw new UserError(`${read.name('shard')} selects the tests of its shard; leave ${spellPair(ctx.door, 'tests', 'tags').bare} empty`);
+        planned = selectShard(ctx.plan, shard, read.name('shard'));
+        cfg.tests = planned.tests;
+        cfg.shard = { ...planned.shard, attempt: ctx.runAttempt ?? 1 };
+    }
+    // Durations given with the run win over the ones the plan was made with.
+    const durations = ctx.durations ?? planned?.durations;
+    if (durations)
+        cfg.durations = durations;
+}
+/** Turns raw settings into a RunConfig: defaults from settings.ts, every error naming the setting. */
+function buildRunConfig(raw, ctx) {
+    const read = settingReader(raw, ctx.door);
+    const { str, list, choice, bool } = read;
+    const cwd = ctx.cwd;
+    let configDir;
+    try {
+        configDir = resolveConfigDir(cwd, str('config'), ctx.door);
+    }
+    catch (e) {
+        if (!ctx.configOptional)
+            throw e;
+        configDir = (0,external_node_path_.resolve)(cwd, str('config') ?? '.');
+    }
+    const manifest = str('manifest');
+    const cacheDir = str('cacheDir');
+    const cfg = {
+        configDir,
+        manifestPath: manifest ? (0,external_node_path_.resolve)(cwd, manifest) : defaultManifest(configDir),
+        outputDir: (0,external_node_path_.resolve)(cwd, str('output')),
+        tests: list('tests'),
+        tags: list('tags'),
+        transport: choice('transport'),
+        kvm: choice('kvm'),
+        keep: choice('keep'),
+        mkosi: mkosiCommand(str('mkosi'), ctx.env),
+        cacheDir: cacheDir ? (0,external_node_path_.resolve)(cwd, cacheDir) : (ctx.cacheDir ?? defaultCacheDir(ctx.env)),
+        useCache: bool('cache'),
+        hashKey: str('hashKey') ?? '',
+        hashGlobs: list('hashGlobs'),
+        keyPrefix: str('keyPrefix'),
+        imagePolicy: choice('imagePolicy'),
+        invokedAs: ctx.invokedAs,
+        door: ctx.door,
+        env: ctx.env,
+    };
+    const jobs = read.number('jobs');
+    const timeout = read.number('timeout');
+    const timeoutScale = read.number('timeoutScale');
+    if (timeout !== undefined && timeoutScale !== undefined) {
+        const problem = scaledTimeoutProblem(timeout, timeoutScale, ctx.door);
+        if (problem)
+            throw new UserError(`${spell(ctx.door, 'timeout', String(timeout))}: ${problem}`);
+    }
+    if (jobs !== undefined)
+        cfg.jobs = jobs;
+    if (timeout !== undefined)
+        cfg.timeout = timeout;
+    if (timeoutScale !== undefined)
+        cfg.timeoutScale = timeoutScale;
+    const imageDir = str('imageDir');
+    if (imageDir)
+        cfg.imageDir = (0,external_node_path_.resolve)(cwd, imageDir);
+    if (str('shell') !== undefined && bool('shell'))
+        cfg.shell = true;
+    const expectedKey = str('expectedKey');
+    if (expectedKey)
+        cfg.expectedKey = expectedKey;
+    applyShard(cfg, read, ctx);
+    return cfg;
+}
+
 ;// CONCATENATED MODULE: ./src/engine/load-tests.ts
 /** Loads the manifest, discovers units and selects tests: everything that can fail before a VM starts. */
 
 
 
+
+
+
 async function loadTests(cfg) {
+    // No tests selects every test; a shard's empty list must select none (selectShard refuses one already).
+    if (cfg.shard && cfg.tests.length === 0)
+        throw new UserError(`${spell(cfg.door ?? 'cli', 'shard', String(cfg.shard.index))}: the shard has no tests: nothing to run`);
     const manifest = await loadManifest(cfg.manifestPath, cfg.door);
     const units = await findUnitFiles(cfg.configDir, manifest.discover?.extraTrees);
     const all = resolveTests(manifest, units);
     const selected = selectTests(all, { tests: cfg.tests, tags: cfg.tags }, cfg.door).map((t) => cfg.timeout !== undefined ? { ...t, timeout: cfg.timeout } : t);
+    // A scale the user set can take a valid timeout out of what the engine can arm (1 and 3 cannot).
+    if (cfg.timeoutScale !== undefined)
+        for (const t of selected) {
+            const problem = scaledTimeoutProblem(t.timeout, cfg.timeoutScale, cfg.door ?? 'cli');
+            if (problem)
+                throw new UserError(`${cfg.timeout !== undefined ? spell(cfg.door ?? 'cli', 'timeout', String(cfg.timeout)) : `${manifest.path}: test ${t.name}: timeout`}: ${problem}`);
+        }
     return { manifest, all, selected };
 }
 
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(3024);
-var external_node_fs_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_node_fs_, 2);
 // EXTERNAL MODULE: external "node:child_process"
 var external_node_child_process_ = __nccwpck_require__(1421);
 ;// CONCATENATED MODULE: ./src/util/process.ts
 /** Process adapters: run a command to completion, or start one whose whole tree can be killed. No shells. */
+
 
 
 /** Runs argv[0] with argv[1..] and collects its output. Never throws for a failing command. */
@@ -35071,27 +35856,79 @@ function runCommand(argv, opts = {}) {
         });
     });
 }
-/** Starts a long-running process in its own process group so that its whole tree can be ended. */
+/** Detached processes that have not exited yet: ended, trees and all, should this process exit first. */
+const live = new Set();
+/**
+ * Starts a long-running process in its own process group so that its whole tree can be ended. Detached,
+ * it would outlive us, parented to init and with no timeout: if this process exits while it runs (an
+ * uncaught exception, a front door's process.exit), it and its descendants are killed on the way out.
+ */
 function startDetached(argv, opts) {
     const [file, ...args] = argv;
     if (!file)
         throw new Error('startDetached: empty argv');
-    return (0,external_node_child_process_.spawn)(file, args, { ...opts, detached: true });
+    const child = (0,external_node_child_process_.spawn)(file, args, { ...opts, detached: true });
+    if (child.pid !== undefined) {
+        if (live.size === 0)
+            process.on('exit', killLiveTrees);
+        live.add(child);
+        child.once('exit', () => {
+            live.delete(child);
+            if (live.size === 0)
+                process.off('exit', killLiveTrees);
+        });
+    }
+    return child;
 }
-/** Every live process (zombies left out: they are only waiting for their reaper). Linux only. */
+/** Synchronous, as an 'exit' listener must be. */
+function killLiveTrees() {
+    const procs = processesNow();
+    for (const c of live)
+        signalAll([...withDescendants(procs, [c.pid])], c.pid, 'SIGKILL');
+}
+/** One /proc entry read back; undefined for a zombie (it is only waiting for its reaper). */
+function procOf(entry, stat, cmdline) {
+    // State and ppid follow the parenthesised command name, which may itself contain spaces.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields[0] === 'Z')
+        return undefined;
+    const argv = cmdline.split('\0').filter(Boolean);
+    return { pid: Number(entry), ppid: Number(fields[1]), argv, cmdline: argv.join(' ') };
+}
+/** Every live process (zombies left out). Linux only. */
 async function listProcesses() {
     const out = [];
     for (const entry of await (0,promises_namespaceObject.readdir)('/proc').catch(() => [])) {
         if (!/^\d+$/.test(entry))
             continue;
         try {
-            const stat = await (0,promises_namespaceObject.readFile)(`/proc/${entry}/stat`, 'utf8');
-            // State and ppid follow the parenthesised command name, which may itself contain spaces.
-            const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-            if (fields[0] === 'Z')
-                continue;
-            const argv = (await (0,promises_namespaceObject.readFile)(`/proc/${entry}/cmdline`, 'utf8')).split('\0').filter(Boolean);
-            out.push({ pid: Number(entry), ppid: Number(fields[1]), argv, cmdline: argv.join(' ') });
+            const p = procOf(entry, await (0,promises_namespaceObject.readFile)(`/proc/${entry}/stat`, 'utf8'), await (0,promises_namespaceObject.readFile)(`/proc/${entry}/cmdline`, 'utf8'));
+            if (p)
+                out.push(p);
+        }
+        catch {
+            // The process ended while we looked.
+        }
+    }
+    return out;
+}
+/** listProcesses, synchronously (for an 'exit' listener). */
+function processesNow() {
+    const out = [];
+    let entries;
+    try {
+        entries = (0,external_node_fs_.readdirSync)('/proc');
+    }
+    catch {
+        return out;
+    }
+    for (const entry of entries) {
+        if (!/^\d+$/.test(entry))
+            continue;
+        try {
+            const p = procOf(entry, (0,external_node_fs_.readFileSync)(`/proc/${entry}/stat`, 'utf8'), (0,external_node_fs_.readFileSync)(`/proc/${entry}/cmdline`, 'utf8'));
+            if (p)
+                out.push(p);
         }
         catch {
             // The process ended while we looked.
@@ -35154,8 +35991,6 @@ async function killTree(child, graceMs = 5000) {
     signalAll(tree, pid, 'SIGKILL');
 }
 
-;// CONCATENATED MODULE: external "node:crypto"
-const external_node_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
 ;// CONCATENATED MODULE: ./src/host/verdict-cache.ts
 /**
  * Remembers the accelerator probes' verdicts for the current host boot, so that only the first run after a
@@ -35979,11 +36814,11 @@ function fallBackToTcg(plan, req, fb) {
         ],
     };
 }
-const MiB = 1024 ** 2;
+const decide_MiB = 1024 ** 2;
 /** Host memory kept free for mkosi, journal-remote and the page cache. */
-const HOST_RESERVE = 1024 * MiB;
+const HOST_RESERVE = 1024 * decide_MiB;
 /** QEMU's own overhead per VM on top of guest RAM. */
-const VM_OVERHEAD = 256 * MiB;
+const VM_OVERHEAD = 256 * decide_MiB;
 /**
  * How many VMs run at once. TCG burns a host core per vCPU, so CPUs bound it; KVM guests mostly wait, so
  * memory bounds it. An explicit --jobs wins but is reported when it exceeds what memory allows.
@@ -35996,29 +36831,67 @@ function computeSlots(p) {
 }
 
 ;// CONCATENATED MODULE: ./src/image/ensure-image.ts
-/** Image step: restore by key, or build with mkosi and save. Only a failed build stops the run. */
+/**
+ * Image step: restore by key, or build with mkosi and save. Only a failed build stops the run, or a cancel:
+ * that ends the build's whole process tree at once and saves nothing; the build log stays.
+ */
 
 
 
 
 
+/** The run was cancelled in the image step: nothing was saved (a failed build's exit status, 4). */
+class ImageCancelled extends UserError {
+    constructor(message) {
+        super(message, ExitCode.imageBuildFailed);
+        this.name = 'ImageCancelled';
+    }
+}
+/** ` by SIGINT` when the canceller said why (stopOnSignals: `cancelled by SIGINT`; or just `SIGINT`). */
+function why(signal) {
+    const reason = signal?.reason;
+    if (typeof reason !== 'string' || !reason)
+        return '';
+    return ` by ${reason.replace(/^cancelled by /, '')}`;
+}
+/** Opens the build log fresh: an entry already there (a file, or a link someone planted) is replaced, never followed. */
+async function openLog(logFile) {
+    await (0,promises_namespaceObject.rm)(logFile, { force: true });
+    return (0,external_node_fs_.openSync)(logFile, 'wx', 0o644);
+}
 function buildArgv(mkosi, configDir, outputDir) {
     return [...mkosi, '--directory', configDir, '--output-dir', outputDir, '--force', 'build'];
 }
-async function build(argv, logFile, env) {
-    const fd = (0,external_node_fs_.openSync)(logFile, 'w');
+/** Runs the build into logFile. A cancel stops it and everything it started (bwrap leaves the group). */
+async function build(argv, logFile, env, signal) {
+    const fd = await openLog(logFile);
     try {
         const child = startDetached(argv, { env, stdio: ['ignore', fd, fd] });
-        return await new Promise((resolve) => {
+        const exited = new Promise((resolve) => {
             child.on('error', () => resolve(null));
             child.on('exit', (code) => resolve(code));
         });
+        let stopping;
+        const stop = () => (stopping ??= killTree(child));
+        signal?.addEventListener('abort', stop, { once: true });
+        try {
+            const code = await exited;
+            // Until the stragglers are gone too: nothing may write into the build directory once it is discarded.
+            await stopping;
+            return { code, cancelled: stopping !== undefined };
+        }
+        finally {
+            signal?.removeEventListener('abort', stop);
+        }
     }
     finally {
         (0,external_node_fs_.closeSync)(fd);
     }
 }
 async function ensureImage(p) {
+    const notBuilt = () => new ImageCancelled(`the run was cancelled${why(p.signal)} before the image build started: nothing was built`);
+    if (p.signal?.aborted)
+        throw notBuilt();
     const t0 = performance.now();
     const restored = await p.cache.restore(p.key);
     const restoreSeconds = seconds(performance.now() - t0);
@@ -36028,13 +36901,22 @@ async function ensureImage(p) {
         throw new UserError(`image ${p.key} could not be restored (${restored.detail}) and this run may not build it (image policy restore-only). ` +
             'The prepare job builds and saves it: check that it succeeded and saved the image (fork pull requests cannot save caches), ' +
             'and that this job computes the same key (same config, mkosi version and architecture).', ExitCode.imageBuildFailed);
+    if (p.signal?.aborted)
+        throw notBuilt();
     const dir = await p.cache.buildDir(p.key);
     const argv = buildArgv(p.mkosi, p.configDir, dir);
     p.onBuildStart?.(argv);
     const t1 = performance.now();
-    const code = await build(argv, p.buildLog, p.env);
+    const { code, cancelled } = await build(argv, p.buildLog, p.env, p.signal);
     const buildSeconds = seconds(performance.now() - t1);
+    // Also when mkosi exited 0 on its SIGTERM, or the cancel came between its exit and here.
+    if (cancelled || p.signal?.aborted) {
+        await p.cache.discard?.(dir);
+        await (0,promises_namespaceObject.appendFile)(p.buildLog, `\nitest: build cancelled${why(p.signal)} after ${buildSeconds} s; nothing was saved\n`, { flag: external_node_fs_.constants.O_WRONLY | external_node_fs_.constants.O_APPEND | external_node_fs_.constants.O_NOFOLLOW }).catch(() => { });
+        throw new ImageCancelled(`image build cancelled${why(p.signal)} after ${buildSeconds} s: its processes were stopped and nothing was saved; the build log stays in ${p.buildLog}`);
+    }
     if (code !== 0) {
+        await p.cache.discard?.(dir);
         const log = await (0,promises_namespaceObject.readFile)(p.buildLog, 'utf8').catch(() => '');
         const tail = log.trim().split('\n').slice(-15).join('\n');
         throw new UserError(`image build failed (mkosi exit ${code ?? 'signal'}) after ${buildSeconds} s: ${argv.join(' ')}\n` +
@@ -36052,15 +36934,90 @@ async function ensureImage(p) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/image/live-process.ts
+/**
+ * A process named so that the name stays true across PID reuse: `<pid>-<start>-<boot>`, with its start
+ * time (clock ticks after boot, /proc/<pid>/stat field 22) and the first 8 hex digits of the boot id. The
+ * local image cache puts these tokens into file names, so that whether their maker still runs is known
+ * from the name alone, whatever happened to it (SIGKILL, power loss). Linux only: where /proc cannot
+ * tell, every process counts as alive, so nothing in use is ever deleted on a guess.
+ */
+
+const TOKEN = /^(\d+)-(\d+)-([0-9a-f]{8})$/;
+async function bootId() {
+    const id = (await (0,promises_namespaceObject.readFile)('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => '')).trim();
+    return id ? id.replace(/-/g, '').slice(0, 8) : undefined;
+}
+/** The start time of pid, or undefined when it is gone or a zombie (it only waits for its reaper). */
+async function startTime(pid) {
+    const stat = await (0,promises_namespaceObject.readFile)(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    // The fields after the parenthesised command name (which may hold spaces) start with field 3, the state.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[0] && fields[0] !== 'Z' ? fields[19] : undefined;
+}
+let live_process_self;
+/** This process's token. */
+function selfToken() {
+    live_process_self ??= (async () => `${process.pid}-${(await startTime('self')) ?? '0'}-${(await bootId()) ?? '00000000'}`)();
+    return live_process_self;
+}
+function parseToken(token) {
+    const m = TOKEN.exec(token);
+    return m ? { pid: Number(m[1]), start: m[2], boot: m[3] } : undefined;
+}
+/** Whether the process a token names still runs (a token that does not parse names nobody). */
+async function isAlive(token) {
+    const id = parseToken(token);
+    if (!id)
+        return false;
+    const boot = await bootId();
+    if (!boot || (await startTime('self')) === undefined)
+        return true;
+    if (id.boot !== boot)
+        return false;
+    return (await startTime(id.pid)) === id.start;
+}
+
 ;// CONCATENATED MODULE: ./src/image/local-cache.ts
 /**
- * ImageCache in a local directory: `<root>/images/<key>/` holds mkosi's output, with a marker written
- * last so a half-saved image never counts as a hit. VMs boot straight from there (mkosi --ephemeral
- * copies the disk per VM), so a hit costs no copy. Keeps the newest few images.
+ * ImageCache in a local directory, safe for several runs on one machine at once (by-hand sharding starts
+ * them together):
+ *
+ *   images/<key>/                   an image: mkosi's output and the marker, renamed into place whole and
+ *                                   never replaced; a lookup is a hit only while the marker is there
+ *   refs/<key>@<token>              one empty file per run that uses <key> (token: live-process.ts, true
+ *                                   across PID reuse); no image is deleted while a run named there lives
+ *   build/<key>.<token>[.old-<hex>] a run's scratch: its build, or an image on its way out; removed by
+ *                                   whoever finds that run gone (failed, cancelled or killed builds)
+ *
+ * Prune hides an image (marker renamed to .doomed) before it looks for users one last time, so a run
+ * either finds the marker and is seen, or misses: the directory never goes while a run holds it.
+ * VMs boot straight from images/<key> (mkosi --ephemeral copies the disk per VM), so a hit costs no copy.
+ * Keeps the newest few images; older ones only once no live run uses them.
  */
 
 
+
+
 const local_cache_MARKER = 'itest-image.json';
+const DOOMED = `${local_cache_MARKER}.doomed`;
+const KEY = /^[A-Za-z0-9._-]+$/;
+/** A build/ entry's run: `<key>.<token>`, `.old-<hex>` after it for an image moved aside. */
+const SCRATCH = /\.(\d+-\d+-[0-9a-f]{8})(?:\.old-[0-9a-f]+)?$/;
+/** What itest wrote there before tokens: `<key>.<pid>`. */
+const LEGACY_SCRATCH = /\.(\d+)$/;
+const code = (e) => e.code ?? '';
+/** rename(2) onto a directory that has entries. */
+const occupied = (e) => code(e) === 'ENOTEMPTY' || code(e) === 'EEXIST';
+function pidExists(pid) {
+    try {
+        process.kill(pid, 0);
+        return true;
+    }
+    catch (e) {
+        return code(e) === 'EPERM';
+    }
+}
 class LocalImageCache {
     root;
     keep;
@@ -36069,51 +37026,167 @@ class LocalImageCache {
         this.root = root;
         this.keep = keep;
     }
+    get images() {
+        return (0,external_node_path_.join)(this.root, 'images');
+    }
+    get builds() {
+        return (0,external_node_path_.join)(this.root, 'build');
+    }
+    get refs() {
+        return (0,external_node_path_.join)(this.root, 'refs');
+    }
     dirFor(key) {
-        return (0,external_node_path_.join)(this.root, 'images', key);
+        if (!KEY.test(key))
+            throw new Error(`local image cache: key ${JSON.stringify(key)} is not a plain file name`);
+        return (0,external_node_path_.join)(this.images, key);
     }
     async restore(key) {
         const dir = this.dirFor(key);
-        try {
-            await (0,promises_namespaceObject.stat)((0,external_node_path_.join)(dir, local_cache_MARKER));
-        }
-        catch {
-            return { hit: false, detail: `no image for ${key} in ${(0,external_node_path_.join)(this.root, 'images')}` };
+        // The reference before the lookup: a prune that finds none can only take what this lookup then misses.
+        await this.reference(key);
+        if (!(await this.whole(dir))) {
+            await this.release(key);
+            return { hit: false, detail: `no image for ${key} in ${this.images}` };
         }
         const now = new Date();
         await (0,promises_namespaceObject.utimes)((0,external_node_path_.join)(dir, local_cache_MARKER), now, now).catch(() => { });
         return { hit: true, dir, detail: `image ${key} found in ${dir}` };
     }
+    /** Ends this process's use of key before the process ends (which ends it too). */
+    async release(key) {
+        await (0,promises_namespaceObject.rm)((0,external_node_path_.join)(this.refs, `${key}@${await selfToken()}`), { force: true });
+    }
     async buildDir(key) {
-        const dir = (0,external_node_path_.join)(this.root, 'build', `${key}.${process.pid}`);
+        this.dirFor(key);
+        await this.sweep();
+        const dir = (0,external_node_path_.join)(this.builds, `${key}.${await selfToken()}`);
         await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
         await (0,promises_namespaceObject.mkdir)(dir, { recursive: true });
         return dir;
     }
+    async discard(builtDir) {
+        await (0,promises_namespaceObject.rm)(builtDir, { recursive: true, force: true });
+    }
     async save(key, builtDir) {
         const dir = this.dirFor(key);
-        await (0,promises_namespaceObject.mkdir)((0,external_node_path_.join)(this.root, 'images'), { recursive: true });
-        await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
-        await (0,promises_namespaceObject.rename)(builtDir, dir);
-        await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, local_cache_MARKER), `${JSON.stringify({ key, savedAt: new Date().toISOString() })}\n`);
+        await this.reference(key);
+        await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(builtDir, local_cache_MARKER), `${JSON.stringify({ key, savedAt: new Date().toISOString() })}\n`);
+        await (0,promises_namespaceObject.mkdir)(this.images, { recursive: true });
+        for (let tries = 1;; tries++) {
+            try {
+                await (0,promises_namespaceObject.rename)(builtDir, dir);
+                break;
+            }
+            catch (e) {
+                if (!occupied(e))
+                    throw e;
+            }
+            // Another run published this key first: its image is as good, and it may be booting it.
+            if (await this.whole(dir)) {
+                await this.discard(builtDir);
+                const now = new Date();
+                await (0,promises_namespaceObject.utimes)((0,external_node_path_.join)(dir, local_cache_MARKER), now, now).catch(() => { });
+                break;
+            }
+            if (await this.inUse(key, true)) {
+                // Hidden by a prune (running, or died half-way) while another run uses it: undo that, then take it.
+                await (0,promises_namespaceObject.rename)((0,external_node_path_.join)(dir, DOOMED), (0,external_node_path_.join)(dir, local_cache_MARKER)).catch(() => { });
+            }
+            else {
+                // Unused and unmarked: on its way out, or half-saved by an itest that saved in two steps.
+                const aside = await this.moveAside(key);
+                if (aside)
+                    await (0,promises_namespaceObject.rm)(aside, { recursive: true, force: true });
+            }
+            // Never seen settle: boot the build where it is (swept once this run is gone).
+            if (tries === 50)
+                return builtDir;
+            await new Promise((r) => setTimeout(r, 10));
+        }
         await this.prune(key);
         return dir;
     }
-    /** Drops all but the `keep` most recently used images (never the one just saved). */
-    async prune(current) {
-        const base = (0,external_node_path_.join)(this.root, 'images');
-        const entries = await (0,promises_namespaceObject.readdir)(base).catch(() => []);
-        const aged = await Promise.all(entries.map(async (k) => ({
-            k,
-            t: await (0,promises_namespaceObject.stat)((0,external_node_path_.join)(base, k, local_cache_MARKER)).then((s) => s.mtimeMs, () => 0),
-        })));
-        const old = aged
-            .filter((e) => e.k !== current)
-            .sort((a, b) => b.t - a.t)
-            .slice(Math.max(0, this.keep - 1));
-        for (const e of old)
-            await (0,promises_namespaceObject.rm)((0,external_node_path_.join)(base, e.k), { recursive: true, force: true });
+    async whole(dir) {
+        return (0,promises_namespaceObject.stat)((0,external_node_path_.join)(dir, local_cache_MARKER)).then(() => true, () => false);
     }
+    async reference(key) {
+        await (0,promises_namespaceObject.mkdir)(this.refs, { recursive: true });
+        await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(this.refs, `${key}@${await selfToken()}`), '');
+    }
+    /** Whether a live run (another than this one) references key; references of runs gone are removed. */
+    async inUse(key, others = false) {
+        const self = await selfToken();
+        let used = false;
+        for (const name of await (0,promises_namespaceObject.readdir)(this.refs).catch(() => [])) {
+            const at = name.lastIndexOf('@');
+            const token = name.slice(at + 1);
+            if (name.slice(0, at) !== key || (others && token === self))
+                continue;
+            if (await isAlive(token))
+                used = true;
+            else
+                await (0,promises_namespaceObject.rm)((0,external_node_path_.join)(this.refs, name), { force: true });
+        }
+        return used;
+    }
+    /** Renames images/<key> to scratch of this run; undefined when it is not there. */
+    async moveAside(key) {
+        await (0,promises_namespaceObject.mkdir)(this.builds, { recursive: true });
+        const aside = (0,external_node_path_.join)(this.builds, `${key}.${await selfToken()}.old-${(0,external_node_crypto_namespaceObject.randomBytes)(4).toString('hex')}`);
+        try {
+            await (0,promises_namespaceObject.rename)(this.dirFor(key), aside);
+            return aside;
+        }
+        catch (e) {
+            if (code(e) === 'ENOENT')
+                return undefined;
+            throw e;
+        }
+    }
+    /** Drops all but the `keep` most recently used images (never the one just saved, nor one in use). */
+    async prune(current) {
+        await this.sweep();
+        const entries = await (0,promises_namespaceObject.readdir)(this.images).catch(() => []);
+        const aged = await Promise.all(entries
+            .filter((k) => k !== current && KEY.test(k))
+            .map(async (k) => ({
+            k,
+            t: await (0,promises_namespaceObject.stat)((0,external_node_path_.join)(this.images, k, local_cache_MARKER)).then((s) => s.mtimeMs, () => 0),
+        })));
+        const old = aged.sort((a, b) => b.t - a.t).slice(Math.max(0, this.keep - 1));
+        for (const { k } of old) {
+            if (await this.inUse(k))
+                continue;
+            const dir = this.dirFor(k);
+            // Hidden first: a run that looked before has its reference in place now, one that looks later misses.
+            await (0,promises_namespaceObject.rename)((0,external_node_path_.join)(dir, local_cache_MARKER), (0,external_node_path_.join)(dir, DOOMED)).catch(() => { });
+            if (await this.inUse(k)) {
+                await (0,promises_namespaceObject.rename)((0,external_node_path_.join)(dir, DOOMED), (0,external_node_path_.join)(dir, local_cache_MARKER)).catch(() => { });
+                continue;
+            }
+            const aside = await this.moveAside(k);
+            if (aside)
+                await (0,promises_namespaceObject.rm)(aside, { recursive: true, force: true }).catch(() => { });
+        }
+    }
+    /** Removes the scratch of runs that are gone. Best effort: what fails now goes next time. */
+    async sweep() {
+        const self = await selfToken();
+        for (const name of await (0,promises_namespaceObject.readdir)(this.builds).catch(() => [])) {
+            const token = SCRATCH.exec(name)?.[1];
+            const legacy = LEGACY_SCRATCH.exec(name)?.[1];
+            const gone = token ? token !== self && !(await isAlive(token)) : !legacy || !pidExists(Number(legacy));
+            if (gone)
+                await (0,promises_namespaceObject.rm)((0,external_node_path_.join)(this.builds, name), { recursive: true, force: true }).catch(() => { });
+        }
+    }
+}
+
+;// CONCATENATED MODULE: ./src/util/ansi.ts
+/** Strips the ANSI colour and cursor sequences that systemd and QEMU print on the console. */
+function stripAnsi(s) {
+    // eslint-disable-next-line no-control-regex
+    return s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
 }
 
 ;// CONCATENATED MODULE: ./src/results/findings.ts
@@ -36140,21 +37213,36 @@ function findings(t) {
 }
 
 ;// CONCATENATED MODULE: ./src/results/terminal.ts
-/** Terminal rendering: live progress lines and the final report. Pure string builders. */
+/**
+ * Terminal rendering: live progress lines and the final report. Pure string builders. Much of what they
+ * print comes from the guest (unit lines, console tails, subtest names, reasons quoting them), so every
+ * builder returns plainText: nothing a guest writes can move the cursor, recolour or rewrite the lines.
+ */
 
 
 
 
+
+/**
+ * `s` with escape sequences removed, tabs as spaces, and every other control character dropped but the
+ * newline (C0, DEL, C1, and the bidirectional overrides that reorder what a reader sees).
+ */
+function plainText(s) {
+    return (stripAnsi(s)
+        .replace(/\t/g, ' ')
+        // eslint-disable-next-line no-control-regex
+        .replace(/[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/g, ''));
+}
 /** What the probe found, printed before anything is built or booted. */
 function renderHost(h, p) {
-    return [
+    return plainText([
         `host: ${h.arch}, ${h.cpus} CPUs, ${humanBytes(h.memTotal)} (${humanBytes(h.memAvailable)} available)`,
         `  mkosi ${h.mkosi.version} (${p.dialect.name} dialect: ${p.dialect.verb} verb), QEMU ${h.qemu.version}`,
         ...(h.mkosiReady ? [`  mkosi runs under: ${describeMkosiRuntime(h.mkosiReady)}`] : []),
         `  journal: ${h.journalRemote}, ${h.journalctl}${h.journalctlVersion ? ` (systemd ${h.journalctlVersion})` : ''}`,
         `  accel ${p.accel}: ${p.accelDetail}`,
         `  transport ${p.transport}: ${p.transportDetail}`,
-    ].join('\n');
+    ].join('\n'));
 }
 const MARK = {
     pass: 'PASS',
@@ -36164,11 +37252,11 @@ const MARK = {
     error: 'ERR ',
 };
 function progressStart(name, attempt, running, done, total) {
-    return `[${done}/${total}] start  ${name}${attempt > 1 ? ` (attempt ${attempt})` : ''}  (${running} running)`;
+    return plainText(`[${done}/${total}] start  ${name}${attempt > 1 ? ` (attempt ${attempt})` : ''}  (${running} running)`);
 }
 function progressEnd(name, a, willRetry, done, total) {
     const retry = willRetry ? ' -> retrying' : '';
-    return `[${done}/${total}] ${MARK[a.status]}   ${name}  ${a.durations.vmSeconds.toFixed(1)} s  ${a.reason}${retry}`;
+    return plainText(`[${done}/${total}] ${MARK[a.status]}   ${name}  ${a.durations.vmSeconds.toFixed(1)} s  ${a.reason}${retry}`);
 }
 function pad(s, n) {
     return s.length >= n ? s : s + ' '.repeat(n - s.length);
@@ -36182,14 +37270,14 @@ function renderEnvironment(r) {
             ? `miss (${img.backend}; built in ${img.buildSeconds ?? '?'} s, saved in ${img.saveSeconds ?? '?'} s)`
             : img.cache;
     const accelNote = accelFallbackNote(e);
-    return [
+    return plainText([
         ...(accelNote ? [`WARNING: ${accelNote}`] : []),
         `mkosi      ${e.mkosi.version} (${e.mkosi.dialect}: ${e.mkosi.command.join(' ')})`,
         `qemu       ${e.qemu.version}, accel ${e.accel}: ${e.accelDetail}`,
         `transport  ${e.transport}: ${e.transportDetail}`,
         `host       ${e.host.arch}, ${e.host.cpus} CPUs, ${humanBytes(e.host.memTotal)}; ${e.jobs} VM(s) at once; timeouts x${e.timeoutScale}`,
         `image      ${img.key}: ${cacheLine}`,
-    ].join('\n');
+    ].join('\n'));
 }
 function renderReport(r) {
     const w = Math.max(4, ...r.tests.map((t) => t.name.length));
@@ -36207,7 +37295,7 @@ function renderReport(r) {
         out.push(...failureBlock(t));
     out.push(`${s.total} tests: ${countWords(s).join(', ')} in ${r.durationSeconds.toFixed(1)} s`);
     out.push(s.ok ? 'OK' : 'FAILED');
-    return out.join('\n');
+    return plainText(out.join('\n'));
 }
 function failureBlock(t) {
     const out = [`--- ${t.name} (${t.status}): ${t.reason}`];
@@ -36238,7 +37326,7 @@ function renderShards(r) {
     for (const n of r.mergeNotes ?? [])
         out.push(`  ${n.level}: ${n.message}`);
     out.push('');
-    return out;
+    return out.map(plainText);
 }
 
 ;// CONCATENATED MODULE: external "node:url"
@@ -40778,7 +41866,9 @@ function hostRequest(cfg) {
         ...(cfg.timeoutScale !== undefined ? { timeoutScale: cfg.timeoutScale } : {}),
     };
 }
-async function prepareImage(cfg, ui, deps = {}) {
+async function prepareImage(cfg, ui, deps = {}, 
+/** The run's cancel: stops a build at once (nothing is saved). */
+signal) {
     const host = await probeHost({
         mkosi: cfg.mkosi,
         env: cfg.env,
@@ -40816,6 +41906,7 @@ async function prepareImage(cfg, ui, deps = {}) {
             buildLog,
             env: cfg.env,
             restoreOnly: cfg.imagePolicy === 'restore-only',
+            ...(signal ? { signal } : {}),
             onBuildStart: (argv) => ui.info(`image: cache miss for ${key}; building: ${argv.join(' ')} (log: ${buildLog})`),
         });
         image = {
@@ -40850,6 +41941,9 @@ class ThrowawayCache {
     }
     async save(_key, dir) {
         return dir;
+    }
+    async discard(dir) {
+        await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
     }
 }
 
@@ -41720,13 +42814,6 @@ async function digestJournal(p) {
     return builder.finish();
 }
 
-;// CONCATENATED MODULE: ./src/util/ansi.ts
-/** Strips the ANSI colour and cursor sequences that systemd and QEMU print on the console. */
-function stripAnsi(s) {
-    // eslint-disable-next-line no-control-regex
-    return s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
-}
-
 ;// CONCATENATED MODULE: ./src/run/journal.ts
 /** Journal adapters: turn an export stream into a .journal file, count entries, read a unit's last lines. */
 
@@ -41737,22 +42824,31 @@ async function exportToJournal(journalRemote, exportFile, out) {
         .then((s) => s.size)
         .catch(() => -1);
     if (size < 0)
-        return 'no journal stream arrived (the export file does not exist)';
+        return { bytes: 0, error: 'no journal stream arrived (the export file does not exist)' };
     if (size === 0)
-        return 'the journal stream is empty (journal export unit never ran or the port never opened)';
+        return {
+            bytes: 0,
+            error: 'the journal stream is empty (journal export unit never ran or the port never opened)',
+        };
+    // The journal is ours to create: journal-remote appends to (and follows) whatever is at that name.
     await (0,promises_namespaceObject.rm)(out, { force: true });
     const r = await runCommand([journalRemote, '-o', out, exportFile], { timeoutMs: 120_000 });
     if (r.spawnError)
-        return `cannot run ${journalRemote}: ${r.spawnError.message}`;
+        return { bytes: size, error: `cannot run ${journalRemote}: ${r.spawnError.message}` };
     if (r.code !== 0) {
         const exists = await (0,promises_namespaceObject.stat)(out)
             .then(() => true)
             .catch(() => false);
         // journal-remote exits non-zero on a truncated last entry but has written the ones before it.
-        if (!exists)
-            return `systemd-journal-remote failed (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-1)[0] ?? ''}`;
+        if (!exists) {
+            const how = r.code === null ? `killed by ${r.signal}` : `exit ${r.code}`;
+            return {
+                bytes: size,
+                error: `systemd-journal-remote failed (${how}): ${r.stderr.trim().split('\n').slice(-1)[0] ?? ''}`,
+            };
+        }
     }
-    return undefined;
+    return { bytes: size };
 }
 /** Entry count from the journal header; errors say why the file cannot be read (e.g. written by a newer systemd). */
 async function checkJournal(journalctl, file) {
@@ -41815,13 +42911,45 @@ async function lastLine(file) {
         .filter(Boolean)
         .slice(-1)[0];
 }
-async function collectLogs(spec, files, o) {
-    const journalError = o.serial
-        ? await exportToJournal(o.journalRemote, files.journalExport, files.journal)
-        : undefined;
-    const check = journalError
-        ? { entries: 0, error: journalError }
+/**
+ * Serial transport: the export stream into the journal. When no readable journal with entries came of a
+ * stream that arrived, the stream is the journal's only copy: it moves beside the console log (the work
+ * directory goes at the next attempt and at the end of the run), and a note says how to convert it by hand.
+ */
+async function convertExport(files, o) {
+    const conv = await exportToJournal(o.journalRemote, files.journalExport, files.journal);
+    let check = conv.error
+        ? { entries: 0, error: conv.error }
         : await checkJournal(o.journalctl, files.journal);
+    // journal-remote exits 0 having written nothing from a stream it cannot parse.
+    if (!check.error && check.entries === 0)
+        check = {
+            entries: 0,
+            error: `systemd-journal-remote wrote no journal entries from the ${conv.bytes}-byte export stream`,
+        };
+    if (!check.error) {
+        // The stream was only an intermediate; the .journal holds the same entries.
+        await (0,promises_namespaceObject.rm)(files.journalExport, { force: true });
+        return { check, notes: [] };
+    }
+    if (conv.bytes === 0)
+        return { check, notes: [] };
+    // rename replaces whatever is at the kept name (a symlink included) and never writes through it.
+    const kept = await (0,promises_namespaceObject.rename)(files.journalExport, files.keptExport).then(() => undefined, (e) => e.message);
+    return {
+        check,
+        notes: [
+            kept === undefined
+                ? `the raw journal stream (${conv.bytes} bytes, the journal's only copy) is kept in ${files.keptExport}; ` +
+                    `convert it by hand: ${o.journalRemote} -o ${files.journal} ${files.keptExport}`
+                : `the raw journal stream could not be kept (${kept}); it is lost with the work directory`,
+        ],
+    };
+}
+async function collectLogs(spec, files, o) {
+    const { check, notes } = o.serial
+        ? await convertExport(files, o)
+        : { check: await checkJournal(o.journalctl, files.journal), notes: [] };
     const statusLine = await lastLine(files.status);
     const consoleTail = await tail(files.console);
     const digest = await digestJournal({
@@ -41832,14 +42960,12 @@ async function collectLogs(spec, files, o) {
     });
     if (check.error)
         digest.notes.unshift(check.error);
+    digest.notes.push(...notes);
     const rotated = await rotatedSiblings(files.journal);
     if (rotated > 0) {
         digest.notes.push(`systemd-journal-remote rotated this journal: ${rotated} earlier file(s) beside it hold the beginning ` +
             `(read all with journalctl --file '${files.journal.replace(/\.journal$/, '')}*.journal'); the digest covers the last file`);
     }
-    // The export stream is only an intermediate; the .journal holds the same entries.
-    if (!check.error)
-        await (0,promises_namespaceObject.rm)(files.journalExport, { force: true });
     return { check, ...(statusLine ? { statusLine } : {}), consoleTail, digest };
 }
 
@@ -42063,11 +43189,12 @@ async function bootVm(o) {
     if (o.interactive)
         (0,external_node_fs_.writeSync)(consoleFd, 'itest --shell: the console was this terminal and was not captured\n');
     let copy;
+    let child;
     try {
         // An interactive VM stays in our process group: a background group could not read the terminal.
         // Otherwise mkosi's output comes through pipes that we copy into the console log: QEMU reopens its
         // stderr, and on a file that rewinds to offset 0 and overwrites mkosi's first lines.
-        const child = o.interactive
+        child = o.interactive
             ? (0,external_node_child_process_.spawn)(o.argv[0], o.argv.slice(1), { env: o.env, stdio: 'inherit' })
             : startDetached(o.argv, { env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
         const output = o.interactive ? [] : [child.stdout, child.stderr];
@@ -42087,6 +43214,9 @@ async function bootVm(o) {
         return { ...ended, stderrTail: stderrTail(), ...(consoleError ? { consoleError } : {}) };
     }
     finally {
+        // Whatever went wrong here, the VM does not outlive it (killTree returns at once for one that ended).
+        if (child)
+            await killTree(child);
         copy?.close();
         (0,external_node_fs_.closeSync)(consoleFd);
     }
@@ -42105,11 +43235,26 @@ async function bootVm(o) {
 
 
 
-/** Moves the files of attempt n aside so that the canonical names always hold the latest attempt. */
+/** Whether path is a file of ours: a regular file, not a symlink someone planted at its name. */
+const ownFile = (path) => (0,promises_namespaceObject.lstat)(path).then((s) => s.isFile(), () => false);
+/** The attempt's journal and console log, as far as they exist (and are files of ours). */
+async function attemptFiles(f) {
+    return {
+        ...((await ownFile(f.console)) ? { console: f.console } : {}),
+        ...((await ownFile(f.journal)) ? { journal: f.journal } : {}),
+    };
+}
+/**
+ * Moves the files of attempt n aside so that the canonical names always hold the latest attempt. rename
+ * replaces whatever is at the new name, a symlink included, and never writes through it.
+ */
 async function archiveAttempt(layout, name, n) {
     const f = layout.test(name);
     const to = f.attempt(n);
-    const moved = (from, dest) => (0,promises_namespaceObject.rename)(from, dest).then(() => true, () => false);
+    const moved = async (from, dest) => (await ownFile(from)) &&
+        (0,promises_namespaceObject.rename)(from, dest).then(() => true, () => false);
+    // The raw journal stream, when kept, goes along; the note in that attempt's digest named it by the old name.
+    await moved(f.keptExport, to.keptExport);
     return {
         ...((await moved(f.journal, to.journal)) ? { journal: to.journal } : {}),
         ...((await moved(f.console, to.console)) ? { console: to.console } : {}),
@@ -42159,6 +43304,10 @@ async function runAttempt(spec, vm, timeoutMs, env) {
     const files = env.layout.test(spec.name);
     await (0,promises_namespaceObject.rm)(files.work, { recursive: true, force: true });
     await (0,promises_namespaceObject.mkdir)(files.work, { recursive: true });
+    // What an earlier run left at this attempt's names goes: mkosi's journal-remote (vsock) would append to
+    // the journal, or write through a symlink planted there.
+    for (const stale of [files.journal, files.keptExport])
+        await (0,promises_namespaceObject.rm)(stale, { force: true });
     // Unix socket paths are limited to 108 bytes: keep the QMP socket short, in the temp directory.
     const qmpSocket = (0,external_node_path_.join)((0,external_node_os_namespaceObject.tmpdir)(), `${vm.machine}.qmp`);
     const argv = vmArgv(spec, {
@@ -42193,11 +43342,10 @@ async function runAttempt(spec, vm, timeoutMs, env) {
     if (ended.consoleError)
         logs.digest.notes.push(`the console log is cut short: writing it failed (${ended.consoleError})`);
     const collectMs = performance.now() - t1;
-    const haveJournal = await (0,promises_namespaceObject.stat)(files.journal).then(() => true, () => false);
     return {
         raw: rawRun(ended, logs, vm, vmMs),
         argv,
-        files: { console: files.console, ...(haveJournal ? { journal: files.journal } : {}) },
+        files: await attemptFiles(files),
         digest: logs.digest,
         startedAt,
         vmMs,
@@ -42206,6 +43354,7 @@ async function runAttempt(spec, vm, timeoutMs, env) {
 }
 
 ;// CONCATENATED MODULE: ./src/run/execute-test.ts
+
 
 
 
@@ -42242,6 +43391,28 @@ function accelRerun(raw, spec, acc) {
         return acc.fatal ? 'stop' : 'rerun';
     return undefined;
 }
+/** An attempt that the host failed before it had a result: an error that names the cause, never retried. */
+async function hostFailure(spec, ctx, e, a) {
+    const why = `could not run on this host: ${e instanceof Error ? e.message : String(e)}`;
+    const digest = new DigestBuilder(spec.unit).finish();
+    digest.notes.push(`no logs were collected: ${why}`);
+    return {
+        hostError: {
+            status: 'error',
+            reason: why,
+            guestStatus: null,
+            infra: false,
+            attempt: a.n,
+            accel: a.accel,
+            machine: a.machine,
+            mkosiExit: null,
+            startedAt: a.startedAt,
+            durations: { vmSeconds: seconds(performance.now() - a.t0), collectSeconds: 0 },
+            files: await attemptFiles(ctx.attemptEnv.layout.test(spec.name)),
+        },
+        digest,
+    };
+}
 const freshRun = (spec) => ({ spec, attempts: [], used: { infra: 0, flaky: 0 } });
 /**
  * Runs attempts of one test until it has a result, or until its VM was stopped because KVM broke: then it
@@ -42262,6 +43433,9 @@ async function executeTestStep(run, ctx, queuedMs) {
         // Read per attempt: a rerun after KVM failed gets TCG, its vCPUs and its timeout scale.
         const accel = ctx.accelerator.now;
         const timeoutSeconds = Math.round(spec.timeout * accel.timeoutScale);
+        let vmStarted = false;
+        const t0 = performance.now();
+        const startedAt = new Date().toISOString();
         const attemptRun = await runAttempt(spec, {
             ...ctx.base,
             machine,
@@ -42274,8 +43448,25 @@ async function executeTestStep(run, ctx, queuedMs) {
             accelSwitched: ctx.accelerator.switchedSignal,
             // Switch the run the moment this VM shows it, not after its logs are collected.
             onAccelBroken: (f, after) => void ctx.accelerator.broken(accelFallbackOf(spec, f, after)),
-            onStart: (argv) => ctx.onAttemptStart?.(spec, n, argv),
+            onStart: (argv) => {
+                vmStarted = true;
+                ctx.onAttemptStart?.(spec, n, argv);
+            },
+        }).catch(async (e) => {
+            // The host failed this attempt (a directory where its console log goes, a full disk, no file
+            // descriptors left): that is this test's error, and the other tests go on.
+            const failed = await hostFailure(spec, ctx, e, { n, machine, accel: accel.accel, startedAt, t0 });
+            if (!vmStarted)
+                ctx.onAttemptStart?.(spec, n, []);
+            return failed;
         });
+        if ('hostError' in attemptRun) {
+            attempts.push(attemptRun.hostError);
+            run.digest = attemptRun.digest;
+            run.files = attemptRun.hostError.files;
+            ctx.onAttemptEnd?.(spec, attemptRun.hostError, false);
+            break;
+        }
         const outcome = applyCoredumpPolicy(classify(attemptRun.raw, spec, timeoutSeconds), attemptRun.digest, spec);
         const aborted = ctx.attemptEnv.signal.aborted;
         const accelVerdict = accelRerun(attemptRun.raw, spec, ctx.accelerator);
@@ -42336,6 +43527,10 @@ async function executeTest(spec, ctx, queuedMs) {
  * VMs): it is read whenever an item is about to start, and running items are never interrupted. A worker
  * may hand its item back (`requeue`): it then waits, ahead of the items not started yet, for a slot
  * under the current limit (a test whose KVM attempt was stopped reruns under TCG's smaller pool).
+ *
+ * A worker that throws is one item's failure, not the pool's: `recover` turns it into that item's result
+ * and the others go on. Without `recover` (or when it throws too) nothing new starts, and the pool rejects
+ * only once every running worker has ended: a worker may hold a VM, which must not be left running.
  */
 class Requeue {
     item;
@@ -42344,7 +43539,7 @@ class Requeue {
     }
 }
 const requeue = (item) => new Requeue(item);
-async function runPool(items, slots, priority, worker) {
+async function runPool(items, slots, priority, worker, recover) {
     const limit = typeof slots === 'number' ? () => slots : slots;
     const queue = items
         .map((item, index) => ({ item, index }))
@@ -42352,32 +43547,97 @@ async function runPool(items, slots, priority, worker) {
     const results = new Array(items.length);
     let running = 0;
     return new Promise((resolve, reject) => {
-        let failed = false;
+        let failure;
         const fill = () => {
-            if (failed)
-                return;
-            if (queue.length === 0 && running === 0) {
-                resolve(results);
+            if (running === 0 && (failure || queue.length === 0)) {
+                if (failure)
+                    reject(failure);
+                else
+                    resolve(results);
                 return;
             }
-            while (queue.length > 0 && running < Math.max(1, limit())) {
+            while (!failure && queue.length > 0 && running < Math.max(1, limit())) {
                 const { item, index } = queue.shift();
                 running++;
-                worker(item, index).then((r) => {
-                    running--;
+                // A worker that throws before its first await still counts as started and ended.
+                Promise.resolve()
+                    .then(() => worker(item, index))
+                    .then((r) => {
                     if (r instanceof Requeue)
                         queue.unshift({ item: r.item, index });
                     else
                         results[index] = r;
-                    fill();
                 }, (err) => {
-                    failed = true;
-                    reject(err instanceof Error ? err : new Error(String(err)));
+                    try {
+                        if (!recover)
+                            throw err;
+                        results[index] = recover(err, item, index);
+                    }
+                    catch (e) {
+                        failure ??= e instanceof Error ? e : new Error(String(e));
+                    }
+                })
+                    .finally(() => {
+                    running--;
+                    fill();
                 });
             }
         };
         fill();
     });
+}
+
+;// CONCATENATED MODULE: ./schemas/results.schema.json
+const results_schema_namespaceObject = /*#__PURE__*/JSON.parse('{"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://github.com/systemd/itest-action/raw/v1/schemas/results.schema.json","title":"itest results.json, version 1","description":"One run of itest (or a merge of shards). Reporters render only this. Additive changes keep version 1; anything else bumps it.","type":"object","required":["version","startedAt","finishedAt","durationSeconds","config","environment","summary","tests"],"properties":{"version":{"const":1},"startedAt":{"type":"string","format":"date-time"},"finishedAt":{"type":"string","format":"date-time"},"durationSeconds":{"type":"number","minimum":0},"config":{"type":"object","required":["dir","manifest"],"properties":{"dir":{"type":"string"},"manifest":{"type":"string"}}},"environment":{"type":"object","required":["tool","host","mkosi","qemu","accel","transport","jobs","timeoutScale","image"],"properties":{"tool":{"type":"object","required":["name","version"],"properties":{"name":{"type":"string"},"version":{"type":"string"}}},"host":{"type":"object","required":["arch","cpus","memTotal"],"properties":{"arch":{"type":"string"},"cpus":{"type":"integer","minimum":1},"memTotal":{"type":"number"},"kernel":{"type":"string"}}},"mkosi":{"type":"object","required":["version","dialect","command"],"properties":{"version":{"type":"string"},"dialect":{"enum":["mkosi24","mkosi25+"]},"command":{"type":"array","items":{"type":"string"}}}},"qemu":{"type":"object","required":["version"],"properties":{"version":{"type":"string"}}},"accel":{"enum":["kvm","tcg"]},"accelDetail":{"type":"string"},"accelFallback":{"description":"Set when KVM turned out broken during the run and it fell back to TCG.","type":"object","required":["detectedBy","reason","qemuLine","rerun"],"properties":{"detectedBy":{"enum":["probe","vm"],"description":"The boot probe before any test, or a test\'s VM."},"reason":{"type":"string","minLength":1},"qemuLine":{"type":"string","description":"QEMU\'s own first line about the failure."},"test":{"type":"string","description":"The test whose VM showed it."},"rerun":{"type":"array","items":{"type":"string"},"description":"Tests whose KVM attempt was stopped and rerun under TCG."}}},"transport":{"enum":["vsock","serial"]},"transportDetail":{"type":"string"},"jobs":{"type":"integer","minimum":1},"timeoutScale":{"type":"number","exclusiveMinimum":0},"image":{"type":"object","required":["key","cache","backend","dir"],"properties":{"key":{"type":"string","maxLength":512,"pattern":"^[^,]+$"},"cache":{"enum":["hit","miss","external","disabled"]},"backend":{"type":"string"},"dir":{"type":"string"},"restoreSeconds":{"type":"number","minimum":0},"buildSeconds":{"type":"number","minimum":0},"saveSeconds":{"type":"number","minimum":0}}}}},"summary":{"type":"object","required":["total","pass","fail","skip","timeout","error","flaky","ok"],"properties":{"total":{"type":"integer","minimum":0},"pass":{"type":"integer","minimum":0},"fail":{"type":"integer","minimum":0},"skip":{"type":"integer","minimum":0},"timeout":{"type":"integer","minimum":0},"error":{"type":"integer","minimum":0},"flaky":{"type":"integer","minimum":0},"ok":{"type":"boolean"}}},"tests":{"type":"array","items":{"$ref":"#/definitions/test"}},"shard":{"description":"Set when this run is one shard of a sharded run (itest run --plan P --shard N).","type":"object","required":["index","total","attempt","plannedSeconds"],"properties":{"index":{"type":"integer","minimum":1,"maximum":64},"total":{"type":"integer","minimum":1,"maximum":64},"attempt":{"type":"integer","minimum":1,"description":"The CI job\'s run attempt (GITHUB_RUN_ATTEMPT)."},"plannedSeconds":{"type":"number","minimum":0},"planId":{"type":"string","description":"The id of the shard plan this shard ran (merges ignore other plans\' shards)."}}},"shards":{"description":"Set on a merged report (itest report --merge): every planned shard, missing ones included.","type":"array","maxItems":64,"items":{"type":"object","required":["index","attempt","status","tests","plannedSeconds"],"properties":{"index":{"type":"integer","minimum":1,"maximum":64},"attempt":{"type":"integer","minimum":0,"description":"0 when the shard left no results."},"status":{"enum":["ok","failed","missing"]},"tests":{"type":"array","items":{"type":"string"}},"plannedSeconds":{"type":"number","minimum":0},"wallSeconds":{"type":"number","minimum":0},"vmSeconds":{"type":"number","minimum":0},"source":{"type":"string"}}}},"mergeNotes":{"description":"What the merge found: errors (missing or duplicated shards) make summary.ok false; notices do not.","type":"array","items":{"type":"object","required":["level","message"],"properties":{"level":{"enum":["error","notice"]},"message":{"type":"string"}}}}},"definitions":{"status":{"enum":["pass","fail","skip","timeout","error"]},"files":{"type":"object","description":"Paths of a test\'s files. Readers accept file kinds they do not know (additive changes keep version 1).","additionalProperties":{"type":"string"},"properties":{"journal":{"type":"string"},"console":{"type":"string"}}},"test":{"type":"object","required":["name","unit","status","reason","exitStatus","expected","attempts","timings","files","outputTail","rerun"],"properties":{"name":{"type":"string","minLength":1},"unit":{"type":"string"},"status":{"$ref":"#/definitions/status"},"reason":{"type":"string","minLength":1},"exitStatus":{"type":["integer","null"],"description":"Guest exit status; 123 = unit succeeded; null = none arrived."},"expected":{"type":"object","required":["exitStatus","skipStatus","shouldFail"],"properties":{"exitStatus":{"type":"integer"},"skipStatus":{"type":"integer"},"shouldFail":{"type":"boolean"}}},"tags":{"type":"array","items":{"type":"string"}},"flaky":{"type":"boolean"},"attempts":{"type":"array","items":{"type":"object","required":["attempt","status","reason","machine","startedAt","durations","files"],"properties":{"attempt":{"type":"integer","minimum":1},"accel":{"enum":["kvm","tcg"],"description":"The accelerator this attempt\'s VM ran with."},"status":{"$ref":"#/definitions/status"},"reason":{"type":"string"},"guestStatus":{"type":["integer","null"]},"infra":{"type":"boolean"},"machine":{"type":"string"},"mkosiExit":{"type":["integer","null"]},"statusLine":{"type":"string"},"startedAt":{"type":"string","format":"date-time"},"durations":{"type":"object","required":["vmSeconds","collectSeconds"],"properties":{"vmSeconds":{"type":"number"},"collectSeconds":{"type":"number"}}},"files":{"$ref":"#/definitions/files"}}}},"timings":{"type":"object","required":["queuedSeconds","vmSeconds","collectSeconds","totalSeconds"],"properties":{"queuedSeconds":{"type":"number","minimum":0},"vmSeconds":{"type":"number","minimum":0},"collectSeconds":{"type":"number","minimum":0},"totalSeconds":{"type":"number","minimum":0}}},"files":{"$ref":"#/definitions/files"},"outputTail":{"type":"array","items":{"type":"string"}},"rerun":{"type":"string"},"digest":{"$ref":"#/definitions/digest"},"artifact":{"type":"string","description":"The uploaded artifact holding this test\'s logs."}}},"digest":{"type":"object","description":"What the test\'s journal and console say (bounded lists).","required":["entries","unitOutput","failedUnits","errors","coredumps","sanitizers","kernel","emergency","subtests","lastLines","notes"],"properties":{"entries":{"type":"integer","minimum":0},"unitOutput":{"type":"array","items":{"type":"string"}},"failedUnits":{"type":"array","items":{"type":"object","required":["unit","result"],"properties":{"unit":{"type":"string"},"result":{"type":"string"}}}},"errors":{"type":"array","items":{"type":"object","required":["unit","message"],"properties":{"unit":{"type":"string"},"message":{"type":"string"}}}},"coredumps":{"type":"array","items":{"type":"object","required":["pid","comm","signal","source"],"properties":{"pid":{"type":["integer","null"]},"comm":{"type":"string"},"signal":{"type":"string"},"exe":{"type":"string"},"unit":{"type":"string"},"source":{"enum":["coredump","crash-line"]}}}},"sanitizers":{"type":"array","items":{"type":"string"}},"kernel":{"type":"array","items":{"type":"string"}},"emergency":{"type":"boolean"},"subtests":{"type":"array","items":{"type":"object","required":["name","result","message"],"properties":{"name":{"type":"string"},"result":{"type":"string"},"message":{"type":"string"}}}},"lastLines":{"type":"array","items":{"type":"string"}},"boot":{"type":"object","properties":{"kernel":{"type":"number"},"initrd":{"type":"number"},"userspace":{"type":"number"}}},"notes":{"type":"array","items":{"type":"string"}}}}}}');
+;// CONCATENATED MODULE: ./src/shard/load-results.ts
+/** Finds and reads the results.json files of downloaded shard artifacts (one directory per artifact). */
+
+
+
+
+
+
+
+
+// Formats (date-time) are not checked: the merge never parses them, and ajv-formats is no runtime dependency.
+const load_results_validate = new ajv.Ajv({ strict: false, validateFormats: false }).compile(results_schema_namespaceObject);
+/**
+ * One results.json, checked against schemas/results.schema.json (within the size and test caps first), so
+ * that the merge works on the shape it expects; anything else is a UserError naming the file and field.
+ */
+async function readResultsFile(path) {
+    const notA = `not a results.json of version ${RESULTS_VERSION}`;
+    const fix = 'pass the results.json of an itest run (schemas/results.schema.json)';
+    const text = await readInputFile(path, INPUT_LIMITS.resultsBytes, 'a results.json');
+    const data = parseJsonInput(text, path, fix);
+    const tests = data?.tests;
+    if (Array.isArray(tests) && tests.length > INPUT_LIMITS.tests)
+        throw new UserError(`${path}: tests: ${tests.length} tests, more than the ${INPUT_LIMITS.tests} itest runs`);
+    return checkSchema(load_results_validate, data, path, notA, fix);
+}
+async function loadShardResults(dirs) {
+    const inputs = [];
+    const problems = [];
+    for (const dir of dirs) {
+        const files = (await glob(`**/${RESULTS_FILE}`, { cwd: dir, absolute: true, nodir: true })).sort();
+        if (files.length === 0)
+            problems.push(`${dir}: no ${RESULTS_FILE} in it`);
+        for (const f of files) {
+            try {
+                inputs.push({ source: f, results: await readResultsFile(f) });
+            }
+            catch (e) {
+                if (!(e instanceof UserError))
+                    throw e;
+                // A shard whose results cannot be read is a missing shard: the merge still reports the others.
+                problems.push(`${e.message}; its shard counts as missing`);
+            }
+        }
+    }
+    if (inputs.length === 0)
+        throw new UserError(`no shard results found in ${dirs.join(', ')}${problems.length ? ` (${problems.join('; ')})` : ''}. ` +
+            'Fix: download every shard results artifact into these directories first');
+    return { inputs, problems };
 }
 
 ;// CONCATENATED MODULE: ./src/shard/durations.ts
@@ -42386,6 +43646,7 @@ async function runPool(items, slots, priority, worker) {
  * order the VM pool and balance shards; they are a hint, so a missing or unreadable file is a note,
  * never an error.
  */
+
 
 /** Seconds of the last attempt of each test that really ran (what a run costs when it goes right). */
 function durationsFrom(r) {
@@ -42407,18 +43668,11 @@ function expectedSeconds(tests, durations) {
     return new Map(tests.map((t) => [t.name, durations?.[t.name] ?? fallback ?? t.timeout]));
 }
 async function loadDurations(path) {
-    let text;
-    try {
-        text = await (0,promises_namespaceObject.readFile)(path, 'utf8');
-    }
-    catch {
+    if (!(0,external_node_fs_.existsSync)(path))
         return { note: `no durations history at ${path}; ordering by timeout and name` };
-    }
     try {
-        const r = JSON.parse(text);
-        if (!Array.isArray(r.tests))
-            throw new Error('no "tests" array');
-        const durations = durationsFrom(r);
+        // Read like any results file: capped in size, checked against the schema (a hint, so never fatal).
+        const durations = durationsFrom(await readResultsFile(path));
         return {
             durations,
             note: `durations of ${Object.keys(durations).length} test(s) from ${path}`,
@@ -42510,7 +43764,9 @@ async function runTests(o) {
         // A test whose KVM attempt was stopped comes back to wait for a slot of the TCG pool.
         const step = await executeTestStep(run, ctx, performance.now() - poolStart);
         return 'done' in step ? step.done : requeue(step.again);
-    });
+    }, 
+    // The attempt loop turns host errors into the test's result already: this is the net for the rest.
+    (err, run) => resultNotRun(run.spec, `could not run: ${err instanceof Error ? err.message : String(err)}`, rerunCommand(cfg, run.spec)));
     return { tests, jobs };
 }
 function shellHelp(cfg, spec, imageDir, transport) {
@@ -42958,10 +44214,28 @@ function renderJUnit(r, suiteName = 'itest') {
 /** The one place results.json and junit.xml are written (a run, a merge, the action after its upload). */
 
 
+
+
+/**
+ * Writes a new file under a fresh name (O_EXCL: never through a symlink), then renames it over `path`:
+ * rename replaces whatever is there, a planted symlink included, without following it, and a reader never
+ * sees half a file.
+ */
+async function replaceFile(path, data) {
+    const tmp = (0,external_node_path_.join)((0,external_node_path_.dirname)(path), `.${(0,external_node_path_.basename)(path)}.${(0,external_node_crypto_namespaceObject.randomBytes)(6).toString('hex')}.tmp`);
+    try {
+        await (0,promises_namespaceObject.writeFile)(tmp, data, { flag: 'wx' });
+        await (0,promises_namespaceObject.rename)(tmp, path);
+    }
+    catch (e) {
+        await (0,promises_namespaceObject.rm)(tmp, { force: true });
+        throw e;
+    }
+}
 async function writeResults(layout, results) {
     await (0,promises_namespaceObject.mkdir)(layout.dir, { recursive: true });
-    await (0,promises_namespaceObject.writeFile)(layout.results, `${JSON.stringify(results, null, 2)}\n`);
-    await (0,promises_namespaceObject.writeFile)(layout.junit, renderJUnit(results));
+    await replaceFile(layout.results, `${JSON.stringify(results, null, 2)}\n`);
+    await replaceFile(layout.junit, renderJUnit(results));
     return { results, resultsPath: layout.results, junitPath: layout.junit };
 }
 
@@ -42993,9 +44267,13 @@ async function runEngine(cfg, ui, signal, deps = {}) {
     if (cfg.shell && selected.length !== 1) {
         throw new UserError(`${spell(cfg.door, 'shell')} keeps one VM up on this terminal: select exactly one test with ${spell(cfg.door, 'tests')} (selected: ${selected.map((t) => t.name).join(', ')})`);
     }
-    const prepared = await prepareImage(cfg, ui, deps);
+    const prepared = await prepareImage(cfg, ui, deps, signal);
     const accelerator = await settleAccelerator(cfg, ui, prepared.host, prepared.hostSetup, prepared.image.dir);
     const layout = new OutputLayout(cfg.outputDir);
+    // A work root of our own: rm takes away a symlink planted at its name instead of following it, so each
+    // attempt's rm -rf of its work directory stays inside the output directory.
+    await (0,promises_namespaceObject.rm)(layout.workRoot, { recursive: true, force: true });
+    await (0,promises_namespaceObject.mkdir)(layout.workRoot, { recursive: true });
     // The engine stops the run itself when KVM was required and turned out broken.
     const runSignal = AbortSignal.any([signal, accelerator.stopSignal]);
     const { tests, jobs } = await runTests({
@@ -43077,221 +44355,6 @@ function progressUi(print, warn) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/config/shard-plan.ts
-
-const SHARD_PLAN_VERSION = 1;
-/** `auto` aims at shards of about this many VM-seconds each. */
-const AUTO_SHARD_SECONDS = 600;
-const MAX_SHARDS = 64;
-function parseShardCount(v, field = '--shards') {
-    if (v === 'auto')
-        return 'auto';
-    if (/^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= MAX_SHARDS)
-        return Number(v);
-    throw new UserError(`${field}: "${v}" must be auto or a whole number from 1 to ${MAX_SHARDS}`);
-}
-/** Reads a plan given as JSON text (file or workflow output), checking its shape. */
-function parseShardPlan(text, origin) {
-    let p;
-    try {
-        p = JSON.parse(text);
-    }
-    catch (e) {
-        throw new UserError(`${origin}: not JSON (${e.message}); pass the output of \`itest plan --shards N --json\``);
-    }
-    const ok = p.version === SHARD_PLAN_VERSION &&
-        typeof p.id === 'string' &&
-        typeof p.total === 'number' &&
-        Array.isArray(p.shards) &&
-        p.shards.length === p.total &&
-        p.shards.every((s, i) => s.index === i + 1 && Array.isArray(s.tests) && s.tests.every((n) => typeof n === 'string')) &&
-        (p.durations === undefined ||
-            (typeof p.durations === 'object' && Object.values(p.durations).every((v) => typeof v === 'number')));
-    if (!ok)
-        throw new UserError(`${origin}: not a shard plan of version ${SHARD_PLAN_VERSION} (fields version, id, total, shards[{index, tests, plannedSeconds}]); pass the output of \`itest plan --shards N --json\``);
-    return p;
-}
-function shardOf(plan, index, origin) {
-    const s = plan.shards[index - 1];
-    if (!s)
-        throw new UserError(`${origin}: shard ${index} does not exist; the plan has shards 1 to ${plan.total}`);
-    return s;
-}
-/** What a run of one shard needs: its tests, what to record in results.json, and the plan's durations. */
-function selectShard(plan, index, origin) {
-    const s = shardOf(plan, index, origin);
-    return {
-        tests: s.tests,
-        shard: { planId: plan.id, index: s.index, total: plan.total, plannedSeconds: s.plannedSeconds },
-        ...(plan.durations ? { durations: plan.durations } : {}),
-    };
-}
-
-;// CONCATENATED MODULE: ./src/config/run-config.ts
-/**
- * RunConfig: the one typed, validated model both front doors produce, through one builder
- * (buildRunConfig) from the raw strings each front door has; the settings, their docs and defaults are
- * the table in settings.ts.
- */
-
-
-
-
-
-
-
-const DEFAULT_OUTPUT = SETTINGS.output.default;
-/** The config directory: the given one, else the current directory when it holds mkosi.conf, else ./mkosi. */
-function resolveConfigDir(cwd, given, door = 'cli') {
-    const name = spell(door, 'config');
-    if (given) {
-        const dir = (0,external_node_path_.resolve)(cwd, given);
-        if (!(0,external_node_fs_.existsSync)(dir))
-            throw new UserError(`${spell(door, 'config', given)}: no such directory`);
-        if (!(0,external_node_fs_.existsSync)((0,external_node_path_.join)(dir, 'mkosi.conf')) && (0,external_node_fs_.existsSync)((0,external_node_path_.join)(dir, 'mkosi', 'mkosi.conf')))
-            return (0,external_node_path_.join)(dir, 'mkosi');
-        if (!(0,external_node_fs_.existsSync)((0,external_node_path_.join)(dir, 'mkosi.conf')) && !(0,external_node_fs_.existsSync)((0,external_node_path_.join)(dir, 'mkosi.conf.d'))) {
-            throw new UserError(`${spell(door, 'config', given)}: no mkosi.conf in ${dir} (nor in ${(0,external_node_path_.join)(dir, 'mkosi')}). Fix: point ${name} at the directory holding mkosi.conf`);
-        }
-        return dir;
-    }
-    if ((0,external_node_fs_.existsSync)((0,external_node_path_.join)(cwd, 'mkosi.conf')))
-        return cwd;
-    if ((0,external_node_fs_.existsSync)((0,external_node_path_.join)(cwd, 'mkosi', 'mkosi.conf')))
-        return (0,external_node_path_.join)(cwd, 'mkosi');
-    throw new UserError(`no mkosi.conf in ${cwd} or ${(0,external_node_path_.join)(cwd, 'mkosi')}. Fix: run from your project or set ${name}`);
-}
-function defaultCacheDir(env) {
-    if (env.ITEST_CACHE_DIR)
-        return env.ITEST_CACHE_DIR;
-    const xdg = env.XDG_CACHE_HOME && (0,external_node_path_.isAbsolute)(env.XDG_CACHE_HOME)
-        ? env.XDG_CACHE_HOME
-        : (0,external_node_path_.join)(env.HOME ?? (0,external_node_os_namespaceObject.homedir)(), '.cache');
-    return (0,external_node_path_.join)(xdg, 'itest');
-}
-function defaultManifest(configDir) {
-    return (0,external_node_path_.join)(configDir, MANIFEST_NAME);
-}
-/** The mkosi command: --mkosi, else $ITEST_MKOSI, else `mkosi` on PATH. One executable, no shell. */
-function mkosiCommand(flag, env) {
-    return [flag ?? env.ITEST_MKOSI ?? 'mkosi'];
-}
-/** Reads raw settings as typed values, defaults from settings.ts, errors naming the setting as spelled. */
-function settingReader(raw, door) {
-    const name = (k) => spell(door, k);
-    const str = (k) => {
-        const v = raw[k];
-        const t = (Array.isArray(v) ? v.join(',') : v)?.trim();
-        return t ? t : SETTINGS[k].default || undefined;
-    };
-    return {
-        name,
-        str,
-        list(k) {
-            const v = raw[k];
-            return (Array.isArray(v) ? v : (v ?? '').split(/[\n,]/)).map((x) => x.trim()).filter(Boolean);
-        },
-        choice(k) {
-            const v = str(k);
-            const allowed = SETTINGS[k].choices ?? [];
-            if (!allowed.includes(v))
-                throw new UserError(`${name(k)}: "${v}" is not one of ${allowed.join(', ')}`);
-            return v;
-        },
-        bool(k) {
-            const v = str(k) ?? '';
-            if (/^(true|yes|1)$/i.test(v))
-                return true;
-            if (/^(false|no|0)$/i.test(v))
-                return false;
-            throw new UserError(`${name(k)}: "${v}" is not a boolean; use true or false`);
-        },
-        number(k, min, max, integer) {
-            const v = str(k);
-            if (v === undefined)
-                return undefined;
-            const n = Number(v);
-            if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min || n > max)
-                throw new UserError(`${name(k)}: "${v}" must be a ${integer ? 'whole ' : ''}number from ${min} to ${max}`);
-            return n;
-        },
-    };
-}
-/** A shard: the plan and its index go together, and the plan selects the tests. */
-function applyShard(cfg, read, ctx) {
-    const shard = read.number('shard', 1, 64, true);
-    if ((ctx.plan === undefined) !== (shard === undefined))
-        throw new UserError(`${spellPair(ctx.door, 'plan', 'shard').full} go together: the shard plan and which of its shards this run is`);
-    let planned;
-    if (ctx.plan && shard !== undefined) {
-        if (cfg.tests.length > 0 || cfg.tags.length > 0)
-            throw new UserError(`${read.name('shard')} selects the tests of its shard; leave ${spellPair(ctx.door, 'tests', 'tags').bare} empty`);
-        planned = selectShard(ctx.plan, shard, read.name('shard'));
-        cfg.tests = planned.tests;
-        cfg.shard = { ...planned.shard, attempt: ctx.runAttempt ?? 1 };
-    }
-    // Durations given with the run win over the ones the plan was made with.
-    const durations = ctx.durations ?? planned?.durations;
-    if (durations)
-        cfg.durations = durations;
-}
-/** Turns raw settings into a RunConfig: defaults from settings.ts, every error naming the setting. */
-function buildRunConfig(raw, ctx) {
-    const read = settingReader(raw, ctx.door);
-    const { str, list, choice, bool } = read;
-    const cwd = ctx.cwd;
-    let configDir;
-    try {
-        configDir = resolveConfigDir(cwd, str('config'), ctx.door);
-    }
-    catch (e) {
-        if (!ctx.configOptional)
-            throw e;
-        configDir = (0,external_node_path_.resolve)(cwd, str('config') ?? '.');
-    }
-    const manifest = str('manifest');
-    const cacheDir = str('cacheDir');
-    const cfg = {
-        configDir,
-        manifestPath: manifest ? (0,external_node_path_.resolve)(cwd, manifest) : defaultManifest(configDir),
-        outputDir: (0,external_node_path_.resolve)(cwd, str('output')),
-        tests: list('tests'),
-        tags: list('tags'),
-        transport: choice('transport'),
-        kvm: choice('kvm'),
-        keep: choice('keep'),
-        mkosi: mkosiCommand(str('mkosi'), ctx.env),
-        cacheDir: cacheDir ? (0,external_node_path_.resolve)(cwd, cacheDir) : (ctx.cacheDir ?? defaultCacheDir(ctx.env)),
-        useCache: bool('cache'),
-        hashKey: str('hashKey') ?? '',
-        hashGlobs: list('hashGlobs'),
-        keyPrefix: str('keyPrefix'),
-        imagePolicy: choice('imagePolicy'),
-        invokedAs: ctx.invokedAs,
-        door: ctx.door,
-        env: ctx.env,
-    };
-    const jobs = read.number('jobs', 1, 256, true);
-    const timeout = read.number('timeout', 1, 86400, false);
-    const timeoutScale = read.number('timeoutScale', 0.1, 100, false);
-    if (jobs !== undefined)
-        cfg.jobs = jobs;
-    if (timeout !== undefined)
-        cfg.timeout = timeout;
-    if (timeoutScale !== undefined)
-        cfg.timeoutScale = timeoutScale;
-    const imageDir = str('imageDir');
-    if (imageDir)
-        cfg.imageDir = (0,external_node_path_.resolve)(cwd, imageDir);
-    if (str('shell') !== undefined && bool('shell'))
-        cfg.shell = true;
-    const expectedKey = str('expectedKey');
-    if (expectedKey)
-        cfg.expectedKey = expectedKey;
-    applyShard(cfg, read, ctx);
-    return cfg;
-}
-
 ;// CONCATENATED MODULE: ./src/shard/plan-shards.ts
 /**
  * Splits the selected tests into N shards, one per CI job. Pure and deterministic: the same tests and
@@ -43347,38 +44410,6 @@ function planShards(tests, count, durations) {
         shards,
         ...(used ? { durations: used } : {}),
     };
-}
-
-;// CONCATENATED MODULE: ./src/shard/load-results.ts
-/** Finds and reads the results.json files of downloaded shard artifacts (one directory per artifact). */
-
-
-
-
-
-async function loadShardResults(dirs) {
-    const inputs = [];
-    const problems = [];
-    for (const dir of dirs) {
-        const files = (await glob(`**/${RESULTS_FILE}`, { cwd: dir, absolute: true, nodir: true })).sort();
-        if (files.length === 0)
-            problems.push(`${dir}: no ${RESULTS_FILE} in it`);
-        for (const f of files) {
-            try {
-                const r = JSON.parse(await (0,promises_namespaceObject.readFile)(f, 'utf8'));
-                if (r.version !== RESULTS_VERSION || !Array.isArray(r.tests))
-                    throw new Error(`not a results.json of version ${RESULTS_VERSION}`);
-                inputs.push({ source: f, results: r });
-            }
-            catch (e) {
-                problems.push(`${f}: unreadable (${e.message}); its shard counts as missing`);
-            }
-        }
-    }
-    if (inputs.length === 0)
-        throw new UserError(`no shard results found in ${dirs.join(', ')}${problems.length ? ` (${problems.join('; ')})` : ''}. ` +
-            'Fix: download every shard results artifact into these directories first');
-    return { inputs, problems };
 }
 
 ;// CONCATENATED MODULE: ./src/shard/merge.ts
@@ -43595,9 +44626,7 @@ function mergeResults(inputs, plan, problems = []) {
 
 
 async function readPlanFile(path) {
-    const text = await (0,promises_namespaceObject.readFile)(path, 'utf8').catch((e) => {
-        throw new UserError(`--plan ${path}: ${e.message}`);
-    });
+    const text = await readInputFile(path, INPUT_LIMITS.planBytes, 'a shard plan', `--plan ${path}`);
     return parseShardPlan(text, path);
 }
 async function mergeReport(p) {
@@ -43605,11 +44634,43 @@ async function mergeReport(p) {
     return writeResults(new OutputLayout(p.outputDir), mergeResults(inputs, p.plan, problems));
 }
 
+;// CONCATENATED MODULE: ./src/run/stop-on-signals.ts
+/**
+ * How a run stops on a signal, the same for every front door. SIGINT, SIGTERM and SIGHUP, any number
+ * of them in any order, abort the run once and are otherwise only reported: the process lives on to end
+ * every VM (killTree gives each its grace period) and to write the partial results. Left to Node's
+ * default, a second signal or any SIGHUP would kill the process with its detached VMs still running.
+ */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+/**
+ * Listens for the stop signals for the rest of the process's life (a signal while the report is written
+ * must not cut it short either); `tell` hears each one (first: it stopped the run). The signal returned is
+ * aborted at the first one, with the reason `cancelled by <signal>`, which the tests' results then give.
+ */
+function stopOnSignals(tell) {
+    const controller = new AbortController();
+    for (const sig of STOP_SIGNALS) {
+        process.on(sig, () => {
+            const first = !controller.signal.aborted;
+            try {
+                tell(sig, first);
+            }
+            catch {
+                // Nowhere to say it (the terminal is gone): stopping matters more.
+            }
+            if (first)
+                controller.abort(`cancelled by ${sig}`);
+        });
+    }
+    return controller.signal;
+}
+
 ;// CONCATENATED MODULE: ./src/cli/main.ts
 /**
  * The `itest` command line: the engine's terminal front door. Parses flags into a RunConfig, prints
  * progress and the report, and maps outcomes to exit statuses (see `itest --help`).
  */
+
 
 
 
@@ -43767,28 +44828,19 @@ function addRun(program) {
             ...(plan ? { plan } : {}),
             ...(durations?.durations ? { durations: durations.durations } : {}),
         });
-        const controller = new AbortController();
-        const stop = (sig) => {
-            if (controller.signal.aborted)
-                return;
-            console.error(`\n${sig}: stopping the VMs; logs stay in ${cfg.outputDir}`);
-            controller.abort();
-        };
-        process.once('SIGINT', () => stop('SIGINT'));
-        process.once('SIGTERM', () => stop('SIGTERM'));
+        // Every signal, however many, only stops the run: the VMs are ended and the partial results written.
+        const stop = stopOnSignals((sig, first) => console.error(first
+            ? `\n${sig}: stopping the VMs; logs stay in ${cfg.outputDir}`
+            : `${sig}: still stopping the VMs; the partial results follow`));
         const ui = progressUi((l) => console.log(l), (l) => console.error(`warning: ${l}`));
-        const out = await runEngine(cfg, ui, controller.signal);
+        const out = await runEngine(cfg, ui, stop);
         console.log(`\n${renderEnvironment(out.results)}`);
         console.log(renderReport(out.results));
         console.log(`\nresults: ${out.resultsPath}\njunit:   ${out.junitPath}`);
         // KVM was required and broke mid-run: the report above, then the host problem (exit 3).
         if (out.fatal)
             throw out.fatal;
-        process.exitCode = controller.signal.aborted
-            ? 130
-            : out.results.summary.ok
-                ? ExitCode.ok
-                : ExitCode.testsFailed;
+        process.exitCode = stop.aborted ? 130 : out.results.summary.ok ? ExitCode.ok : ExitCode.testsFailed;
     });
 }
 /** `itest list`: the tests a run would start. */
@@ -58087,14 +59139,14 @@ __webpack_unused_export__ = errors.YAMLError;
 __webpack_unused_export__ = errors.YAMLParseError;
 __webpack_unused_export__ = errors.YAMLWarning;
 __webpack_unused_export__ = Alias.Alias;
-__webpack_unused_export__ = identity.isAlias;
+exports.Vj = identity.isAlias;
 __webpack_unused_export__ = identity.isCollection;
 __webpack_unused_export__ = identity.isDocument;
 exports.jh = identity.isMap;
 __webpack_unused_export__ = identity.isNode;
 exports.tO = identity.isPair;
 exports.jn = identity.isScalar;
-__webpack_unused_export__ = identity.isSeq;
+exports.oP = identity.isSeq;
 __webpack_unused_export__ = Pair.Pair;
 __webpack_unused_export__ = Scalar.Scalar;
 __webpack_unused_export__ = YAMLMap.YAMLMap;
@@ -58107,7 +59159,7 @@ __webpack_unused_export__ = publicApi.parse;
 __webpack_unused_export__ = publicApi.parseAllDocuments;
 exports.Tp = publicApi.parseDocument;
 __webpack_unused_export__ = publicApi.stringify;
-__webpack_unused_export__ = visit.visit;
+exports.YR = visit.visit;
 __webpack_unused_export__ = visit.visitAsync;
 
 
