@@ -205,7 +205,10 @@ describe('image build under a cancel (issue 12 item 4)', () => {
     run.catch(() => {});
     const pids = await buildPids(join(out, 'image-build.log'));
     ac.abort('SIGTERM');
-    await assert.rejects(run, (e: unknown) => e instanceof ImageCancelled && /cancelled by SIGTERM/.test(e.message));
+    await assert.rejects(
+      run,
+      (e: unknown) => e instanceof ImageCancelled && /cancelled by SIGTERM/.test(e.message),
+    );
     for (const pid of pids) assert.equal(await alive(pid), false, `build process ${pid} outlived the cancel`);
     assert.deepEqual(await readdir(join(cache, 'images')).catch(() => []), []);
     assert.deepEqual(await readdir(join(cache, 'build')), []);
