@@ -10,7 +10,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DefaultArtifactClient } from '@actions/artifact';
@@ -109,42 +109,44 @@ describe('the reusable workflow, simulated: prepare, two shards under TCG, repor
     assert.match(prep.summary, /itest plan: 3 tests in 2 shard\(s\)/);
     assert.ok(!prep.stdout.includes('booting'), 'prepare boots no VM');
 
-    // --- test matrix: each shard on a fresh runner of its own, at the same time (as a job matrix runs)
-    const shardResults: Results[] = await Promise.all(
-      [1, 2].map(async (shard) => {
-        const r = await runAction(
-          {
-            mode: 'run',
-            config: 'examples/demo',
-            plan: prep.outputs.plan!,
-            shard: String(shard),
-            'image-key': prep.outputs['cache-key']!,
-            'image-policy': 'restore-only',
-            'artifact-prefix': 'itest-logs',
-            'results-artifact-prefix': 'itest-results',
-          },
-          await mkdtemp(join(base, `runner-${shard}-`)),
-          'test',
-        );
-        assert.equal(r.code, 0, r.stdout.slice(-3000));
-        assert.equal(r.outputs['cache-hit'], 'true', `shard ${shard} restored the prepared image`);
-        assert.ok(!existsSync(join(r.out, 'image-build.log')), `shard ${shard} built nothing`);
-        assert.match(
-          r.stdout,
-          new RegExp(`shard results uploaded as artifact itest-results-shard-${shard}-of-2-x86_64-attempt1`),
-        );
-        const res = JSON.parse(await readFile(join(r.out, 'results.json'), 'utf8')) as Results;
-        assert.deepEqual(res.shard, {
-          planId: plan.id,
-          index: shard,
-          total: 2,
-          attempt: 1,
-          plannedSeconds: plan.shards[shard - 1]!.plannedSeconds,
-        });
-        assert.deepEqual(res.tests.map((t) => t.name).sort(), plan.shards[shard - 1]!.tests);
-        return res;
-      }),
-    );
+    // --- test matrix: each shard on a fresh runner, one after the other: the Actions cache's version
+    // hashes the image path, which is the same RUNNER_TEMP path on every GitHub runner, so the shards
+    // here share one runner temp and cannot run at once.
+    const shardResults: Results[] = [];
+    for (const shard of [1, 2]) {
+      await rm(join(runnerTemp, 'itest-image'), { recursive: true, force: true });
+      const r = await runAction(
+        {
+          mode: 'run',
+          config: 'examples/demo',
+          plan: prep.outputs.plan!,
+          shard: String(shard),
+          'image-key': prep.outputs['cache-key']!,
+          'image-policy': 'restore-only',
+          'artifact-prefix': 'itest-logs',
+          'results-artifact-prefix': 'itest-results',
+        },
+        runnerTemp,
+        'test',
+      );
+      assert.equal(r.code, 0, r.stdout.slice(-3000));
+      assert.equal(r.outputs['cache-hit'], 'true', `shard ${shard} restored the prepared image`);
+      assert.ok(!existsSync(join(r.out, 'image-build.log')), `shard ${shard} built nothing`);
+      assert.match(
+        r.stdout,
+        new RegExp(`shard results uploaded as artifact itest-results-shard-${shard}-of-2-x86_64-attempt1`),
+      );
+      const res = JSON.parse(await readFile(join(r.out, 'results.json'), 'utf8')) as Results;
+      assert.deepEqual(res.shard, {
+        planId: plan.id,
+        index: shard,
+        total: 2,
+        attempt: 1,
+        plannedSeconds: plan.shards[shard - 1]!.plannedSeconds,
+      });
+      assert.deepEqual(res.tests.map((t) => t.name).sort(), plan.shards[shard - 1]!.tests);
+      shardResults.push(res);
+    }
 
     // A shard whose key differs from the prepared one stops before booting anything, and says why.
     const wrong = await runAction(
