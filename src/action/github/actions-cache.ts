@@ -15,6 +15,7 @@ import type { ImageCache, RestoreResult } from '../../image/image-cache.ts';
 import type { GitHubContext } from './context.ts';
 import { listProcesses } from '../../util/process.ts';
 import { DeadlineExceeded, secondsFromEnv, withDeadline } from '../../util/deadline.ts';
+import { isTarGuardWrapper, withTarGuard } from './tar-guard.ts';
 
 /** Overrides both cache deadlines (seconds) when the constructor does not set them. */
 export const CACHE_TIMEOUT_ENV = 'ITEST_CACHE_TIMEOUT_SECONDS';
@@ -63,9 +64,17 @@ async function treeBytes(dir: string): Promise<number> {
  */
 export async function killCacheTar(): Promise<number[]> {
   const killed: number[] = [];
-  for (const { pid, ppid, argv } of await listProcesses()) {
-    if (ppid !== process.pid || !/^g?tar$/.test(basename(argv[0] ?? ''))) continue;
-    if (!argv.some((a) => /(^|\/)cache\.(tzst|tgz|tar)$/.test(a))) continue;
+  const procs = await listProcesses();
+  const isCache = (argv: string[]) => argv.some((a) => /(^|\/)cache\.(tzst|tgz|tar)$/.test(a));
+  // A guarded restore's tar is the child of the tar guard's wrapper (tar-guard.ts): that one goes too, after it.
+  const wrappers = procs.filter(
+    (p) => p.ppid === process.pid && isTarGuardWrapper(p.argv) && isCache(p.argv),
+  );
+  const parents = new Set([process.pid, ...wrappers.map((w) => w.pid)]);
+  const tars = procs.filter(
+    (p) => parents.has(p.ppid) && /^g?tar$/.test(basename(p.argv[0] ?? '')) && isCache(p.argv),
+  );
+  for (const { pid } of [...tars, ...wrappers]) {
     try {
       process.kill(pid, 'SIGKILL');
       killed.push(pid);
@@ -139,10 +148,24 @@ export class GitHubImageCache implements ImageCache {
       return { hit: false, detail: 'the Actions cache service is not available to this job' };
     const seconds =
       this.options.restoreSeconds ?? secondsFromEnv(this.env, CACHE_TIMEOUT_ENV) ?? DEFAULT_RESTORE_SECONDS;
+    // Set when the deadline gives up: the guard then refuses a late extraction into the directory being built.
+    const abandoned = new AbortController();
+    // Set when it gives up before any download began: that call can never reach tar.
+    const released = new AbortController();
     try {
-      const matched = await withDeadline(`image cache restore of ${key}`, seconds, () =>
-        cache.restoreCache([this.dir], key, [], { lookupOnly: this.options.lookupOnly === true }),
+      const lookupOnly = this.options.lookupOnly === true;
+      const restoreCall = () => cache.restoreCache([this.dir], key, [], { lookupOnly });
+      // The archive is not trusted: its members are checked before tar may unpack it (tar-guard.ts).
+      const { value: matched, refused } = await withDeadline(`image cache restore of ${key}`, seconds, () =>
+        lookupOnly
+          ? restoreCall().then((value) => ({ value, refused: undefined }))
+          : withTarGuard(this.dir, restoreCall, { signal: abandoned.signal, release: released.signal }),
       );
+      if (refused !== undefined) {
+        await rm(this.dir, { recursive: true, force: true });
+        this.warn(`image cache entry ${key} was not restored, building instead: ${refused}`);
+        return { hit: false, detail: `the cache entry was refused: ${refused}` };
+      }
       if (matched === key)
         return {
           hit: true,
@@ -154,6 +177,8 @@ export class GitHubImageCache implements ImageCache {
       return { hit: false, detail: `no Actions cache entry for ${key}` };
     } catch (e) {
       if (e instanceof DeadlineExceeded) {
+        abandoned.abort();
+        if (!e.requests.some((r) => !r.includes('/twirp/'))) released.abort();
         await this.discardPartialRestore(e);
         this.warn(
           `image cache restore gave up after ${seconds} s (the Actions cache service did not finish in time); building instead`,
