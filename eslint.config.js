@@ -4,7 +4,7 @@ import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'itest-results/', 'bench/results/'] },
+  { ignores: ['dist/', 'node_modules/', 'itest-results/', 'bench/results/', 'test/third_party/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

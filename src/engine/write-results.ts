@@ -4,6 +4,7 @@ import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Results } from '../results/model.ts';
 import { renderJUnit } from '../results/junit.ts';
+import { locateTests } from '../config/test-locations.ts';
 import type { OutputLayout } from '../run/output-layout.ts';
 import type { RunOutput } from './ui.ts';
 
@@ -26,6 +27,8 @@ async function replaceFile(path: string, data: string): Promise<void> {
 export async function writeResults(layout: OutputLayout, results: Results): Promise<RunOutput> {
   await mkdir(layout.dir, { recursive: true });
   await replaceFile(layout.results, `${JSON.stringify(results, null, 2)}\n`);
-  await replaceFile(layout.junit, renderJUnit(results));
+  // JUnit consumers annotate `file` relative to their working directory: in CI, like here, the checkout.
+  const locations = locateTests(results.config, results.tests, process.cwd(), { manifestFallback: true });
+  await replaceFile(layout.junit, renderJUnit(results, { locations }));
   return { results, resultsPath: layout.results, junitPath: layout.junit };
 }

@@ -1,9 +1,15 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { renderSummary, timeline, reproCommands, headline } from '../../src/action/github/summary.ts';
-import { annotations, MAX_ERRORS_PER_STEP } from '../../src/action/github/annotations.ts';
+import { annotations, MAX_ERRORS_PER_STEP, verdict } from '../../src/action/github/annotations.ts';
 import { artifactName, sanitizeArtifactPart } from '../../src/action/github/artifact-name.ts';
 import { results, testResult } from '../helpers/results.ts';
+import { runStep } from '../helpers/action-step.ts';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const ROOT = new URL('../..', import.meta.url).pathname;
 
 const ctx = {
   runId: '42',
@@ -66,15 +72,19 @@ describe('job summary', () => {
     );
   });
 
-  it('draws every attempt on a mermaid timeline', () => {
-    const lines = timeline(r);
+  it('draws every attempt on a mermaid timeline, offsets as HH:mm:ss (dateFormat s reads only 0-59)', () => {
+    const late = testResult('LATE', 'fail');
+    late.attempts[0]!.startedAt = '2026-11-27T01:02:05.000Z'; // 3725 s after the start
+    const lines = timeline(results([...r.tests, late, testResult('title x', 'pass')]));
     assert.equal(lines[0], '```mermaid');
     assert.ok(lines.includes('gantt'));
-    assert.ok(
-      lines.some((l) => /^ {4}A :done, 0, 40s$/.test(l)),
-      lines.join('\n'),
-    );
-    assert.ok(lines.some((l) => /^ {4}B :crit, 0, 40s$/.test(l)));
+    assert.ok(lines.includes('    dateFormat HH:mm:ss') && lines.includes('    todayMarker off'));
+    assert.ok(lines.includes('    axisFormat %H:%M'), 'a run past an hour reads hours:minutes');
+    assert.ok(lines.includes('    A :done, 00:00:00, 40s'), lines.join('\n'));
+    assert.ok(lines.includes('    B :crit, 00:00:00, 40s'));
+    assert.ok(lines.includes('    LATE :crit, 01:02:05, 40s'));
+    assert.ok(lines.includes('    test title x :done, 00:00:00, 40s'), 'a keyword is not a label');
+    assert.ok(timeline(r).includes('    axisFormat %M:%S'), 'under an hour minutes:seconds');
   });
 
   it('stays under the size limit and says what it dropped', () => {
@@ -117,12 +127,49 @@ describe('annotations', () => {
     assert.match(a[0]!.message, /fail reason\n {2}B: hello\nrerun: itest run/);
   });
 
-  it('respects the per-step error limit with an overflow note', () => {
-    const a = annotations(results(Array.from({ length: 14 }, (_, i) => testResult(`T${i}`, 'fail'))));
-    const errors = a.filter((x) => x.level === 'error');
-    assert.equal(errors.length, MAX_ERRORS_PER_STEP);
-    assert.match(errors.at(-1)!.title, /5 more failing test\(s\)/);
-    assert.match(errors.at(-1)!.message, /T9, T10, T11, T12, T13/);
+  it('leaves one of the 10 error slots to the verdict, which names the failures without an annotation', () => {
+    for (const n of [9, 10, 12, 60]) {
+      const r = results(Array.from({ length: n }, (_, i) => testResult(`T${i}`, 'fail')));
+      const errors = annotations(r).filter((x) => x.level === 'error');
+      assert.equal(errors.length, Math.min(n, MAX_ERRORS_PER_STEP - 1), `${n} failures`);
+      const v = verdict(r);
+      assert.match(v, new RegExp(`^${n} of ${n} tests did not pass \\(see the job summary\\)`));
+      if (n > 9) assert.match(v, new RegExp(`and ${n - 9} more failure\\(s\\) than annotations \\(T9`), v);
+      else assert.doesNotMatch(v, /more failure/);
+      // Without annotations, nothing is "more".
+      assert.doesNotMatch(verdict(r, false), /more failure/);
+    }
+    const v60 = verdict(results(Array.from({ length: 60 }, (_, i) => testResult(`T${i}`, 'fail'))));
+    assert.match(v60, /T28, \.\.\.\): see the job summary$/, 'at most 20 names');
+  });
+
+  it('the report step prints at most 10 ::error lines, the verdict among them (9, 10, 12 and 60 failures)', async () => {
+    for (const n of [9, 10, 12, 60]) {
+      const dl = await mkdtemp(join(tmpdir(), 'itest-verdict-'));
+      const r = {
+        ...results([
+          testResult('OK', 'pass'),
+          ...Array.from({ length: n }, (_, i) => testResult(`T${i}`, 'fail')),
+        ]),
+        shard: { index: 1, total: 1, attempt: 1, plannedSeconds: 100 },
+      };
+      await mkdir(join(dl, 'itest-results-shard-1'));
+      await writeFile(join(dl, 'itest-results-shard-1', 'results.json'), JSON.stringify(r));
+      const step = await runStep({
+        argv: ['--import', 'tsx', join(ROOT, 'src/action/main-entry.ts')],
+        cwd: ROOT,
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, GITHUB_WORKSPACE: ROOT, INPUT_MODE: 'report' },
+        inputs: { merge: dl },
+        prepare: (dir) => ({ INPUT_OUTPUT: join(dir, 'merged') }),
+      });
+      assert.equal(step.code, 1, step.stdout.slice(-2000));
+      const errors = step.stdout.split('\n').filter((l) => l.startsWith('::error'));
+      assert.ok(errors.length <= MAX_ERRORS_PER_STEP, `${n} failures: ${errors.length} errors`);
+      assert.equal(errors.length, Math.min(n, 9) + 1, `${n}: ${errors.join('\n')}`);
+      const last = errors.at(-1)!;
+      assert.match(last, new RegExp(`^::error::${n} of ${n + 1} tests did not pass`));
+      if (n > 9) assert.match(last, new RegExp(`and ${n - 9} more failure\\(s\\) than annotations`));
+    }
   });
 });
 

@@ -27,6 +27,7 @@ import { descendants } from '../../src/util/process.ts';
 import { ActionsServices } from '../helpers/actions-services.ts';
 import { runStep } from '../helpers/action-step.ts';
 import { results, testResult } from '../helpers/results.ts';
+import { digestOf } from '../helpers/red-run.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const DEMO = join(ROOT, 'examples/demo');
@@ -139,22 +140,7 @@ function guestCommands(log: string): Command[] {
   );
 }
 
-const digest = (
-  over: Partial<NonNullable<TestResult['digest']>> = {},
-): NonNullable<TestResult['digest']> => ({
-  entries: 10,
-  unitOutput: [],
-  failedUnits: [],
-  errors: [],
-  coredumps: [],
-  sanitizers: [],
-  kernel: [],
-  emergency: false,
-  subtests: [],
-  lastLines: [],
-  notes: [],
-  ...over,
-});
+const digest = (over: Partial<NonNullable<TestResult['digest']>> = {}) => digestOf({ entries: 10, ...over });
 
 /** A failed test whose every guest-derived field carries workflow commands. */
 const evilTest = () =>
@@ -307,7 +293,7 @@ describe('10. the job summary and the terminal report escape guest text', () => 
     const sub = text.split('\n').find((l) => l.includes('↳'))!;
     assert.equal(cells(sub), 5, sub);
     assert.match(sub, /↳ &lt;script&gt;x&lt;\/script&gt;\\\|pipe/);
-    assert.match(sub, /\\\[link\\\]\(http:\/\/e\.x\) \\\*bold\\\*/);
+    assert.match(sub, /\\\[link\\\]\(http\\:\/\/e\.x\) \\\*bold\\\*/, 'no link, no autolink, no emphasis');
     // The unit's lines arrive whole, in a block of their own that none of them could close.
     const last = blocks.find((b) => b.includes('</details><img src=y>'));
     assert.deepEqual(last, ['```', '</details><img src=y>', '~~~', 'bell nul cr end', '`` two ticks']);

@@ -1,11 +1,15 @@
 /**
- * The step's annotations (workflow commands; the check run has its own, see checks.ts): one error per
- * failed test, within GitHub's limits (10 errors per step), and one more for the overflow. Pure: the
- * action front door prints them with @actions/core.
+ * The step's annotations (workflow commands; the check run has its own, see checks.ts) and its verdict.
+ * GitHub keeps 10 error annotations per step and drops the rest, and the verdict (the failing step's
+ * `setFailed`, main.ts) comes last: so the tests get at most 9 slots, and the verdict names what did not
+ * fit. Pure: the action front door prints them with @actions/core.
  */
 import { failedTests, failureVerb, type Results } from '../../results/model.ts';
+import { plainText } from '../../results/terminal.ts';
 
 export const MAX_ERRORS_PER_STEP = 10;
+/** Names of unannotated failures the verdict lists before "...". */
+const NAMED_OVERFLOW = 20;
 
 export interface Annotation {
   level: 'error' | 'warning' | 'notice';
@@ -13,40 +17,56 @@ export interface Annotation {
   message: string;
 }
 
+const mergeErrors = (r: Results) => (r.mergeNotes ?? []).filter((n) => n.level === 'error');
+
+/** How many failed tests get an error annotation of their own: the slots left by the verdict and the merge's. */
+export function annotatedFailures(r: Results): number {
+  const slots = MAX_ERRORS_PER_STEP - 1 - (mergeErrors(r).length > 0 ? 1 : 0);
+  return Math.min(failedTests(r).length, slots);
+}
+
 export function annotations(r: Results, warnings: string[] = []): Annotation[] {
   const out: Annotation[] = [];
   // A merged report's own problems (a shard without results) fail the run too: they come first.
-  const mergeErrors = (r.mergeNotes ?? []).filter((n) => n.level === 'error');
-  if (mergeErrors.length > 0)
+  const merge = mergeErrors(r);
+  if (merge.length > 0)
     out.push({
       level: 'error',
       title: 'itest: shards',
-      message: mergeErrors.map((n) => n.message).join('\n'),
+      message: merge.map((n) => plainText(n.message)).join('\n'),
     });
-  const failed = failedTests(r);
-  const slots = MAX_ERRORS_PER_STEP - out.length;
-  // One error slot stays free for the overflow note when there are more failures than slots.
-  const room = failed.length > slots ? slots - 1 : slots;
-  for (const t of failed.slice(0, room))
+  // Annotations show plain text: only the control characters go (ANSI colours, bidi overrides).
+  for (const t of failedTests(r).slice(0, annotatedFailures(r)))
     out.push({
       level: 'error',
-      title: `itest: ${t.name} ${failureVerb(t)}`,
-      message: [
-        t.reason,
-        ...t.outputTail.slice(-5).map((l) => `  ${l}`),
-        ...(t.rerun ? [`rerun: ${t.rerun}`] : []),
-      ].join('\n'),
+      title: plainText(`itest: ${t.name} ${failureVerb(t)}`),
+      message: plainText(
+        [
+          t.reason,
+          ...t.outputTail.slice(-5).map((l) => `  ${l}`),
+          ...(t.rerun ? [`rerun: ${t.rerun}`] : []),
+        ].join('\n'),
+      ),
     });
-  if (failed.length > room) {
-    out.push({
-      level: 'error',
-      title: `itest: ${failed.length - room} more failing test(s)`,
-      message: `${failed
-        .slice(room)
-        .map((t) => t.name)
-        .join(', ')}: see the job summary and results.json`,
-    });
-  }
-  for (const w of warnings.slice(0, 10)) out.push({ level: 'warning', title: 'itest', message: w });
+  for (const w of warnings.slice(0, 10))
+    out.push({ level: 'warning', title: 'itest', message: plainText(w) });
   return out;
+}
+
+/**
+ * The failing step's last error: the counts and, when there were more failures than annotation slots
+ * (`annotated`: whether the step printed annotations at all), the ones without an annotation.
+ */
+export function verdict(r: Results, annotated = true): string {
+  const s = r.summary;
+  const merge = mergeErrors(r).length;
+  const failed = failedTests(r);
+  const shown = annotated ? annotatedFailures(r) : failed.length;
+  const rest = failed.slice(shown);
+  const names = rest.slice(0, NAMED_OVERFLOW).map((t) => plainText(t.name));
+  const more =
+    rest.length > 0
+      ? `, and ${rest.length} more failure(s) than annotations (${names.join(', ')}${rest.length > names.length ? ', ...' : ''}): see the job summary`
+      : '';
+  return `${s.fail + s.timeout + s.error} of ${s.total} tests did not pass${merge ? ` and the merge found ${merge} problem(s)` : ''} (see the job summary)${more}`;
 }

@@ -17,12 +17,17 @@
  * (documented as characters, enforced by GitHub as UTF-8 bytes: the byte count is what is kept under);
  * an annotation's `message` and `raw_details` at most 64 KiB, its `title` at most 255 characters.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { basename } from 'node:path';
 import { getOctokit } from '@actions/github';
+import {
+  locateTests as locateInRepository,
+  workspacePath,
+  type TestLocation,
+} from '../../config/test-locations.ts';
 import { countWords, failedTests, failureVerb, type Results, type TestResult } from '../../results/model.ts';
 import { findings } from '../../results/findings.ts';
 import { renderSummary } from './summary.ts';
+import { plainText } from '../../results/terminal.ts';
 import type { GitHubContext } from './context.ts';
 
 /** Annotations per create or update request. */
@@ -70,11 +75,7 @@ export interface CheckRunBody {
   output: CheckOutput;
 }
 
-/** Where a test's annotation goes: a path relative to the repository root and a line. */
-export interface TestLocation {
-  path: string;
-  line: number;
-}
+export { manifestLine, workspacePath, type TestLocation } from '../../config/test-locations.ts';
 
 export interface CheckRunParams {
   name: string;
@@ -136,11 +137,15 @@ export function checkTitle(r: Results): string {
   return `${lead}: ${countWords(s).join(', ')}`;
 }
 
-const clip = (l: string) => (l.length > LINE_WIDTH ? `${l.slice(0, LINE_WIDTH)}…` : l);
+// Annotations show plain text: of guest lines only the control characters go (ANSI colours, bidi overrides).
+const clip = (line: string) => {
+  const l = plainText(line);
+  return l.length > LINE_WIDTH ? `${l.slice(0, LINE_WIDTH)}…` : l;
+};
 
 /** An annotation's message: why, the unit's last lines and the rerun command, within 64 KB. */
 export function annotationMessage(t: TestResult): string {
-  const lines = [`${t.name} ${failureVerb(t)}: ${t.reason}`];
+  const lines = [plainText(`${t.name} ${failureVerb(t)}: ${t.reason}`)];
   const tail = t.outputTail.slice(-MESSAGE_LINES);
   if (tail.length > 0) lines.push('', 'last lines of the unit:', ...tail.map((l) => `  ${clip(l)}`));
   if (t.rerun) lines.push('', `rerun: ${t.rerun}`);
@@ -153,13 +158,6 @@ function rawDetails(t: TestResult): string | undefined {
   if (rest.length === 0) return undefined;
   const text = rest.map((f) => [`${f.title}:`, ...f.lines.slice(-20).map((l) => `  ${clip(l)}`)].join('\n'));
   return fitBytes(text.join('\n\n'), MESSAGE_LIMIT);
-}
-
-/** A path for the API: relative to the workspace, '/'-separated; undefined when outside it. */
-export function workspacePath(path: string, workspace: string): string | undefined {
-  const rel = relative(resolve(workspace), resolve(workspace, path));
-  if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) return undefined;
-  return rel.split(sep).join('/');
 }
 
 /** The manifest, relative to the workspace; its base name when it lies outside. */
@@ -253,45 +251,12 @@ export function checkHeadSha(gh: Pick<GitHubContext, 'eventName' | 'event' | 'sh
   return gh.sha;
 }
 
-/** The line of a test's `name:` entry in the manifest text (1-based), if it is listed. */
-export function manifestLine(text: string, name: string): number | undefined {
-  const quoted = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const re = new RegExp(`^\\s*(?:-\\s+)?name:\\s*(['"]?)${quoted}\\1\\s*(?:#.*)?$`);
-  const i = text.split(/\r?\n/).findIndex((l) => re.test(l));
-  return i < 0 ? undefined : i + 1;
-}
-
-const UNIT_DIRS = ['usr/lib/systemd/system', 'etc/systemd/system', 'lib/systemd/system'];
-
 /**
- * Where each failed test is annotated (reads the file system): its unit file (or template) in the
- * config's mkosi.extra/ (line 1; extra trees are not in the results, so not searched), else its entry in the manifest, when that file is inside the workspace.
- * Tests found in neither go on the manifest, line 1 (buildCheckRun's fallback).
+ * Where each failed test is annotated (reads the file system, see config/test-locations.ts). Tests
+ * found in neither their unit file nor the manifest go on the manifest, line 1 (buildCheckRun's fallback).
  */
 export function locateTests(r: Results, workspace: string): Map<string, TestLocation> {
-  const out = new Map<string, TestLocation>();
-  let manifest: string | undefined;
-  try {
-    manifest = readFileSync(resolve(workspace, r.config.manifest), 'utf8');
-  } catch {
-    manifest = undefined;
-  }
-  const manifestRel = workspacePath(r.config.manifest, workspace);
-  for (const t of failedTests(r)) {
-    // An instance (foo@bar.service) may only exist as its template (foo@.service).
-    const names = [t.unit, t.unit.replace(/@[^@/]+(\.[^./]+)$/, '@$1')];
-    const unitFile = UNIT_DIRS.flatMap((d) =>
-      names.map((n) => join(resolve(workspace, r.config.dir), 'mkosi.extra', d, n)),
-    ).find((f) => existsSync(f));
-    const unitRel = unitFile ? workspacePath(unitFile, workspace) : undefined;
-    if (unitRel) {
-      out.set(t.name, { path: unitRel, line: 1 });
-      continue;
-    }
-    const line = manifest !== undefined ? manifestLine(manifest, t.name) : undefined;
-    if (line && manifestRel) out.set(t.name, { path: manifestRel, line });
-  }
-  return out;
+  return locateInRepository(r.config, failedTests(r), workspace);
 }
 
 export interface CheckLog {

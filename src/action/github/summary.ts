@@ -1,8 +1,11 @@
 /**
- * The job summary: counts, environment, a table of tests, a timeline of the VMs and, for each failure,
- * why, its last lines and the commands to debug it. Pure; stays under GitHub's 1 MiB per step. Names,
- * reasons and lines come from the tests and their guests: each goes through the escape for where it
- * lands (markdown.ts).
+ * The job summary, reasons first: the verdict, each failure (why, its last lines, what the digest found,
+ * the commands to read its logs and rerun it), the artifact, then the table of tests, the timeline of the
+ * VMs and the environment. Many passing rows and a big timeline fold into <details>. Pure; stays under
+ * GitHub's 1 MiB per step (and the Checks API's 65535 bytes) by dropping, when it must, the least useful
+ * parts first: the environment, the timeline, the passing rows, then later failures. Names, reasons and
+ * lines come from the tests and their guests: each goes through the escape for where it lands
+ * (markdown.ts).
  */
 import {
   accelFallbackNote,
@@ -16,6 +19,11 @@ import { findings } from '../../results/findings.ts';
 import { codeBlock, codeSpan, htmlText, mdText } from './markdown.ts';
 
 export const SUMMARY_LIMIT = 1024 * 1024;
+/** Above this many passing rows (or timeline bars) they fold into <details>, so a red run's reasons stay in view. */
+export const OPEN_ROWS = 10;
+/** Lines of a finding quoted, and the characters kept of each (one huge line must not crowd out the rest). */
+const FINDING_LINES = 20;
+const LINE_WIDTH = 2000;
 
 const ICON: Record<Status, string> = { pass: '✅', fail: '❌', skip: '⏭️', timeout: '⏱️', error: '💥' };
 
@@ -30,8 +38,9 @@ export interface ReproContext {
 
 const subtestIcon = (result: string) =>
   /^(pass|ok|success)/i.test(result) ? '✅' : /^skip/i.test(result) ? '⏭️' : '❌';
-// A mermaid gantt label ends at `:` and `;` and `#` starts a comment: keep the characters of safe names.
-const ganttLabel = (s: string) => s.replace(/[^A-Za-z0-9 _.@+-]/g, ' ');
+const failing = (t: TestResult) => t.status === 'fail' || t.status === 'timeout' || t.status === 'error';
+const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
+const clip = (l: string) => (l.length > LINE_WIDTH ? `${l.slice(0, LINE_WIDTH)}…` : l);
 
 export function headline(r: Results): string {
   const s = r.summary;
@@ -59,19 +68,44 @@ function environment(r: Results): string[] {
   ];
 }
 
-function table(r: Results): string[] {
+const TABLE_HEAD = ['| | test | duration | attempts | reason |', '|---|---|---:|---:|---|'];
+
+/** A test's row, and one row per subtest it reported (MESSAGE_ID=27479699...) under it. */
+function rows(t: TestResult): string[] {
   return [
-    '| | test | duration | attempts | reason |',
-    '|---|---|---:|---:|---|',
-    ...r.tests.flatMap((t) => [
-      `| ${ICON[t.status]} | ${mdText(t.name)} | ${t.timings.totalSeconds.toFixed(1)} s | ${t.attempts.length}${t.flaky ? ' (flaky)' : ''} | ${mdText(t.reason)} |`,
-      // Subtests the test reported (MESSAGE_ID=27479699...), one row each under their test.
-      ...(t.digest?.subtests ?? []).map(
-        (x) =>
-          `| ${subtestIcon(x.result)} | ↳ ${mdText(x.name)} | | | ${mdText(x.result)}: ${mdText(x.message.split('\n')[0] ?? '')} |`,
-      ),
-    ]),
+    `| ${ICON[t.status]} | ${mdText(t.name)} | ${t.timings.totalSeconds.toFixed(1)} s | ${t.attempts.length}${t.flaky ? ' (flaky)' : ''} | ${mdText(t.reason)} |`,
+    ...(t.digest?.subtests ?? []).map(
+      (x) =>
+        `| ${subtestIcon(x.result)} | ↳ ${mdText(x.name)} | | | ${mdText(x.result)}: ${mdText(x.message.split('\n')[0] ?? '')} |`,
+    ),
   ];
+}
+
+/** `body` in a closed <details> (blank lines around it, so GitHub parses the markdown inside). */
+const folded = (summary: string, body: string[]) => [
+  `<details><summary>${summary}</summary>`,
+  '',
+  ...body,
+  '',
+  '</details>',
+];
+
+/**
+ * The tests: the ones that did not pass first, in one table that stays open; the passing and skipped
+ * ones after them, folded when there are more than OPEN_ROWS rows of them.
+ */
+function table(r: Results): { failingRows: string[]; passingRows: string[] } {
+  const bad = r.tests.filter(failing).flatMap(rows);
+  const good = r.tests.filter((t) => !failing(t));
+  const goodRows = good.flatMap(rows);
+  const heading = ['### Tests', ''];
+  if (goodRows.length <= OPEN_ROWS)
+    return { failingRows: [...heading, ...TABLE_HEAD, ...bad, ...goodRows], passingRows: [] };
+  const label = `${good.length} passed or skipped test(s)`;
+  return {
+    failingRows: bad.length > 0 ? [...heading, ...TABLE_HEAD, ...bad] : [],
+    passingRows: [...(bad.length > 0 ? [] : heading), ...folded(label, [...TABLE_HEAD, ...goodRows])],
+  };
 }
 
 /** Merged runs: one row per shard with planned vs actual time, then what the merge found. */
@@ -94,27 +128,49 @@ export function shardTable(r: Results): string[] {
   return out;
 }
 
-/** A mermaid gantt of every attempt on the wall clock: shows parallelism, queueing and retries. */
+// A mermaid gantt label ends at `:` and `;` and `#` starts a comment: keep the characters of safe names;
+// a label that starts with one of the gantt's keywords would be read as that statement.
+const GANTT_KEYWORD =
+  /^(title|section|dateformat|axisformat|tickinterval|includes|excludes|todaymarker|inclusiveenddates|topaxis|weekday|weekend|click|acctitle|accdescr)\b/i;
+function ganttLabel(s: string): string {
+  const safe = s.replace(/[^A-Za-z0-9 _.@+-]/g, ' ').trim() || 'test';
+  return GANTT_KEYWORD.test(safe) ? `test ${safe}` : safe;
+}
+
+/** Seconds as HH:mm:ss: mermaid's `dateFormat s` reads only 0-59, so 125 s would be a date, not an offset. */
+const clock = (s: number) =>
+  [Math.floor(s / 3600), Math.floor(s / 60) % 60, s % 60].map((n) => String(n).padStart(2, '0')).join(':');
+const DAY = 24 * 3600;
+
+/**
+ * A mermaid gantt of every attempt on the wall clock: shows parallelism, queueing and retries. Offsets
+ * are times of day (`dateFormat HH:mm:ss`), so the chart covers runs up to a day.
+ */
 export function timeline(r: Results): string[] {
   const t0 = Date.parse(r.startedAt);
-  const rows: string[] = [];
+  const bars: { label: string; tag: string; start: number; dur: number }[] = [];
   for (const t of r.tests) {
     for (const a of t.attempts) {
-      const start = Math.max(0, Math.round((Date.parse(a.startedAt) - t0) / 1000));
-      const dur = Math.max(1, Math.round(a.durations.vmSeconds));
-      const tag = a.status === 'pass' || a.status === 'skip' ? 'done' : 'crit';
-      const label = ganttLabel(`${t.name}${t.attempts.length > 1 ? ` #${a.attempt}` : ''}`);
-      rows.push(`    ${label} :${tag}, ${start}, ${dur}s`);
+      bars.push({
+        label: ganttLabel(`${t.name}${t.attempts.length > 1 ? ` #${a.attempt}` : ''}`),
+        tag: a.status === 'pass' || a.status === 'skip' ? 'done' : 'crit',
+        start: Math.max(0, Math.round((Date.parse(a.startedAt) - t0) / 1000)),
+        dur: Math.max(1, Math.round(a.durations.vmSeconds)),
+      });
     }
   }
-  if (rows.length === 0) return [];
+  if (bars.length === 0) return [];
+  const end = Math.max(...bars.map((b) => b.start + b.dur));
+  if (end >= DAY) return ['_No timeline: the run lasted more than a day._'];
+  const hours = end >= 3600;
   return [
     '```mermaid',
     'gantt',
-    '    title VMs over time (seconds from the start of the run)',
-    '    dateFormat s',
-    '    axisFormat %M:%S',
-    ...rows,
+    `    title VMs over time (${hours ? 'hours:minutes' : 'minutes:seconds'} since the start of the run)`,
+    '    dateFormat HH:mm:ss',
+    `    axisFormat ${hours ? '%H:%M' : '%M:%S'}`,
+    '    todayMarker off',
+    ...bars.map((b) => `    ${b.label} :${b.tag}, ${clock(b.start)}, ${b.dur}s`),
     '```',
   ];
 }
@@ -147,15 +203,19 @@ export function failureDetails(t: TestResult, ctx: ReproContext): string[] {
     '',
   ];
   const section = (title: string, lines: string[]) => {
-    if (lines.length > 0) out.push(`**${title}**`, '', ...codeBlock(lines), '');
+    if (lines.length > 0) out.push(`**${mdText(title)}**`, '', ...codeBlock(lines.map(clip)), '');
   };
-  for (const f of findings(t)) section(f.title, f.lines.slice(-20));
+  for (const f of findings(t)) section(f.title, f.lines.slice(-FINDING_LINES));
   section('debug it', reproCommands(t, ctx));
   out.push('</details>', '');
   return out;
 }
 
-/** Renders the summary; when it would pass `limit` bytes, later failure details are dropped with a note. */
+/**
+ * Renders the summary within `limit` bytes. The verdict and `extra` (the artifact, warnings) always
+ * stay; failure details come next and are cut, with a note, only when they alone would pass the limit;
+ * the parts after them each stay whole or are named in a note as left out.
+ */
 export function renderSummary(
   r: Results,
   ctx: ReproContext,
@@ -163,30 +223,47 @@ export function renderSummary(
   limit = SUMMARY_LIMIT,
 ): string {
   const accelNote = accelFallbackNote(r.environment);
-  const head = [
-    headline(r),
-    '',
-    ...(accelNote ? ['> [!WARNING]', `> ${mdText(accelNote)}`, ''] : []),
-    ...environment(r),
-    '',
-    ...shardTable(r),
-    ...table(r),
-    '',
-    ...timeline(r),
-    '',
-    ...extra,
-  ];
+  const head = [headline(r), '', ...(accelNote ? ['> [!WARNING]', `> ${mdText(accelNote)}`, ''] : [])].join(
+    '\n',
+  );
+  const extraText = extra.length > 0 ? `${extra.join('\n')}\n` : '';
+  const reserve = 600; // the notes below and the line ends between parts
   const failed = failedTests(r);
-  let text = head.join('\n');
-  if (failed.length > 0) text += '\n\n### Failures\n\n';
-  const reserve = 400;
-  for (let i = 0; i < failed.length; i++) {
-    const block = `${failureDetails(failed[i]!, ctx).join('\n')}\n`;
-    if (Buffer.byteLength(text) + Buffer.byteLength(block) + reserve > limit) {
-      text += `\n> ⚠️ Summary truncated to stay under GitHub's ${Math.round(limit / 1024)} KiB limit: details of ${failed.length - i} more failure(s) are in results.json and the artifact.\n`;
-      break;
+  let failures = '';
+  if (failed.length > 0) {
+    failures = '### Failures\n\n';
+    const room = limit - bytes(head) - bytes(extraText) - reserve;
+    for (let i = 0; i < failed.length; i++) {
+      const block = `${failureDetails(failed[i]!, ctx).join('\n')}\n`;
+      if (bytes(failures) + bytes(block) > room) {
+        failures += `> ⚠️ Summary truncated to stay under GitHub's ${Math.round(limit / 1024)} KiB limit: details of ${failed.length - i} more failure(s) are in results.json and the artifact.\n\n`;
+        break;
+      }
+      failures += block;
     }
-    text += block;
   }
+  const { failingRows, passingRows } = table(r);
+  const chart = timeline(r);
+  const bars = r.tests.reduce((n, t) => n + t.attempts.length, 0);
+  const rest: { what: string; lines: string[] }[] = [
+    { what: 'the shard table', lines: shardTable(r) },
+    { what: 'the table of failed tests', lines: failingRows },
+    { what: 'the table of passed tests', lines: passingRows },
+    {
+      what: 'the timeline',
+      lines: bars > OPEN_ROWS && chart.length > 1 ? folded(`Timeline of ${bars} VM(s)`, chart) : chart,
+    },
+    { what: 'the environment', lines: ['**Environment**', '', ...environment(r)] },
+  ];
+  let text = `${head}\n${failures}${extraText}`;
+  const left: string[] = [];
+  for (const part of rest) {
+    if (part.lines.length === 0) continue;
+    const block = `\n${part.lines.join('\n')}\n`;
+    if (bytes(text) + bytes(block) + reserve > limit) left.push(part.what);
+    else text += block;
+  }
+  if (left.length > 0)
+    text += `\n> ⚠️ Left out to stay under GitHub's ${Math.round(limit / 1024)} KiB limit: ${left.join(', ')} (results.json has everything).\n`;
   return text;
 }
