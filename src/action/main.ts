@@ -11,7 +11,10 @@ import { setDone, setLabel, setOutputDir, setStartedFile } from './state.ts';
 import { readContext, type GitHubContext } from './github/context.ts';
 import { checkHeadSha, publishCheckRun } from './github/checks.ts';
 import { imageDir } from './github/actions-cache.ts';
+import { verdict } from './github/annotations.ts';
 import { info } from './github/log.ts';
+import { buildGroupUi } from './github/build-group.ts';
+import { reportBuildFailure } from './github/build-failure.ts';
 import { recordingUi, StartedRecord } from './runner/started.ts';
 import type { Mode } from './modes/mode.ts';
 import { runMode } from './modes/run.ts';
@@ -21,6 +24,7 @@ import type { Results } from '../results/model.ts';
 import { progressUi } from '../engine/progress.ts';
 import { OutputLayout } from '../run/output-layout.ts';
 import { UserError } from '../util/errors.ts';
+import { ImageBuildFailed } from '../image/ensure-image.ts';
 import { HostNotReady } from '../host/decide.ts';
 
 export const MODES: Record<ActionConfig['mode'], Mode> = {
@@ -32,6 +36,7 @@ export const MODES: Record<ActionConfig['mode'], Mode> = {
 export async function main(env: NodeJS.ProcessEnv = process.env, modes = MODES): Promise<void> {
   const warnings: string[] = [];
   let record: StartedRecord | undefined;
+  let failed: { cfg: ActionConfig; gh: GitHubContext; label?: string } | undefined;
   try {
     const gh = readContext(env);
     const cfg = parseInputs((n) => core.getInput(n), gh, env);
@@ -45,6 +50,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env, modes = MODES):
     // The post step names its partial artifact like the main step would: unique per shard and label.
     const label = jobLabel(cfg);
     if (label) setLabel(label);
+    failed = { cfg, gh, ...(label ? { label } : {}) };
     // Progress lines and the engine's news quote test names, reasons and guest lines: fenced (log.ts).
     const progress = progressUi(
       (l) => info(l),
@@ -53,13 +59,20 @@ export async function main(env: NodeJS.ProcessEnv = process.env, modes = MODES):
         info(`warning: ${l}`);
       },
     );
-    const ui = record ? recordingUi(progress, record, new OutputLayout(cfg.run.outputDir)) : progress;
+    // An image build streams into a log group of its own.
+    const grouped = buildGroupUi(progress);
+    const ui = record ? recordingUi(grouped, record, new OutputLayout(cfg.run.outputDir)) : grouped;
     const results = await modes[cfg.mode]({ cfg, gh, ui, warnings, ...(label ? { label } : {}) });
     if (results) await publishCheck(results, cfg, gh);
     setDone();
     record?.discard();
-    if (results) failUnlessOk(results);
+    if (results && !results.summary.ok) core.setFailed(verdict(results, cfg.annotations));
   } catch (e) {
+    // A failed build leaves its log and last lines where the job's reader looks: an artifact and the summary.
+    if (e instanceof ImageBuildFailed && failed)
+      await reportBuildFailure(e, failed.cfg, failed.gh, failed.label).catch((r: Error) =>
+        core.warning(`cannot report the failed build in the summary (${r.message})`),
+      );
     // A handled error is a finished step, not a cancel: the post step has nothing to stop or rescue.
     if (e instanceof UserError || e instanceof HostNotReady) {
       setDone();
@@ -114,13 +127,4 @@ async function publishCheck(r: Results, cfg: ActionConfig, gh: GitHubContext): P
     },
   });
   if (res.url) core.info(`check run ${cfg.checkName}: ${res.url}`);
-}
-
-function failUnlessOk(r: Results): void {
-  if (r.summary.ok) return;
-  const s = r.summary;
-  const merge = (r.mergeNotes ?? []).filter((n) => n.level === 'error').length;
-  core.setFailed(
-    `${s.fail + s.timeout + s.error} of ${s.total} tests did not pass${merge ? ` and the merge found ${merge} problem(s)` : ''} (see the job summary)`,
-  );
 }

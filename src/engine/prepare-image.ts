@@ -40,7 +40,7 @@ export interface Prepared {
 
 export async function prepareImage(
   cfg: RunConfig,
-  ui: Pick<Ui, 'info' | 'warn'>,
+  ui: Pick<Ui, 'info' | 'warn' | 'buildStart' | 'buildLine' | 'buildEnd'>,
   deps: EngineDeps = {},
   /** The run's cancel: stops a build at once (nothing is saved). */
   signal?: AbortSignal,
@@ -86,8 +86,12 @@ export async function prepareImage(
       env: cfg.env,
       restoreOnly: cfg.imagePolicy === 'restore-only',
       ...(signal ? { signal } : {}),
-      onBuildStart: (argv) =>
-        ui.info(`image: cache miss for ${key}; building: ${argv.join(' ')} (log: ${buildLog})`),
+      onBuildStart: (argv) => {
+        ui.info(`image: cache miss for ${key}; building: ${argv.join(' ')} (log: ${buildLog})`);
+        ui.buildStart?.(argv, buildLog);
+      },
+      ...(ui.buildLine ? { onBuildLine: (line: string) => ui.buildLine?.(line) } : {}),
+      ...(ui.buildEnd ? { onBuildEnd: (ok: boolean, s: number) => ui.buildEnd?.(ok, s) } : {}),
     });
     image = {
       key,

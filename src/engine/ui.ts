@@ -13,10 +13,19 @@ export interface Ui {
   warn(line: string): void;
   /** The selected tests, once the manifest is read and before anything is built or booted. */
   planned(tests: TestSpec[]): void;
-  /** A VM was started for this attempt of this test, with this argument vector. */
+  /**
+   * A VM was started for this attempt of this test, with this argument vector (empty when the attempt
+   * failed on the host before any VM could start: its testEnd follows at once).
+   */
   testStart(spec: TestSpec, attempt: number, argv: string[]): void;
   /** That attempt ended; another follows when willRetry. */
   testEnd(spec: TestSpec, attempt: Attempt, willRetry: boolean): void;
+  /** The image is being built (a cache miss): mkosi's argument vector and the log it writes. */
+  buildStart?(argv: string[], log: string): void;
+  /** A line of the build's output (mkosi's stdout and stderr, as they reach the log). */
+  buildLine?(line: string): void;
+  /** The build ended: ok false when it failed or was cancelled (the error follows). */
+  buildEnd?(ok: boolean, seconds: number): void;
 }
 
 /** What a run leaves: its results and where they were written. */

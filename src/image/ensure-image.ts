@@ -2,17 +2,17 @@
  * Image step: restore by key, or build with mkosi and save. Only a failed build stops the run, or a cancel:
  * that ends the build's whole process tree at once and saves nothing; the build log stays.
  */
-import { closeSync, constants, openSync } from 'node:fs';
-import { appendFile, readFile, rm } from 'node:fs/promises';
+import { closeSync, writeSync } from 'node:fs';
+import { followLines, lastLines, openBuildLog } from './build-log.ts';
 import type { ImageCache } from './image-cache.ts';
 import { killTree, startDetached } from '../util/process.ts';
 import { ExitCode, UserError } from '../util/errors.ts';
 import { seconds } from '../util/size.ts';
 
-/** The run was cancelled in the image step: nothing was saved (a failed build's exit status, 4). */
+/** The run was cancelled in the image step: nothing was saved (exit 130, as any cancelled run). */
 export class ImageCancelled extends UserError {
   constructor(message: string) {
-    super(message, ExitCode.imageBuildFailed);
+    super(message, ExitCode.cancelled);
     this.name = 'ImageCancelled';
   }
 }
@@ -24,11 +24,31 @@ function why(signal: AbortSignal | undefined): string {
   return ` by ${reason.replace(/^cancelled by /, '')}`;
 }
 
-/** Opens the build log fresh: an entry already there (a file, or a link someone planted) is replaced, never followed. */
-async function openLog(logFile: string): Promise<number> {
-  await rm(logFile, { force: true });
-  return openSync(logFile, 'wx', 0o644);
+/**
+ * The image build failed (mkosi exited non-zero, or could not start): the command, the log and its last
+ * lines, for front doors that show more than the message.
+ */
+export class ImageBuildFailed extends UserError {
+  constructor(
+    readonly argv: string[],
+    readonly log: string,
+    /** mkosi's exit status; null when it died of a signal or did not start. */
+    readonly code: number | null,
+    readonly seconds: number,
+    /** The log's last lines (up to BUILD_TAIL_LINES). */
+    readonly lastLines: string[],
+  ) {
+    super(
+      `image build failed (mkosi exit ${code ?? 'signal'}) after ${seconds} s: ${argv.join(' ')}\n` +
+        `--- last lines of ${log} ---\n${lastLines.slice(-15).join('\n')}`,
+      ExitCode.imageBuildFailed,
+    );
+    this.name = 'ImageBuildFailed';
+  }
 }
+
+/** How many of the log's last lines a failed build carries. */
+export const BUILD_TAIL_LINES = 50;
 
 export interface ImageOutcome {
   dir: string;
@@ -43,33 +63,28 @@ export function buildArgv(mkosi: string[], configDir: string, outputDir: string)
   return [...mkosi, '--directory', configDir, '--output-dir', outputDir, '--force', 'build'];
 }
 
-/** Runs the build into logFile. A cancel stops it and everything it started (bwrap leaves the group). */
+/** Runs the build into the log at `fd`. A cancel stops it and everything it started (bwrap leaves the group). */
 async function build(
   argv: string[],
-  logFile: string,
+  fd: number,
   env: NodeJS.ProcessEnv,
   signal: AbortSignal | undefined,
 ): Promise<{ code: number | null; cancelled: boolean }> {
-  const fd = await openLog(logFile);
+  const child = startDetached(argv, { env, stdio: ['ignore', fd, fd] });
+  const exited = new Promise<number | null>((resolve) => {
+    child.on('error', () => resolve(null));
+    child.on('exit', (code) => resolve(code));
+  });
+  let stopping: Promise<void> | undefined;
+  const stop = () => (stopping ??= killTree(child));
+  signal?.addEventListener('abort', stop, { once: true });
   try {
-    const child = startDetached(argv, { env, stdio: ['ignore', fd, fd] });
-    const exited = new Promise<number | null>((resolve) => {
-      child.on('error', () => resolve(null));
-      child.on('exit', (code) => resolve(code));
-    });
-    let stopping: Promise<void> | undefined;
-    const stop = () => (stopping ??= killTree(child));
-    signal?.addEventListener('abort', stop, { once: true });
-    try {
-      const code = await exited;
-      // Until the stragglers are gone too: nothing may write into the build directory once it is discarded.
-      await stopping;
-      return { code, cancelled: stopping !== undefined };
-    } finally {
-      signal?.removeEventListener('abort', stop);
-    }
+    const code = await exited;
+    // Until the stragglers are gone too: nothing may write into the build directory once it is discarded.
+    await stopping;
+    return { code, cancelled: stopping !== undefined };
   } finally {
-    closeSync(fd);
+    signal?.removeEventListener('abort', stop);
   }
 }
 
@@ -81,6 +96,10 @@ export async function ensureImage(p: {
   buildLog: string;
   env: NodeJS.ProcessEnv;
   onBuildStart?: (argv: string[]) => void;
+  /** Each line of the build's output, as it reaches the log (the log itself is written by mkosi directly). */
+  onBuildLine?: (line: string) => void;
+  /** The build ended: ok false when it failed or was cancelled (the error follows). */
+  onBuildEnd?: (ok: boolean, seconds: number) => void;
   /** A miss is an error, never a build: shards must boot the image their prepare job built. */
   restoreOnly?: boolean;
   /** The run's cancel. */
@@ -109,29 +128,45 @@ export async function ensureImage(p: {
   const argv = buildArgv(p.mkosi, p.configDir, dir);
   p.onBuildStart?.(argv);
   const t1 = performance.now();
-  const { code, cancelled } = await build(argv, p.buildLog, p.env, p.signal);
-  const buildSeconds = seconds(performance.now() - t1);
-  // Also when mkosi exited 0 on its SIGTERM, or the cancel came between its exit and here.
-  if (cancelled || p.signal?.aborted) {
-    await p.cache.discard?.(dir);
-    await appendFile(
-      p.buildLog,
-      `\nitest: build cancelled${why(p.signal)} after ${buildSeconds} s; nothing was saved\n`,
-      { flag: constants.O_WRONLY | constants.O_APPEND | constants.O_NOFOLLOW },
-    ).catch(() => {});
-    throw new ImageCancelled(
-      `image build cancelled${why(p.signal)} after ${buildSeconds} s: its processes were stopped and nothing was saved; the build log stays in ${p.buildLog}`,
-    );
-  }
-  if (code !== 0) {
-    await p.cache.discard?.(dir);
-    const log = await readFile(p.buildLog, 'utf8').catch(() => '');
-    const tail = log.trim().split('\n').slice(-15).join('\n');
-    throw new UserError(
-      `image build failed (mkosi exit ${code ?? 'signal'}) after ${buildSeconds} s: ${argv.join(' ')}\n` +
-        `--- last lines of ${p.buildLog} ---\n${tail}`,
-      ExitCode.imageBuildFailed,
-    );
+  let ok = false;
+  let buildSeconds: number | undefined;
+  const fd = await openBuildLog(p.buildLog).catch((e: Error) => {
+    p.onBuildEnd?.(false, 0);
+    throw e;
+  });
+  try {
+    const follower = p.onBuildLine ? followLines(fd, p.onBuildLine) : undefined;
+    let ran: { code: number | null; cancelled: boolean };
+    try {
+      ran = await build(argv, fd, p.env, p.signal);
+    } finally {
+      await follower?.stop();
+    }
+    buildSeconds = seconds(performance.now() - t1);
+    // Also when mkosi exited 0 on its SIGTERM, or the cancel came between its exit and here.
+    if (ran.cancelled || p.signal?.aborted) {
+      await p.cache.discard?.(dir);
+      // Through the descriptor the log was created with: after mkosi's last byte, never through the path.
+      try {
+        writeSync(
+          fd,
+          `\nitest: build cancelled${why(p.signal)} after ${buildSeconds} s; nothing was saved\n`,
+        );
+      } catch {
+        // A full disk: the error below says it all.
+      }
+      throw new ImageCancelled(
+        `image build cancelled${why(p.signal)} after ${buildSeconds} s: its processes were stopped and nothing was saved; the build log stays in ${p.buildLog}`,
+      );
+    }
+    if (ran.code !== 0) {
+      await p.cache.discard?.(dir);
+      throw new ImageBuildFailed(argv, p.buildLog, ran.code, buildSeconds, lastLines(fd, BUILD_TAIL_LINES));
+    }
+    ok = true;
+  } finally {
+    closeSync(fd);
+    p.onBuildEnd?.(ok, buildSeconds ?? seconds(performance.now() - t1));
   }
   const t2 = performance.now();
   const saved = await p.cache.save(p.key, dir);

