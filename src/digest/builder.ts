@@ -2,7 +2,8 @@
  * Builds a JournalDigest from journal entries one at a time, in bounded memory whatever the journal's
  * size: every list is a capped ring or a capped prefix. Pure.
  */
-import type { Coredump, JournalDigest } from './model.ts';
+import type { Coredump, JournalDigest, UnitLife } from './model.ts';
+import { TaskDumpReader } from './task-dump.ts';
 
 export type Entry = Record<string, unknown>;
 
@@ -16,6 +17,11 @@ export const MESSAGE_IDS = {
   /** "Startup finished in 9.7s (kernel) + 28.0s (initrd) + 51.4s (userspace) = ..." */
   startupFinished: 'b07a249cd024414a82dd00cd181378ff',
   subtest: '27479699ef7fb3465eb94a6a2224ac15',
+  /** Job and unit state changes ("Starting X...", "Started X.", "Stopping X...", "Stopped X."), with UNIT. */
+  unitStarting: '7d4958e842da4a758f6c1cdc7b36dcc5',
+  unitStarted: '39f53479d3a045ac8e11786248231fbf',
+  unitStopping: 'de5b426a63be47a7b6ac3eaac82e2f6f',
+  unitStopped: '9d1aaa27d60140bd96365438aad20286',
 } as const;
 
 export interface DigestLimits {
@@ -26,6 +32,11 @@ export interface DigestLimits {
   kernel: number;
   subtests: number;
   lastLines: number;
+  /** Task dump: the unit's tasks and other blocked tasks kept, frames per task, pids taken as the unit's. */
+  dumpUnitTasks: number;
+  dumpBlocked: number;
+  dumpFrames: number;
+  unitPids: number;
 }
 
 export const DEFAULT_LIMITS: DigestLimits = {
@@ -36,6 +47,10 @@ export const DEFAULT_LIMITS: DigestLimits = {
   kernel: 40,
   subtests: 500,
   lastLines: 30,
+  dumpUnitTasks: 8,
+  dumpBlocked: 4,
+  dumpFrames: 24,
+  unitPids: 512,
 };
 
 /** A journal field as text: journalctl -o json gives strings, arrays for repeated fields, byte arrays for binary. */
@@ -72,6 +87,33 @@ const KERNEL =
 const CRASH_LINE = /Process (\d+) \(([^)]*)\) terminated abnormally with signal (\d+)\/(\w+)/;
 const DUMPED = /Main process exited, code=dumped, status=\d+\/(\w+)/;
 
+/** Seconds since boot; a kernel line's own time (journald's receive time can lag by seconds). */
+function bootSeconds(e: Entry): number | undefined {
+  const us = Number(field(e, '_SOURCE_MONOTONIC_TIMESTAMP') ?? field(e, '__MONOTONIC_TIMESTAMP'));
+  return Number.isFinite(us) ? Math.round(us / 1000) / 1000 : undefined;
+}
+
+/** The unit's state after one of systemd's job or unit messages about it; undefined for other messages. */
+function lifeState(id: string | undefined, msg: string, result: string | undefined): string | undefined {
+  switch (id) {
+    case MESSAGE_IDS.unitStarting:
+      return 'activating (start job running)';
+    case MESSAGE_IDS.unitStarted:
+      // A oneshot service's start job ends when its command does: "Finished X."
+      return /^Finished\b/.test(msg) ? 'finished (its command ended)' : 'active (started)';
+    case MESSAGE_IDS.unitStopping:
+      return 'deactivating (stop job running)';
+    case MESSAGE_IDS.unitStopped:
+      return 'inactive (stopped)';
+    case MESSAGE_IDS.unitFailed:
+      return 'failed';
+    case MESSAGE_IDS.unitFailureResult:
+      return `failed (${result ?? 'failed'})`;
+    default:
+      return undefined;
+  }
+}
+
 export class DigestBuilder {
   private entries = 0;
   private unitOutput: Ring<string>;
@@ -85,6 +127,8 @@ export class DigestBuilder {
   private emergency = false;
   private boot: JournalDigest['boot'];
   private notes: string[] = [];
+  private life: UnitLife | undefined;
+  private dump: TaskDumpReader;
 
   constructor(
     private readonly unit: string,
@@ -93,6 +137,12 @@ export class DigestBuilder {
     this.unitOutput = new Ring(limits.unitOutput);
     this.errors = new Ring(limits.errors);
     this.lastLines = new Ring(limits.lastLines);
+    this.dump = new TaskDumpReader({
+      unitTasks: limits.dumpUnitTasks,
+      blocked: limits.dumpBlocked,
+      frames: limits.dumpFrames,
+      pids: limits.unitPids,
+    });
   }
 
   add(e: Entry): void {
@@ -104,9 +154,28 @@ export class DigestBuilder {
     const id = field(e, 'MESSAGE_ID');
     const prio = Number(field(e, 'PRIORITY') ?? 6);
     const line = `${ident}: ${msg}`;
-    this.lastLines.push(line);
+    const kernelLine = field(e, '_TRANSPORT') === 'kernel';
+    // A task dump is a screen of every task and scheduler statistics: its own digest replaces it here.
+    const inDump = kernelLine && this.dump.kernelLine(msg, bootSeconds(e));
+    if (!inDump) this.lastLines.push(line);
 
     if (sdUnit === this.unit) this.unitOutput.push(msg);
+    if (sdUnit === this.unit || this.inUnitCgroup(field(e, '_SYSTEMD_CGROUP')))
+      this.dump.unitPid(Number(field(e, '_PID')));
+    if (about === this.unit) {
+      let state = lifeState(id, msg, field(e, 'UNIT_RESULT'));
+      // "Failed to start X." follows "X: Failed with result 'timeout'.": keep the result.
+      if (state === 'failed' && this.life?.state.startsWith('failed (')) state = this.life.state;
+      if (state) {
+        const at = bootSeconds(e);
+        const startedAt = id === MESSAGE_IDS.unitStarting ? at : this.life?.startedAt;
+        this.life = {
+          ...(startedAt === undefined ? {} : { startedAt }),
+          state,
+          ...(at === undefined ? {} : { since: at }),
+        };
+      }
+    }
     if (prio <= 3) this.errors.push({ unit: sdUnit ?? about ?? ident, message: msg });
 
     if (id === MESSAGE_IDS.unitFailureResult && about) {
@@ -163,8 +232,7 @@ export class DigestBuilder {
     }
 
     if (SANITIZER.test(msg) && this.sanitizers.length < this.limits.sanitizers) this.sanitizers.push(line);
-    if (field(e, '_TRANSPORT') === 'kernel' && KERNEL.test(msg) && this.kernel.length < this.limits.kernel)
-      this.kernel.push(msg);
+    if (kernelLine && KERNEL.test(msg) && this.kernel.length < this.limits.kernel) this.kernel.push(msg);
     if (/entering emergency mode|Started emergency\.service|Reached target emergency\.target/i.test(msg))
       this.emergency = true;
 
@@ -199,11 +267,17 @@ export class DigestBuilder {
     }
   }
 
+  /** The unit's cgroup or one below it (a delegated subtree, a scope the test made). */
+  private inUnitCgroup(cgroup: string | undefined): boolean {
+    return !!cgroup && (cgroup.endsWith(`/${this.unit}`) || cgroup.includes(`/${this.unit}/`));
+  }
+
   note(n: string): void {
     this.notes.push(n);
   }
 
   finish(): JournalDigest {
+    const dump = this.dump.finish();
     return {
       entries: this.entries,
       unitOutput: this.unitOutput.values(),
@@ -215,6 +289,8 @@ export class DigestBuilder {
       emergency: this.emergency,
       subtests: this.subtests,
       lastLines: this.lastLines.values(),
+      ...(this.life ? { unitLife: this.life } : {}),
+      ...(dump ? { taskDump: dump } : {}),
       ...(this.boot ? { boot: this.boot } : {}),
       notes: this.notes,
     };

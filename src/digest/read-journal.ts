@@ -26,6 +26,10 @@ export const DIGEST_FIELDS = [
   'COREDUMP_SIGNAL_NAME',
   'SUBTEST',
   'SUBTEST_RESULT',
+  // The hang report: the unit's pids, and kernel lines' own times (journalctl always adds __MONOTONIC_TIMESTAMP).
+  '_PID',
+  '_SYSTEMD_CGROUP',
+  '_SOURCE_MONOTONIC_TIMESTAMP',
 ];
 
 export function digestArgv(journalctl: string, file: string): string[] {

@@ -279,6 +279,20 @@ describe('failure paths and the mkosi 25+ dialect', { concurrency: true }, () =>
     assert.match(t.reason, /sent SysRq-T/);
     assert.match(await readFile(t.files.console, 'utf8'), /sysrq: Show State/);
     assert.ok((t.digest?.lastLines.length ?? 0) > 0);
+    // The digest's hang report: the unit's state and its stuck command (when the boot got to it), not the dump's statistics.
+    const d = t.digest!;
+    if (d.unitLife?.startedAt !== undefined) {
+      assert.equal(d.unitLife.state, 'activating (start job running)');
+      if (d.taskDump)
+        assert.ok(
+          d.taskDump.unitTasks.some((x) => x.comm === 'sleep'),
+          JSON.stringify(d.taskDump),
+        );
+    }
+    assert.ok(
+      !d.lastLines.some((l) => /Sched Debug|runnable tasks:|\.nr_running/.test(l)),
+      d.lastLines.join('\n'),
+    );
     assert.ok(!existsSync(join(tmpdir(), `${machine}.qmp`)), 'QMP socket removed');
   });
 
