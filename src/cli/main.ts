@@ -18,7 +18,9 @@ import {
 import { SETTINGS, type Setting, type SettingKey } from '../config/settings.ts';
 import { HostNotReady } from '../host/decide.ts';
 import { hostArch, probeHost } from '../host/probe.ts';
-import { renderEnvironment, renderReport } from '../results/terminal.ts';
+import { ansiPaint, noPaint, renderEnvironment, renderReport } from '../results/terminal.ts';
+import { terminalMode } from '../results/live-status.ts';
+import { LiveLine } from './live-line.ts';
 import { ExitCode, UserError } from '../util/errors.ts';
 import { TOOL_VERSION } from '../version.ts';
 import { loadDurations } from '../shard/durations.ts';
@@ -84,7 +86,21 @@ const RUN: readonly SettingKey[] = [
   'durations',
   'plan',
   'shard',
+  'repeat',
 ];
+
+/** What every exit status of `itest` means (shown by `itest --help` and `itest run --help`). */
+export const EXIT_HELP = `Exit status:
+  0    every selected test passed, skipped, or failed as expected (should-fail)
+  1    a test failed, timed out or could not run (error); with --repeat, in any of the runs
+  2    usage error: bad flag or value, invalid manifest, unknown test, nothing selected
+  3    the host is missing something (mkosi, QEMU, journal tools, KVM or vsock when required),
+       or KVM was required and broke during the run (the results so far are written)
+  4    the image could not be had: its build failed, a restore-only run missed
+       the cache, or the image key differs from the prepare job's
+  70   internal error (a bug in itest: please report it with the stack trace)
+  130  stopped by SIGINT, SIGTERM or SIGHUP (also during the image build): the VMs and the
+       build were ended, the partial results written`;
 
 function cliConfig(raw: RawSettings, extra: Partial<BuildContext> = {}): RunConfig {
   return buildRunConfig(raw, {
@@ -116,16 +132,13 @@ export function buildProgram(): Command {
     .addHelpText(
       'after',
       `
-Exit status:
-  0   every selected test passed, skipped, or failed as expected (should-fail)
-  1   a test failed, timed out or could not run (error)
-  2   usage error: bad flag, invalid manifest, unknown test
-  3   the host is missing something (mkosi, QEMU, journal tools, KVM or vsock when required)
-  4   the image build failed
+${EXIT_HELP}
 
 Examples:
   itest run --config examples/demo             build (or reuse) the image and run every test
   itest run --test 'TEST-0[12]*' --jobs 2      run a selection
+  itest run --tag smoke --tag '!slow'          tests tagged smoke and not slow
+  itest run --test TEST-04-NET --repeat 20     hunt a flaky test: its pass count out of 20
   itest list                                   show the tests a run would start
   itest hash --explain                         show every input of the image cache key`,
     );
@@ -161,11 +174,17 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+const TAG_HELP = `Tags:
+  --tag T       tests carrying tag T; several: tests carrying all of them
+  --tag '!T'    tests not carrying tag T; several: carrying none of them
+  e.g. --tag smoke --tag '!slow' runs the smoke tests that are not slow`;
+
 /** `itest run`: the engine, with progress on the terminal and the report at the end. */
 function addRun(program: Command): void {
   const runCmd = program
     .command('run')
-    .description('build or restore the image, then run the tests, one VM each');
+    .description('build or restore the image, then run the tests, one VM each')
+    .addHelpText('after', `\n${TAG_HELP}\n\n${EXIT_HELP}`);
   const runRaw = withSettings(runCmd, RUN);
   runCmd.action(async (opts: Record<string, unknown>) => {
     const raw = runRaw(opts);
@@ -176,25 +195,33 @@ function addRun(program: Command): void {
       ...(plan ? { plan } : {}),
       ...(durations?.durations ? { durations: durations.durations } : {}),
     });
+    // --shell hands the terminal to the VM's console: no status line drawn over it.
+    const mode = terminalMode(Boolean(process.stdout.isTTY), process.env);
+    const live = mode.live && !cfg.shell ? new LiveLine(process.stdout) : undefined;
+    const say = (l: string) => (live ? live.line(process.stdout, l) : console.log(l));
+    const shout = (l: string) => (live ? live.line(process.stderr, l) : console.error(l));
+    const paint = mode.color ? ansiPaint : noPaint;
     // Every signal, however many, only stops the run: the VMs are ended and the partial results written.
     const stop = stopOnSignals((sig, first) =>
-      console.error(
+      shout(
         first
           ? `\n${sig}: stopping the VMs; logs stay in ${cfg.outputDir}`
           : `${sig}: still stopping the VMs; the partial results follow`,
       ),
     );
-    const ui = progressUi(
-      (l) => console.log(l),
-      (l) => console.error(`warning: ${l}`),
-    );
-    const out = await runEngine(cfg, ui, stop);
+    const ui = progressUi(say, (l) => shout(`warning: ${l}`), { ...(live ? { live } : {}), paint });
+    // The status line goes before anything else is printed: the report, or the error main prints.
+    const out = await runEngine(cfg, ui, stop).finally(() => live?.stop());
     console.log(`\n${renderEnvironment(out.results)}`);
-    console.log(renderReport(out.results));
+    console.log(renderReport(out.results, paint));
     console.log(`\nresults: ${out.resultsPath}\njunit:   ${out.junitPath}`);
     // KVM was required and broke mid-run: the report above, then the host problem (exit 3).
     if (out.fatal) throw out.fatal;
-    process.exitCode = stop.aborted ? 130 : out.results.summary.ok ? ExitCode.ok : ExitCode.testsFailed;
+    process.exitCode = stop.aborted
+      ? ExitCode.cancelled
+      : out.results.summary.ok
+        ? ExitCode.ok
+        : ExitCode.testsFailed;
   });
 }
 

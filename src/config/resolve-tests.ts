@@ -109,9 +109,25 @@ export interface Selection {
   tags: string[];
 }
 
+/** --tag values split: `T` a test must carry, `!T` one it must not. */
+export function parseTags(tags: string[], door: FrontDoor = 'cli'): { include: string[]; exclude: string[] } {
+  const include: string[] = [];
+  const exclude: string[] = [];
+  for (const t of tags) {
+    const name = t.startsWith('!') ? t.slice(1).trim() : t;
+    if (!name || name.startsWith('!'))
+      throw new UserError(
+        `${spell(door, 'tags', t)}: not a tag. Fix: write a tag (smoke) or a tag to leave out (!slow)`,
+      );
+    (t.startsWith('!') ? exclude : include).push(name);
+  }
+  return { include, exclude };
+}
+
 /**
- * Keeps the tests whose name (or unit) matches any --test NAME|GLOB and which carry every --tag.
- * A --test pattern that matches nothing is an error: a typo must not turn into an empty green run.
+ * Keeps the tests whose name (or unit) matches any --test NAME|GLOB, which carry every --tag T and none
+ * of the --tag !T. A --test pattern that matches nothing is an error: a typo must not turn into an empty
+ * green run; so is a !T no test carries: a typo must not quietly run the tests it meant to leave out.
  */
 export function selectTests(all: TestSpec[], sel: Selection, door: FrontDoor = 'cli'): TestSpec[] {
   const test = (p: string) => spell(door, 'tests', p);
@@ -128,10 +144,18 @@ export function selectTests(all: TestSpec[], sel: Selection, door: FrontDoor = '
       );
     }
   }
+  const { include, exclude } = parseTags(sel.tags, door);
+  const known = [...new Set(all.flatMap((t) => t.tags))];
+  for (const x of exclude)
+    if (!known.includes(x))
+      throw new UserError(
+        `${tag(`!${x}`)}: no test carries tag ${x}, so it leaves nothing out. Known tags: ${known.join(', ') || '(none)'}`,
+      );
   const picked = all.filter(
     (t) =>
       (sel.tests.length === 0 || sel.tests.some((p) => matchesName(t, p))) &&
-      sel.tags.every((tag) => t.tags.includes(tag)),
+      include.every((tag) => t.tags.includes(tag)) &&
+      !exclude.some((tag) => t.tags.includes(tag)),
   );
   if (picked.length === 0) {
     throw new UserError(

@@ -47,6 +47,8 @@ export interface RunConfig {
   hashKey: string;
   hashGlobs: string[];
   keyPrefix: string;
+  /** Run the selection this many times over (set when more than once): a test fails if any run fails. */
+  repeat?: number;
   /** Keep the VM of the (single) selected test up on this terminal after the test ends. */
   shell?: boolean;
   /** Known durations (seconds by test name) from an earlier run: the pool starts the longest first. */
@@ -254,6 +256,8 @@ export function buildRunConfig(raw: RawSettings, ctx: BuildContext): RunConfig {
     if (problem) throw new UserError(`${spell(ctx.door, 'timeout', String(timeout))}: ${problem}`);
   }
   if (jobs !== undefined) cfg.jobs = jobs;
+  const repeat = read.number('repeat');
+  if (repeat !== undefined && repeat > 1) cfg.repeat = repeat;
   if (timeout !== undefined) cfg.timeout = timeout;
   if (timeoutScale !== undefined) cfg.timeoutScale = timeoutScale;
   const imageDir = str('imageDir');

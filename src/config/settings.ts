@@ -54,7 +54,7 @@ export const SETTINGS = {
     flag: '--tag',
     value: '<tag>',
     input: 'tags',
-    doc: 'select tests carrying this tag (repeatable: all must match)',
+    doc: "select tests carrying this tag, or with '!tag' not carrying it (repeatable: all must hold)",
     list: true,
   },
   jobs: {
@@ -167,6 +167,14 @@ export const SETTINGS = {
     input: 'shard',
     doc: 'run shard n of the plan',
     bounds: { min: 1, max: 64, integer: true },
+  },
+  repeat: {
+    flag: '--repeat',
+    value: '<n>',
+    input: 'repeat',
+    doc: 'run the selection n times over to hunt flaky tests; a test fails if any run fails',
+    default: '1',
+    bounds: { min: 1, max: 1000, integer: true },
   },
   imagePolicy: {
     input: 'image-policy',

@@ -4,8 +4,10 @@
  */
 import { mkdir, rm } from 'node:fs/promises';
 import { release } from 'node:os';
+import { join } from 'node:path';
 import type { RunConfig } from '../config/run-config.ts';
 import { summarize, RESULTS_VERSION, type Environment, type TestResult } from '../results/model.ts';
+import { mergeRepeats } from '../results/repeats.ts';
 import type { Accelerator } from '../run/accelerator.ts';
 import { OutputLayout } from '../run/output-layout.ts';
 import { UserError } from '../util/errors.ts';
@@ -30,12 +32,18 @@ export async function runEngine(
   const t0 = performance.now();
   // Everything that can be wrong with the input fails here, before the host is even probed.
   const { manifest, selected } = await loadTests(cfg);
-  ui.planned(selected);
+  const repeat = cfg.repeat ?? 1;
+  // Every VM the run plans: the selection once per repeat.
+  ui.planned(Array.from({ length: repeat }, () => selected).flat());
   if (cfg.shell && selected.length !== 1) {
     throw new UserError(
       `${spell(cfg.door, 'shell')} keeps one VM up on this terminal: select exactly one test with ${spell(cfg.door, 'tests')} (selected: ${selected.map((t) => t.name).join(', ')})`,
     );
   }
+  if (cfg.shell && repeat > 1)
+    throw new UserError(
+      `${spell(cfg.door, 'shell')} keeps one VM up for you to debug, ${spell(cfg.door, 'repeat', String(repeat))} runs it over and over: leave one of them out`,
+    );
   const prepared = await prepareImage(cfg, ui, deps, signal);
   const accelerator = await settleAccelerator(cfg, ui, prepared.host, prepared.hostSetup, prepared.image.dir);
   const layout = new OutputLayout(cfg.outputDir);
@@ -45,18 +53,35 @@ export async function runEngine(
   await mkdir(layout.workRoot, { recursive: true });
   // The engine stops the run itself when KVM was required and turned out broken.
   const runSignal = AbortSignal.any([signal, accelerator.stopSignal]);
-  const { tests, jobs } = await runTests({
-    cfg,
-    ui,
-    selected,
-    manifest,
-    prepared,
-    accelerator,
-    layout,
-    signal: runSignal,
-  });
-
-  if (cfg.keep === 'failed') await dropPassingLogs(tests);
+  const rounds: TestResult[][] = [];
+  let jobs = 0;
+  for (let k = 1; k <= repeat; k++) {
+    if (repeat > 1) ui.info(`repeat ${k} of ${repeat}`);
+    // Each run's logs in a directory of its own (repeat-<k>/), so that a later run cannot overwrite the
+    // logs of the one that failed; made fresh like the work root, never through a planted link.
+    const roundLayout = repeat > 1 ? new OutputLayout(join(cfg.outputDir, `repeat-${k}`)) : layout;
+    if (repeat > 1) {
+      await rm(roundLayout.dir, { recursive: true, force: true });
+      await mkdir(roundLayout.workRoot, { recursive: true });
+    }
+    const round = await runTests({
+      cfg,
+      ui,
+      selected,
+      manifest,
+      prepared,
+      accelerator,
+      layout: roundLayout,
+      signal: runSignal,
+    });
+    if (cfg.keep === 'failed') await dropPassingLogs(round.tests);
+    if (repeat > 1) await rm(roundLayout.workRoot, { recursive: true, force: true });
+    rounds.push(round.tests);
+    jobs = Math.max(jobs, round.jobs);
+    // A cancel (or KVM broken when required) ends the repeats too: the runs so far are the result.
+    if (runSignal.aborted) break;
+  }
+  const tests = mergeRepeats(rounds);
   await rm(layout.workRoot, { recursive: true, force: true });
   const out = await writeResults(layout, {
     version: RESULTS_VERSION,

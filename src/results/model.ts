@@ -88,6 +88,18 @@ export interface TestResult {
   rerun: string;
   /** The uploaded artifact holding this test's logs (set by the action; merged reports keep each shard's). */
   artifact?: string;
+  /**
+   * Set by --repeat: how each of the runs of this test ended, in order. The rest of this result is the
+   * first run that failed (else the last one), so a test fails when any run failed.
+   */
+  repeats?: Repeats;
+}
+
+/** A test's runs under --repeat: how many, how many passed, each one's status. */
+export interface Repeats {
+  runs: number;
+  passed: number;
+  statuses: Status[];
 }
 
 export interface Environment {

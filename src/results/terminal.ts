@@ -2,6 +2,7 @@
  * Terminal rendering: live progress lines and the final report. Pure string builders. Much of what they
  * print comes from the guest (unit lines, console tails, subtest names, reasons quoting them), so every
  * builder returns plainText: nothing a guest writes can move the cursor, recolour or rewrite the lines.
+ * The only escapes are the verdicts' colours a Paint adds, after the text around them was filtered.
  */
 import {
   accelFallbackNote,
@@ -54,6 +55,13 @@ const MARK: Record<Status, string> = {
   error: 'ERR ',
 };
 
+/** Colours a verdict (its mark, OK or FAILED) as `status` reads; noPaint leaves it plain. */
+export type Paint = (status: Status, text: string) => string;
+export const noPaint: Paint = (_status, text) => text;
+const SGR: Record<Status, number> = { pass: 32, fail: 31, timeout: 31, error: 31, skip: 33 };
+/** Green passes, red failures, yellow skips (SGR colours; a terminal's only, see live-status.ts terminalMode). */
+export const ansiPaint: Paint = (status, text) => `\x1b[${SGR[status]}m${text}\x1b[0m`;
+
 export function progressStart(
   name: string,
   attempt: number,
@@ -72,11 +80,12 @@ export function progressEnd(
   willRetry: boolean,
   done: number,
   total: number,
+  paint: Paint = noPaint,
 ): string {
   const retry = willRetry ? ' -> retrying' : '';
-  return plainText(
-    `[${done}/${total}] ${MARK[a.status]}   ${name}  ${a.durations.vmSeconds.toFixed(1)} s  ${a.reason}${retry}`,
-  );
+  return `[${done}/${total}] ${paint(a.status, MARK[a.status])}${plainText(
+    `   ${name}  ${a.durations.vmSeconds.toFixed(1)} s  ${a.reason}${retry}`,
+  )}`;
 }
 
 function pad(s: string, n: number): string {
@@ -105,22 +114,40 @@ export function renderEnvironment(r: Pick<Results, 'environment'>): string {
   );
 }
 
-export function renderReport(r: Results): string {
+/** The report; `paint` colours the verdicts (each line is filtered before any colour is added). */
+export function renderReport(r: Results, paint: Paint = noPaint): string {
   const w = Math.max(4, ...r.tests.map((t) => t.name.length));
   const rows = r.tests.flatMap((t) => {
     const att = t.attempts.length > 1 ? ` [${t.attempts.length} attempts${t.flaky ? ', flaky' : ''}]` : '';
     return [
-      `  ${MARK[t.status]}  ${pad(t.name, w)}  ${pad(`${t.timings.totalSeconds.toFixed(1)} s`, 8)}  ${t.reason}${att}`,
-      ...(t.digest?.subtests ?? []).map((x) => `          ↳ ${x.name}: ${x.result}`),
+      `  ${paint(t.status, MARK[t.status])}${plainText(`  ${pad(t.name, w)}  ${pad(`${t.timings.totalSeconds.toFixed(1)} s`, 8)}  ${t.reason}${att}`)}`,
+      ...(t.digest?.subtests ?? []).map((x) => plainText(`          ↳ ${x.name}: ${x.result}`)),
     ];
   });
   const s = r.summary;
   const failed = failedTests(r);
-  const out = ['', 'Results:', ...rows, '', ...renderShards(r)];
-  for (const t of failed) out.push(...failureBlock(t));
-  out.push(`${s.total} tests: ${countWords(s).join(', ')} in ${r.durationSeconds.toFixed(1)} s`);
-  out.push(s.ok ? 'OK' : 'FAILED');
-  return plainText(out.join('\n'));
+  const out = ['', 'Results:', ...rows, '', ...renderRepeats(r), ...renderShards(r)];
+  for (const t of failed) out.push(...failureBlock(t).map(plainText));
+  out.push(plainText(`${s.total} tests: ${countWords(s).join(', ')} in ${r.durationSeconds.toFixed(1)} s`));
+  out.push(s.ok ? paint('pass', 'OK') : paint('fail', 'FAILED'));
+  return out.join('\n');
+}
+
+/** --repeat: each test's pass count, e.g. `TEST-X: 7/10 passed (fail x2, timeout x1)`. */
+export function renderRepeats(r: Pick<Results, 'tests'>): string[] {
+  const repeated = r.tests.filter((t) => t.repeats);
+  if (repeated.length === 0) return [];
+  const out = ['Repeats:'];
+  for (const t of repeated) {
+    const { runs, passed, statuses } = t.repeats!;
+    const other = (['fail', 'timeout', 'error', 'skip'] as const)
+      .map((s) => [s, statuses.filter((x) => x === s).length] as const)
+      .filter(([, n]) => n > 0)
+      .map(([s, n]) => `${s} x${n}`);
+    out.push(`  ${t.name}: ${passed}/${runs} passed${other.length ? ` (${other.join(', ')})` : ''}`);
+  }
+  out.push('');
+  return out.map(plainText);
 }
 
 function failureBlock(t: TestResult): string[] {

@@ -1,12 +1,15 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, writeFile, cp } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile, cp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Results } from '../../src/results/model.ts';
+import { assertValidResults } from '../helpers/results.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const DEMO = join(ROOT, 'examples/demo');
+const FAKE_MKOSI = join(ROOT, 'test/fixtures/fake-mkosi.mjs');
 
 function itest(args: string[], env: NodeJS.ProcessEnv = {}) {
   const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/index.ts'), ...args], {
@@ -46,6 +49,126 @@ describe('itest CLI', () => {
       assert.ok(run.out.includes(opt), `${opt} missing from run --help`);
     }
     assert.match(run.out, /choices:\s+"auto",\s+"vsock",\s+"serial"/);
+  });
+
+  it('run --help lists every exit status, with its meaning, and the --tag rules', () => {
+    const run = itest(['run', '--help']);
+    assert.equal(run.code, 0);
+    for (const [code, meaning] of [
+      [0, 'every selected test passed'],
+      [1, 'a test failed, timed out or could not run'],
+      [2, 'usage error'],
+      [3, 'the host is missing something'],
+      [4, 'the image could not be had'],
+      [70, 'internal error'],
+      [130, 'stopped by SIGINT, SIGTERM or SIGHUP'],
+    ] as const)
+      assert.match(run.out, new RegExp(`^  ${code} +${meaning}`, 'm'), `exit ${code}`);
+    assert.match(run.out, /--tag '!T' +tests not carrying tag T/);
+    assert.match(run.out, /--repeat <n>/);
+  });
+
+  it("--tag '!T' leaves out the tests carrying T; with T, both must hold; bad or unknown tags exit 2", () => {
+    const names = (...tags: string[]) => {
+      const r = itest(['list', '--config', DEMO, '--json', ...tags.flatMap((t) => ['--tag', t])]);
+      assert.equal(r.code, 0, r.err);
+      return (JSON.parse(r.out) as { name: string }[]).map((t) => t.name);
+    };
+    assert.deepEqual(names('!smoke'), ['TEST-03-EXPECTED-FAIL', 'TEST-02-SKIP']);
+    assert.deepEqual(names('smoke'), ['TEST-01-BASIC']);
+    const both = itest(['list', '--config', DEMO, '--tag', 'smoke', '--tag', '!smoke']);
+    assert.equal(both.code, 2);
+    assert.match(both.err, /no test matches the selection \(--tag smoke --tag !smoke\)/);
+    for (const [tag, re] of [
+      ['!', /--tag !: not a tag\. Fix: write a tag \(smoke\) or a tag to leave out \(!slow\)/],
+      ['!!smoke', /--tag !!smoke: not a tag/],
+      ['!slwo', /--tag !slwo: no test carries tag slwo, so it leaves nothing out\. Known tags: smoke/],
+    ] as const) {
+      const r = itest(['list', '--config', DEMO, '--tag', tag]);
+      assert.equal(r.code, 2, tag);
+      assert.match(r.err, re);
+      assert.doesNotMatch(r.err, /\n +at /, 'no stack trace');
+    }
+  });
+
+  it('--repeat is bounded (a usage error, exit 2), and cannot go with --shell', () => {
+    const bad = itest(['run', '--config', DEMO, '--repeat', '1001', '--mkosi', '/nonexistent/mkosi']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /--repeat: "1001" must be a whole number from 1 to 1000/);
+    const shell = itest([
+      'run',
+      '--config',
+      DEMO,
+      '--test',
+      'TEST-01-BASIC',
+      '--shell',
+      '--repeat',
+      '3',
+      '--mkosi',
+      '/nonexistent/mkosi',
+    ]);
+    assert.equal(shell.code, 2);
+    assert.match(shell.err, /--shell keeps one VM up for you to debug, --repeat 3 runs it over and over/);
+  });
+
+  it('--repeat N runs the selection N times: a pass count per test, failed if any run failed (stand-in mkosi)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'itest-repeat-'));
+    try {
+      // Invocation 1 builds; then TEST-01-BASIC passes, fails, passes; TEST-02-SKIP always passes.
+      const r = itest(
+        [
+          'run',
+          '--config',
+          DEMO,
+          '--mkosi',
+          FAKE_MKOSI,
+          '--no-cache',
+          '--kvm',
+          'no',
+          '--output',
+          join(dir, 'out'),
+          '--jobs',
+          '1',
+          '--timeout',
+          '60',
+          '--timeout-scale',
+          '1',
+          '--transport',
+          'serial',
+          '--test',
+          'TEST-01-BASIC',
+          '--test',
+          'TEST-02-SKIP',
+          '--repeat',
+          '3',
+        ],
+        {
+          FAKE_MKOSI_STATE: join(dir, 'invocations'),
+          FAKE_MKOSI_SERIAL: '1',
+          FAKE_MKOSI_PLAN: 'exit:0,exit:123,exit:123,exit:1,exit:123,exit:123,exit:123',
+        },
+      );
+      assert.equal(r.code, 1, r.out + r.err);
+      assert.match(
+        r.out,
+        /^Repeats:\n {2}TEST-01-BASIC: 2\/3 passed \(fail x1\)\n {2}TEST-02-SKIP: 3\/3 passed$/m,
+      );
+      assert.match(r.out, /^repeat 3 of 3$/m);
+      assert.match(r.out, /^\[6\/6\] PASS/m);
+      const res = JSON.parse(await readFile(join(dir, 'out', 'results.json'), 'utf8')) as Results;
+      assertValidResults(res);
+      const [basic, skip] = res.tests;
+      assert.deepEqual(basic!.repeats, { runs: 3, passed: 2, statuses: ['pass', 'fail', 'pass'] });
+      assert.equal(basic!.status, 'fail');
+      assert.match(basic!.reason, /\(run 2 of 3; 2\/3 passed\)$/);
+      // The failed run's logs, in a directory of their own that the third run did not overwrite.
+      assert.equal(basic!.files.console, join(dir, 'out', 'repeat-2', 'TEST-01-BASIC.console.log'));
+      assert.match(await readFile(basic!.files.console!, 'utf8'), /invocation 4/);
+      assert.deepEqual(skip!.repeats, { runs: 3, passed: 3, statuses: ['pass', 'pass', 'pass'] });
+      assert.deepEqual([res.summary.total, res.summary.fail, res.summary.pass], [2, 1, 1]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('usage errors exit 2 with a message', () => {

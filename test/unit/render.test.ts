@@ -2,8 +2,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { renderJUnit } from '../../src/results/junit.ts';
-import { renderReport, renderEnvironment } from '../../src/results/terminal.ts';
-import { summarize } from '../../src/results/model.ts';
+import { ansiPaint, renderReport, renderEnvironment, renderRepeats } from '../../src/results/terminal.ts';
+import { summarize, type Status } from '../../src/results/model.ts';
+import { mergeRepeats } from '../../src/results/repeats.ts';
 import { assertValidResults, results, testResult } from '../helpers/results.ts';
 
 type XmlNode = Record<string, unknown>;
@@ -78,16 +79,30 @@ describe('results model and renderers', () => {
     assert.equal(suites['@tests'], '7', 'five tests and two subtests');
     assert.equal(suites['@failures'], '2');
     assert.equal(suites['@errors'], '2');
-    assert.equal(suites['@skipped'], '1');
+    assert.equal(
+      (suites.testsuite as XmlNode)['@skipped'],
+      '1',
+      'on the suite: the schema has none on testsuites',
+    );
     const cases = asArray((suites.testsuite as XmlNode).testcase as XmlNode[]);
     assert.deepEqual(
       cases.map((c) => c['@name']),
       ['A', 'B', 'B/one', 'B/two', 'C', 'D', 'E'],
     );
     const [sub1, sub2] = [cases[2]!, cases[3]!];
-    assert.equal(sub1['@classname'], 'itest.B');
+    assert.deepEqual(
+      [cases[1]!, sub1, sub2].map((c) => c['@classname']),
+      ['B', 'B', 'B'],
+      'one class for a test and its subtests, no unit suffix',
+    );
     assert.equal(sub1.failure, undefined);
-    assert.equal((sub2.failure as XmlNode)['@message'], 'fail: two broke');
+    assert.equal(
+      (sub2.failure as XmlNode)['@message'],
+      'two broke',
+      'the status is the type, not in the message',
+    );
+    assert.equal((sub2.failure as XmlNode)['@type'], 'fail');
+    assert.equal(cases[0]!['@file'], undefined, 'no location given, none written');
     cases.splice(2, 2);
     assert.equal(cases[0]!.failure, undefined);
     const failure = cases[1]!.failure as XmlNode;
@@ -98,6 +113,28 @@ describe('results model and renderers', () => {
     assert.equal((cases[3]!.error as XmlNode)['@type'], 'timeout');
     assert.equal((cases[4]!.error as XmlNode)['@type'], 'error');
     assert.ok(!xml.includes('\u0001'));
+  });
+
+  it('JUnit puts each test and its subtests at the location given for the test', () => {
+    const locations = new Map([
+      ['B', { path: 'mkosi/mkosi.extra/usr/lib/systemd/system/B.service', line: 1 }],
+    ]);
+    const doc = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@' }).parse(
+      renderJUnit(r, { locations }),
+    ) as XmlNode;
+    const cases = asArray(((doc.testsuites as XmlNode).testsuite as XmlNode).testcase as XmlNode[]);
+    assert.deepEqual(
+      cases.map((c) => `${c['@name']} ${c['@file'] ?? '-'}:${c['@line'] ?? '-'}`),
+      [
+        'A -:-',
+        'B mkosi/mkosi.extra/usr/lib/systemd/system/B.service:1',
+        'B/one mkosi/mkosi.extra/usr/lib/systemd/system/B.service:1',
+        'B/two mkosi/mkosi.extra/usr/lib/systemd/system/B.service:1',
+        'C -:-',
+        'D -:-',
+        'E -:-',
+      ],
+    );
   });
 
   it('the terminal report lists every test, explains failures with commands, and ends with the verdict', () => {
@@ -120,5 +157,72 @@ describe('results model and renderers', () => {
     assert.match(text, /5 tests: 1 passed, 1 failed, 1 skipped, 1 timed out, 1 errors/);
     assert.match(text, /FAILED$/);
     assert.match(renderEnvironment(r), /image {6}itest-image-x86_64-mkosi24\.3-abc: hit/);
+  });
+});
+
+/** Escapes made visible, to match them. */
+const shown = (s: string) => s.replaceAll('\x1b', '<ESC>');
+
+describe('--repeat: one result per test out of its runs', () => {
+  const run = (name: string, status: Status, k: number) =>
+    testResult(name, status, {
+      reason: `${status} in run ${k}`,
+      files: { console: `/out/repeat-${k}/${name}.console.log` },
+    });
+  const cases: [string, Status[], { status: Status; from: number; passed: number }][] = [
+    ['all passed: the last run', ['pass', 'pass', 'pass'], { status: 'pass', from: 3, passed: 3 }],
+    [
+      'one failure: that run, whatever came after',
+      ['pass', 'fail', 'pass'],
+      { status: 'fail', from: 2, passed: 2 },
+    ],
+    ['the first failure wins', ['timeout', 'fail', 'error'], { status: 'timeout', from: 1, passed: 0 }],
+    ['skips are no failure', ['skip', 'pass'], { status: 'pass', from: 2, passed: 1 }],
+    ['an error late', ['pass', 'pass', 'error'], { status: 'error', from: 3, passed: 2 }],
+  ];
+  for (const [name, statuses, want] of cases)
+    it(name, () => {
+      const rounds = statuses.map((s, i) => [run('A', s, i + 1), run('B', 'pass', i + 1)]);
+      const [a, b] = mergeRepeats(rounds);
+      assert.equal(a!.status, want.status);
+      assert.deepEqual(a!.repeats, { runs: statuses.length, passed: want.passed, statuses });
+      assert.equal(
+        a!.files.console,
+        `/out/repeat-${want.from}/A.console.log`,
+        'the chosen run keeps its logs',
+      );
+      assert.equal(
+        a!.reason,
+        `${want.status} in run ${want.from} (run ${want.from} of ${statuses.length}; ${want.passed}/${statuses.length} passed)`,
+      );
+      assert.equal(b!.repeats!.passed, statuses.length);
+      const res = results([a!, b!]);
+      assertValidResults(res);
+      assert.equal(res.summary.ok, want.status === 'pass');
+    });
+
+  it('one run is the run itself: no repeats field, results.json as before', () => {
+    const once = [run('A', 'fail', 1)];
+    assert.deepEqual(mergeRepeats([once]), once);
+    assert.equal(mergeRepeats([once])[0]!.repeats, undefined);
+  });
+
+  it('the report counts the passes per test; verdicts coloured only when painted', () => {
+    const rounds = (['pass', 'fail', 'timeout', 'pass'] as Status[]).map((s, i) => [run('TEST-X', s, i + 1)]);
+    const r = results(mergeRepeats(rounds));
+    const plain = renderReport(r);
+    assert.match(plain, /^Repeats:\n {2}TEST-X: 2\/4 passed \(fail x1, timeout x1\)$/m);
+    assert.ok(!plain.includes('\x1b'), 'no escapes unless painted');
+    assert.match(plain, /^ {2}FAIL {2}TEST-X/m);
+    const painted = renderReport(r, ansiPaint);
+    assert.match(shown(painted), /^ {2}<ESC>\[31mFAIL<ESC>\[0m {2}TEST-X/m);
+    assert.match(shown(painted), /\n<ESC>\[31mFAILED<ESC>\[0m$/);
+    assert.equal(shown(painted).replace(/<ESC>\[\d+m/g, ''), plain, 'the colours are all that differs');
+    assert.deepEqual(renderRepeats(results([testResult('A', 'pass')])), [], 'nothing without --repeat');
+  });
+
+  it('painting never lets guest escapes through: the reason is filtered before the colour is added', () => {
+    const r = results([testResult('A', 'pass', { reason: 'ok \x1b[2J\x1b]0;t\x07 done' })]);
+    assert.match(shown(renderReport(r, ansiPaint)), /<ESC>\[32mPASS<ESC>\[0m {2}A +40\.5 s +ok ]0;t done/);
   });
 });

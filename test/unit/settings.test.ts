@@ -66,6 +66,11 @@ describe('settings: one table for both front doors', () => {
       { config: DEMO, tests: 'TEST-01-BASIC,\nTEST-02-*', tags: 'smoke', jobs: '3' },
     ],
     [
+      'exclusions and repeats',
+      { config: DEMO, tags: ['smoke', '!slow'], repeat: '10' },
+      { config: DEMO, tags: 'smoke, !slow', repeat: '10' },
+    ],
+    [
       'host and timeouts',
       { config: DEMO, kvm: 'no', transport: 'serial', timeout: '90', timeoutScale: '1.5' },
       { config: DEMO, kvm: 'no', transport: 'serial', timeout: '90', 'timeout-scale': '1.5' },
@@ -82,6 +87,25 @@ describe('settings: one table for both front doors', () => {
     });
   }
 
+  const repeats: [string, number | undefined | RegExp][] = [
+    ['1', undefined],
+    ['2', 2],
+    ['1000', 1000],
+    ['0', /^--repeat: "0" must be a whole number from 1 to 1000$/],
+    ['1001', /^--repeat: "1001" must be a whole number from 1 to 1000$/],
+    ['2.5', /^--repeat: "2.5" must be a whole number/],
+    ['many', /^--repeat: "many" must be a whole number/],
+  ];
+  for (const [v, want] of repeats)
+    it(`--repeat ${v}: ${want instanceof RegExp ? 'refused' : String(want)}`, () => {
+      if (want instanceof RegExp)
+        assert.throws(
+          () => fromCli({ config: DEMO, repeat: v }),
+          (e: unknown) => e instanceof UserError && want.test(e.message),
+        );
+      else assert.equal(fromCli({ config: DEMO, repeat: v }).repeat, want);
+    });
+
   it('defaults come from the table', () => {
     const c = fromCli({ config: DEMO });
     assert.equal(c.transport, SETTINGS.transport.default);
@@ -90,6 +114,8 @@ describe('settings: one table for both front doors', () => {
     assert.equal(c.keyPrefix, SETTINGS.keyPrefix.default);
     assert.equal(c.outputDir, join(ROOT, SETTINGS.output.default));
     assert.equal(c.useCache, true);
+    assert.equal(c.repeat, undefined, 'one run unless asked');
+    assert.equal(SETTINGS.repeat.default, '1');
   });
 
   it('errors name the setting in the words of the door the user came through', () => {
