@@ -31384,7 +31384,7 @@ function escapeJsonPtr(str) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7137);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9985);
 // Entry point of the `itest` binary (bundled to dist/cli/index.js).
 
 process.exit(await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv));
@@ -31394,7 +31394,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 7137:
+/***/ 9985:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -31403,7 +31403,7 @@ __nccwpck_require__.d(__webpack_exports__, {
   iW: () => (/* binding */ main)
 });
 
-// UNUSED EXPORTS: buildProgram, invokedAs
+// UNUSED EXPORTS: EXIT_HELP, buildProgram, invokedAs
 
 // EXTERNAL MODULE: ./node_modules/commander/index.js
 var commander = __nccwpck_require__(8909);
@@ -31474,6 +31474,33 @@ function accelFallbackNote(e) {
     const rerun = fb.rerun.length > 0 ? `; stopped under KVM and rerun under TCG: ${fb.rerun.join(', ')}` : '';
     return (`KVM is broken on this host, so this run used software emulation (TCG, timeouts x${e.timeoutScale}). ` +
         `Found by ${where}: ${fb.reason}${fb.qemuLine && !fb.reason.includes(fb.qemuLine) ? `. QEMU said: ${fb.qemuLine}` : ''}${rerun}`);
+}
+
+;// CONCATENATED MODULE: ./src/results/repeats.ts
+/**
+ * --repeat: one TestResult per test out of its runs, so that every reader of results.json keeps working.
+ * The result is the test's first failed run (its reason, logs and digest explain the failure), else its
+ * last; `repeats` says how every run ended. Pure.
+ */
+
+/** The rounds' results (each round: the whole selection once), merged per test in the first round's order. */
+function mergeRepeats(rounds) {
+    const first = rounds[0] ?? [];
+    if (rounds.length <= 1)
+        return first;
+    return first.map((t) => {
+        const runs = rounds.map((r) => r.find((x) => x.name === t.name)).filter((x) => x !== undefined);
+        const failedRun = runs.findIndex((x) => failedTests({ tests: [x] }).length > 0);
+        const k = failedRun >= 0 ? failedRun : runs.length - 1;
+        const chosen = runs[k];
+        const statuses = runs.map((x) => x.status);
+        const passed = statuses.filter((s) => s === 'pass').length;
+        return {
+            ...chosen,
+            reason: `${chosen.reason} (run ${k + 1} of ${runs.length}; ${passed}/${runs.length} passed)`,
+            repeats: { runs: runs.length, passed, statuses },
+        };
+    });
 }
 
 ;// CONCATENATED MODULE: external "node:crypto"
@@ -31627,6 +31654,8 @@ const ExitCode = {
     hostNotReady: 3,
     imageBuildFailed: 4,
     internal: 70,
+    /** Stopped by SIGINT, SIGTERM or SIGHUP (the shell's 128 + SIGINT). */
+    cancelled: 130,
 };
 /**
  * An error caused by the user's input or host, with a message that names what is wrong and how to fix it.
@@ -31678,7 +31707,7 @@ const SETTINGS = {
         flag: '--tag',
         value: '<tag>',
         input: 'tags',
-        doc: 'select tests carrying this tag (repeatable: all must match)',
+        doc: "select tests carrying this tag, or with '!tag' not carrying it (repeatable: all must hold)",
         list: true,
     },
     jobs: {
@@ -31791,6 +31820,14 @@ const SETTINGS = {
         input: 'shard',
         doc: 'run shard n of the plan',
         bounds: { min: 1, max: 64, integer: true },
+    },
+    repeat: {
+        flag: '--repeat',
+        value: '<n>',
+        input: 'repeat',
+        doc: 'run the selection n times over to hunt flaky tests; a test fails if any run fails',
+        default: '1',
+        bounds: { min: 1, max: 1000, integer: true },
     },
     imagePolicy: {
         input: 'image-policy',
@@ -35499,9 +35536,22 @@ function resolveTests(manifest, unitFiles) {
         throw new UserError(`${manifest.path}: ${collisions.join('; ')}. Fix: rename one of each pair (or leave one out with discover.exclude)`);
     return out;
 }
+/** --tag values split: `T` a test must carry, `!T` one it must not. */
+function parseTags(tags, door = 'cli') {
+    const include = [];
+    const exclude = [];
+    for (const t of tags) {
+        const name = t.startsWith('!') ? t.slice(1).trim() : t;
+        if (!name || name.startsWith('!'))
+            throw new UserError(`${spell(door, 'tags', t)}: not a tag. Fix: write a tag (smoke) or a tag to leave out (!slow)`);
+        (t.startsWith('!') ? exclude : include).push(name);
+    }
+    return { include, exclude };
+}
 /**
- * Keeps the tests whose name (or unit) matches any --test NAME|GLOB and which carry every --tag.
- * A --test pattern that matches nothing is an error: a typo must not turn into an empty green run.
+ * Keeps the tests whose name (or unit) matches any --test NAME|GLOB, which carry every --tag T and none
+ * of the --tag !T. A --test pattern that matches nothing is an error: a typo must not turn into an empty
+ * green run; so is a !T no test carries: a typo must not quietly run the tests it meant to leave out.
  */
 function selectTests(all, sel, door = 'cli') {
     const test = (p) => spell(door, 'tests', p);
@@ -35514,8 +35564,14 @@ function selectTests(all, sel, door = 'cli') {
             throw new UserError(`${test(p)}: no such test. Known tests: ${all.map((t) => t.name).join(', ') || '(none)'}`);
         }
     }
+    const { include, exclude } = parseTags(sel.tags, door);
+    const known = [...new Set(all.flatMap((t) => t.tags))];
+    for (const x of exclude)
+        if (!known.includes(x))
+            throw new UserError(`${tag(`!${x}`)}: no test carries tag ${x}, so it leaves nothing out. Known tags: ${known.join(', ') || '(none)'}`);
     const picked = all.filter((t) => (sel.tests.length === 0 || sel.tests.some((p) => matchesName(t, p))) &&
-        sel.tags.every((tag) => t.tags.includes(tag)));
+        include.every((tag) => t.tags.includes(tag)) &&
+        !exclude.some((tag) => t.tags.includes(tag)));
     if (picked.length === 0) {
         throw new UserError(`no test matches the selection (${[...sel.tests.map(test), ...sel.tags.map(tag)].join(' ') || 'everything'}); ` +
             `known tests: ${all.map((t) => `${t.name}${t.tags.length ? ` [${t.tags.join(',')}]` : ''}`).join(', ') || '(none)'}`);
@@ -35770,6 +35826,9 @@ function buildRunConfig(raw, ctx) {
     }
     if (jobs !== undefined)
         cfg.jobs = jobs;
+    const repeat = read.number('repeat');
+    if (repeat !== undefined && repeat > 1)
+        cfg.repeat = repeat;
     if (timeout !== undefined)
         cfg.timeout = timeout;
     if (timeoutScale !== undefined)
@@ -36830,6 +36889,115 @@ function computeSlots(p) {
     return { slots, byCpu, byMemory };
 }
 
+;// CONCATENATED MODULE: external "node:util"
+const external_node_util_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:util");
+;// CONCATENATED MODULE: external "node:string_decoder"
+const external_node_string_decoder_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:string_decoder");
+;// CONCATENATED MODULE: ./src/image/build-log.ts
+/**
+ * The image build's log: one file that mkosi's stdout and stderr are written into directly, read back
+ * line by line as it grows, and its last lines once the build has ended.
+ *
+ * mkosi writes to the file's descriptor itself and node only reads what landed there: the log is complete
+ * whatever happens to this process (a pipe through node would lose what mkosi writes once node is killed,
+ * or block mkosi when node falls behind). Reads go through the descriptor the log was created with, never
+ * through its path again, and positional reads leave the offset mkosi writes at alone.
+ */
+
+
+
+
+const readAt = (0,external_node_util_namespaceObject.promisify)(external_node_fs_.read);
+/** Longer lines (a progress bar that never ends its line) are passed on in pieces of this many characters. */
+const MAX_LINE = 16 * 1024;
+/**
+ * Opens the build log fresh, for reading and writing: an entry already there (a file, or a link someone
+ * planted) is replaced, never followed.
+ */
+async function openBuildLog(path) {
+    await (0,promises_namespaceObject.rm)(path, { force: true });
+    return (0,external_node_fs_.openSync)(path, 'wx+', 0o644);
+}
+/** What a terminal would show of a raw line: no line end, only the text after the last carriage return. */
+function shown(raw) {
+    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    const cr = line.lastIndexOf('\r');
+    return cr < 0 ? line : line.slice(cr + 1);
+}
+/**
+ * Passes each line written to `fd` from its start to `onLine`, polling every `intervalMs`. Partial lines
+ * wait for their end (or stop()); a multi-byte character split between two reads stays whole. A throwing
+ * listener loses its line, never the build.
+ */
+function followLines(fd, onLine, intervalMs = 200) {
+    const buf = Buffer.alloc(64 * 1024);
+    const decoder = new external_node_string_decoder_namespaceObject.StringDecoder('utf8');
+    let pos = 0;
+    let partial = '';
+    const emit = (raw) => {
+        try {
+            onLine(shown(raw));
+        }
+        catch {
+            // The log has the line; only this view of it is lost.
+        }
+    };
+    const take = (text) => {
+        const parts = (partial + text).split('\n');
+        partial = parts.pop();
+        for (const p of parts)
+            emit(p);
+        while (partial.length > MAX_LINE) {
+            emit(partial.slice(0, MAX_LINE));
+            partial = partial.slice(MAX_LINE);
+        }
+    };
+    const drain = async () => {
+        for (;;) {
+            const { bytesRead } = await readAt(fd, buf, 0, buf.length, pos);
+            if (bytesRead === 0)
+                return;
+            pos += bytesRead;
+            take(decoder.write(buf.subarray(0, bytesRead)));
+        }
+    };
+    // One read at a time, in order: each tick queues behind the last.
+    let busy = Promise.resolve();
+    const tick = () => (busy = busy.then(drain).catch(() => { }));
+    const timer = setInterval(tick, intervalMs);
+    timer.unref();
+    return {
+        async stop() {
+            clearInterval(timer);
+            await tick();
+            const rest = partial + decoder.end();
+            partial = '';
+            if (rest)
+                emit(rest);
+        },
+    };
+}
+/** The last `n` lines of the file at `fd` (trailing blank lines dropped), from at most its last `maxBytes`. */
+function lastLines(fd, n, maxBytes = 256 * 1024) {
+    const size = (0,external_node_fs_.fstatSync)(fd).size;
+    const len = Math.min(size, maxBytes);
+    const buf = Buffer.alloc(len);
+    let got = 0;
+    while (got < len) {
+        const r = (0,external_node_fs_.readSync)(fd, buf, got, len - got, size - len + got);
+        if (r === 0)
+            break;
+        got += r;
+    }
+    const lines = buf.subarray(0, got).toString('utf8').split('\n').map(shown);
+    // Cut mid-file: the first line is only the end of one.
+    if (len < size)
+        lines.shift();
+    while (lines.length > 0 && lines[lines.length - 1].trim() === '')
+        lines.pop();
+    return lines.slice(-n).map((l) => (l.length > MAX_LINE ? `${l.slice(0, MAX_LINE)}…` : l));
+}
+
 ;// CONCATENATED MODULE: ./src/image/ensure-image.ts
 /**
  * Image step: restore by key, or build with mkosi and save. Only a failed build stops the run, or a cancel:
@@ -36840,10 +37008,10 @@ function computeSlots(p) {
 
 
 
-/** The run was cancelled in the image step: nothing was saved (a failed build's exit status, 4). */
+/** The run was cancelled in the image step: nothing was saved (exit 130, as any cancelled run). */
 class ImageCancelled extends UserError {
     constructor(message) {
-        super(message, ExitCode.imageBuildFailed);
+        super(message, ExitCode.cancelled);
         this.name = 'ImageCancelled';
     }
 }
@@ -36854,38 +37022,54 @@ function why(signal) {
         return '';
     return ` by ${reason.replace(/^cancelled by /, '')}`;
 }
-/** Opens the build log fresh: an entry already there (a file, or a link someone planted) is replaced, never followed. */
-async function openLog(logFile) {
-    await (0,promises_namespaceObject.rm)(logFile, { force: true });
-    return (0,external_node_fs_.openSync)(logFile, 'wx', 0o644);
+/**
+ * The image build failed (mkosi exited non-zero, or could not start): the command, the log and its last
+ * lines, for front doors that show more than the message.
+ */
+class ImageBuildFailed extends UserError {
+    argv;
+    log;
+    code;
+    seconds;
+    lastLines;
+    constructor(argv, log, 
+    /** mkosi's exit status; null when it died of a signal or did not start. */
+    code, seconds, 
+    /** The log's last lines (up to BUILD_TAIL_LINES). */
+    lastLines) {
+        super(`image build failed (mkosi exit ${code ?? 'signal'}) after ${seconds} s: ${argv.join(' ')}\n` +
+            `--- last lines of ${log} ---\n${lastLines.slice(-15).join('\n')}`, ExitCode.imageBuildFailed);
+        this.argv = argv;
+        this.log = log;
+        this.code = code;
+        this.seconds = seconds;
+        this.lastLines = lastLines;
+        this.name = 'ImageBuildFailed';
+    }
 }
+/** How many of the log's last lines a failed build carries. */
+const BUILD_TAIL_LINES = 50;
 function buildArgv(mkosi, configDir, outputDir) {
     return [...mkosi, '--directory', configDir, '--output-dir', outputDir, '--force', 'build'];
 }
-/** Runs the build into logFile. A cancel stops it and everything it started (bwrap leaves the group). */
-async function build(argv, logFile, env, signal) {
-    const fd = await openLog(logFile);
+/** Runs the build into the log at `fd`. A cancel stops it and everything it started (bwrap leaves the group). */
+async function build(argv, fd, env, signal) {
+    const child = startDetached(argv, { env, stdio: ['ignore', fd, fd] });
+    const exited = new Promise((resolve) => {
+        child.on('error', () => resolve(null));
+        child.on('exit', (code) => resolve(code));
+    });
+    let stopping;
+    const stop = () => (stopping ??= killTree(child));
+    signal?.addEventListener('abort', stop, { once: true });
     try {
-        const child = startDetached(argv, { env, stdio: ['ignore', fd, fd] });
-        const exited = new Promise((resolve) => {
-            child.on('error', () => resolve(null));
-            child.on('exit', (code) => resolve(code));
-        });
-        let stopping;
-        const stop = () => (stopping ??= killTree(child));
-        signal?.addEventListener('abort', stop, { once: true });
-        try {
-            const code = await exited;
-            // Until the stragglers are gone too: nothing may write into the build directory once it is discarded.
-            await stopping;
-            return { code, cancelled: stopping !== undefined };
-        }
-        finally {
-            signal?.removeEventListener('abort', stop);
-        }
+        const code = await exited;
+        // Until the stragglers are gone too: nothing may write into the build directory once it is discarded.
+        await stopping;
+        return { code, cancelled: stopping !== undefined };
     }
     finally {
-        (0,external_node_fs_.closeSync)(fd);
+        signal?.removeEventListener('abort', stop);
     }
 }
 async function ensureImage(p) {
@@ -36907,20 +37091,43 @@ async function ensureImage(p) {
     const argv = buildArgv(p.mkosi, p.configDir, dir);
     p.onBuildStart?.(argv);
     const t1 = performance.now();
-    const { code, cancelled } = await build(argv, p.buildLog, p.env, p.signal);
-    const buildSeconds = seconds(performance.now() - t1);
-    // Also when mkosi exited 0 on its SIGTERM, or the cancel came between its exit and here.
-    if (cancelled || p.signal?.aborted) {
-        await p.cache.discard?.(dir);
-        await (0,promises_namespaceObject.appendFile)(p.buildLog, `\nitest: build cancelled${why(p.signal)} after ${buildSeconds} s; nothing was saved\n`, { flag: external_node_fs_.constants.O_WRONLY | external_node_fs_.constants.O_APPEND | external_node_fs_.constants.O_NOFOLLOW }).catch(() => { });
-        throw new ImageCancelled(`image build cancelled${why(p.signal)} after ${buildSeconds} s: its processes were stopped and nothing was saved; the build log stays in ${p.buildLog}`);
+    let ok = false;
+    let buildSeconds;
+    const fd = await openBuildLog(p.buildLog).catch((e) => {
+        p.onBuildEnd?.(false, 0);
+        throw e;
+    });
+    try {
+        const follower = p.onBuildLine ? followLines(fd, p.onBuildLine) : undefined;
+        let ran;
+        try {
+            ran = await build(argv, fd, p.env, p.signal);
+        }
+        finally {
+            await follower?.stop();
+        }
+        buildSeconds = seconds(performance.now() - t1);
+        // Also when mkosi exited 0 on its SIGTERM, or the cancel came between its exit and here.
+        if (ran.cancelled || p.signal?.aborted) {
+            await p.cache.discard?.(dir);
+            // Through the descriptor the log was created with: after mkosi's last byte, never through the path.
+            try {
+                (0,external_node_fs_.writeSync)(fd, `\nitest: build cancelled${why(p.signal)} after ${buildSeconds} s; nothing was saved\n`);
+            }
+            catch {
+                // A full disk: the error below says it all.
+            }
+            throw new ImageCancelled(`image build cancelled${why(p.signal)} after ${buildSeconds} s: its processes were stopped and nothing was saved; the build log stays in ${p.buildLog}`);
+        }
+        if (ran.code !== 0) {
+            await p.cache.discard?.(dir);
+            throw new ImageBuildFailed(argv, p.buildLog, ran.code, buildSeconds, lastLines(fd, BUILD_TAIL_LINES));
+        }
+        ok = true;
     }
-    if (code !== 0) {
-        await p.cache.discard?.(dir);
-        const log = await (0,promises_namespaceObject.readFile)(p.buildLog, 'utf8').catch(() => '');
-        const tail = log.trim().split('\n').slice(-15).join('\n');
-        throw new UserError(`image build failed (mkosi exit ${code ?? 'signal'}) after ${buildSeconds} s: ${argv.join(' ')}\n` +
-            `--- last lines of ${p.buildLog} ---\n${tail}`, ExitCode.imageBuildFailed);
+    finally {
+        (0,external_node_fs_.closeSync)(fd);
+        p.onBuildEnd?.(ok, buildSeconds ?? seconds(performance.now() - t1));
     }
     const t2 = performance.now();
     const saved = await p.cache.save(p.key, dir);
@@ -37194,7 +37401,9 @@ function findings(t) {
     const out = [{ title: 'last lines of the unit', lines: t.outputTail }];
     const d = t.digest;
     if (d) {
-        out.push({ title: 'failed units', lines: d.failedUnits.map((u) => `${u.unit} (${u.result})`) }, {
+        out.push(
+        // A hang: what the unit was doing when it was killed, first.
+        ...(t.status === 'timeout' ? hang(t, d) : []), { title: 'failed units', lines: d.failedUnits.map((u) => `${u.unit} (${u.result})`) }, {
             title: 'coredumps',
             lines: d.coredumps.map((c) => `${c.comm}[${c.pid ?? '?'}] ${c.signal}${c.exe ? ` ${c.exe}` : ''}${c.unit ? ` in ${c.unit}` : ''}`),
         }, { title: 'sanitizer reports', lines: d.sanitizers }, { title: 'kernel', lines: d.kernel }, { title: 'emergency mode', lines: d.emergency ? ['the guest entered emergency mode'] : [] }, { title: 'errors (priority err or worse)', lines: d.errors.map((e) => `${e.unit}: ${e.message}`) }, {
@@ -37211,12 +37420,65 @@ function findings(t) {
     }
     return out.filter((f) => f.lines.length > 0);
 }
+/** The renderers show a finding's last 10 lines at least: a stack is cut to its innermost calls here. */
+const FRAMES = 10;
+const STATES = {
+    R: 'running',
+    S: 'sleeping',
+    D: 'blocked in the kernel',
+    T: 'stopped',
+    t: 'traced',
+    Z: 'zombie',
+    X: 'dead',
+    I: 'idle',
+};
+const secs = (s) => `${Math.round(s * 10) / 10} s`;
+function task(prefix, x) {
+    const state = STATES[x.state] ? `${x.state} (${STATES[x.state]})` : x.state;
+    const thread = x.tgid !== x.pid ? `, thread of ${x.tgid}` : '';
+    return {
+        title: `${prefix}: ${x.comm}[${x.pid}] state ${state}, parent ${x.ppid}${thread}`,
+        lines: x.stack.length > 0 ? x.stack.slice(0, FRAMES) : ['(no kernel stack in the dump)'],
+    };
+}
+/** A timed-out test: when its unit started, its state at the kill, and its processes in the task dump. */
+function hang(t, d) {
+    const life = d.unitLife;
+    const dump = d.taskDump;
+    if (d.entries === 0)
+        return [];
+    const lines = [];
+    if (life?.startedAt === undefined)
+        lines.push('the journal shows no start job for it: the boot never got to it');
+    else {
+        const before = dump?.at !== undefined && dump.at >= life.startedAt
+            ? `, ${secs(dump.at - life.startedAt)} before the task dump taken just before the kill`
+            : '';
+        lines.push(`started ${secs(life.startedAt)} after boot${before}`);
+    }
+    if (life)
+        lines.push(`state at the kill: ${life.state}`);
+    if (dump) {
+        const own = dump.unitTasks.length + dump.unitTasksOmitted;
+        lines.push(own > 0
+            ? `${own} of its processes in the task dump${dump.unitTasksOmitted ? ` (${dump.unitTasksOmitted} left out)` : ''}`
+            : `none of the ${dump.tasks} tasks in the task dump is known to be its own`, `whole task dump (${dump.tasks} tasks, then scheduler statistics): journalctl --file ${t.files.journal ?? '<journal>'} -k -o short-monotonic -n ${dump.kernelLines}`);
+    }
+    else
+        lines.push('no task dump in the journal: it ends before the kill (the console log may show one)');
+    return [
+        { title: `hang: ${t.unit}`, lines },
+        ...(dump?.unitTasks.map((x) => task('stuck', x)) ?? []),
+        ...(dump?.blocked.map((x) => task('blocked', x)) ?? []),
+    ];
+}
 
 ;// CONCATENATED MODULE: ./src/results/terminal.ts
 /**
  * Terminal rendering: live progress lines and the final report. Pure string builders. Much of what they
  * print comes from the guest (unit lines, console tails, subtest names, reasons quoting them), so every
  * builder returns plainText: nothing a guest writes can move the cursor, recolour or rewrite the lines.
+ * The only escapes are the verdicts' colours a Paint adds, after the text around them was filtered.
  */
 
 
@@ -37251,12 +37513,16 @@ const MARK = {
     timeout: 'TIME',
     error: 'ERR ',
 };
+const noPaint = (_status, text) => text;
+const SGR = { pass: 32, fail: 31, timeout: 31, error: 31, skip: 33 };
+/** Green passes, red failures, yellow skips (SGR colours; a terminal's only, see live-status.ts terminalMode). */
+const ansiPaint = (status, text) => `\x1b[${SGR[status]}m${text}\x1b[0m`;
 function progressStart(name, attempt, running, done, total) {
     return plainText(`[${done}/${total}] start  ${name}${attempt > 1 ? ` (attempt ${attempt})` : ''}  (${running} running)`);
 }
-function progressEnd(name, a, willRetry, done, total) {
+function progressEnd(name, a, willRetry, done, total, paint = noPaint) {
     const retry = willRetry ? ' -> retrying' : '';
-    return plainText(`[${done}/${total}] ${MARK[a.status]}   ${name}  ${a.durations.vmSeconds.toFixed(1)} s  ${a.reason}${retry}`);
+    return `[${done}/${total}] ${paint(a.status, MARK[a.status])}${plainText(`   ${name}  ${a.durations.vmSeconds.toFixed(1)} s  ${a.reason}${retry}`)}`;
 }
 function pad(s, n) {
     return s.length >= n ? s : s + ' '.repeat(n - s.length);
@@ -37279,23 +37545,41 @@ function renderEnvironment(r) {
         `image      ${img.key}: ${cacheLine}`,
     ].join('\n'));
 }
-function renderReport(r) {
+/** The report; `paint` colours the verdicts (each line is filtered before any colour is added). */
+function renderReport(r, paint = noPaint) {
     const w = Math.max(4, ...r.tests.map((t) => t.name.length));
     const rows = r.tests.flatMap((t) => {
         const att = t.attempts.length > 1 ? ` [${t.attempts.length} attempts${t.flaky ? ', flaky' : ''}]` : '';
         return [
-            `  ${MARK[t.status]}  ${pad(t.name, w)}  ${pad(`${t.timings.totalSeconds.toFixed(1)} s`, 8)}  ${t.reason}${att}`,
-            ...(t.digest?.subtests ?? []).map((x) => `          ↳ ${x.name}: ${x.result}`),
+            `  ${paint(t.status, MARK[t.status])}${plainText(`  ${pad(t.name, w)}  ${pad(`${t.timings.totalSeconds.toFixed(1)} s`, 8)}  ${t.reason}${att}`)}`,
+            ...(t.digest?.subtests ?? []).map((x) => plainText(`          ↳ ${x.name}: ${x.result}`)),
         ];
     });
     const s = r.summary;
     const failed = failedTests(r);
-    const out = ['', 'Results:', ...rows, '', ...renderShards(r)];
+    const out = ['', 'Results:', ...rows, '', ...renderRepeats(r), ...renderShards(r)];
     for (const t of failed)
-        out.push(...failureBlock(t));
-    out.push(`${s.total} tests: ${countWords(s).join(', ')} in ${r.durationSeconds.toFixed(1)} s`);
-    out.push(s.ok ? 'OK' : 'FAILED');
-    return plainText(out.join('\n'));
+        out.push(...failureBlock(t).map(plainText));
+    out.push(plainText(`${s.total} tests: ${countWords(s).join(', ')} in ${r.durationSeconds.toFixed(1)} s`));
+    out.push(s.ok ? paint('pass', 'OK') : paint('fail', 'FAILED'));
+    return out.join('\n');
+}
+/** --repeat: each test's pass count, e.g. `TEST-X: 7/10 passed (fail x2, timeout x1)`. */
+function renderRepeats(r) {
+    const repeated = r.tests.filter((t) => t.repeats);
+    if (repeated.length === 0)
+        return [];
+    const out = ['Repeats:'];
+    for (const t of repeated) {
+        const { runs, passed, statuses } = t.repeats;
+        const other = ['fail', 'timeout', 'error', 'skip']
+            .map((s) => [s, statuses.filter((x) => x === s).length])
+            .filter(([, n]) => n > 0)
+            .map(([s, n]) => `${s} x${n}`);
+        out.push(`  ${t.name}: ${passed}/${runs} passed${other.length ? ` (${other.join(', ')})` : ''}`);
+    }
+    out.push('');
+    return out.map(plainText);
 }
 function failureBlock(t) {
     const out = [`--- ${t.name} (${t.status}): ${t.reason}`];
@@ -37343,8 +37627,6 @@ const external_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta
 var external_node_events_ = __nccwpck_require__(8474);
 ;// CONCATENATED MODULE: external "node:stream"
 const external_node_stream_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream");
-;// CONCATENATED MODULE: external "node:string_decoder"
-const external_node_string_decoder_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:string_decoder");
 ;// CONCATENATED MODULE: ./node_modules/minipass/dist/esm/index.js
 const proc = typeof process === 'object' && process
     ? process
@@ -41907,7 +42189,12 @@ signal) {
             env: cfg.env,
             restoreOnly: cfg.imagePolicy === 'restore-only',
             ...(signal ? { signal } : {}),
-            onBuildStart: (argv) => ui.info(`image: cache miss for ${key}; building: ${argv.join(' ')} (log: ${buildLog})`),
+            onBuildStart: (argv) => {
+                ui.info(`image: cache miss for ${key}; building: ${argv.join(' ')} (log: ${buildLog})`);
+                ui.buildStart?.(argv, buildLog);
+            },
+            ...(ui.buildLine ? { onBuildLine: (line) => ui.buildLine?.(line) } : {}),
+            ...(ui.buildEnd ? { onBuildEnd: (ok, s) => ui.buildEnd?.(ok, s) } : {}),
         });
         image = {
             key,
@@ -42528,7 +42815,100 @@ function vmArgv(spec, vm) {
 
 ;// CONCATENATED MODULE: external "node:readline"
 const external_node_readline_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:readline");
+;// CONCATENATED MODULE: ./src/digest/task-dump.ts
+const task_dump_START = /^(sysrq: ?|SysRq ?: )Show State/;
+// Kernel 5.14+ (tgid since 6.8); older kernels print spaces after the colons.
+const HEADER = /^task:(.+?)\s+state:(\S+)\s+stack:\s*\d+\s+pid:\s*(\d+)\s+(?:tgid:\s*(\d+)\s+)?ppid:\s*(\d+)/;
+// "func+0x1a/0x30 [module]"; "? " marks a frame the unwinder is not sure of.
+const FRAME = /^\s*(\?\s+)?([\w.$]+\+0x[0-9a-f]+\/0x[0-9a-f]+(?:\s+\[[\w-]+\])?)\s*$/;
+/** A dump prints in one burst: a kernel line this long after the previous one is not part of it. */
+const GAP_SECONDS = 2;
+class TaskDumpReader {
+    limits;
+    pids = new Set();
+    dump;
+    /** The kept task whose stack frames come next. */
+    current;
+    open = false;
+    lastAt;
+    constructor(limits) {
+        this.limits = limits;
+    }
+    /** A pid of the test unit (a _PID of its journal messages). Pid 1 is every orphan's parent: never the unit's. */
+    unitPid(pid) {
+        if (Number.isInteger(pid) && pid > 1 && this.pids.size < this.limits.pids)
+            this.pids.add(pid);
+    }
+    /** One kernel line at `at` seconds since boot; true when it belongs to a task dump. */
+    kernelLine(msg, at) {
+        if (task_dump_START.test(msg)) {
+            // The last dump is the one before the kill: an earlier one (the test's own) is replaced.
+            this.dump = {
+                ...(at === undefined ? {} : { at }),
+                kernelLines: 1,
+                tasks: 0,
+                unitTasks: [],
+                unitTasksOmitted: 0,
+                blocked: [],
+            };
+            this.open = true;
+            this.current = undefined;
+            this.lastAt = at;
+            return true;
+        }
+        if (!this.dump)
+            return false;
+        this.dump.kernelLines++;
+        if (!this.open)
+            return false;
+        if (at !== undefined && this.lastAt !== undefined && at - this.lastAt > GAP_SECONDS) {
+            this.open = false;
+            this.current = undefined;
+            return false;
+        }
+        this.lastAt = at ?? this.lastAt;
+        const h = HEADER.exec(msg);
+        if (h) {
+            this.task(h);
+            return true;
+        }
+        const f = FRAME.exec(msg);
+        if (f && !f[1] && this.current && this.current.stack.length < this.limits.frames)
+            this.current.stack.push(f[2]);
+        return true;
+    }
+    task(h) {
+        const d = this.dump;
+        d.tasks++;
+        const pid = Number(h[3]);
+        const t = {
+            comm: h[1].trim(),
+            pid,
+            tgid: h[4] ? Number(h[4]) : pid,
+            ppid: Number(h[5]),
+            state: h[2],
+            stack: [],
+        };
+        // The dump walks tasks in fork order, so a parent comes before its children: one pass finds them all.
+        const inUnit = this.pids.has(t.pid) || this.pids.has(t.tgid) || this.pids.has(t.ppid);
+        this.current = undefined;
+        if (inUnit) {
+            this.unitPid(t.pid);
+            if (d.unitTasks.length < this.limits.unitTasks)
+                d.unitTasks.push((this.current = t));
+            else
+                d.unitTasksOmitted++;
+        }
+        else if (t.state === 'D' && d.blocked.length < this.limits.blocked)
+            d.blocked.push((this.current = t));
+    }
+    finish() {
+        return this.dump;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/digest/builder.ts
+
 /** systemd's catalog message IDs (sd-messages.h). */
 const MESSAGE_IDS = {
     /** "X.service: Failed with result 'exit-code'." with UNIT_RESULT. */
@@ -42539,6 +42919,11 @@ const MESSAGE_IDS = {
     /** "Startup finished in 9.7s (kernel) + 28.0s (initrd) + 51.4s (userspace) = ..." */
     startupFinished: 'b07a249cd024414a82dd00cd181378ff',
     subtest: '27479699ef7fb3465eb94a6a2224ac15',
+    /** Job and unit state changes ("Starting X...", "Started X.", "Stopping X...", "Stopped X."), with UNIT. */
+    unitStarting: '7d4958e842da4a758f6c1cdc7b36dcc5',
+    unitStarted: '39f53479d3a045ac8e11786248231fbf',
+    unitStopping: 'de5b426a63be47a7b6ac3eaac82e2f6f',
+    unitStopped: '9d1aaa27d60140bd96365438aad20286',
 };
 const DEFAULT_LIMITS = {
     unitOutput: 30,
@@ -42548,6 +42933,10 @@ const DEFAULT_LIMITS = {
     kernel: 40,
     subtests: 500,
     lastLines: 30,
+    dumpUnitTasks: 8,
+    dumpBlocked: 4,
+    dumpFrames: 24,
+    unitPids: 512,
 };
 /** A journal field as text: journalctl -o json gives strings, arrays for repeated fields, byte arrays for binary. */
 function field(e, name) {
@@ -42585,6 +42974,31 @@ const SANITIZER = /(==\d+==\s*ERROR: \w+Sanitizer|runtime error:|SUMMARY: \w+San
 const KERNEL = /(Kernel panic - not syncing|BUG: |WARNING: CPU|Oops: |general protection fault|Unable to handle kernel|kernel BUG at|soft lockup|blocked for more than)/;
 const CRASH_LINE = /Process (\d+) \(([^)]*)\) terminated abnormally with signal (\d+)\/(\w+)/;
 const DUMPED = /Main process exited, code=dumped, status=\d+\/(\w+)/;
+/** Seconds since boot; a kernel line's own time (journald's receive time can lag by seconds). */
+function bootSeconds(e) {
+    const us = Number(field(e, '_SOURCE_MONOTONIC_TIMESTAMP') ?? field(e, '__MONOTONIC_TIMESTAMP'));
+    return Number.isFinite(us) ? Math.round(us / 1000) / 1000 : undefined;
+}
+/** The unit's state after one of systemd's job or unit messages about it; undefined for other messages. */
+function lifeState(id, msg, result) {
+    switch (id) {
+        case MESSAGE_IDS.unitStarting:
+            return 'activating (start job running)';
+        case MESSAGE_IDS.unitStarted:
+            // A oneshot service's start job ends when its command does: "Finished X."
+            return /^Finished\b/.test(msg) ? 'finished (its command ended)' : 'active (started)';
+        case MESSAGE_IDS.unitStopping:
+            return 'deactivating (stop job running)';
+        case MESSAGE_IDS.unitStopped:
+            return 'inactive (stopped)';
+        case MESSAGE_IDS.unitFailed:
+            return 'failed';
+        case MESSAGE_IDS.unitFailureResult:
+            return `failed (${result ?? 'failed'})`;
+        default:
+            return undefined;
+    }
+}
 class DigestBuilder {
     unit;
     limits;
@@ -42600,12 +43014,20 @@ class DigestBuilder {
     emergency = false;
     boot;
     notes = [];
+    life;
+    dump;
     constructor(unit, limits = DEFAULT_LIMITS) {
         this.unit = unit;
         this.limits = limits;
         this.unitOutput = new Ring(limits.unitOutput);
         this.errors = new Ring(limits.errors);
         this.lastLines = new Ring(limits.lastLines);
+        this.dump = new TaskDumpReader({
+            unitTasks: limits.dumpUnitTasks,
+            blocked: limits.dumpBlocked,
+            frames: limits.dumpFrames,
+            pids: limits.unitPids,
+        });
     }
     add(e) {
         this.entries++;
@@ -42616,9 +43038,30 @@ class DigestBuilder {
         const id = field(e, 'MESSAGE_ID');
         const prio = Number(field(e, 'PRIORITY') ?? 6);
         const line = `${ident}: ${msg}`;
-        this.lastLines.push(line);
+        const kernelLine = field(e, '_TRANSPORT') === 'kernel';
+        // A task dump is a screen of every task and scheduler statistics: its own digest replaces it here.
+        const inDump = kernelLine && this.dump.kernelLine(msg, bootSeconds(e));
+        if (!inDump)
+            this.lastLines.push(line);
         if (sdUnit === this.unit)
             this.unitOutput.push(msg);
+        if (sdUnit === this.unit || this.inUnitCgroup(field(e, '_SYSTEMD_CGROUP')))
+            this.dump.unitPid(Number(field(e, '_PID')));
+        if (about === this.unit) {
+            let state = lifeState(id, msg, field(e, 'UNIT_RESULT'));
+            // "Failed to start X." follows "X: Failed with result 'timeout'.": keep the result.
+            if (state === 'failed' && this.life?.state.startsWith('failed ('))
+                state = this.life.state;
+            if (state) {
+                const at = bootSeconds(e);
+                const startedAt = id === MESSAGE_IDS.unitStarting ? at : this.life?.startedAt;
+                this.life = {
+                    ...(startedAt === undefined ? {} : { startedAt }),
+                    state,
+                    ...(at === undefined ? {} : { since: at }),
+                };
+            }
+        }
         if (prio <= 3)
             this.errors.push({ unit: sdUnit ?? about ?? ident, message: msg });
         if (id === MESSAGE_IDS.unitFailureResult && about) {
@@ -42676,7 +43119,7 @@ class DigestBuilder {
         }
         if (SANITIZER.test(msg) && this.sanitizers.length < this.limits.sanitizers)
             this.sanitizers.push(line);
-        if (field(e, '_TRANSPORT') === 'kernel' && KERNEL.test(msg) && this.kernel.length < this.limits.kernel)
+        if (kernelLine && KERNEL.test(msg) && this.kernel.length < this.limits.kernel)
             this.kernel.push(msg);
         if (/entering emergency mode|Started emergency\.service|Reached target emergency\.target/i.test(msg))
             this.emergency = true;
@@ -42709,10 +43152,15 @@ class DigestBuilder {
                 this.emergency = true;
         }
     }
+    /** The unit's cgroup or one below it (a delegated subtree, a scope the test made). */
+    inUnitCgroup(cgroup) {
+        return !!cgroup && (cgroup.endsWith(`/${this.unit}`) || cgroup.includes(`/${this.unit}/`));
+    }
     note(n) {
         this.notes.push(n);
     }
     finish() {
+        const dump = this.dump.finish();
         return {
             entries: this.entries,
             unitOutput: this.unitOutput.values(),
@@ -42724,6 +43172,8 @@ class DigestBuilder {
             emergency: this.emergency,
             subtests: this.subtests,
             lastLines: this.lastLines.values(),
+            ...(this.life ? { unitLife: this.life } : {}),
+            ...(dump ? { taskDump: dump } : {}),
             ...(this.boot ? { boot: this.boot } : {}),
             notes: this.notes,
         };
@@ -42757,6 +43207,10 @@ const DIGEST_FIELDS = [
     'COREDUMP_SIGNAL_NAME',
     'SUBTEST',
     'SUBTEST_RESULT',
+    // The hang report: the unit's pids, and kernel lines' own times (journalctl always adds __MONOTONIC_TIMESTAMP).
+    '_PID',
+    '_SYSTEMD_CGROUP',
+    '_SOURCE_MONOTONIC_TIMESTAMP',
 ];
 function digestArgv(journalctl, file) {
     return [
@@ -43588,7 +44042,7 @@ async function runPool(items, slots, priority, worker, recover) {
 }
 
 ;// CONCATENATED MODULE: ./schemas/results.schema.json
-const results_schema_namespaceObject = /*#__PURE__*/JSON.parse('{"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://github.com/systemd/itest-action/raw/v1/schemas/results.schema.json","title":"itest results.json, version 1","description":"One run of itest (or a merge of shards). Reporters render only this. Additive changes keep version 1; anything else bumps it.","type":"object","required":["version","startedAt","finishedAt","durationSeconds","config","environment","summary","tests"],"properties":{"version":{"const":1},"startedAt":{"type":"string","format":"date-time"},"finishedAt":{"type":"string","format":"date-time"},"durationSeconds":{"type":"number","minimum":0},"config":{"type":"object","required":["dir","manifest"],"properties":{"dir":{"type":"string"},"manifest":{"type":"string"}}},"environment":{"type":"object","required":["tool","host","mkosi","qemu","accel","transport","jobs","timeoutScale","image"],"properties":{"tool":{"type":"object","required":["name","version"],"properties":{"name":{"type":"string"},"version":{"type":"string"}}},"host":{"type":"object","required":["arch","cpus","memTotal"],"properties":{"arch":{"type":"string"},"cpus":{"type":"integer","minimum":1},"memTotal":{"type":"number"},"kernel":{"type":"string"}}},"mkosi":{"type":"object","required":["version","dialect","command"],"properties":{"version":{"type":"string"},"dialect":{"enum":["mkosi24","mkosi25+"]},"command":{"type":"array","items":{"type":"string"}}}},"qemu":{"type":"object","required":["version"],"properties":{"version":{"type":"string"}}},"accel":{"enum":["kvm","tcg"]},"accelDetail":{"type":"string"},"accelFallback":{"description":"Set when KVM turned out broken during the run and it fell back to TCG.","type":"object","required":["detectedBy","reason","qemuLine","rerun"],"properties":{"detectedBy":{"enum":["probe","vm"],"description":"The boot probe before any test, or a test\'s VM."},"reason":{"type":"string","minLength":1},"qemuLine":{"type":"string","description":"QEMU\'s own first line about the failure."},"test":{"type":"string","description":"The test whose VM showed it."},"rerun":{"type":"array","items":{"type":"string"},"description":"Tests whose KVM attempt was stopped and rerun under TCG."}}},"transport":{"enum":["vsock","serial"]},"transportDetail":{"type":"string"},"jobs":{"type":"integer","minimum":1},"timeoutScale":{"type":"number","exclusiveMinimum":0},"image":{"type":"object","required":["key","cache","backend","dir"],"properties":{"key":{"type":"string","maxLength":512,"pattern":"^[^,]+$"},"cache":{"enum":["hit","miss","external","disabled"]},"backend":{"type":"string"},"dir":{"type":"string"},"restoreSeconds":{"type":"number","minimum":0},"buildSeconds":{"type":"number","minimum":0},"saveSeconds":{"type":"number","minimum":0}}}}},"summary":{"type":"object","required":["total","pass","fail","skip","timeout","error","flaky","ok"],"properties":{"total":{"type":"integer","minimum":0},"pass":{"type":"integer","minimum":0},"fail":{"type":"integer","minimum":0},"skip":{"type":"integer","minimum":0},"timeout":{"type":"integer","minimum":0},"error":{"type":"integer","minimum":0},"flaky":{"type":"integer","minimum":0},"ok":{"type":"boolean"}}},"tests":{"type":"array","items":{"$ref":"#/definitions/test"}},"shard":{"description":"Set when this run is one shard of a sharded run (itest run --plan P --shard N).","type":"object","required":["index","total","attempt","plannedSeconds"],"properties":{"index":{"type":"integer","minimum":1,"maximum":64},"total":{"type":"integer","minimum":1,"maximum":64},"attempt":{"type":"integer","minimum":1,"description":"The CI job\'s run attempt (GITHUB_RUN_ATTEMPT)."},"plannedSeconds":{"type":"number","minimum":0},"planId":{"type":"string","description":"The id of the shard plan this shard ran (merges ignore other plans\' shards)."}}},"shards":{"description":"Set on a merged report (itest report --merge): every planned shard, missing ones included.","type":"array","maxItems":64,"items":{"type":"object","required":["index","attempt","status","tests","plannedSeconds"],"properties":{"index":{"type":"integer","minimum":1,"maximum":64},"attempt":{"type":"integer","minimum":0,"description":"0 when the shard left no results."},"status":{"enum":["ok","failed","missing"]},"tests":{"type":"array","items":{"type":"string"}},"plannedSeconds":{"type":"number","minimum":0},"wallSeconds":{"type":"number","minimum":0},"vmSeconds":{"type":"number","minimum":0},"source":{"type":"string"}}}},"mergeNotes":{"description":"What the merge found: errors (missing or duplicated shards) make summary.ok false; notices do not.","type":"array","items":{"type":"object","required":["level","message"],"properties":{"level":{"enum":["error","notice"]},"message":{"type":"string"}}}}},"definitions":{"status":{"enum":["pass","fail","skip","timeout","error"]},"files":{"type":"object","description":"Paths of a test\'s files. Readers accept file kinds they do not know (additive changes keep version 1).","additionalProperties":{"type":"string"},"properties":{"journal":{"type":"string"},"console":{"type":"string"}}},"test":{"type":"object","required":["name","unit","status","reason","exitStatus","expected","attempts","timings","files","outputTail","rerun"],"properties":{"name":{"type":"string","minLength":1},"unit":{"type":"string"},"status":{"$ref":"#/definitions/status"},"reason":{"type":"string","minLength":1},"exitStatus":{"type":["integer","null"],"description":"Guest exit status; 123 = unit succeeded; null = none arrived."},"expected":{"type":"object","required":["exitStatus","skipStatus","shouldFail"],"properties":{"exitStatus":{"type":"integer"},"skipStatus":{"type":"integer"},"shouldFail":{"type":"boolean"}}},"tags":{"type":"array","items":{"type":"string"}},"flaky":{"type":"boolean"},"attempts":{"type":"array","items":{"type":"object","required":["attempt","status","reason","machine","startedAt","durations","files"],"properties":{"attempt":{"type":"integer","minimum":1},"accel":{"enum":["kvm","tcg"],"description":"The accelerator this attempt\'s VM ran with."},"status":{"$ref":"#/definitions/status"},"reason":{"type":"string"},"guestStatus":{"type":["integer","null"]},"infra":{"type":"boolean"},"machine":{"type":"string"},"mkosiExit":{"type":["integer","null"]},"statusLine":{"type":"string"},"startedAt":{"type":"string","format":"date-time"},"durations":{"type":"object","required":["vmSeconds","collectSeconds"],"properties":{"vmSeconds":{"type":"number"},"collectSeconds":{"type":"number"}}},"files":{"$ref":"#/definitions/files"}}}},"timings":{"type":"object","required":["queuedSeconds","vmSeconds","collectSeconds","totalSeconds"],"properties":{"queuedSeconds":{"type":"number","minimum":0},"vmSeconds":{"type":"number","minimum":0},"collectSeconds":{"type":"number","minimum":0},"totalSeconds":{"type":"number","minimum":0}}},"files":{"$ref":"#/definitions/files"},"outputTail":{"type":"array","items":{"type":"string"}},"rerun":{"type":"string"},"digest":{"$ref":"#/definitions/digest"},"artifact":{"type":"string","description":"The uploaded artifact holding this test\'s logs."}}},"digest":{"type":"object","description":"What the test\'s journal and console say (bounded lists).","required":["entries","unitOutput","failedUnits","errors","coredumps","sanitizers","kernel","emergency","subtests","lastLines","notes"],"properties":{"entries":{"type":"integer","minimum":0},"unitOutput":{"type":"array","items":{"type":"string"}},"failedUnits":{"type":"array","items":{"type":"object","required":["unit","result"],"properties":{"unit":{"type":"string"},"result":{"type":"string"}}}},"errors":{"type":"array","items":{"type":"object","required":["unit","message"],"properties":{"unit":{"type":"string"},"message":{"type":"string"}}}},"coredumps":{"type":"array","items":{"type":"object","required":["pid","comm","signal","source"],"properties":{"pid":{"type":["integer","null"]},"comm":{"type":"string"},"signal":{"type":"string"},"exe":{"type":"string"},"unit":{"type":"string"},"source":{"enum":["coredump","crash-line"]}}}},"sanitizers":{"type":"array","items":{"type":"string"}},"kernel":{"type":"array","items":{"type":"string"}},"emergency":{"type":"boolean"},"subtests":{"type":"array","items":{"type":"object","required":["name","result","message"],"properties":{"name":{"type":"string"},"result":{"type":"string"},"message":{"type":"string"}}}},"lastLines":{"type":"array","items":{"type":"string"}},"boot":{"type":"object","properties":{"kernel":{"type":"number"},"initrd":{"type":"number"},"userspace":{"type":"number"}}},"notes":{"type":"array","items":{"type":"string"}}}}}}');
+const results_schema_namespaceObject = /*#__PURE__*/JSON.parse('{"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://github.com/systemd/itest-action/raw/v1/schemas/results.schema.json","title":"itest results.json, version 1","description":"One run of itest (or a merge of shards). Reporters render only this. Additive changes keep version 1; anything else bumps it.","type":"object","required":["version","startedAt","finishedAt","durationSeconds","config","environment","summary","tests"],"properties":{"version":{"const":1},"startedAt":{"type":"string","format":"date-time"},"finishedAt":{"type":"string","format":"date-time"},"durationSeconds":{"type":"number","minimum":0},"config":{"type":"object","required":["dir","manifest"],"properties":{"dir":{"type":"string"},"manifest":{"type":"string"}}},"environment":{"type":"object","required":["tool","host","mkosi","qemu","accel","transport","jobs","timeoutScale","image"],"properties":{"tool":{"type":"object","required":["name","version"],"properties":{"name":{"type":"string"},"version":{"type":"string"}}},"host":{"type":"object","required":["arch","cpus","memTotal"],"properties":{"arch":{"type":"string"},"cpus":{"type":"integer","minimum":1},"memTotal":{"type":"number"},"kernel":{"type":"string"}}},"mkosi":{"type":"object","required":["version","dialect","command"],"properties":{"version":{"type":"string"},"dialect":{"enum":["mkosi24","mkosi25+"]},"command":{"type":"array","items":{"type":"string"}}}},"qemu":{"type":"object","required":["version"],"properties":{"version":{"type":"string"}}},"accel":{"enum":["kvm","tcg"]},"accelDetail":{"type":"string"},"accelFallback":{"description":"Set when KVM turned out broken during the run and it fell back to TCG.","type":"object","required":["detectedBy","reason","qemuLine","rerun"],"properties":{"detectedBy":{"enum":["probe","vm"],"description":"The boot probe before any test, or a test\'s VM."},"reason":{"type":"string","minLength":1},"qemuLine":{"type":"string","description":"QEMU\'s own first line about the failure."},"test":{"type":"string","description":"The test whose VM showed it."},"rerun":{"type":"array","items":{"type":"string"},"description":"Tests whose KVM attempt was stopped and rerun under TCG."}}},"transport":{"enum":["vsock","serial"]},"transportDetail":{"type":"string"},"jobs":{"type":"integer","minimum":1},"timeoutScale":{"type":"number","exclusiveMinimum":0},"image":{"type":"object","required":["key","cache","backend","dir"],"properties":{"key":{"type":"string","maxLength":512,"pattern":"^[^,]+$"},"cache":{"enum":["hit","miss","external","disabled"]},"backend":{"type":"string"},"dir":{"type":"string"},"restoreSeconds":{"type":"number","minimum":0},"buildSeconds":{"type":"number","minimum":0},"saveSeconds":{"type":"number","minimum":0}}}}},"summary":{"type":"object","required":["total","pass","fail","skip","timeout","error","flaky","ok"],"properties":{"total":{"type":"integer","minimum":0},"pass":{"type":"integer","minimum":0},"fail":{"type":"integer","minimum":0},"skip":{"type":"integer","minimum":0},"timeout":{"type":"integer","minimum":0},"error":{"type":"integer","minimum":0},"flaky":{"type":"integer","minimum":0},"ok":{"type":"boolean"}}},"tests":{"type":"array","items":{"$ref":"#/definitions/test"}},"shard":{"description":"Set when this run is one shard of a sharded run (itest run --plan P --shard N).","type":"object","required":["index","total","attempt","plannedSeconds"],"properties":{"index":{"type":"integer","minimum":1,"maximum":64},"total":{"type":"integer","minimum":1,"maximum":64},"attempt":{"type":"integer","minimum":1,"description":"The CI job\'s run attempt (GITHUB_RUN_ATTEMPT)."},"plannedSeconds":{"type":"number","minimum":0},"planId":{"type":"string","description":"The id of the shard plan this shard ran (merges ignore other plans\' shards)."}}},"shards":{"description":"Set on a merged report (itest report --merge): every planned shard, missing ones included.","type":"array","maxItems":64,"items":{"type":"object","required":["index","attempt","status","tests","plannedSeconds"],"properties":{"index":{"type":"integer","minimum":1,"maximum":64},"attempt":{"type":"integer","minimum":0,"description":"0 when the shard left no results."},"status":{"enum":["ok","failed","missing"]},"tests":{"type":"array","items":{"type":"string"}},"plannedSeconds":{"type":"number","minimum":0},"wallSeconds":{"type":"number","minimum":0},"vmSeconds":{"type":"number","minimum":0},"source":{"type":"string"}}}},"mergeNotes":{"description":"What the merge found: errors (missing or duplicated shards) make summary.ok false; notices do not.","type":"array","items":{"type":"object","required":["level","message"],"properties":{"level":{"enum":["error","notice"]},"message":{"type":"string"}}}}},"definitions":{"status":{"enum":["pass","fail","skip","timeout","error"]},"files":{"type":"object","description":"Paths of a test\'s files. Readers accept file kinds they do not know (additive changes keep version 1).","additionalProperties":{"type":"string"},"properties":{"journal":{"type":"string"},"console":{"type":"string"}}},"test":{"type":"object","required":["name","unit","status","reason","exitStatus","expected","attempts","timings","files","outputTail","rerun"],"properties":{"name":{"type":"string","minLength":1},"unit":{"type":"string"},"status":{"$ref":"#/definitions/status"},"reason":{"type":"string","minLength":1},"exitStatus":{"type":["integer","null"],"description":"Guest exit status; 123 = unit succeeded; null = none arrived."},"expected":{"type":"object","required":["exitStatus","skipStatus","shouldFail"],"properties":{"exitStatus":{"type":"integer"},"skipStatus":{"type":"integer"},"shouldFail":{"type":"boolean"}}},"tags":{"type":"array","items":{"type":"string"}},"flaky":{"type":"boolean"},"attempts":{"type":"array","items":{"type":"object","required":["attempt","status","reason","machine","startedAt","durations","files"],"properties":{"attempt":{"type":"integer","minimum":1},"accel":{"enum":["kvm","tcg"],"description":"The accelerator this attempt\'s VM ran with."},"status":{"$ref":"#/definitions/status"},"reason":{"type":"string"},"guestStatus":{"type":["integer","null"]},"infra":{"type":"boolean"},"machine":{"type":"string"},"mkosiExit":{"type":["integer","null"]},"statusLine":{"type":"string"},"startedAt":{"type":"string","format":"date-time"},"durations":{"type":"object","required":["vmSeconds","collectSeconds"],"properties":{"vmSeconds":{"type":"number"},"collectSeconds":{"type":"number"}}},"files":{"$ref":"#/definitions/files"}}}},"timings":{"type":"object","required":["queuedSeconds","vmSeconds","collectSeconds","totalSeconds"],"properties":{"queuedSeconds":{"type":"number","minimum":0},"vmSeconds":{"type":"number","minimum":0},"collectSeconds":{"type":"number","minimum":0},"totalSeconds":{"type":"number","minimum":0}}},"files":{"$ref":"#/definitions/files"},"outputTail":{"type":"array","items":{"type":"string"}},"rerun":{"type":"string"},"digest":{"$ref":"#/definitions/digest"},"artifact":{"type":"string","description":"The uploaded artifact holding this test\'s logs."},"repeats":{"type":"object","description":"Set by --repeat (input repeat): how each run of this test ended, in order. The rest of the test\'s result is its first failed run (else its last), so the test fails when any run failed. Each run\'s logs are in repeat-<n>/ of the output directory.","required":["runs","passed","statuses"],"properties":{"runs":{"type":"integer","minimum":1},"passed":{"type":"integer","minimum":0},"statuses":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/status"}}}}}},"dumpedTask":{"type":"object","required":["comm","pid","tgid","ppid","state","stack"],"properties":{"comm":{"type":"string"},"pid":{"type":"integer"},"tgid":{"type":"integer"},"ppid":{"type":"integer"},"state":{"type":"string"},"stack":{"type":"array","items":{"type":"string"}}}},"digest":{"type":"object","description":"What the test\'s journal and console say (bounded lists).","required":["entries","unitOutput","failedUnits","errors","coredumps","sanitizers","kernel","emergency","subtests","lastLines","notes"],"properties":{"entries":{"type":"integer","minimum":0},"unitOutput":{"type":"array","items":{"type":"string"}},"failedUnits":{"type":"array","items":{"type":"object","required":["unit","result"],"properties":{"unit":{"type":"string"},"result":{"type":"string"}}}},"errors":{"type":"array","items":{"type":"object","required":["unit","message"],"properties":{"unit":{"type":"string"},"message":{"type":"string"}}}},"coredumps":{"type":"array","items":{"type":"object","required":["pid","comm","signal","source"],"properties":{"pid":{"type":["integer","null"]},"comm":{"type":"string"},"signal":{"type":"string"},"exe":{"type":"string"},"unit":{"type":"string"},"source":{"enum":["coredump","crash-line"]}}}},"sanitizers":{"type":"array","items":{"type":"string"}},"kernel":{"type":"array","items":{"type":"string"}},"emergency":{"type":"boolean"},"subtests":{"type":"array","items":{"type":"object","required":["name","result","message"],"properties":{"name":{"type":"string"},"result":{"type":"string"},"message":{"type":"string"}}}},"lastLines":{"type":"array","items":{"type":"string"}},"unitLife":{"type":"object","description":"The test unit\'s last start job and its state at the journal\'s end, from systemd\'s job and unit messages.","required":["state"],"properties":{"startedAt":{"type":"number","description":"Seconds since boot."},"state":{"type":"string"},"since":{"type":"number","description":"Seconds since boot."}}},"taskDump":{"type":"object","description":"The journal\'s last SysRq-T task dump, cut down to the test unit\'s processes and tasks blocked in the kernel.","required":["kernelLines","tasks","unitTasks","unitTasksOmitted","blocked"],"properties":{"at":{"type":"number","description":"Seconds since boot."},"kernelLines":{"type":"integer","minimum":0},"tasks":{"type":"integer","minimum":0},"unitTasks":{"type":"array","items":{"$ref":"#/definitions/dumpedTask"}},"unitTasksOmitted":{"type":"integer","minimum":0},"blocked":{"type":"array","items":{"$ref":"#/definitions/dumpedTask"}}}},"boot":{"type":"object","properties":{"kernel":{"type":"number"},"initrd":{"type":"number"},"userspace":{"type":"number"}}},"notes":{"type":"array","items":{"type":"string"}}}}}}');
 ;// CONCATENATED MODULE: ./src/shard/load-results.ts
 /** Finds and reads the results.json files of downloaded shard artifacts (one directory per artifact). */
 
@@ -44122,11 +44576,21 @@ async function settleAccelerator(cfg, ui, host, hostSetup, imageDir) {
 // EXTERNAL MODULE: ./node_modules/xmlbuilder2/lib/index.js
 var lib = __nccwpck_require__(4697);
 ;// CONCATENATED MODULE: ./src/results/junit.ts
-/** JUnit XML for CI test panels (one testcase per test; attempts and reasons in the failure text). Pure. */
+/**
+ * JUnit XML for CI test panels and reporters: one testcase per test and one per subtest, attempts and
+ * reasons in the failure text. Pure. What the common consumers need (test/unit/junit-consumers.test.ts
+ * runs their parsers on it):
+ * - One classname for a test and its subtests (the test's name), so reporters that group by class
+ *   (dorny/test-reporter) list the subtests under their test. Never the unit name: without `file`,
+ *   mikepenz/action-junit-report takes the classname's last dotted part ("service") for a file name
+ *   and annotates whatever `service.*` it finds in the repository.
+ * - `file` and `line`: the unit file or manifest entry (config/test-locations.ts), where to annotate.
+ * - `message` is the reason alone: the status is in `type`, which reporters print in front of it.
+ * - Guest output can hold characters XML 1.0 cannot carry (ESC, NUL, lone surrogates, U+FFFF...):
+ *   xmlbuilder2 replaces them everywhere, names and attributes included, so the file always parses.
+ */
 
-// XML 1.0 cannot carry most control characters, which guest output may contain.
-// eslint-disable-next-line no-control-regex
-const clean = (s) => s.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g, '\ufffd');
+const SUITE_NAME = 'itest';
 function details(t) {
     const lines = [
         `reason: ${t.reason}`,
@@ -44136,25 +44600,35 @@ function details(t) {
         ...(t.files.console ? [`console: ${t.files.console}`] : []),
         `rerun: ${t.rerun}`,
     ];
-    return clean(lines.join('\n'));
+    return lines.join('\n');
 }
 const isFailed = (result) => /^(fail|error)/i.test(result);
 const isSkipped = (result) => /^skip/i.test(result);
-function renderJUnit(r, suiteName = 'itest') {
+/** A dot would make the name's tail look like a file extension to reporters that split on dots. */
+const className = (t) => t.name.replaceAll('.', '_');
+/** The first non-empty line of a subtest's message (not its result: that is the `type`). */
+const junit_firstLine = (message) => message
+    .split('\n')
+    .map((l) => l.trim())
+    .find((l) => l !== '') ?? '(no message)';
+function renderJUnit(r, opts = {}) {
     const s = r.summary;
     const subs = r.tests.flatMap((t) => t.digest?.subtests ?? []);
     const counts = {
         tests: s.total + subs.length,
         failures: s.fail + subs.filter((x) => isFailed(x.result)).length,
         errors: s.error + s.timeout,
-        skipped: s.skip + subs.filter((x) => isSkipped(x.result)).length,
-        time: r.durationSeconds.toFixed(1),
     };
-    const root = (0,lib/* create */.vt)({ version: '1.0', encoding: 'UTF-8' }).ele('testsuites', {
-        name: suiteName,
+    const skipped = s.skip + subs.filter((x) => isSkipped(x.result)).length;
+    const time = r.durationSeconds.toFixed(1);
+    const root = (0,lib/* create */.vt)({ version: '1.0', encoding: 'UTF-8', invalidCharReplacement: '\ufffd' }).ele('testsuites', { name: SUITE_NAME, ...counts, time });
+    const suite = root.ele('testsuite', {
+        name: SUITE_NAME,
         ...counts,
+        skipped,
+        time,
+        timestamp: r.startedAt,
     });
-    const suite = root.ele('testsuite', { name: suiteName, ...counts, timestamp: r.startedAt });
     const props = suite.ele('properties');
     const env = r.environment;
     for (const [k, v] of Object.entries({
@@ -44168,50 +44642,103 @@ function renderJUnit(r, suiteName = 'itest') {
         props.ele('property', { name: k, value: v });
     }
     for (const t of r.tests) {
+        const loc = opts.locations?.get(t.name);
+        const where = loc ? { file: loc.path, line: String(loc.line) } : {};
+        const classname = className(t);
         const tc = suite.ele('testcase', {
-            classname: `${suiteName}.${t.unit}`,
+            classname,
             name: t.name,
             time: t.timings.totalSeconds.toFixed(1),
+            ...where,
         });
         switch (t.status) {
             case 'fail':
-                tc.ele('failure', { message: clean(t.reason), type: 'fail' }).txt(details(t));
+                tc.ele('failure', { message: t.reason, type: 'fail' }).txt(details(t));
                 break;
             case 'timeout':
-                tc.ele('error', { message: clean(t.reason), type: 'timeout' }).txt(details(t));
+                tc.ele('error', { message: t.reason, type: 'timeout' }).txt(details(t));
                 break;
             case 'error':
-                tc.ele('error', { message: clean(t.reason), type: 'error' }).txt(details(t));
+                tc.ele('error', { message: t.reason, type: 'error' }).txt(details(t));
                 break;
             case 'skip':
-                tc.ele('skipped', { message: clean(t.reason) });
+                tc.ele('skipped', { message: t.reason });
                 break;
             case 'pass':
                 break;
         }
         if (t.outputTail.length > 0)
-            tc.ele('system-out').txt(clean(t.outputTail.join('\n')));
-        // Subtests (MESSAGE_ID=27479699ef7fb3465eb94a6a2224ac15) become their own test cases under the test's class.
+            tc.ele('system-out').txt(t.outputTail.join('\n'));
+        // Subtests (MESSAGE_ID=27479699ef7fb3465eb94a6a2224ac15) share their test's class and location.
         for (const sub of t.digest?.subtests ?? []) {
-            const sc = suite.ele('testcase', {
-                classname: `${suiteName}.${t.name}`,
-                name: `${t.name}/${sub.name}`,
-                time: '0',
-            });
+            const sc = suite.ele('testcase', { classname, name: `${t.name}/${sub.name}`, time: '0', ...where });
             if (isFailed(sub.result))
-                sc.ele('failure', {
-                    message: clean(`${sub.result}: ${sub.message.split('\n')[0]}`),
-                    type: sub.result,
-                }).txt(clean(sub.message));
+                sc.ele('failure', { message: junit_firstLine(sub.message), type: sub.result }).txt(sub.message);
             else if (isSkipped(sub.result))
-                sc.ele('skipped', { message: clean(sub.message) });
+                sc.ele('skipped', { message: sub.message });
         }
     }
     return root.end({ prettyPrint: true }) + '\n';
 }
 
+;// CONCATENATED MODULE: ./src/config/test-locations.ts
+/**
+ * Where a test lives in the repository, for annotations and JUnit `file`/`line`: its unit file (or
+ * template) in the config's mkosi.extra/, else its `name:` entry in the manifest. Paths are relative
+ * to the workspace (the repository checkout), '/'-separated. Reads the file system; the check run and
+ * the JUnit writer both use it.
+ */
+
+
+/** A path relative to the workspace, '/'-separated; undefined when outside it. */
+function workspacePath(path, workspace) {
+    const rel = (0,external_node_path_.relative)((0,external_node_path_.resolve)(workspace), (0,external_node_path_.resolve)(workspace, path));
+    if (rel === '' || rel.startsWith('..') || (0,external_node_path_.isAbsolute)(rel))
+        return undefined;
+    return rel.split(external_node_path_.sep).join('/');
+}
+/** The line of a test's `name:` entry in the manifest text (1-based), if it is listed. */
+function manifestLine(text, name) {
+    const quoted = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const re = new RegExp(`^\\s*(?:-\\s+)?name:\\s*(['"]?)${quoted}\\1\\s*(?:#.*)?$`);
+    const i = text.split(/\r?\n/).findIndex((l) => re.test(l));
+    return i < 0 ? undefined : i + 1;
+}
+const test_locations_UNIT_DIRS = ['usr/lib/systemd/system', 'etc/systemd/system', 'lib/systemd/system'];
+/**
+ * Each test's unit file in `config.dir`/mkosi.extra/ (line 1; extra trees are not in the results, so
+ * not searched), else its manifest entry, when that file is inside the workspace. Tests found in
+ * neither are left out, or with `manifestFallback` put on the manifest's line 1 (when it is inside).
+ */
+function locateTests(config, tests, workspace, opts = {}) {
+    const out = new Map();
+    let manifest;
+    try {
+        manifest = (0,external_node_fs_.readFileSync)((0,external_node_path_.resolve)(workspace, config.manifest), 'utf8');
+    }
+    catch {
+        manifest = undefined;
+    }
+    const manifestRel = workspacePath(config.manifest, workspace);
+    for (const t of tests) {
+        // An instance (foo@bar.service) may only exist as its template (foo@.service).
+        const names = [t.unit, t.unit.replace(/@[^@/]+(\.[^./]+)$/, '@$1')];
+        const unitFile = test_locations_UNIT_DIRS.flatMap((d) => names.map((n) => (0,external_node_path_.join)((0,external_node_path_.resolve)(workspace, config.dir), 'mkosi.extra', d, n))).find((f) => (0,external_node_fs_.existsSync)(f));
+        const unitRel = unitFile ? workspacePath(unitFile, workspace) : undefined;
+        if (unitRel) {
+            out.set(t.name, { path: unitRel, line: 1 });
+            continue;
+        }
+        const line = manifest !== undefined ? manifestLine(manifest, t.name) : undefined;
+        if (manifestRel && (line || opts.manifestFallback))
+            out.set(t.name, { path: manifestRel, line: line ?? 1 });
+    }
+    return out;
+}
+
 ;// CONCATENATED MODULE: ./src/engine/write-results.ts
 /** The one place results.json and junit.xml are written (a run, a merge, the action after its upload). */
+
 
 
 
@@ -44235,7 +44762,9 @@ async function replaceFile(path, data) {
 async function writeResults(layout, results) {
     await (0,promises_namespaceObject.mkdir)(layout.dir, { recursive: true });
     await replaceFile(layout.results, `${JSON.stringify(results, null, 2)}\n`);
-    await replaceFile(layout.junit, renderJUnit(results));
+    // JUnit consumers annotate `file` relative to their working directory: in CI, like here, the checkout.
+    const locations = locateTests(results.config, results.tests, process.cwd(), { manifestFallback: true });
+    await replaceFile(layout.junit, renderJUnit(results, { locations }));
     return { results, resultsPath: layout.results, junitPath: layout.junit };
 }
 
@@ -44258,15 +44787,21 @@ async function writeResults(layout, results) {
 
 
 
+
+
 async function runEngine(cfg, ui, signal, deps = {}) {
     const startedAt = new Date();
     const t0 = performance.now();
     // Everything that can be wrong with the input fails here, before the host is even probed.
     const { manifest, selected } = await loadTests(cfg);
-    ui.planned(selected);
+    const repeat = cfg.repeat ?? 1;
+    // Every VM the run plans: the selection once per repeat.
+    ui.planned(Array.from({ length: repeat }, () => selected).flat());
     if (cfg.shell && selected.length !== 1) {
         throw new UserError(`${spell(cfg.door, 'shell')} keeps one VM up on this terminal: select exactly one test with ${spell(cfg.door, 'tests')} (selected: ${selected.map((t) => t.name).join(', ')})`);
     }
+    if (cfg.shell && repeat > 1)
+        throw new UserError(`${spell(cfg.door, 'shell')} keeps one VM up for you to debug, ${spell(cfg.door, 'repeat', String(repeat))} runs it over and over: leave one of them out`);
     const prepared = await prepareImage(cfg, ui, deps, signal);
     const accelerator = await settleAccelerator(cfg, ui, prepared.host, prepared.hostSetup, prepared.image.dir);
     const layout = new OutputLayout(cfg.outputDir);
@@ -44276,18 +44811,39 @@ async function runEngine(cfg, ui, signal, deps = {}) {
     await (0,promises_namespaceObject.mkdir)(layout.workRoot, { recursive: true });
     // The engine stops the run itself when KVM was required and turned out broken.
     const runSignal = AbortSignal.any([signal, accelerator.stopSignal]);
-    const { tests, jobs } = await runTests({
-        cfg,
-        ui,
-        selected,
-        manifest,
-        prepared,
-        accelerator,
-        layout,
-        signal: runSignal,
-    });
-    if (cfg.keep === 'failed')
-        await dropPassingLogs(tests);
+    const rounds = [];
+    let jobs = 0;
+    for (let k = 1; k <= repeat; k++) {
+        if (repeat > 1)
+            ui.info(`repeat ${k} of ${repeat}`);
+        // Each run's logs in a directory of its own (repeat-<k>/), so that a later run cannot overwrite the
+        // logs of the one that failed; made fresh like the work root, never through a planted link.
+        const roundLayout = repeat > 1 ? new OutputLayout((0,external_node_path_.join)(cfg.outputDir, `repeat-${k}`)) : layout;
+        if (repeat > 1) {
+            await (0,promises_namespaceObject.rm)(roundLayout.dir, { recursive: true, force: true });
+            await (0,promises_namespaceObject.mkdir)(roundLayout.workRoot, { recursive: true });
+        }
+        const round = await runTests({
+            cfg,
+            ui,
+            selected,
+            manifest,
+            prepared,
+            accelerator,
+            layout: roundLayout,
+            signal: runSignal,
+        });
+        if (cfg.keep === 'failed')
+            await dropPassingLogs(round.tests);
+        if (repeat > 1)
+            await (0,promises_namespaceObject.rm)(roundLayout.workRoot, { recursive: true, force: true });
+        rounds.push(round.tests);
+        jobs = Math.max(jobs, round.jobs);
+        // A cancel (or KVM broken when required) ends the repeats too: the runs so far are the result.
+        if (runSignal.aborted)
+            break;
+    }
+    const tests = mergeRepeats(rounds);
     await (0,promises_namespaceObject.rm)(layout.workRoot, { recursive: true, force: true });
     const out = await writeResults(layout, {
         version: RESULTS_VERSION,
@@ -44332,27 +44888,204 @@ function environment(cfg, { host, hostSetup, image, mkosiVersion }, accelerator,
     };
 }
 
+;// CONCATENATED MODULE: ./src/results/live-status.ts
+/**
+ * What a run is doing right now, in one line: the live status line of a terminal (redrawn in place) and
+ * the heartbeat of a log (a line at least every minute, so that a quiet CI log is not taken for a hang).
+ * Pure: the activity and the clock come in, text comes out, plainText-filtered (test names and mkosi's
+ * lines are not ours).
+ */
+
+/**
+ * The mode for a stream: the live line only on a terminal that can clear a line (not TERM=dumb) outside
+ * CI (a CI log keeps every redraw); colour on such a terminal unless NO_COLOR is set to anything
+ * (no-color.org); the heartbeat wherever there is no live line. Off a terminal: no escapes at all.
+ */
+function terminalMode(isTTY, env) {
+    const terminal = isTTY && env.TERM !== 'dumb';
+    const ci = Boolean(env.CI) && !/^(false|0)$/i.test(env.CI ?? '');
+    const live = terminal && !ci;
+    return { live, color: terminal && !env.NO_COLOR, heartbeat: !live };
+}
+/** 7s, 1m05s, 1h02m. */
+function elapsed(ms) {
+    const s = Math.max(0, Math.floor(ms / 1000));
+    if (s < 60)
+        return `${s}s`;
+    const m = Math.floor(s / 60);
+    if (m < 60)
+        return `${m}m${String(s % 60).padStart(2, '0')}s`;
+    return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+}
+/** `s` cut to fit `columns` (one column kept free: writing the last one makes some terminals wrap). */
+function clip(s, columns) {
+    const room = Math.max(1, columns - 1);
+    const chars = [...s];
+    return chars.length <= room ? s : `${chars.slice(0, room - 1).join('')}…`;
+}
+/** The last line of mkosi's that says what it does (`‣ Installing packages`), else its last line. */
+function buildNews(previous, line) {
+    const l = plainText(line).trim();
+    if (!l)
+        return previous;
+    if (l.startsWith('‣'))
+        return l;
+    return previous?.startsWith('‣') ? previous : l;
+}
+function runningList(a, nowMs) {
+    return a.running
+        .map((t) => `${t.name}${t.attempt > 1 ? ` #${t.attempt}` : ''} ${elapsed(nowMs - t.sinceMs)}`)
+        .join(', ');
+}
+/** The live line: what builds or runs now and for how long; '' when nothing does. */
+function liveStatus(a, nowMs) {
+    if (a.build)
+        return plainText(`building image ${elapsed(nowMs - a.build.sinceMs)}${a.build.lastLine ? `  ${a.build.lastLine}` : ''}`);
+    if (a.running.length === 0)
+        return '';
+    return plainText(`[${a.done}/${a.total}] running ${a.running.length}: ${runningList(a, nowMs)}`);
+}
+/** The heartbeat: the same news as a log line of its own; undefined when nothing runs. */
+function heartbeatLine(a, nowMs) {
+    if (a.build) {
+        const last = a.build.lastLine ? `; last line: ${clip(a.build.lastLine, 200)}` : '';
+        return plainText(`still building the image (${elapsed(nowMs - a.build.sinceMs)})${last}`);
+    }
+    if (a.running.length === 0)
+        return undefined;
+    return plainText(`[${a.done}/${a.total}] still running ${a.running.length}: ${runningList(a, nowMs)}`);
+}
+
 ;// CONCATENATED MODULE: ./src/engine/progress.ts
 
-function progressUi(print, warn) {
-    let total = 0;
-    let done = 0;
-    let running = 0;
+
+const HEARTBEAT_MS = 60_000;
+function progressUi(print, warn, o = {}) {
+    const now = o.now ?? (() => performance.now());
+    const paint = o.paint ?? noPaint;
+    const heartbeatMs = o.live ? 0 : (o.heartbeatMs ?? HEARTBEAT_MS);
+    const running = new Map();
+    const act = { running: [], done: 0, total: 0 };
+    const activity = () => ({ ...act, running: [...running.values()] });
+    const busy = () => running.size > 0 || act.build !== undefined;
+    // Plain output: re-armed by every line, so the log is never quiet for longer than heartbeatMs.
+    let beat;
+    const armHeartbeat = () => {
+        clearTimeout(beat);
+        beat = undefined;
+        if (heartbeatMs <= 0 || !busy())
+            return;
+        beat = setTimeout(() => {
+            const l = heartbeatLine(activity(), now());
+            if (l)
+                out(l);
+        }, heartbeatMs);
+        // Never what keeps the process alive: the VMs and the build do that while they run.
+        beat.unref();
+    };
+    // A terminal: the line is redrawn each second for the elapsed times, while anything runs.
+    let redraw;
+    const drawLive = () => {
+        if (!o.live)
+            return;
+        o.live.status(liveStatus(activity(), now()));
+        if (busy() && !redraw) {
+            redraw = setInterval(() => o.live?.status(liveStatus(activity(), now())), o.redrawMs ?? 1000);
+            redraw.unref();
+        }
+        else if (!busy() && redraw) {
+            clearInterval(redraw);
+            redraw = undefined;
+        }
+    };
+    const changed = () => {
+        drawLive();
+        armHeartbeat();
+    };
+    const out = (line) => {
+        print(line);
+        armHeartbeat();
+    };
     return {
-        info: print,
-        warn,
-        planned: (tests) => (total = tests.length),
+        info: out,
+        warn: (l) => {
+            warn(l);
+            armHeartbeat();
+        },
+        planned: (tests) => (act.total = tests.length),
         testStart: (spec, attempt) => {
-            running++;
-            print(progressStart(spec.name, attempt, running, done, total));
+            running.set(spec.name, { name: spec.name, attempt, sinceMs: now() });
+            // The live line first: the line printed under it then redraws the new one, not the old.
+            drawLive();
+            out(progressStart(spec.name, attempt, running.size, act.done, act.total));
         },
         testEnd: (spec, a, retry) => {
-            running--;
+            running.delete(spec.name);
             if (!retry)
-                done++;
-            print(progressEnd(spec.name, a, retry, done, total));
+                act.done++;
+            drawLive();
+            out(progressEnd(spec.name, a, retry, act.done, act.total, paint));
+        },
+        // The image step prints its own lines when the build starts and ends; these feed the live line.
+        buildStart: () => {
+            act.build = { sinceMs: now() };
+            changed();
+        },
+        buildLine: (line) => {
+            if (!act.build)
+                return;
+            const news = buildNews(act.build.lastLine, line);
+            if (news === act.build.lastLine)
+                return;
+            if (news === undefined)
+                delete act.build.lastLine;
+            else
+                act.build.lastLine = news;
+            // The live line only: a build line is not output of its own, so the heartbeat still comes.
+            drawLive();
+        },
+        buildEnd: () => {
+            delete act.build;
+            changed();
         },
     };
+}
+
+;// CONCATENATED MODULE: ./src/cli/live-line.ts
+
+const ERASE = '\r\x1b[K';
+class LiveLine {
+    tty;
+    text = '';
+    shown = '';
+    constructor(tty) {
+        this.tty = tty;
+    }
+    status(text) {
+        this.text = text;
+        this.draw();
+    }
+    /** A whole line on `stream` (stdout or stderr, the same terminal), under no status line. */
+    line(stream, line) {
+        if (this.shown)
+            this.tty.write(ERASE);
+        this.shown = '';
+        stream.write(`${line}\n`);
+        this.draw();
+    }
+    /** Erases the status line for good (before the report, or an error). */
+    stop() {
+        this.text = '';
+        this.draw();
+    }
+    draw() {
+        // Read each time: the terminal may have been resized.
+        const next = this.text ? clip(this.text, this.tty.columns || 80) : '';
+        if (next === this.shown)
+            return;
+        this.tty.write(`${ERASE}${next}`);
+        this.shown = next;
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/shard/plan-shards.ts
@@ -44688,6 +45421,8 @@ function stopOnSignals(tell) {
 
 
 
+
+
 const collect = (v, prev) => [...prev, v];
 /** A commander option for a setting of settings.ts: its flag, doc, choices and default, nothing else. */
 function settingOption(key) {
@@ -44744,7 +45479,20 @@ const RUN = [
     'durations',
     'plan',
     'shard',
+    'repeat',
 ];
+/** What every exit status of `itest` means (shown by `itest --help` and `itest run --help`). */
+const EXIT_HELP = `Exit status:
+  0    every selected test passed, skipped, or failed as expected (should-fail)
+  1    a test failed, timed out or could not run (error); with --repeat, in any of the runs
+  2    usage error: bad flag or value, invalid manifest, unknown test, nothing selected
+  3    the host is missing something (mkosi, QEMU, journal tools, KVM or vsock when required),
+       or KVM was required and broke during the run (the results so far are written)
+  4    the image could not be had: its build failed, a restore-only run missed
+       the cache, or the image key differs from the prepare job's
+  70   internal error (a bug in itest: please report it with the stack trace)
+  130  stopped by SIGINT, SIGTERM or SIGHUP (also during the image build): the VMs and the
+       build were ended, the partial results written`;
 function cliConfig(raw, extra = {}) {
     return buildRunConfig(raw, {
         door: 'cli',
@@ -44770,16 +45518,13 @@ function buildProgram() {
         .exitOverride()
         .showHelpAfterError()
         .addHelpText('after', `
-Exit status:
-  0   every selected test passed, skipped, or failed as expected (should-fail)
-  1   a test failed, timed out or could not run (error)
-  2   usage error: bad flag, invalid manifest, unknown test
-  3   the host is missing something (mkosi, QEMU, journal tools, KVM or vsock when required)
-  4   the image build failed
+${EXIT_HELP}
 
 Examples:
   itest run --config examples/demo             build (or reuse) the image and run every test
   itest run --test 'TEST-0[12]*' --jobs 2      run a selection
+  itest run --tag smoke --tag '!slow'          tests tagged smoke and not slow
+  itest run --test TEST-04-NET --repeat 20     hunt a flaky test: its pass count out of 20
   itest list                                   show the tests a run would start
   itest hash --explain                         show every input of the image cache key`);
     addRun(program);
@@ -44812,11 +45557,16 @@ async function main(argv) {
         return ExitCode.internal;
     }
 }
+const TAG_HELP = `Tags:
+  --tag T       tests carrying tag T; several: tests carrying all of them
+  --tag '!T'    tests not carrying tag T; several: carrying none of them
+  e.g. --tag smoke --tag '!slow' runs the smoke tests that are not slow`;
 /** `itest run`: the engine, with progress on the terminal and the report at the end. */
 function addRun(program) {
     const runCmd = program
         .command('run')
-        .description('build or restore the image, then run the tests, one VM each');
+        .description('build or restore the image, then run the tests, one VM each')
+        .addHelpText('after', `\n${TAG_HELP}\n\n${EXIT_HELP}`);
     const runRaw = withSettings(runCmd, RUN);
     runCmd.action(async (opts) => {
         const raw = runRaw(opts);
@@ -44828,19 +45578,30 @@ function addRun(program) {
             ...(plan ? { plan } : {}),
             ...(durations?.durations ? { durations: durations.durations } : {}),
         });
+        // --shell hands the terminal to the VM's console: no status line drawn over it.
+        const mode = terminalMode(Boolean(process.stdout.isTTY), process.env);
+        const live = mode.live && !cfg.shell ? new LiveLine(process.stdout) : undefined;
+        const say = (l) => (live ? live.line(process.stdout, l) : console.log(l));
+        const shout = (l) => (live ? live.line(process.stderr, l) : console.error(l));
+        const paint = mode.color ? ansiPaint : noPaint;
         // Every signal, however many, only stops the run: the VMs are ended and the partial results written.
-        const stop = stopOnSignals((sig, first) => console.error(first
+        const stop = stopOnSignals((sig, first) => shout(first
             ? `\n${sig}: stopping the VMs; logs stay in ${cfg.outputDir}`
             : `${sig}: still stopping the VMs; the partial results follow`));
-        const ui = progressUi((l) => console.log(l), (l) => console.error(`warning: ${l}`));
-        const out = await runEngine(cfg, ui, stop);
+        const ui = progressUi(say, (l) => shout(`warning: ${l}`), { ...(live ? { live } : {}), paint });
+        // The status line goes before anything else is printed: the report, or the error main prints.
+        const out = await runEngine(cfg, ui, stop).finally(() => live?.stop());
         console.log(`\n${renderEnvironment(out.results)}`);
-        console.log(renderReport(out.results));
+        console.log(renderReport(out.results, paint));
         console.log(`\nresults: ${out.resultsPath}\njunit:   ${out.junitPath}`);
         // KVM was required and broke mid-run: the report above, then the host problem (exit 3).
         if (out.fatal)
             throw out.fatal;
-        process.exitCode = stop.aborted ? 130 : out.results.summary.ok ? ExitCode.ok : ExitCode.testsFailed;
+        process.exitCode = stop.aborted
+            ? ExitCode.cancelled
+            : out.results.summary.ok
+                ? ExitCode.ok
+                : ExitCode.testsFailed;
     });
 }
 /** `itest list`: the tests a run would start. */
