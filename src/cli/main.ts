@@ -28,6 +28,7 @@ import { planShards } from '../shard/plan-shards.ts';
 import { parseShardCount } from '../config/shard-plan.ts';
 import { mergeReport, readPlanFile } from '../engine/merge-report.ts';
 import { stopOnSignals } from '../run/stop-on-signals.ts';
+import { addTestVerb } from './test-verb.ts';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -63,6 +64,8 @@ function withSettings(
 const COMMON: readonly SettingKey[] = [
   'config',
   'manifest',
+  'mesonBuildDir',
+  'mesonSuite',
   'tests',
   'tags',
   'mkosi',
@@ -140,6 +143,7 @@ Examples:
   itest run --tag smoke --tag '!slow'          tests tagged smoke and not slow
   itest run --test TEST-04-NET --repeat 20     hunt a flaky test: its pass count out of 20
   itest list                                   show the tests a run would start
+  itest test TEST-01-BASIC --deadline 300      one test for meson test (exit 0/1/77/99, --tap)
   itest hash --explain                         show every input of the image cache key`,
     );
 
@@ -148,6 +152,7 @@ Examples:
   addHash(program);
   addPlan(program);
   addReport(program);
+  addTestVerb(program, { withSettings, cliConfig });
   return program;
 }
 
@@ -243,6 +248,7 @@ function addList(program: Command): void {
         t.shouldFail ? 'should-fail' : '',
         t.tags.length ? `tags=${t.tags.join(',')}` : '',
         t.source,
+        t.skip ? `skipped: ${t.skip}` : '',
       ]
         .filter(Boolean)
         .join(' ');

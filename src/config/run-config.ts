@@ -7,6 +7,8 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { MANIFEST_NAME } from './manifest.ts';
+import { mesonMkosiDir } from './meson-suite.ts';
+import { systemdEnvironment } from './systemd-env.ts';
 import {
   SCALED_TIMEOUT,
   SETTINGS,
@@ -28,6 +30,10 @@ export type Durations = Record<string, number>;
 export interface RunConfig {
   configDir: string;
   manifestPath: string;
+  /** Tests from this meson build directory (or saved `meson introspect --tests`) instead of a manifest. */
+  mesonBuildDir?: string;
+  /** With mesonBuildDir: only this meson suite's tests. */
+  mesonSuite?: string;
   outputDir: string;
   tests: string[];
   tags: string[];
@@ -214,14 +220,55 @@ function applyShard(cfg: RunConfig, read: ReturnType<typeof settingReader>, ctx:
   if (durations) cfg.durations = durations;
 }
 
+const definedOnly = (raw: RawSettings): RawSettings =>
+  Object.fromEntries(
+    Object.entries(raw).filter(([, v]) => v !== undefined && (Array.isArray(v) || v.trim() !== '')),
+  );
+
+/** The meson suite settings, and the mkosi config they imply when the config is not given. */
+function mesonSettings(
+  raw: RawSettings,
+  ctx: BuildContext,
+): { buildDir?: string; suite?: string; configDir?: string } {
+  const read = settingReader(raw, ctx.door);
+  const dir = read.str('mesonBuildDir');
+  const suite = read.str('mesonSuite');
+  if (!dir) {
+    if (suite)
+      throw new UserError(
+        `${read.name('mesonSuite')} picks a suite of ${read.name('mesonBuildDir')}: set that too`,
+      );
+    return {};
+  }
+  if (read.str('manifest'))
+    throw new UserError(
+      `${spellPair(ctx.door, 'manifest', 'mesonBuildDir').bare} are two sources of tests: leave one of them out`,
+    );
+  const buildDir = resolve(ctx.cwd, dir);
+  const out: { buildDir: string; suite?: string; configDir?: string } = { buildDir };
+  if (suite) out.suite = suite;
+  if (!read.str('config')) {
+    const found = mesonMkosiDir(buildDir);
+    if (!found)
+      throw new UserError(
+        `${read.name('mesonBuildDir')} ${dir}: ${existsSync(join(buildDir, 'meson-info')) ? 'no mkosi/mkosi.conf in its source directory or the three above it' : 'no meson build directory (a saved introspection names no source directory)'}. Fix: set ${read.name('config')} to the mkosi config (systemd: <source>/mkosi)`,
+      );
+    out.configDir = found;
+  }
+  return out;
+}
+
 /** Turns raw settings into a RunConfig: defaults from settings.ts, every error naming the setting. */
-export function buildRunConfig(raw: RawSettings, ctx: BuildContext): RunConfig {
+export function buildRunConfig(given: RawSettings, ctx: BuildContext): RunConfig {
+  const meson = mesonSettings(given, ctx);
+  // A meson suite takes systemd's environment variables (TEST_SHELL, ...); explicit settings win.
+  const raw = meson.buildDir ? { ...systemdEnvironment(ctx.env).settings, ...definedOnly(given) } : given;
   const read = settingReader(raw, ctx.door);
   const { str, list, choice, bool } = read;
   const cwd = ctx.cwd;
   let configDir: string;
   try {
-    configDir = resolveConfigDir(cwd, str('config'), ctx.door);
+    configDir = resolveConfigDir(cwd, str('config') ?? meson.configDir, ctx.door);
   } catch (e) {
     if (!ctx.configOptional) throw e;
     configDir = resolve(cwd, str('config') ?? '.');
@@ -231,6 +278,8 @@ export function buildRunConfig(raw: RawSettings, ctx: BuildContext): RunConfig {
   const cfg: RunConfig = {
     configDir,
     manifestPath: manifest ? resolve(cwd, manifest) : defaultManifest(configDir),
+    ...(meson.buildDir ? { mesonBuildDir: meson.buildDir } : {}),
+    ...(meson.suite ? { mesonSuite: meson.suite } : {}),
     outputDir: resolve(cwd, str('output')!),
     tests: list('tests'),
     tags: list('tags'),

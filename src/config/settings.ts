@@ -36,6 +36,18 @@ export const SETTINGS = {
     input: 'manifest',
     doc: 'test manifest (default: <config>/itest.yaml)',
   },
+  mesonBuildDir: {
+    flag: '--meson-build-dir',
+    value: '<dir|file>',
+    input: 'meson-build-dir',
+    doc: "run the tests a meson build directory registers through systemd's integration-test-wrapper.py (or the saved JSON of `meson introspect --tests`), instead of a manifest",
+  },
+  mesonSuite: {
+    flag: '--meson-suite',
+    value: '<suite>',
+    input: 'meson-suite',
+    doc: 'with --meson-build-dir: only the tests of this meson suite (e.g. integration-tests)',
+  },
   output: {
     flag: '--output',
     value: '<dir>',

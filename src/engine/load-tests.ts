@@ -6,10 +6,12 @@ import { scaledTimeoutProblem, type RunConfig } from '../config/run-config.ts';
 import type { TestSpec } from '../config/test-spec.ts';
 import { spell } from '../config/settings.ts';
 import { UserError } from '../util/errors.ts';
+import { loadMesonSuite } from '../config/meson-suite.ts';
+import { applySystemdEnvironment, systemdEnvironment } from '../config/systemd-env.ts';
 
 export async function loadTests(
   cfg: Pick<RunConfig, 'configDir' | 'manifestPath' | 'tests' | 'tags' | 'timeout'> &
-    Partial<Pick<RunConfig, 'door' | 'timeoutScale' | 'shard'>>,
+    Partial<Pick<RunConfig, 'door' | 'timeoutScale' | 'shard' | 'mesonBuildDir' | 'mesonSuite' | 'env'>>,
 ): Promise<{
   manifest: Manifest;
   all: TestSpec[];
@@ -20,9 +22,9 @@ export async function loadTests(
     throw new UserError(
       `${spell(cfg.door ?? 'cli', 'shard', String(cfg.shard.index))}: the shard has no tests: nothing to run`,
     );
-  const manifest = await loadManifest(cfg.manifestPath, cfg.door);
-  const units = await findUnitFiles(cfg.configDir, manifest.discover?.extraTrees);
-  const all = resolveTests(manifest, units);
+  const { manifest, all } = cfg.mesonBuildDir
+    ? await mesonTests(cfg.mesonBuildDir, cfg.mesonSuite, cfg.env ?? {})
+    : await manifestTests(cfg.manifestPath, cfg.configDir, cfg.door);
   const selected = selectTests(all, { tests: cfg.tests, tags: cfg.tags }, cfg.door).map((t) =>
     cfg.timeout !== undefined ? { ...t, timeout: cfg.timeout } : t,
   );
@@ -36,4 +38,17 @@ export async function loadTests(
         );
     }
   return { manifest, all, selected };
+}
+
+async function manifestTests(path: string, configDir: string, door: RunConfig['door'] | undefined) {
+  const manifest = await loadManifest(path, door);
+  const units = await findUnitFiles(configDir, manifest.discover?.extraTrees);
+  return { manifest, all: resolveTests(manifest, units) };
+}
+
+/** A meson suite's tests, with systemd's environment variables applied; no manifest (an empty one). */
+async function mesonTests(buildDir: string, suite: string | undefined, env: NodeJS.ProcessEnv) {
+  const imported = await loadMesonSuite(buildDir, suite ? { suite } : {});
+  const manifest: Manifest = { path: imported.origin, version: 1, defaults: {}, tests: [] };
+  return { manifest, all: applySystemdEnvironment(imported.tests, systemdEnvironment(env)) };
 }

@@ -12,6 +12,7 @@ import { LocalImageCache } from '../image/local-cache.ts';
 import type { Environment } from '../results/model.ts';
 import { renderHost } from '../results/terminal.ts';
 import { OutputLayout } from '../run/output-layout.ts';
+import type { VmGate } from '../run/host-slots.ts';
 import { ExitCode, UserError } from '../util/errors.ts';
 import { runImageKey } from './image-key.ts';
 import type { Ui } from './ui.ts';
@@ -29,6 +30,10 @@ export function hostRequest(cfg: RunConfig): HostRequest {
 export interface EngineDeps {
   /** Where images are cached; default: the local directory backend (or none with useCache false). */
   imageCache?: ImageCache;
+  /** A VM budget shared with other itest processes (`itest test`: run/host-slots.ts). */
+  vmGate?: VmGate;
+  /** performance.now() by which every VM must have ended (`itest test --deadline`). */
+  vmDeadline?: number;
 }
 
 export interface Prepared {
@@ -90,6 +95,8 @@ export async function prepareImage(
         ui.info(`image: cache miss for ${key}; building: ${argv.join(' ')} (log: ${buildLog})`);
         ui.buildStart?.(argv, buildLog);
       },
+      onBuildWait: (holder) =>
+        ui.info(`image: another itest (process ${holder.split('-')[0]}) is building ${key}; waiting for it`),
       ...(ui.buildLine ? { onBuildLine: (line: string) => ui.buildLine?.(line) } : {}),
       ...(ui.buildEnd ? { onBuildEnd: (ok: boolean, s: number) => ui.buildEnd?.(ok, s) } : {}),
     });

@@ -15,6 +15,7 @@ import type { Accelerator } from '../run/accelerator.ts';
 import { executeTestStep, freshRun, type TestContext } from '../run/execute-test.ts';
 import type { OutputLayout } from '../run/output-layout.ts';
 import { requeue, runPool } from '../run/pool.ts';
+import type { VmGate } from '../run/host-slots.ts';
 import { expectedSeconds } from '../shard/durations.ts';
 import type { Prepared } from './prepare-image.ts';
 import type { Ui } from './ui.ts';
@@ -22,7 +23,11 @@ import type { Ui } from './ui.ts';
 export function rerunCommand(cfg: RunConfig, spec: TestSpec): string {
   const rel = (p: string) => relative(process.cwd(), p) || '.';
   const parts = [cfg.invokedAs, 'run', '--config', rel(cfg.configDir)];
-  if (cfg.manifestPath !== join(cfg.configDir, 'itest.yaml')) parts.push('--manifest', rel(cfg.manifestPath));
+  if (cfg.mesonBuildDir) {
+    parts.push('--meson-build-dir', rel(cfg.mesonBuildDir));
+    if (cfg.mesonSuite) parts.push('--meson-suite', cfg.mesonSuite);
+  } else if (cfg.manifestPath !== join(cfg.configDir, 'itest.yaml'))
+    parts.push('--manifest', rel(cfg.manifestPath));
   parts.push('--test', spec.name, '--keep', 'all');
   return parts.join(' ');
 }
@@ -42,6 +47,10 @@ export async function runTests(o: {
   accelerator: Accelerator;
   layout: OutputLayout;
   signal: AbortSignal;
+  /** A VM budget shared with other itest processes: each VM waits for a slot of it. */
+  gate?: VmGate;
+  /** performance.now() by which every VM must have ended (TestContext.vmDeadline). */
+  vmDeadline?: number;
 }): Promise<TestsRun> {
   const { cfg, ui, selected, prepared, accelerator, signal } = o;
   const { host, hostSetup, image } = prepared;
@@ -85,6 +94,7 @@ export async function runTests(o: {
       signal,
     },
     rerun: (spec) => rerunCommand(cfg, spec),
+    ...(o.vmDeadline !== undefined ? { vmDeadline: o.vmDeadline } : {}),
     onAttemptStart: (spec, n, argv) => ui.testStart(spec, n, argv),
     onAttemptEnd: (spec, a, retry) => ui.testEnd(spec, a, retry),
   };
@@ -99,14 +109,30 @@ export async function runTests(o: {
     (run) => expected.get(run.spec.name)!,
     async (run) => {
       const { spec } = run;
+      // Left out on purpose (systemd's --skip, TEST_SKIP, ...): a skip with the reason, no VM.
+      if (spec.skip)
+        return { ...resultNotRun(spec, spec.skip, rerunCommand(cfg, spec)), status: 'skip' as const };
       if (signal.aborted && run.attempts.length === 0) {
         const why = typeof signal.reason === 'string' ? signal.reason : 'cancelled';
         return resultNotRun(spec, `${why} before it started`, rerunCommand(cfg, spec));
       }
       jobs = Math.max(jobs, slotsNow().slots);
-      // A test whose KVM attempt was stopped comes back to wait for a slot of the TCG pool.
-      const step = await executeTestStep(run, ctx, performance.now() - poolStart);
-      return 'done' in step ? step.done : requeue(step.again);
+      const release = o.gate ? await o.gate(slotsNow().slots, signal).catch(() => undefined) : async () => {};
+      if (!release) {
+        const why = typeof signal.reason === 'string' ? signal.reason : 'cancelled';
+        return resultNotRun(
+          spec,
+          `${why} while it waited for a VM slot of this host`,
+          rerunCommand(cfg, spec),
+        );
+      }
+      try {
+        // A test whose KVM attempt was stopped comes back to wait for a slot of the TCG pool.
+        const step = await executeTestStep(run, ctx, performance.now() - poolStart);
+        return 'done' in step ? step.done : requeue(step.again);
+      } finally {
+        await release();
+      }
     },
     // The attempt loop turns host errors into the test's result already: this is the net for the rest.
     (err, run) =>

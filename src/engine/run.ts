@@ -73,6 +73,8 @@ export async function runEngine(
       accelerator,
       layout: roundLayout,
       signal: runSignal,
+      ...(deps.vmGate ? { gate: deps.vmGate } : {}),
+      ...(deps.vmDeadline !== undefined ? { vmDeadline: deps.vmDeadline } : {}),
     });
     if (cfg.keep === 'failed') await dropPassingLogs(round.tests);
     if (repeat > 1) await rm(roundLayout.workRoot, { recursive: true, force: true });

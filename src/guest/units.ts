@@ -11,8 +11,20 @@ export const SUCCESS_STATUS = 123;
 
 const port = (name: string) => `/dev/virtio-ports/${name}`;
 
-/** The drop-in that turns the unit's end into the VM's end, with a status line on the status port. */
-export function testUnitDropin(unit: string, keepUp = false): string {
+/**
+ * One `Environment=` assignment: double-quoted with C escapes, `%` doubled (unit files expand specifiers
+ * there). Values hold no line break (systemd-env.ts refuses one).
+ */
+export function environmentLine(name: string, value: string): string {
+  const quoted = `${name}=${value}`.replace(/[\\"]/g, (c) => `\\${c}`).replace(/%/g, '%%');
+  return `Environment="${quoted}"`;
+}
+
+/**
+ * The drop-in that turns the unit's end into the VM's end, with a status line on the status port; `env`
+ * goes into the unit's environment (TEST_MATCH_SUBTEST and the like, as systemd's wrapper passes them).
+ */
+export function testUnitDropin(unit: string, keepUp = false, env: Record<string, string> = {}): string {
   const lines = [
     keepUp
       ? '# Injected by itest (--shell): report how the test ended and keep the VM up.'
@@ -32,6 +44,7 @@ export function testUnitDropin(unit: string, keepUp = false): string {
       'StandardOutput=journal+console',
       'StandardError=journal+console',
       `ExecStopPost=-/bin/sh -c 'echo "SERVICE_RESULT=$SERVICE_RESULT EXIT_CODE=$EXIT_CODE EXIT_STATUS=$EXIT_STATUS" > ${port(STATUS_PORT)}'`,
+      ...Object.entries(env).map(([k, v]) => environmentLine(k, v)),
     );
   }
   return `${lines.join('\n')}\n`;

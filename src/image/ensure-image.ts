@@ -88,7 +88,7 @@ async function build(
   }
 }
 
-export async function ensureImage(p: {
+type EnsureParams = {
   cache: ImageCache;
   key: string;
   mkosi: string[];
@@ -104,7 +104,11 @@ export async function ensureImage(p: {
   restoreOnly?: boolean;
   /** The run's cancel. */
   signal?: AbortSignal;
-}): Promise<ImageOutcome> {
+  /** Another process is building this image (its token): this one waits for it instead of building. */
+  onBuildWait?: (holder: string) => void;
+};
+
+export async function ensureImage(p: EnsureParams): Promise<ImageOutcome> {
   const notBuilt = () =>
     new ImageCancelled(
       `the run was cancelled${why(p.signal)} before the image build started: nothing was built`,
@@ -124,6 +128,37 @@ export async function ensureImage(p: {
       ExitCode.imageBuildFailed,
     );
   if (p.signal?.aborted) throw notBuilt();
+  const claim = p.cache.claimBuild
+    ? await p.cache
+        .claimBuild(p.key, {
+          ...(p.signal ? { signal: p.signal } : {}),
+          ...(p.onBuildWait ? { onWait: p.onBuildWait } : {}),
+        })
+        .catch((e: unknown) => {
+          if (p.signal?.aborted) throw notBuilt();
+          throw e;
+        })
+    : undefined;
+  if (claim && 'restored' in claim)
+    return {
+      dir: claim.restored.dir!,
+      cache: 'hit',
+      detail: `${claim.restored.detail} (built by another run while this one waited)`,
+      restoreSeconds: seconds(performance.now() - t0),
+    };
+  try {
+    return await buildAndSave(p, restored.detail, restoreSeconds);
+  } finally {
+    await claim?.release();
+  }
+}
+
+/** A miss: build into the cache's scratch, then save. */
+async function buildAndSave(
+  p: EnsureParams,
+  missDetail: string,
+  restoreSeconds: number,
+): Promise<ImageOutcome> {
   const dir = await p.cache.buildDir(p.key);
   const argv = buildArgv(p.mkosi, p.configDir, dir);
   p.onBuildStart?.(argv);
@@ -173,7 +208,7 @@ export async function ensureImage(p: {
   return {
     dir: saved,
     cache: 'miss',
-    detail: restored.detail,
+    detail: missDetail,
     restoreSeconds,
     buildSeconds,
     saveSeconds: seconds(performance.now() - t2),

@@ -8,6 +8,8 @@
  *                                   across PID reuse); no image is deleted while a run named there lives
  *   build/<key>.<token>[.old-<hex>] a run's scratch: its build, or an image on its way out; removed by
  *                                   whoever finds that run gone (failed, cancelled or killed builds)
+ *   locks/<key>                     the build lock (token-lock.ts): the one run building <key>; others that
+ *                                   miss wait for its image, and build themselves only once it is gone
  *
  * Prune hides an image (marker renamed to .doomed) before it looks for users one last time, so a run
  * either finds the marker and is seen, or misses: the directory never goes while a run holds it.
@@ -17,8 +19,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ImageCache, RestoreResult } from './image-cache.ts';
+import type { BuildClaim, ClaimOptions, ImageCache, RestoreResult } from './image-cache.ts';
 import { isAlive, selfToken } from './live-process.ts';
+import { breakIfDead, lockHolder, pause, releaseLock, takeLock } from './token-lock.ts';
 
 const MARKER = 'itest-image.json';
 const DOOMED = `${MARKER}.doomed`;
@@ -80,6 +83,38 @@ export class LocalImageCache implements ImageCache {
   /** Ends this process's use of key before the process ends (which ends it too). */
   async release(key: string): Promise<void> {
     await rm(join(this.refs, `${key}@${await selfToken()}`), { force: true });
+  }
+
+  /**
+   * Many runs that miss at once (`meson test -j N` starts one itest per test) build once: the first takes
+   * the lock and builds, the others poll for its image; when the builder is gone without one (failed,
+   * killed), the next takes over.
+   */
+  async claimBuild(key: string, o: ClaimOptions = {}): Promise<BuildClaim> {
+    this.dirFor(key);
+    const locks = join(this.root, 'locks');
+    await mkdir(locks, { recursive: true });
+    const lock = join(locks, key);
+    let told = false;
+    for (;;) {
+      if (await takeLock(lock)) {
+        // The builder before us may have saved between our miss and our lock.
+        const late = await this.restore(key);
+        if (late.hit) {
+          await releaseLock(lock);
+          return { restored: late };
+        }
+        return { release: () => releaseLock(lock) };
+      }
+      if (await breakIfDead(lock)) continue;
+      const done = await this.restore(key);
+      if (done.hit) return { restored: done };
+      if (!told) {
+        told = true;
+        o.onWait?.((await lockHolder(lock)) ?? '?');
+      }
+      await pause(o.pollMs ?? 500, o.signal);
+    }
   }
 
   async buildDir(key: string): Promise<string> {

@@ -52,7 +52,7 @@ export function smbiosCredential(name: string, value: string): string[] {
 /** Credentials the engine injects, then the test's own (which may override nothing of ours: names differ). */
 export function guestCredentials(spec: TestSpec, transport: Transport, shell = false): [string, string][] {
   const creds: [string, string][] = [
-    [`systemd.unit-dropin.${spec.unit}`, testUnitDropin(spec.unit, shell)],
+    [`systemd.unit-dropin.${spec.unit}`, testUnitDropin(spec.unit, shell, spec.unitEnvironment)],
     [`systemd.extra-unit.${EMERGENCY_UNIT}`, emergencyExitUnit()],
     ['systemd.unit-dropin.emergency.target', emergencyDropin()],
   ];

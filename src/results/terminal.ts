@@ -150,7 +150,8 @@ export function renderRepeats(r: Pick<Results, 'tests'>): string[] {
   return out.map(plainText);
 }
 
-function failureBlock(t: TestResult): string[] {
+/** A failed test's block: reason, findings, the commands to read its logs and rerun it (as printed). */
+export function failureBlock(t: TestResult): string[] {
   const out = [`--- ${t.name} (${t.status}): ${t.reason}`];
   for (const f of findings(t)) out.push(`    ${f.title}:`, ...f.lines.slice(-10).map((l) => `      ${l}`));
   if (t.files.journal)

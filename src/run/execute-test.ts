@@ -6,6 +6,8 @@ import { describeAccelFailure, type AccelFailure } from '../qemu/accel-failure.t
 import type { AccelFallback } from '../host/decide.ts';
 import { classify } from '../results/classify.ts';
 import { applyCoredumpPolicy } from '../results/policy.ts';
+import { skipWhenQemuKilled } from '../results/qemu-killed.ts';
+import { applySanitizerPolicy } from '../results/sanitizer-policy.ts';
 import type { VmConfig } from '../mkosi/vm-argv.ts';
 import { archiveAttempt, attemptFiles, runAttempt, type AttemptEnv } from './vm-attempt.ts';
 import { DigestBuilder } from '../digest/builder.ts';
@@ -23,6 +25,11 @@ export interface TestContext {
   runId: string;
   attemptEnv: AttemptEnv;
   rerun: (spec: TestSpec) => string;
+  /**
+   * performance.now() by which every VM must have ended (`itest test --deadline`, so that meson's own
+   * timeout never kills the run before its logs are saved): an attempt's timeout is cut to what is left.
+   */
+  vmDeadline?: number;
   onAttemptStart?: (spec: TestSpec, attempt: number, argv: string[]) => void;
   onAttemptEnd?: (spec: TestSpec, attempt: Attempt, willRetry: boolean) => void;
 }
@@ -119,7 +126,10 @@ export async function executeTestStep(
     const machine = machineName(spec.name, ctx.runId, n);
     // Read per attempt: a rerun after KVM failed gets TCG, its vCPUs and its timeout scale.
     const accel = ctx.accelerator.now;
-    const timeoutSeconds = Math.round(spec.timeout * accel.timeoutScale);
+    const fullSeconds = Math.round(spec.timeout * accel.timeoutScale);
+    const leftSeconds =
+      ctx.vmDeadline === undefined ? Infinity : Math.floor((ctx.vmDeadline - performance.now()) / 1000);
+    const timeoutSeconds = Math.max(1, Math.min(fullSeconds, leftSeconds));
     let vmStarted = false;
     const t0 = performance.now();
     const startedAt = new Date().toISOString();
@@ -130,6 +140,7 @@ export async function executeTestStep(
         machine,
         accel: accel.accel,
         cpus: spec.cpus ?? accel.defaultCpus,
+        ...(spec.firmware ? { firmware: spec.firmware } : {}),
         ...(ctx.shell ? { shell: true } : {}),
       },
       timeoutSeconds * 1000,
@@ -158,15 +169,22 @@ export async function executeTestStep(
       ctx.onAttemptEnd?.(spec, attemptRun.hostError, false);
       break;
     }
-    const outcome = applyCoredumpPolicy(
-      classify(attemptRun.raw, spec, timeoutSeconds),
-      attemptRun.digest,
+    const outcome = skipWhenQemuKilled(
+      applySanitizerPolicy(
+        applyCoredumpPolicy(classify(attemptRun.raw, spec, timeoutSeconds), attemptRun.digest, spec),
+        attemptRun.digest,
+        spec,
+      ),
+      attemptRun.raw.exitCode,
       spec,
+      used.infra < spec.infraRetries,
     );
     const aborted = ctx.attemptEnv.signal.aborted;
     const accelVerdict = accelRerun(attemptRun.raw, spec, ctx.accelerator);
     const rerunUnderTcg = accelVerdict === 'rerun' && !aborted && !ctx.shell;
     if (rerunUnderTcg) outcome.reason += '; rerunning under TCG';
+    if (outcome.status === 'timeout' && timeoutSeconds < fullSeconds)
+      outcome.reason += ` (cut short by the deadline; the test's timeout is ${fullSeconds} s)`;
     const attempt: Attempt = {
       ...outcome,
       attempt: n,
