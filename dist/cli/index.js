@@ -31384,7 +31384,7 @@ function escapeJsonPtr(str) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9985);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(5071);
 // Entry point of the `itest` binary (bundled to dist/cli/index.js).
 
 process.exit(await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv));
@@ -31394,7 +31394,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 9985:
+/***/ 5071:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -31688,6 +31688,18 @@ const SETTINGS = {
         value: '<file>',
         input: 'manifest',
         doc: 'test manifest (default: <config>/itest.yaml)',
+    },
+    mesonBuildDir: {
+        flag: '--meson-build-dir',
+        value: '<dir|file>',
+        input: 'meson-build-dir',
+        doc: "run the tests a meson build directory registers through systemd's integration-test-wrapper.py (or the saved JSON of `meson introspect --tests`), instead of a manifest",
+    },
+    mesonSuite: {
+        flag: '--meson-suite',
+        value: '<suite>',
+        input: 'meson-suite',
+        doc: 'with --meson-build-dir: only the tests of this meson suite (e.g. integration-tests)',
     },
     output: {
         flag: '--output',
@@ -35582,293 +35594,268 @@ function matchesName(t, pattern) {
     return t.name === pattern || t.unit === pattern || minimatch(t.name, pattern) || minimatch(t.unit, pattern);
 }
 
-;// CONCATENATED MODULE: ./schemas/shard-plan.schema.json
-const shard_plan_schema_namespaceObject = /*#__PURE__*/JSON.parse('{"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://github.com/systemd/itest-action/raw/v1/schemas/shard-plan.schema.json","title":"itest shard plan, version 1","description":"What `itest plan --shards N --json` writes and `itest run --plan P --shard N`, `itest report --merge --plan P` and the action\'s `plan` input read: which tests each shard runs.","type":"object","required":["version","id","total","basis","shards"],"properties":{"version":{"const":1},"id":{"description":"Digest of the assignment; each shard\'s results carry it, so a merge never mixes two plans\' shards.","type":"string","minLength":1,"maxLength":128},"total":{"description":"Number of shards (the length of shards).","type":"integer","minimum":1,"maximum":64},"basis":{"description":"What the planned costs came from.","enum":["durations","timeouts"]},"shards":{"type":"array","minItems":1,"maxItems":64,"items":{"type":"object","required":["index","tests","plannedSeconds"],"properties":{"index":{"description":"1-based, in order.","type":"integer","minimum":1,"maximum":64},"tests":{"description":"Names of the shard\'s tests; never empty (an empty shard would be a job that boots nothing).","type":"array","minItems":1,"maxItems":10000,"items":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._@+-]*$","maxLength":100}},"plannedSeconds":{"description":"Sum of the expected VM-seconds of its tests.","type":"number","minimum":0}}}},"durations":{"description":"Known durations (seconds by test name) the plan used.","type":"object","maxProperties":10000,"additionalProperties":{"type":"number","minimum":0}}}}');
-;// CONCATENATED MODULE: ./src/config/shard-plan.ts
+;// CONCATENATED MODULE: ./src/util/shell-words.ts
 /**
- * The shard plan as a file format: what `itest plan --json` writes and `itest run --plan --shard` and the
- * action read, and how one shard's part is taken out of it. Pure. (shard/plan-shards.ts makes plans.)
+ * Splits a string into words the way Python's shlex.split does (POSIX mode: single and double quotes,
+ * backslash escapes, no expansion of anything). mkosi splits --qemu-args and --credential values this
+ * way, so an importer of systemd's meson suite must too. Pure.
  */
-
-
-
-
-
-const SHARD_PLAN_VERSION = 1;
-/** `auto` aims at shards of about this many VM-seconds each. */
-const AUTO_SHARD_SECONDS = 600;
-const MAX_SHARDS = 64;
-function parseShardCount(v, field = '--shards') {
-    if (v === 'auto')
-        return 'auto';
-    if (/^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= MAX_SHARDS)
-        return Number(v);
-    throw new UserError(`${field}: "${v}" must be auto or a whole number from 1 to ${MAX_SHARDS}`);
-}
-const validatePlan = new ajv.Ajv({ strict: false }).compile(shard_plan_schema_namespaceObject);
-/**
- * Reads a plan given as JSON text (file or workflow output): schema (schemas/shard-plan.schema.json), then
- * what a schema cannot say: one shard per index in order, as many as `total`, each test in one shard.
- */
-function parseShardPlan(text, origin) {
-    const hint = 'pass the output of `itest plan --shards N --json`';
-    if (text.length > INPUT_LIMITS.planBytes)
-        throw new UserError(`${origin}: ${text.length} characters, more than the ${INPUT_LIMITS.planBytes} bytes of a shard plan itest reads; ${hint}`);
-    const notA = `not a shard plan of version ${SHARD_PLAN_VERSION}`;
-    const p = checkSchema(validatePlan, parseJsonInput(text, origin, hint), origin, notA, hint);
-    const wrong = (field, message) => new UserError(`${origin}: ${notA}: ${field}: ${message}; ${hint}`);
-    if (p.shards.length !== p.total)
-        throw wrong('shards', `${p.shards.length} shards, but total says ${p.total}`);
-    const shardOfTest = new Map();
-    let tests = 0;
-    p.shards.forEach((s, i) => {
-        if (s.index !== i + 1)
-            throw wrong(`shards[${i}].index`, `is ${s.index}, expected ${i + 1} (shards in order)`);
-        tests += s.tests.length;
-        for (const name of s.tests) {
-            const other = shardOfTest.get(name);
-            if (other !== undefined)
-                throw wrong(`shards[${i}].tests`, `test ${name} is in shard ${other} and in shard ${s.index}`);
-            shardOfTest.set(name, s.index);
+function shellWords(text) {
+    const words = [];
+    let word = '';
+    let inWord = false;
+    let quote;
+    for (let i = 0; i < text.length; i++) {
+        const c = text[i];
+        if (quote === "'") {
+            if (c === "'")
+                quote = undefined;
+            else
+                word += c;
         }
-    });
-    if (tests > INPUT_LIMITS.tests)
-        throw wrong('shards', `${tests} tests, more than the ${INPUT_LIMITS.tests} itest runs`);
-    return p;
-}
-function shardOf(plan, index, origin) {
-    const s = plan.shards[index - 1];
-    if (!s)
-        throw new UserError(`${origin}: shard ${index} does not exist; the plan has shards 1 to ${plan.total}`);
-    return s;
-}
-/** What a run of one shard needs: its tests, what to record in results.json, and the plan's durations. */
-function selectShard(plan, index, origin) {
-    const s = shardOf(plan, index, origin);
-    // An empty list of tests selects every test: an empty shard must run nothing instead (planShards never
-    // makes one, and a plan read from a file has none: the schema refuses it).
-    if (s.tests.length === 0)
-        throw new UserError(`${origin}: shard ${index} of plan ${plan.id} has no tests: nothing to run. Fix: make the plan with \`itest plan --shards N --json\`, which never makes an empty shard`);
-    return {
-        tests: s.tests,
-        shard: { planId: plan.id, index: s.index, total: plan.total, plannedSeconds: s.plannedSeconds },
-        ...(plan.durations ? { durations: plan.durations } : {}),
-    };
-}
-
-;// CONCATENATED MODULE: ./src/config/run-config.ts
-/**
- * RunConfig: the one typed, validated model both front doors produce, through one builder
- * (buildRunConfig) from the raw strings each front door has; the settings, their docs and defaults are
- * the table in settings.ts.
- */
-
-
-
-
-
-
-
-const DEFAULT_OUTPUT = SETTINGS.output.default;
-/** The config directory: the given one, else the current directory when it holds mkosi.conf, else ./mkosi. */
-function resolveConfigDir(cwd, given, door = 'cli') {
-    const name = spell(door, 'config');
-    if (given) {
-        const dir = (0,external_node_path_.resolve)(cwd, given);
-        if (!(0,external_node_fs_.existsSync)(dir))
-            throw new UserError(`${spell(door, 'config', given)}: no such directory`);
-        if (!(0,external_node_fs_.existsSync)((0,external_node_path_.join)(dir, 'mkosi.conf')) && (0,external_node_fs_.existsSync)((0,external_node_path_.join)(dir, 'mkosi', 'mkosi.conf')))
-            return (0,external_node_path_.join)(dir, 'mkosi');
-        if (!(0,external_node_fs_.existsSync)((0,external_node_path_.join)(dir, 'mkosi.conf')) && !(0,external_node_fs_.existsSync)((0,external_node_path_.join)(dir, 'mkosi.conf.d'))) {
-            throw new UserError(`${spell(door, 'config', given)}: no mkosi.conf in ${dir} (nor in ${(0,external_node_path_.join)(dir, 'mkosi')}). Fix: point ${name} at the directory holding mkosi.conf`);
+        else if (quote === '"') {
+            if (c === '"')
+                quote = undefined;
+            // Inside double quotes a backslash escapes only these, as in sh.
+            else if (c === '\\' && i + 1 < text.length && '\\"$`\n'.includes(text[i + 1]))
+                word += text[++i];
+            else
+                word += c;
         }
-        return dir;
+        else if (c === "'" || c === '"') {
+            quote = c;
+            inWord = true;
+        }
+        else if (c === '\\') {
+            if (i + 1 >= text.length)
+                throw new Error('a backslash ends the text: nothing left to escape');
+            word += text[++i];
+            inWord = true;
+        }
+        else if (/\s/.test(c)) {
+            if (inWord)
+                words.push(word);
+            word = '';
+            inWord = false;
+        }
+        else {
+            word += c;
+            inWord = true;
+        }
     }
-    if ((0,external_node_fs_.existsSync)((0,external_node_path_.join)(cwd, 'mkosi.conf')))
-        return cwd;
-    if ((0,external_node_fs_.existsSync)((0,external_node_path_.join)(cwd, 'mkosi', 'mkosi.conf')))
-        return (0,external_node_path_.join)(cwd, 'mkosi');
-    throw new UserError(`no mkosi.conf in ${cwd} or ${(0,external_node_path_.join)(cwd, 'mkosi')}. Fix: run from your project or set ${name}`);
+    if (quote)
+        throw new Error(`no closing quotation (${quote})`);
+    if (inWord)
+        words.push(word);
+    return words;
 }
-function defaultCacheDir(env) {
-    if (env.ITEST_CACHE_DIR)
-        return env.ITEST_CACHE_DIR;
-    const xdg = env.XDG_CACHE_HOME && (0,external_node_path_.isAbsolute)(env.XDG_CACHE_HOME)
-        ? env.XDG_CACHE_HOME
-        : (0,external_node_path_.join)(env.HOME ?? (0,external_node_os_namespaceObject.homedir)(), '.cache');
-    return (0,external_node_path_.join)(xdg, 'itest');
-}
-function defaultManifest(configDir) {
-    return (0,external_node_path_.join)(configDir, MANIFEST_NAME);
-}
-/** The mkosi command: --mkosi, else $ITEST_MKOSI, else `mkosi` on PATH. One executable, no shell. */
-function mkosiCommand(flag, env) {
-    return [flag ?? env.ITEST_MKOSI ?? 'mkosi'];
-}
-/** Reads raw settings as typed values, defaults from settings.ts, errors naming the setting as spelled. */
-function settingReader(raw, door) {
-    const name = (k) => spell(door, k);
-    const str = (k) => {
-        const v = raw[k];
-        const t = (Array.isArray(v) ? v.join(',') : v)?.trim();
-        return t ? t : SETTINGS[k].default || undefined;
+
+;// CONCATENATED MODULE: ./src/config/wrapper-args.ts
+/**
+ * Maps the argument vector of systemd's integration-test-wrapper.py (as meson registers each test) to a
+ * TestSpec. Read from the wrapper and test/integration-tests/meson.build of systemd 257: wrapper options
+ * before `--`, mkosi options after it. Every argument is understood or refused with the test's name and
+ * the argument. Pure: credential files are returned as paths for the caller to read.
+ */
+
+
+
+
+
+/** The wrapper's options (argparse, v257; --timeout, --slow and --tpm from later versions). */
+const WRAPPER_OPTIONS = {
+    '--mkosi': { kind: 'string' },
+    '--meson-source-dir': { kind: 'string', required: true },
+    '--meson-build-dir': { kind: 'string', required: true },
+    '--name': { kind: 'string', required: true },
+    '--unit': { kind: 'string', required: true },
+    '--storage': { kind: 'string', required: true },
+    '--firmware': { kind: 'string', required: true },
+    '--exit-code': { kind: 'int', required: true },
+    '--coredump-exclude-regex': { kind: 'string', required: true },
+    '--sanitizer-exclude-regex': { kind: 'string', required: true },
+    '--timeout': { kind: 'int' },
+    '--slow': { kind: 'bool' },
+    '--vm': { kind: 'bool' },
+    '--rtc': { kind: 'bool' },
+    '--skip': { kind: 'bool' },
+    '--tpm': { kind: 'bool' },
+};
+/** A wrapper argument vector split into its options (by name, without dashes) and the mkosi arguments. */
+function parseWrapperArgs(test, args) {
+    const opts = {};
+    const fail = (what) => {
+        throw new Error(`test ${test}: ${what}`);
     };
-    return {
+    let i = 0;
+    for (; i < args.length; i++) {
+        const arg = args[i];
+        if (arg === '--')
+            break;
+        const eq = arg.indexOf('=');
+        const name = eq > 0 && arg.startsWith('--') ? arg.slice(0, eq) : arg;
+        const negated = name.startsWith('--no-') && WRAPPER_OPTIONS[`--${name.slice(5)}`]?.kind === 'bool';
+        const spec = WRAPPER_OPTIONS[negated ? `--${name.slice(5)}` : name];
+        if (!spec)
+            fail(`unknown argument ${JSON.stringify(arg)} of integration-test-wrapper.py (itest knows ${Object.keys(WRAPPER_OPTIONS).join(', ')}, then -- and mkosi's options)`);
+        const key = (negated ? name.slice(5) : name.slice(2)).replace(/-/g, '_');
+        if (spec.kind === 'bool') {
+            if (eq > 0)
+                fail(`${JSON.stringify(arg)}: ${name} takes no value`);
+            opts[key] = !negated;
+            continue;
+        }
+        let value;
+        if (eq > 0)
+            value = arg.slice(eq + 1);
+        else if (i + 1 < args.length)
+            value = args[++i];
+        else
+            return fail(`${name} needs a value`);
+        if (spec.kind === 'int') {
+            if (!/^-?\d+$/.test(value))
+                fail(`${name} ${JSON.stringify(value)} is not a whole number`);
+            opts[key] = Number(value);
+        }
+        else
+            opts[key] = value;
+    }
+    for (const [name, s] of Object.entries(WRAPPER_OPTIONS))
+        if (s.required && opts[name.slice(2).replace(/-/g, '_')] === undefined)
+            fail(`${name} is missing`);
+    return { opts, mkosi: args.slice(i + 1) };
+}
+/**
+ * mkosi's options in systemd's meson.build. Those that set what itest sets itself are mapped to the spec;
+ * the VM options (--drive, --runtime-size: a bigger ephemeral copy, --runtime-build-sources) go to mkosi
+ * as they are; everything else goes through the refused-options check of a manifest's mkosi-args.
+ */
+const MAPPED = new Set(['--credential', '--qemu-args', '--kernel-command-line-extra']);
+function mapMkosiArgs(test, args, cwd) {
+    const out = {
+        credentials: {},
+        credentialFiles: [],
+        qemuArgs: [],
+        kernelCmdline: [],
+        mkosiArgs: [],
+    };
+    const fail = (what) => {
+        throw new Error(`test ${test}: ${what}`);
+    };
+    const words = (name, value) => {
+        try {
+            return shellWords(value);
+        }
+        catch (e) {
+            return fail(`${name} ${JSON.stringify(value)}: ${e.message}`);
+        }
+    };
+    for (let i = 0; i < args.length; i++) {
+        const arg = args[i];
+        const eq = arg.indexOf('=');
+        const name = eq > 0 ? arg.slice(0, eq) : arg;
+        if (!MAPPED.has(name)) {
+            out.mkosiArgs.push(arg);
+            continue;
+        }
+        let value;
+        if (eq > 0)
+            value = arg.slice(eq + 1);
+        else if (i + 1 < args.length)
+            value = args[++i];
+        else
+            return fail(`mkosi argument ${name} needs a value`);
+        if (name === '--qemu-args')
+            out.qemuArgs.push(...words(name, value));
+        else if (name === '--kernel-command-line-extra')
+            out.kernelCmdline.push(value);
+        else
+            for (const w of words(name, value)) {
+                // mkosi: NAME=VALUE, or a file whose name is the credential's (values split like a shell's words).
+                const at = w.indexOf('=');
+                if (at > 0)
+                    out.credentials[w.slice(0, at)] = w.slice(at + 1);
+                else if (at < 0)
+                    out.credentialFiles.push((0,external_node_path_.isAbsolute)(w) ? w : (0,external_node_path_.resolve)(cwd, w));
+                else
+                    fail(`--credential ${JSON.stringify(w)}: no credential name before "="`);
+            }
+    }
+    // The rest goes to mkosi as a manifest's mkosi-args would: what would outlive the test is refused.
+    const problem = mkosiArgProblems(out.mkosiArgs)[0];
+    if (problem)
+        fail(`mkosi argument ${problem.message}`);
+    return out;
+}
+/** Whether meson runs this test through systemd's wrapper. */
+function isWrapperTest(t) {
+    return /(^|\/)integration-test-wrapper\.py$/.test(t.cmd[0] ?? '');
+}
+/** Whether meson runs itest itself (`itest test NAME`, or `node .../cli/index.js test NAME`). */
+function isItestTest(t) {
+    const [exe = '', script = ''] = t.cmd;
+    return /(^|\/)itest$/.test(exe) || (/(^|\/)node$/.test(exe) && /(^|\/)cli\/index\.js$/.test(script));
+}
+/** What systemd's wrapper adds to every test's kernel command line (not on a terminal), as it does. */
+const WRAPPER_CMDLINE = (name) => [
+    'systemd.hostname=H',
+    `SYSTEMD_UNIT_PATH=/usr/lib/systemd/tests/testdata/${name}.units:/usr/lib/systemd/tests/testdata/units:`,
+    'systemd.mask=systemd-networkd-wait-online.service',
+    'systemd.mask=serial-getty@.service',
+    'systemd.show_status=error',
+    'systemd.crash_shell=0',
+    'loglevel=6',
+];
+const { min: MIN_TIMEOUT, max: MAX_TIMEOUT } = SETTINGS.timeout.bounds;
+/**
+ * One meson test run through the wrapper, as a TestSpec. `now` fixes --rtc's clock (the wrapper sets the
+ * guest's RTC to the host's UTC time when it starts mkosi). Throws an Error naming the test and argument.
+ */
+function wrapperTestSpec(t, cwd, now) {
+    const { opts, mkosi } = parseWrapperArgs(t.name, t.cmd.slice(1));
+    const name = String(opts.name);
+    const part = mapMkosiArgs(name, mkosi, t.workdir ?? cwd);
+    // --timeout (later wrappers) wins over meson's; 0 from meson means none, which itest does not have.
+    const timeout = typeof opts.timeout === 'number' ? opts.timeout : t.timeout > 0 ? t.timeout : TEST_DEFAULTS.timeout;
+    if (timeout < MIN_TIMEOUT || timeout > MAX_TIMEOUT)
+        throw new Error(`test ${name}: timeout ${timeout} s is outside ${MIN_TIMEOUT} to ${MAX_TIMEOUT} s`);
+    const rtc = opts.rtc === true ? ['-rtc', `base=${now.toISOString().slice(0, 19)}`] : [];
+    const coredump = String(opts.coredump_exclude_regex);
+    const sanitizer = String(opts.sanitizer_exclude_regex);
+    const spec = {
         name,
-        str,
-        list(k) {
-            const v = raw[k];
-            return (Array.isArray(v) ? v : (v ?? '').split(/[\n,]/)).map((x) => x.trim()).filter(Boolean);
-        },
-        choice(k) {
-            const v = str(k);
-            const allowed = SETTINGS[k].choices ?? [];
-            if (!allowed.includes(v))
-                throw new UserError(`${name(k)}: "${v}" is not one of ${allowed.join(', ')}`);
-            return v;
-        },
-        bool(k) {
-            const v = str(k) ?? '';
-            if (/^(true|yes|1)$/i.test(v))
-                return true;
-            if (/^(false|no|0)$/i.test(v))
-                return false;
-            throw new UserError(`${name(k)}: "${v}" is not a boolean; use true or false`);
-        },
-        /** A number within the setting's bounds (settings.ts). */
-        number(k) {
-            const v = str(k);
-            if (v === undefined)
-                return undefined;
-            const { min, max, integer } = SETTINGS[k].bounds;
-            const n = Number(v);
-            if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min || n > max)
-                throw new UserError(`${name(k)}: "${v}" must be a ${integer ? 'whole ' : ''}number from ${min} to ${max}`);
-            return n;
-        },
+        unit: String(opts.unit),
+        timeout,
+        exitStatus: Number(opts.exit_code),
+        skipStatus: TEST_DEFAULTS.skipStatus,
+        shouldFail: false,
+        kernelCmdline: [...WRAPPER_CMDLINE(name), ...part.kernelCmdline],
+        // The wrapper passes --storage as journald's storage credential.
+        credentials: { 'journal.storage': String(opts.storage), ...part.credentials },
+        mkosiArgs: ['--runtime-network=none', ...part.mkosiArgs],
+        qemuArgs: [...rtc, ...part.qemuArgs],
+        ram: TEST_DEFAULTS.ram,
+        retries: TEST_DEFAULTS.retries,
+        infraRetries: TEST_DEFAULTS.infraRetries,
+        tags: t.suite,
+        failOnCoredump: true,
+        failOnSanitizer: true,
+        // linux-noinitrd needs a kernel with virtio-blk and ext4 built in; the wrapper boots with the initrd
+        // (linux) on every distribution but Fedora rawhide and Arch, and so does itest.
+        firmware: opts.firmware === 'linux-noinitrd' ? 'linux' : String(opts.firmware),
+        vm: opts.vm === true,
+        skipWhenQemuKilled: opts.exit_code !== 247,
+        source: 'meson',
     };
-}
-/**
- * Why a timeout (seconds) times a scale is no timeout the engine can arm (settings.ts SCALED_TIMEOUT), or
- * undefined when it is one. The scale is the one the user set; without one it is 1 or 3 (TCG), which
- * the bounds of `timeout` keep within range.
- */
-function scaledTimeoutProblem(timeout, scale, door) {
-    const scaled = Math.round(timeout * scale);
-    const what = `${timeout} s x ${spell(door, 'timeoutScale', String(scale))} = ${scaled} s`;
-    if (scaled < SCALED_TIMEOUT.min)
-        return `${what}: the test would time out the moment it starts. Fix: raise the timeout or the scale (at least ${SCALED_TIMEOUT.min} s after scaling)`;
-    if (scaled > SCALED_TIMEOUT.max)
-        return `${what}: longer than the ${SCALED_TIMEOUT.max} s a timer can wait (it would fire at once). Fix: lower the timeout or the scale`;
-    return undefined;
-}
-/** A shard: the plan and its index go together, and the plan selects the tests. */
-function applyShard(cfg, read, ctx) {
-    const shard = read.number('shard');
-    if ((ctx.plan === undefined) !== (shard === undefined))
-        throw new UserError(`${spellPair(ctx.door, 'plan', 'shard').full} go together: the shard plan and which of its shards this run is`);
-    let planned;
-    if (ctx.plan && shard !== undefined) {
-        if (cfg.tests.length > 0 || cfg.tags.length > 0)
-            throw new UserError(`${read.name('shard')} selects the tests of its shard; leave ${spellPair(ctx.door, 'tests', 'tags').bare} empty`);
-        planned = selectShard(ctx.plan, shard, read.name('shard'));
-        cfg.tests = planned.tests;
-        cfg.shard = { ...planned.shard, attempt: ctx.runAttempt ?? 1 };
-    }
-    // Durations given with the run win over the ones the plan was made with.
-    const durations = ctx.durations ?? planned?.durations;
-    if (durations)
-        cfg.durations = durations;
-}
-/** Turns raw settings into a RunConfig: defaults from settings.ts, every error naming the setting. */
-function buildRunConfig(raw, ctx) {
-    const read = settingReader(raw, ctx.door);
-    const { str, list, choice, bool } = read;
-    const cwd = ctx.cwd;
-    let configDir;
-    try {
-        configDir = resolveConfigDir(cwd, str('config'), ctx.door);
-    }
-    catch (e) {
-        if (!ctx.configOptional)
-            throw e;
-        configDir = (0,external_node_path_.resolve)(cwd, str('config') ?? '.');
-    }
-    const manifest = str('manifest');
-    const cacheDir = str('cacheDir');
-    const cfg = {
-        configDir,
-        manifestPath: manifest ? (0,external_node_path_.resolve)(cwd, manifest) : defaultManifest(configDir),
-        outputDir: (0,external_node_path_.resolve)(cwd, str('output')),
-        tests: list('tests'),
-        tags: list('tags'),
-        transport: choice('transport'),
-        kvm: choice('kvm'),
-        keep: choice('keep'),
-        mkosi: mkosiCommand(str('mkosi'), ctx.env),
-        cacheDir: cacheDir ? (0,external_node_path_.resolve)(cwd, cacheDir) : (ctx.cacheDir ?? defaultCacheDir(ctx.env)),
-        useCache: bool('cache'),
-        hashKey: str('hashKey') ?? '',
-        hashGlobs: list('hashGlobs'),
-        keyPrefix: str('keyPrefix'),
-        imagePolicy: choice('imagePolicy'),
-        invokedAs: ctx.invokedAs,
-        door: ctx.door,
-        env: ctx.env,
-    };
-    const jobs = read.number('jobs');
-    const timeout = read.number('timeout');
-    const timeoutScale = read.number('timeoutScale');
-    if (timeout !== undefined && timeoutScale !== undefined) {
-        const problem = scaledTimeoutProblem(timeout, timeoutScale, ctx.door);
-        if (problem)
-            throw new UserError(`${spell(ctx.door, 'timeout', String(timeout))}: ${problem}`);
-    }
-    if (jobs !== undefined)
-        cfg.jobs = jobs;
-    const repeat = read.number('repeat');
-    if (repeat !== undefined && repeat > 1)
-        cfg.repeat = repeat;
-    if (timeout !== undefined)
-        cfg.timeout = timeout;
-    if (timeoutScale !== undefined)
-        cfg.timeoutScale = timeoutScale;
-    const imageDir = str('imageDir');
-    if (imageDir)
-        cfg.imageDir = (0,external_node_path_.resolve)(cwd, imageDir);
-    if (str('shell') !== undefined && bool('shell'))
-        cfg.shell = true;
-    const expectedKey = str('expectedKey');
-    if (expectedKey)
-        cfg.expectedKey = expectedKey;
-    applyShard(cfg, read, ctx);
-    return cfg;
-}
-
-;// CONCATENATED MODULE: ./src/engine/load-tests.ts
-/** Loads the manifest, discovers units and selects tests: everything that can fail before a VM starts. */
-
-
-
-
-
-
-async function loadTests(cfg) {
-    // No tests selects every test; a shard's empty list must select none (selectShard refuses one already).
-    if (cfg.shard && cfg.tests.length === 0)
-        throw new UserError(`${spell(cfg.door ?? 'cli', 'shard', String(cfg.shard.index))}: the shard has no tests: nothing to run`);
-    const manifest = await loadManifest(cfg.manifestPath, cfg.door);
-    const units = await findUnitFiles(cfg.configDir, manifest.discover?.extraTrees);
-    const all = resolveTests(manifest, units);
-    const selected = selectTests(all, { tests: cfg.tests, tags: cfg.tags }, cfg.door).map((t) => cfg.timeout !== undefined ? { ...t, timeout: cfg.timeout } : t);
-    // A scale the user set can take a valid timeout out of what the engine can arm (1 and 3 cannot).
-    if (cfg.timeoutScale !== undefined)
-        for (const t of selected) {
-            const problem = scaledTimeoutProblem(t.timeout, cfg.timeoutScale, cfg.door ?? 'cli');
-            if (problem)
-                throw new UserError(`${cfg.timeout !== undefined ? spell(cfg.door ?? 'cli', 'timeout', String(cfg.timeout)) : `${manifest.path}: test ${t.name}: timeout`}: ${problem}`);
-        }
-    return { manifest, all, selected };
+    if (coredump)
+        spec.coredumpExclude = coredump;
+    if (sanitizer)
+        spec.sanitizerExclude = sanitizer;
+    if (opts.slow === true)
+        spec.slow = true;
+    if (opts.skip === true)
+        spec.skip = "meson's requirements for the test were not met (--skip)";
+    return { spec, credentialFiles: part.credentialFiles, sourceDir: String(opts.meson_source_dir) };
 }
 
 // EXTERNAL MODULE: external "node:child_process"
@@ -36048,6 +36035,603 @@ async function killTree(child, graceMs = 5000) {
     }
     // Stragglers that outlived their parent (re-parented to init) still carry their old PIDs.
     signalAll(tree, pid, 'SIGKILL');
+}
+
+;// CONCATENATED MODULE: ./src/config/meson-suite.ts
+/**
+ * Imports a meson-registered suite: the tests of `meson introspect --tests` (run on a build directory, or
+ * read from a saved JSON file) whose command is systemd's integration-test-wrapper.py (or itest), as
+ * TestSpecs (wrapper-args.ts maps each argument vector). Errors name the build directory or file, the
+ * test and the argument.
+ */
+
+
+
+
+
+
+
+
+/** systemd's full introspection is 0.9 MB for 1,608 tests; a cap far above it. */
+const MAX_INTROSPECTION_BYTES = 64 * 1024 ** 2;
+const FIX = 'Fix: pass a meson build directory (after `meson setup`) or the JSON `meson introspect --tests` printed';
+/** The introspection's test list, checked for the fields itest reads. Pure. */
+function parseIntrospection(text, origin) {
+    const data = parseJsonInput(text, origin, FIX);
+    if (!Array.isArray(data))
+        throw new UserError(`${origin}: not a list of tests. ${FIX}`);
+    return data.map((t, i) => {
+        const o = (t ?? {});
+        const bad = (field) => new UserError(`${origin}: test [${i}]${typeof o.name === 'string' ? ` (${o.name})` : ''}: ${field}. ${FIX}`);
+        if (typeof o.name !== 'string')
+            throw bad('no "name"');
+        if (!Array.isArray(o.cmd) || o.cmd.length === 0 || !o.cmd.every((c) => typeof c === 'string'))
+            throw bad('"cmd" is not a list of strings');
+        if (typeof o.timeout !== 'number' || !Number.isFinite(o.timeout))
+            throw bad('"timeout" is not a number');
+        const suite = Array.isArray(o.suite) ? o.suite.filter((s) => typeof s === 'string') : [];
+        const env = o.env && typeof o.env === 'object' ? o.env : {};
+        return {
+            name: o.name,
+            cmd: o.cmd,
+            timeout: o.timeout,
+            suite,
+            workdir: typeof o.workdir === 'string' ? o.workdir : null,
+            env,
+        };
+    });
+}
+/** meson test's --suite: `S` matches `S` itself and `<project>:S`. */
+function inSuite(t, suite) {
+    return suite === undefined || t.suite.some((s) => s === suite || s.endsWith(`:${suite}`));
+}
+/**
+ * The wrapper tests of an introspection as TestSpecs, in meson's order. `readFile` reads a credential
+ * file (mkosi's --credential PATH: the name is the file's). Pure but for that reader.
+ */
+function suiteFromTests(all, o) {
+    const chosen = all.filter((t) => isWrapperTest(t) && inSuite(t, o.suite));
+    if (chosen.length === 0 && all.some((t) => isItestTest(t) && inSuite(t, o.suite)))
+        // Their tests are a manifest's already: importing them would only run the same tests through a detour.
+        throw new UserError(`${o.origin}: the tests${o.suite ? ` of suite "${o.suite}"` : ''} run itest itself (\`itest test NAME\`), not integration-test-wrapper.py. Fix: run \`itest run --config <the --config they pass>\`, or \`meson test\` as they are registered`);
+    if (chosen.length === 0) {
+        const suites = [...new Set(all.filter(isWrapperTest).flatMap((t) => t.suite))];
+        throw new UserError(`${o.origin}: no test runs integration-test-wrapper.py${o.suite ? ` in suite "${o.suite}"` : ''} (of ${all.length} tests${suites.length ? `; wrapper suites: ${suites.join(', ')}` : ''}). Fix: ${o.suite ? 'pick one of those suites' : 'configure with the integration tests enabled (systemd: -Dintegration-tests=true)'}`);
+    }
+    if (chosen.length > INPUT_LIMITS.tests)
+        throw new UserError(`${o.origin}: ${chosen.length} tests are more than the ${INPUT_LIMITS.tests} itest runs`);
+    let sourceDir;
+    const tests = chosen.map((t) => {
+        let imported;
+        try {
+            imported = wrapperTestSpec(t, o.cwd, o.now);
+        }
+        catch (e) {
+            throw new UserError(`${o.origin}: ${e.message}. Fix: update itest, or change the test's registration in meson.build`);
+        }
+        // Names become file and machine names: the rules of a discovered unit's name hold here too.
+        const bad = discoveredUnitProblem(`${imported.spec.name}.service`) ?? discoveredUnitProblem(imported.spec.unit);
+        if (bad)
+            throw new UserError(`${o.origin}: test ${t.name}: ${bad}`);
+        sourceDir ??= imported.sourceDir;
+        for (const f of imported.credentialFiles) {
+            let value;
+            try {
+                value = o.readFile(f);
+            }
+            catch (e) {
+                throw new UserError(`${o.origin}: test ${imported.spec.name}: --credential ${f}: ${e.message}. Fix: run from the build directory meson configured, or regenerate it`);
+            }
+            imported.spec.credentials[(0,external_node_path_.basename)(f)] = value;
+        }
+        return imported.spec;
+    });
+    const collisions = nameCollisions(tests.map((t) => t.name));
+    if (collisions.length > 0)
+        throw new UserError(`${o.origin}: ${collisions.join('; ')}`);
+    return {
+        origin: o.origin,
+        tests,
+        ...(sourceDir ? { sourceDir } : {}),
+        ignored: all.length - chosen.length,
+    };
+}
+/** `meson introspect --tests DIR`'s output, or the saved JSON file. */
+async function readIntrospection(path, meson = 'meson') {
+    if (!(0,external_node_fs_.existsSync)(path))
+        throw new UserError(`--meson-build-dir ${path}: no such file or directory. ${FIX}`);
+    if ((0,external_node_fs_.statSync)(path).isFile())
+        return readInputFile(path, MAX_INTROSPECTION_BYTES, 'meson test introspection');
+    const r = await runCommand([meson, 'introspect', '--tests', path], { timeoutMs: 120_000 });
+    if (r.spawnError)
+        throw new UserError(`--meson-build-dir ${path}: cannot run ${meson}: ${r.spawnError.message}. Fix: install meson (apt-get install meson), or pass the JSON of \`meson introspect --tests\``);
+    if (r.code !== 0)
+        throw new UserError(`--meson-build-dir ${path}: \`${meson} introspect --tests\` failed (${r.code ?? r.signal}): ${r.stderr.trim().split('\n').slice(-3).join(' ')}. ${FIX}`);
+    return r.stdout;
+}
+/** Reads and imports a meson suite from a build directory or a saved introspection. */
+async function loadMesonSuite(path, o) {
+    const text = await readIntrospection(path);
+    const all = parseIntrospection(text, path);
+    // meson runs a test without a workdir in the build directory: relative credential paths start there.
+    const cwd = (0,external_node_fs_.statSync)(path).isFile() ? (0,external_node_path_.dirname)(path) : path;
+    return suiteFromTests(all, {
+        origin: path,
+        ...(o.suite ? { suite: o.suite } : {}),
+        cwd,
+        now: o.now ?? new Date(),
+        readFile: (f) => (0,external_node_fs_.readFileSync)(f, 'utf8'),
+    });
+}
+/**
+ * The mkosi config of a meson build directory: its source directory (meson-info/meson-info.json) or one of
+ * up to three parents holding mkosi/mkosi.conf, the way systemd's wrapper looks. Undefined when none is
+ * found or the path is a saved introspection (which names no source directory of its own).
+ */
+function mesonMkosiDir(buildDir) {
+    const info = (0,external_node_path_.join)(buildDir, 'meson-info', 'meson-info.json');
+    if (!(0,external_node_fs_.existsSync)(info))
+        return undefined;
+    let source;
+    try {
+        source = JSON.parse((0,external_node_fs_.readFileSync)(info, 'utf8')).directories
+            ?.source;
+    }
+    catch {
+        return undefined;
+    }
+    if (typeof source !== 'string')
+        return undefined;
+    let dir = (0,external_node_path_.resolve)(source);
+    for (let i = 0; i < 4; i++) {
+        if ((0,external_node_fs_.existsSync)((0,external_node_path_.join)(dir, 'mkosi', 'mkosi.conf')))
+            return (0,external_node_path_.join)(dir, 'mkosi');
+        const up = (0,external_node_path_.dirname)(dir);
+        if (up === dir)
+            break;
+        dir = up;
+    }
+    return undefined;
+}
+
+;// CONCATENATED MODULE: ./src/config/systemd-env.ts
+
+const SYSTEMD_ENV = [
+    {
+        variable: 'TEST_MATCH_SUBTEST',
+        meaning: 'run only the subtests matching this regex',
+        effect: "set in the test unit's environment by its drop-in (Environment=), as the wrapper does",
+    },
+    {
+        variable: 'TEST_MATCH_TESTCASE',
+        meaning: 'run only the test cases matching this regex',
+        effect: "set in the test unit's environment by its drop-in (Environment=), as the wrapper does",
+    },
+    {
+        variable: 'TEST_SKIP',
+        meaning: 'skip the tests whose name contains one of these words (blank-separated)',
+        effect: 'those tests are reported as skipped without a VM',
+    },
+    {
+        variable: 'TEST_SAVE_JOURNAL',
+        meaning: "0: keep no journal, 1: keep every test's, fail (the default): keep failed tests'",
+        effect: '1 is --keep all, fail and 0 are --keep failed (itest always keeps the logs of failed tests)',
+    },
+    {
+        variable: 'TEST_SHELL',
+        meaning: '1: boot the default target and leave a shell on the terminal',
+        effect: '--shell',
+    },
+    { variable: 'TEST_NO_KVM', meaning: '1: do not use KVM', effect: '--kvm no' },
+    {
+        variable: 'TEST_NO_QEMU',
+        meaning: '1: skip the tests that need a VM (--vm)',
+        effect: 'the tests registered with --vm are reported as skipped',
+    },
+    {
+        variable: 'SYSTEMD_SLOW_TESTS',
+        meaning: '1: also run the tests registered with --slow',
+        effect: 'without it, the --slow tests are reported as skipped',
+    },
+    {
+        variable: 'MESON_TEST_ITERATION',
+        meaning: "meson test --repeat's iteration, appended to the VM's machine name",
+        effect: "none needed: itest's machine names are unique per run and attempt (use --repeat for iterations)",
+    },
+];
+/** `bool(int(value))` as the wrapper reads its switches; anything else is an error naming the variable. */
+function flag(env, name) {
+    const v = env[name]?.trim();
+    if (v === undefined || v === '')
+        return false;
+    if (!/^[+-]?\d+$/.test(v))
+        throw new UserError(`environment variable ${name}="${v}": not a number. Fix: set it to 1 or 0`);
+    return Number(v) !== 0;
+}
+function systemdEnvironment(env) {
+    const settings = {};
+    const save = env.TEST_SAVE_JOURNAL?.trim();
+    if (save !== undefined && save !== '') {
+        if (!['0', '1', 'fail'].includes(save))
+            throw new UserError(`environment variable TEST_SAVE_JOURNAL="${save}": not one of 0, 1, fail. Fix: set one of them or unset it`);
+        settings.keep = save === '1' ? 'all' : 'failed';
+    }
+    if (flag(env, 'TEST_SHELL'))
+        settings.shell = 'true';
+    if (flag(env, 'TEST_NO_KVM'))
+        settings.kvm = 'no';
+    const unitEnvironment = {};
+    for (const name of ['TEST_MATCH_SUBTEST', 'TEST_MATCH_TESTCASE']) {
+        const v = env[name];
+        if (!v)
+            continue;
+        if (/[\n\r]/.test(v))
+            throw new UserError(`environment variable ${name}: a line break cannot go into Environment=. Fix: use a regex without one`);
+        unitEnvironment[name] = v;
+    }
+    const words = (env.TEST_SKIP ?? '').split(/\s+/).filter(Boolean);
+    const noQemu = flag(env, 'TEST_NO_QEMU');
+    const slow = flag(env, 'SYSTEMD_SLOW_TESTS');
+    return {
+        settings,
+        unitEnvironment,
+        skip(spec) {
+            const word = words.find((w) => spec.name.includes(w));
+            if (word)
+                return `TEST_SKIP contains "${word}"`;
+            if (noQemu && spec.vm)
+                return 'TEST_NO_QEMU=1 and the test needs a VM (--vm)';
+            if (spec.slow && !slow)
+                return 'a slow test (--slow) and SYSTEMD_SLOW_TESTS=1 is not set';
+            return undefined;
+        },
+    };
+}
+/** The specs with the environment's skips and unit environment applied (a test's own skip stays). */
+function applySystemdEnvironment(specs, fx) {
+    return specs.map((s) => {
+        const out = { ...s };
+        const skip = s.skip ?? fx.skip(s);
+        if (skip)
+            out.skip = skip;
+        if (Object.keys(fx.unitEnvironment).length > 0)
+            out.unitEnvironment = { ...fx.unitEnvironment, ...s.unitEnvironment };
+        return out;
+    });
+}
+
+;// CONCATENATED MODULE: ./schemas/shard-plan.schema.json
+const shard_plan_schema_namespaceObject = /*#__PURE__*/JSON.parse('{"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://github.com/systemd/itest-action/raw/v1/schemas/shard-plan.schema.json","title":"itest shard plan, version 1","description":"What `itest plan --shards N --json` writes and `itest run --plan P --shard N`, `itest report --merge --plan P` and the action\'s `plan` input read: which tests each shard runs.","type":"object","required":["version","id","total","basis","shards"],"properties":{"version":{"const":1},"id":{"description":"Digest of the assignment; each shard\'s results carry it, so a merge never mixes two plans\' shards.","type":"string","minLength":1,"maxLength":128},"total":{"description":"Number of shards (the length of shards).","type":"integer","minimum":1,"maximum":64},"basis":{"description":"What the planned costs came from.","enum":["durations","timeouts"]},"shards":{"type":"array","minItems":1,"maxItems":64,"items":{"type":"object","required":["index","tests","plannedSeconds"],"properties":{"index":{"description":"1-based, in order.","type":"integer","minimum":1,"maximum":64},"tests":{"description":"Names of the shard\'s tests; never empty (an empty shard would be a job that boots nothing).","type":"array","minItems":1,"maxItems":10000,"items":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._@+-]*$","maxLength":100}},"plannedSeconds":{"description":"Sum of the expected VM-seconds of its tests.","type":"number","minimum":0}}}},"durations":{"description":"Known durations (seconds by test name) the plan used.","type":"object","maxProperties":10000,"additionalProperties":{"type":"number","minimum":0}}}}');
+;// CONCATENATED MODULE: ./src/config/shard-plan.ts
+/**
+ * The shard plan as a file format: what `itest plan --json` writes and `itest run --plan --shard` and the
+ * action read, and how one shard's part is taken out of it. Pure. (shard/plan-shards.ts makes plans.)
+ */
+
+
+
+
+
+const SHARD_PLAN_VERSION = 1;
+/** `auto` aims at shards of about this many VM-seconds each. */
+const AUTO_SHARD_SECONDS = 600;
+const MAX_SHARDS = 64;
+function parseShardCount(v, field = '--shards') {
+    if (v === 'auto')
+        return 'auto';
+    if (/^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= MAX_SHARDS)
+        return Number(v);
+    throw new UserError(`${field}: "${v}" must be auto or a whole number from 1 to ${MAX_SHARDS}`);
+}
+const validatePlan = new ajv.Ajv({ strict: false }).compile(shard_plan_schema_namespaceObject);
+/**
+ * Reads a plan given as JSON text (file or workflow output): schema (schemas/shard-plan.schema.json), then
+ * what a schema cannot say: one shard per index in order, as many as `total`, each test in one shard.
+ */
+function parseShardPlan(text, origin) {
+    const hint = 'pass the output of `itest plan --shards N --json`';
+    if (text.length > INPUT_LIMITS.planBytes)
+        throw new UserError(`${origin}: ${text.length} characters, more than the ${INPUT_LIMITS.planBytes} bytes of a shard plan itest reads; ${hint}`);
+    const notA = `not a shard plan of version ${SHARD_PLAN_VERSION}`;
+    const p = checkSchema(validatePlan, parseJsonInput(text, origin, hint), origin, notA, hint);
+    const wrong = (field, message) => new UserError(`${origin}: ${notA}: ${field}: ${message}; ${hint}`);
+    if (p.shards.length !== p.total)
+        throw wrong('shards', `${p.shards.length} shards, but total says ${p.total}`);
+    const shardOfTest = new Map();
+    let tests = 0;
+    p.shards.forEach((s, i) => {
+        if (s.index !== i + 1)
+            throw wrong(`shards[${i}].index`, `is ${s.index}, expected ${i + 1} (shards in order)`);
+        tests += s.tests.length;
+        for (const name of s.tests) {
+            const other = shardOfTest.get(name);
+            if (other !== undefined)
+                throw wrong(`shards[${i}].tests`, `test ${name} is in shard ${other} and in shard ${s.index}`);
+            shardOfTest.set(name, s.index);
+        }
+    });
+    if (tests > INPUT_LIMITS.tests)
+        throw wrong('shards', `${tests} tests, more than the ${INPUT_LIMITS.tests} itest runs`);
+    return p;
+}
+function shardOf(plan, index, origin) {
+    const s = plan.shards[index - 1];
+    if (!s)
+        throw new UserError(`${origin}: shard ${index} does not exist; the plan has shards 1 to ${plan.total}`);
+    return s;
+}
+/** What a run of one shard needs: its tests, what to record in results.json, and the plan's durations. */
+function selectShard(plan, index, origin) {
+    const s = shardOf(plan, index, origin);
+    // An empty list of tests selects every test: an empty shard must run nothing instead (planShards never
+    // makes one, and a plan read from a file has none: the schema refuses it).
+    if (s.tests.length === 0)
+        throw new UserError(`${origin}: shard ${index} of plan ${plan.id} has no tests: nothing to run. Fix: make the plan with \`itest plan --shards N --json\`, which never makes an empty shard`);
+    return {
+        tests: s.tests,
+        shard: { planId: plan.id, index: s.index, total: plan.total, plannedSeconds: s.plannedSeconds },
+        ...(plan.durations ? { durations: plan.durations } : {}),
+    };
+}
+
+;// CONCATENATED MODULE: ./src/config/run-config.ts
+/**
+ * RunConfig: the one typed, validated model both front doors produce, through one builder
+ * (buildRunConfig) from the raw strings each front door has; the settings, their docs and defaults are
+ * the table in settings.ts.
+ */
+
+
+
+
+
+
+
+
+
+const DEFAULT_OUTPUT = SETTINGS.output.default;
+/** The config directory: the given one, else the current directory when it holds mkosi.conf, else ./mkosi. */
+function resolveConfigDir(cwd, given, door = 'cli') {
+    const name = spell(door, 'config');
+    if (given) {
+        const dir = (0,external_node_path_.resolve)(cwd, given);
+        if (!(0,external_node_fs_.existsSync)(dir))
+            throw new UserError(`${spell(door, 'config', given)}: no such directory`);
+        if (!(0,external_node_fs_.existsSync)((0,external_node_path_.join)(dir, 'mkosi.conf')) && (0,external_node_fs_.existsSync)((0,external_node_path_.join)(dir, 'mkosi', 'mkosi.conf')))
+            return (0,external_node_path_.join)(dir, 'mkosi');
+        if (!(0,external_node_fs_.existsSync)((0,external_node_path_.join)(dir, 'mkosi.conf')) && !(0,external_node_fs_.existsSync)((0,external_node_path_.join)(dir, 'mkosi.conf.d'))) {
+            throw new UserError(`${spell(door, 'config', given)}: no mkosi.conf in ${dir} (nor in ${(0,external_node_path_.join)(dir, 'mkosi')}). Fix: point ${name} at the directory holding mkosi.conf`);
+        }
+        return dir;
+    }
+    if ((0,external_node_fs_.existsSync)((0,external_node_path_.join)(cwd, 'mkosi.conf')))
+        return cwd;
+    if ((0,external_node_fs_.existsSync)((0,external_node_path_.join)(cwd, 'mkosi', 'mkosi.conf')))
+        return (0,external_node_path_.join)(cwd, 'mkosi');
+    throw new UserError(`no mkosi.conf in ${cwd} or ${(0,external_node_path_.join)(cwd, 'mkosi')}. Fix: run from your project or set ${name}`);
+}
+function defaultCacheDir(env) {
+    if (env.ITEST_CACHE_DIR)
+        return env.ITEST_CACHE_DIR;
+    const xdg = env.XDG_CACHE_HOME && (0,external_node_path_.isAbsolute)(env.XDG_CACHE_HOME)
+        ? env.XDG_CACHE_HOME
+        : (0,external_node_path_.join)(env.HOME ?? (0,external_node_os_namespaceObject.homedir)(), '.cache');
+    return (0,external_node_path_.join)(xdg, 'itest');
+}
+function defaultManifest(configDir) {
+    return (0,external_node_path_.join)(configDir, MANIFEST_NAME);
+}
+/** The mkosi command: --mkosi, else $ITEST_MKOSI, else `mkosi` on PATH. One executable, no shell. */
+function mkosiCommand(flag, env) {
+    return [flag ?? env.ITEST_MKOSI ?? 'mkosi'];
+}
+/** Reads raw settings as typed values, defaults from settings.ts, errors naming the setting as spelled. */
+function settingReader(raw, door) {
+    const name = (k) => spell(door, k);
+    const str = (k) => {
+        const v = raw[k];
+        const t = (Array.isArray(v) ? v.join(',') : v)?.trim();
+        return t ? t : SETTINGS[k].default || undefined;
+    };
+    return {
+        name,
+        str,
+        list(k) {
+            const v = raw[k];
+            return (Array.isArray(v) ? v : (v ?? '').split(/[\n,]/)).map((x) => x.trim()).filter(Boolean);
+        },
+        choice(k) {
+            const v = str(k);
+            const allowed = SETTINGS[k].choices ?? [];
+            if (!allowed.includes(v))
+                throw new UserError(`${name(k)}: "${v}" is not one of ${allowed.join(', ')}`);
+            return v;
+        },
+        bool(k) {
+            const v = str(k) ?? '';
+            if (/^(true|yes|1)$/i.test(v))
+                return true;
+            if (/^(false|no|0)$/i.test(v))
+                return false;
+            throw new UserError(`${name(k)}: "${v}" is not a boolean; use true or false`);
+        },
+        /** A number within the setting's bounds (settings.ts). */
+        number(k) {
+            const v = str(k);
+            if (v === undefined)
+                return undefined;
+            const { min, max, integer } = SETTINGS[k].bounds;
+            const n = Number(v);
+            if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min || n > max)
+                throw new UserError(`${name(k)}: "${v}" must be a ${integer ? 'whole ' : ''}number from ${min} to ${max}`);
+            return n;
+        },
+    };
+}
+/**
+ * Why a timeout (seconds) times a scale is no timeout the engine can arm (settings.ts SCALED_TIMEOUT), or
+ * undefined when it is one. The scale is the one the user set; without one it is 1 or 3 (TCG), which
+ * the bounds of `timeout` keep within range.
+ */
+function scaledTimeoutProblem(timeout, scale, door) {
+    const scaled = Math.round(timeout * scale);
+    const what = `${timeout} s x ${spell(door, 'timeoutScale', String(scale))} = ${scaled} s`;
+    if (scaled < SCALED_TIMEOUT.min)
+        return `${what}: the test would time out the moment it starts. Fix: raise the timeout or the scale (at least ${SCALED_TIMEOUT.min} s after scaling)`;
+    if (scaled > SCALED_TIMEOUT.max)
+        return `${what}: longer than the ${SCALED_TIMEOUT.max} s a timer can wait (it would fire at once). Fix: lower the timeout or the scale`;
+    return undefined;
+}
+/** A shard: the plan and its index go together, and the plan selects the tests. */
+function applyShard(cfg, read, ctx) {
+    const shard = read.number('shard');
+    if ((ctx.plan === undefined) !== (shard === undefined))
+        throw new UserError(`${spellPair(ctx.door, 'plan', 'shard').full} go together: the shard plan and which of its shards this run is`);
+    let planned;
+    if (ctx.plan && shard !== undefined) {
+        if (cfg.tests.length > 0 || cfg.tags.length > 0)
+            throw new UserError(`${read.name('shard')} selects the tests of its shard; leave ${spellPair(ctx.door, 'tests', 'tags').bare} empty`);
+        planned = selectShard(ctx.plan, shard, read.name('shard'));
+        cfg.tests = planned.tests;
+        cfg.shard = { ...planned.shard, attempt: ctx.runAttempt ?? 1 };
+    }
+    // Durations given with the run win over the ones the plan was made with.
+    const durations = ctx.durations ?? planned?.durations;
+    if (durations)
+        cfg.durations = durations;
+}
+const definedOnly = (raw) => Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined && (Array.isArray(v) || v.trim() !== '')));
+/** The meson suite settings, and the mkosi config they imply when the config is not given. */
+function mesonSettings(raw, ctx) {
+    const read = settingReader(raw, ctx.door);
+    const dir = read.str('mesonBuildDir');
+    const suite = read.str('mesonSuite');
+    if (!dir) {
+        if (suite)
+            throw new UserError(`${read.name('mesonSuite')} picks a suite of ${read.name('mesonBuildDir')}: set that too`);
+        return {};
+    }
+    if (read.str('manifest'))
+        throw new UserError(`${spellPair(ctx.door, 'manifest', 'mesonBuildDir').bare} are two sources of tests: leave one of them out`);
+    const buildDir = (0,external_node_path_.resolve)(ctx.cwd, dir);
+    const out = { buildDir };
+    if (suite)
+        out.suite = suite;
+    if (!read.str('config')) {
+        const found = mesonMkosiDir(buildDir);
+        if (!found)
+            throw new UserError(`${read.name('mesonBuildDir')} ${dir}: ${(0,external_node_fs_.existsSync)((0,external_node_path_.join)(buildDir, 'meson-info')) ? 'no mkosi/mkosi.conf in its source directory or the three above it' : 'no meson build directory (a saved introspection names no source directory)'}. Fix: set ${read.name('config')} to the mkosi config (systemd: <source>/mkosi)`);
+        out.configDir = found;
+    }
+    return out;
+}
+/** Turns raw settings into a RunConfig: defaults from settings.ts, every error naming the setting. */
+function buildRunConfig(given, ctx) {
+    const meson = mesonSettings(given, ctx);
+    // A meson suite takes systemd's environment variables (TEST_SHELL, ...); explicit settings win.
+    const raw = meson.buildDir ? { ...systemdEnvironment(ctx.env).settings, ...definedOnly(given) } : given;
+    const read = settingReader(raw, ctx.door);
+    const { str, list, choice, bool } = read;
+    const cwd = ctx.cwd;
+    let configDir;
+    try {
+        configDir = resolveConfigDir(cwd, str('config') ?? meson.configDir, ctx.door);
+    }
+    catch (e) {
+        if (!ctx.configOptional)
+            throw e;
+        configDir = (0,external_node_path_.resolve)(cwd, str('config') ?? '.');
+    }
+    const manifest = str('manifest');
+    const cacheDir = str('cacheDir');
+    const cfg = {
+        configDir,
+        manifestPath: manifest ? (0,external_node_path_.resolve)(cwd, manifest) : defaultManifest(configDir),
+        ...(meson.buildDir ? { mesonBuildDir: meson.buildDir } : {}),
+        ...(meson.suite ? { mesonSuite: meson.suite } : {}),
+        outputDir: (0,external_node_path_.resolve)(cwd, str('output')),
+        tests: list('tests'),
+        tags: list('tags'),
+        transport: choice('transport'),
+        kvm: choice('kvm'),
+        keep: choice('keep'),
+        mkosi: mkosiCommand(str('mkosi'), ctx.env),
+        cacheDir: cacheDir ? (0,external_node_path_.resolve)(cwd, cacheDir) : (ctx.cacheDir ?? defaultCacheDir(ctx.env)),
+        useCache: bool('cache'),
+        hashKey: str('hashKey') ?? '',
+        hashGlobs: list('hashGlobs'),
+        keyPrefix: str('keyPrefix'),
+        imagePolicy: choice('imagePolicy'),
+        invokedAs: ctx.invokedAs,
+        door: ctx.door,
+        env: ctx.env,
+    };
+    const jobs = read.number('jobs');
+    const timeout = read.number('timeout');
+    const timeoutScale = read.number('timeoutScale');
+    if (timeout !== undefined && timeoutScale !== undefined) {
+        const problem = scaledTimeoutProblem(timeout, timeoutScale, ctx.door);
+        if (problem)
+            throw new UserError(`${spell(ctx.door, 'timeout', String(timeout))}: ${problem}`);
+    }
+    if (jobs !== undefined)
+        cfg.jobs = jobs;
+    const repeat = read.number('repeat');
+    if (repeat !== undefined && repeat > 1)
+        cfg.repeat = repeat;
+    if (timeout !== undefined)
+        cfg.timeout = timeout;
+    if (timeoutScale !== undefined)
+        cfg.timeoutScale = timeoutScale;
+    const imageDir = str('imageDir');
+    if (imageDir)
+        cfg.imageDir = (0,external_node_path_.resolve)(cwd, imageDir);
+    if (str('shell') !== undefined && bool('shell'))
+        cfg.shell = true;
+    const expectedKey = str('expectedKey');
+    if (expectedKey)
+        cfg.expectedKey = expectedKey;
+    applyShard(cfg, read, ctx);
+    return cfg;
+}
+
+;// CONCATENATED MODULE: ./src/engine/load-tests.ts
+/** Loads the manifest, discovers units and selects tests: everything that can fail before a VM starts. */
+
+
+
+
+
+
+
+
+async function loadTests(cfg) {
+    // No tests selects every test; a shard's empty list must select none (selectShard refuses one already).
+    if (cfg.shard && cfg.tests.length === 0)
+        throw new UserError(`${spell(cfg.door ?? 'cli', 'shard', String(cfg.shard.index))}: the shard has no tests: nothing to run`);
+    const { manifest, all } = cfg.mesonBuildDir
+        ? await mesonTests(cfg.mesonBuildDir, cfg.mesonSuite, cfg.env ?? {})
+        : await manifestTests(cfg.manifestPath, cfg.configDir, cfg.door);
+    const selected = selectTests(all, { tests: cfg.tests, tags: cfg.tags }, cfg.door).map((t) => cfg.timeout !== undefined ? { ...t, timeout: cfg.timeout } : t);
+    // A scale the user set can take a valid timeout out of what the engine can arm (1 and 3 cannot).
+    if (cfg.timeoutScale !== undefined)
+        for (const t of selected) {
+            const problem = scaledTimeoutProblem(t.timeout, cfg.timeoutScale, cfg.door ?? 'cli');
+            if (problem)
+                throw new UserError(`${cfg.timeout !== undefined ? spell(cfg.door ?? 'cli', 'timeout', String(cfg.timeout)) : `${manifest.path}: test ${t.name}: timeout`}: ${problem}`);
+        }
+    return { manifest, all, selected };
+}
+async function manifestTests(path, configDir, door) {
+    const manifest = await loadManifest(path, door);
+    const units = await findUnitFiles(configDir, manifest.discover?.extraTrees);
+    return { manifest, all: resolveTests(manifest, units) };
+}
+/** A meson suite's tests, with systemd's environment variables applied; no manifest (an empty one). */
+async function mesonTests(buildDir, suite, env) {
+    const imported = await loadMesonSuite(buildDir, suite ? { suite } : {});
+    const manifest = { path: imported.origin, version: 1, defaults: {}, tests: [] };
+    return { manifest, all: applySystemdEnvironment(imported.tests, systemdEnvironment(env)) };
 }
 
 ;// CONCATENATED MODULE: ./src/host/verdict-cache.ts
@@ -37087,6 +37671,34 @@ async function ensureImage(p) {
             'and that this job computes the same key (same config, mkosi version and architecture).', ExitCode.imageBuildFailed);
     if (p.signal?.aborted)
         throw notBuilt();
+    const claim = p.cache.claimBuild
+        ? await p.cache
+            .claimBuild(p.key, {
+            ...(p.signal ? { signal: p.signal } : {}),
+            ...(p.onBuildWait ? { onWait: p.onBuildWait } : {}),
+        })
+            .catch((e) => {
+            if (p.signal?.aborted)
+                throw notBuilt();
+            throw e;
+        })
+        : undefined;
+    if (claim && 'restored' in claim)
+        return {
+            dir: claim.restored.dir,
+            cache: 'hit',
+            detail: `${claim.restored.detail} (built by another run while this one waited)`,
+            restoreSeconds: seconds(performance.now() - t0),
+        };
+    try {
+        return await buildAndSave(p, restored.detail, restoreSeconds);
+    }
+    finally {
+        await claim?.release();
+    }
+}
+/** A miss: build into the cache's scratch, then save. */
+async function buildAndSave(p, missDetail, restoreSeconds) {
     const dir = await p.cache.buildDir(p.key);
     const argv = buildArgv(p.mkosi, p.configDir, dir);
     p.onBuildStart?.(argv);
@@ -37134,7 +37746,7 @@ async function ensureImage(p) {
     return {
         dir: saved,
         cache: 'miss',
-        detail: restored.detail,
+        detail: missDetail,
         restoreSeconds,
         buildSeconds,
         saveSeconds: seconds(performance.now() - t2),
@@ -37185,6 +37797,95 @@ async function isAlive(token) {
     return (await startTime(id.pid)) === id.start;
 }
 
+;// CONCATENATED MODULE: ./src/image/token-lock.ts
+/**
+ * A file that one live process holds: its content is the holder's token (live-process.ts), so whether the
+ * holder still runs is known from the file alone, whatever ended it (SIGKILL included). The image cache's
+ * build lock and the host's VM slots are such files.
+ *
+ * Taking is exclusive: the token is written to a file of this process first, then hard-linked to the
+ * lock's name (link(2) fails on an existing name), so nobody ever sees a lock without its holder. Breaking
+ * a dead holder's lock renames it aside first and checks what it moved: should a live process have taken
+ * the name in between (two breakers of one dead lock), its file goes back. The one race left (a third
+ * process taking the name in the instant before it goes back) needs a dead holder and three processes
+ * within microseconds; it costs one VM over the budget, never a lost image.
+ */
+
+
+
+const code = (e) => e.code ?? '';
+/** Takes the lock at path for this process; false when another holds it. */
+async function takeLock(path) {
+    const me = await selfToken();
+    const mine = `${path}.${me}.${(0,external_node_crypto_namespaceObject.randomBytes)(4).toString('hex')}`;
+    await (0,promises_namespaceObject.writeFile)(mine, me, { flag: 'wx' });
+    try {
+        await (0,promises_namespaceObject.link)(mine, path);
+        return true;
+    }
+    catch (e) {
+        if (code(e) === 'EEXIST')
+            return false;
+        throw e;
+    }
+    finally {
+        await (0,promises_namespaceObject.rm)(mine, { force: true });
+    }
+}
+/** The token of the lock's holder; undefined when nobody holds it. */
+async function lockHolder(path) {
+    return (0,promises_namespaceObject.readFile)(path, 'utf8').then((t) => t.trim(), () => undefined);
+}
+/**
+ * Removes the lock when its holder is gone; true when the lock is free now (broken, or released
+ * meanwhile), false while a live process holds it.
+ */
+async function breakIfDead(path) {
+    const holder = await lockHolder(path);
+    if (holder === undefined)
+        return true;
+    if (holder === (await selfToken()) || (await isAlive(holder)))
+        return false;
+    const aside = `${path}.dead-${(0,external_node_crypto_namespaceObject.randomBytes)(4).toString('hex')}`;
+    try {
+        await (0,promises_namespaceObject.rename)(path, aside);
+    }
+    catch (e) {
+        if (code(e) === 'ENOENT')
+            return true;
+        throw e;
+    }
+    if ((await lockHolder(aside)) !== holder) {
+        // A live process took the name after we read it: its lock goes back (unless the name is taken again).
+        await (0,promises_namespaceObject.link)(aside, path).catch(() => { });
+        await (0,promises_namespaceObject.rm)(aside, { force: true });
+        return false;
+    }
+    await (0,promises_namespaceObject.rm)(aside, { force: true });
+    return true;
+}
+/** Releases the lock if this process holds it (never someone else's). */
+async function releaseLock(path) {
+    if ((await lockHolder(path)) === (await selfToken()))
+        await (0,promises_namespaceObject.rm)(path, { force: true });
+}
+/** Sleeps ms, or rejects with the signal's reason when it aborts first. */
+function pause(ms, signal) {
+    return new Promise((resolve, reject) => {
+        if (signal?.aborted)
+            return reject(signal.reason);
+        const timer = setTimeout(() => {
+            signal?.removeEventListener('abort', onAbort);
+            resolve();
+        }, ms);
+        const onAbort = () => {
+            clearTimeout(timer);
+            reject(signal.reason);
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+    });
+}
+
 ;// CONCATENATED MODULE: ./src/image/local-cache.ts
 /**
  * ImageCache in a local directory, safe for several runs on one machine at once (by-hand sharding starts
@@ -37196,12 +37897,15 @@ async function isAlive(token) {
  *                                   across PID reuse); no image is deleted while a run named there lives
  *   build/<key>.<token>[.old-<hex>] a run's scratch: its build, or an image on its way out; removed by
  *                                   whoever finds that run gone (failed, cancelled or killed builds)
+ *   locks/<key>                     the build lock (token-lock.ts): the one run building <key>; others that
+ *                                   miss wait for its image, and build themselves only once it is gone
  *
  * Prune hides an image (marker renamed to .doomed) before it looks for users one last time, so a run
  * either finds the marker and is seen, or misses: the directory never goes while a run holds it.
  * VMs boot straight from images/<key> (mkosi --ephemeral copies the disk per VM), so a hit costs no copy.
  * Keeps the newest few images; older ones only once no live run uses them.
  */
+
 
 
 
@@ -37213,16 +37917,16 @@ const KEY = /^[A-Za-z0-9._-]+$/;
 const SCRATCH = /\.(\d+-\d+-[0-9a-f]{8})(?:\.old-[0-9a-f]+)?$/;
 /** What itest wrote there before tokens: `<key>.<pid>`. */
 const LEGACY_SCRATCH = /\.(\d+)$/;
-const code = (e) => e.code ?? '';
+const local_cache_code = (e) => e.code ?? '';
 /** rename(2) onto a directory that has entries. */
-const occupied = (e) => code(e) === 'ENOTEMPTY' || code(e) === 'EEXIST';
+const occupied = (e) => local_cache_code(e) === 'ENOTEMPTY' || local_cache_code(e) === 'EEXIST';
 function pidExists(pid) {
     try {
         process.kill(pid, 0);
         return true;
     }
     catch (e) {
-        return code(e) === 'EPERM';
+        return local_cache_code(e) === 'EPERM';
     }
 }
 class LocalImageCache {
@@ -37262,6 +37966,39 @@ class LocalImageCache {
     /** Ends this process's use of key before the process ends (which ends it too). */
     async release(key) {
         await (0,promises_namespaceObject.rm)((0,external_node_path_.join)(this.refs, `${key}@${await selfToken()}`), { force: true });
+    }
+    /**
+     * Many runs that miss at once (`meson test -j N` starts one itest per test) build once: the first takes
+     * the lock and builds, the others poll for its image; when the builder is gone without one (failed,
+     * killed), the next takes over.
+     */
+    async claimBuild(key, o = {}) {
+        this.dirFor(key);
+        const locks = (0,external_node_path_.join)(this.root, 'locks');
+        await (0,promises_namespaceObject.mkdir)(locks, { recursive: true });
+        const lock = (0,external_node_path_.join)(locks, key);
+        let told = false;
+        for (;;) {
+            if (await takeLock(lock)) {
+                // The builder before us may have saved between our miss and our lock.
+                const late = await this.restore(key);
+                if (late.hit) {
+                    await releaseLock(lock);
+                    return { restored: late };
+                }
+                return { release: () => releaseLock(lock) };
+            }
+            if (await breakIfDead(lock))
+                continue;
+            const done = await this.restore(key);
+            if (done.hit)
+                return { restored: done };
+            if (!told) {
+                told = true;
+                o.onWait?.((await lockHolder(lock)) ?? '?');
+            }
+            await pause(o.pollMs ?? 500, o.signal);
+        }
     }
     async buildDir(key) {
         this.dirFor(key);
@@ -37345,7 +38082,7 @@ class LocalImageCache {
             return aside;
         }
         catch (e) {
-            if (code(e) === 'ENOENT')
+            if (local_cache_code(e) === 'ENOENT')
                 return undefined;
             throw e;
         }
@@ -37581,6 +38318,7 @@ function renderRepeats(r) {
     out.push('');
     return out.map(plainText);
 }
+/** A failed test's block: reason, findings, the commands to read its logs and rerun it (as printed). */
 function failureBlock(t) {
     const out = [`--- ${t.name} (${t.status}): ${t.reason}`];
     for (const f of findings(t))
@@ -42193,6 +42931,7 @@ signal) {
                 ui.info(`image: cache miss for ${key}; building: ${argv.join(' ')} (log: ${buildLog})`);
                 ui.buildStart?.(argv, buildLog);
             },
+            onBuildWait: (holder) => ui.info(`image: another itest (process ${holder.split('-')[0]}) is building ${key}; waiting for it`),
             ...(ui.buildLine ? { onBuildLine: (line) => ui.buildLine?.(line) } : {}),
             ...(ui.buildEnd ? { onBuildEnd: (ok, s) => ui.buildEnd?.(ok, s) } : {}),
         });
@@ -42425,8 +43164,19 @@ const EMERGENCY_UNIT = 'itest-emergency-exit.service';
 /** PID 1's exit status when the test unit succeeds (systemd's own convention). */
 const SUCCESS_STATUS = 123;
 const port = (name) => `/dev/virtio-ports/${name}`;
-/** The drop-in that turns the unit's end into the VM's end, with a status line on the status port. */
-function testUnitDropin(unit, keepUp = false) {
+/**
+ * One `Environment=` assignment: double-quoted with C escapes, `%` doubled (unit files expand specifiers
+ * there). Values hold no line break (systemd-env.ts refuses one).
+ */
+function environmentLine(name, value) {
+    const quoted = `${name}=${value}`.replace(/[\\"]/g, (c) => `\\${c}`).replace(/%/g, '%%');
+    return `Environment="${quoted}"`;
+}
+/**
+ * The drop-in that turns the unit's end into the VM's end, with a status line on the status port; `env`
+ * goes into the unit's environment (TEST_MATCH_SUBTEST and the like, as systemd's wrapper passes them).
+ */
+function testUnitDropin(unit, keepUp = false, env = {}) {
     const lines = [
         keepUp
             ? '# Injected by itest (--shell): report how the test ended and keep the VM up.'
@@ -42440,7 +43190,7 @@ function testUnitDropin(unit, keepUp = false) {
             : ['SuccessAction=exit', `SuccessActionExitStatus=${SUCCESS_STATUS}`, 'FailureAction=exit']),
     ];
     if (unit.endsWith('.service')) {
-        lines.push('', '[Service]', 'StandardOutput=journal+console', 'StandardError=journal+console', `ExecStopPost=-/bin/sh -c 'echo "SERVICE_RESULT=$SERVICE_RESULT EXIT_CODE=$EXIT_CODE EXIT_STATUS=$EXIT_STATUS" > ${port(STATUS_PORT)}'`);
+        lines.push('', '[Service]', 'StandardOutput=journal+console', 'StandardError=journal+console', `ExecStopPost=-/bin/sh -c 'echo "SERVICE_RESULT=$SERVICE_RESULT EXIT_CODE=$EXIT_CODE EXIT_STATUS=$EXIT_STATUS" > ${port(STATUS_PORT)}'`, ...Object.entries(env).map(([k, v]) => environmentLine(k, v)));
     }
     return `${lines.join('\n')}\n`;
 }
@@ -42644,6 +43394,45 @@ function applyCoredumpPolicy(o, digest, p) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/results/qemu-killed.ts
+/**
+ * systemd's wrapper retries a VM test once when QEMU was killed (mkosi exit 247), and reports the second
+ * such failure as a skip ("failed due to QEMU crash"), since on some hosts QEMU crashes at random. itest
+ * retries infrastructure errors already (infra-retries); this turns the last one into that skip for the
+ * tests that ask for it (imported from systemd's meson suite). Pure.
+ */
+
+function skipWhenQemuKilled(o, mkosiExit, p, retriesLeft) {
+    if (!p.skipWhenQemuKilled || retriesLeft || p.exitStatus === MKOSI_QEMU_KILLED)
+        return o;
+    if (o.status !== 'error' || !o.infra || mkosiExit !== MKOSI_QEMU_KILLED)
+        return o;
+    return {
+        ...o,
+        status: 'skip',
+        infra: false,
+        reason: `${o.reason} again after its retry: skipped, as systemd's wrapper does for a QEMU crash`,
+    };
+}
+
+;// CONCATENATED MODULE: ./src/results/sanitizer-policy.ts
+function applySanitizerPolicy(o, digest, p) {
+    if (o.status !== 'pass' || !p.failOnSanitizer || p.shouldFail)
+        return o;
+    const exclude = p.sanitizerExclude ? new RegExp(p.sanitizerExclude) : undefined;
+    const reports = digest.sanitizers.filter((l) => {
+        const ident = /^([^:]*):/.exec(l)?.[1] ?? '';
+        return !exclude || !exclude.test(`${ident}:`);
+    });
+    if (reports.length === 0)
+        return o;
+    return {
+        ...o,
+        status: 'fail',
+        reason: `passed, but the journal holds ${reports.length} sanitizer report line${reports.length > 1 ? 's' : ''}: ${reports[0].slice(0, 160)}`,
+    };
+}
+
 ;// CONCATENATED MODULE: external "node:net"
 const external_node_net_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:net");
 ;// CONCATENATED MODULE: ./src/qemu/qmp.ts
@@ -42742,7 +43531,7 @@ function smbiosCredential(name, value) {
 /** Credentials the engine injects, then the test's own (which may override nothing of ours: names differ). */
 function guestCredentials(spec, transport, shell = false) {
     const creds = [
-        [`systemd.unit-dropin.${spec.unit}`, testUnitDropin(spec.unit, shell)],
+        [`systemd.unit-dropin.${spec.unit}`, testUnitDropin(spec.unit, shell, spec.unitEnvironment)],
         [`systemd.extra-unit.${EMERGENCY_UNIT}`, emergencyExitUnit()],
         ['systemd.unit-dropin.emergency.target', emergencyDropin()],
     ];
@@ -43816,6 +44605,8 @@ async function runAttempt(spec, vm, timeoutMs, env) {
 
 
 
+
+
 /** Whether another attempt is due after this outcome, given what was already retried. */
 function shouldRetry(a, used, spec) {
     if (a.status === 'error' && a.infra && used.infra < spec.infraRetries)
@@ -43886,7 +44677,9 @@ async function executeTestStep(run, ctx, queuedMs) {
         const machine = machineName(spec.name, ctx.runId, n);
         // Read per attempt: a rerun after KVM failed gets TCG, its vCPUs and its timeout scale.
         const accel = ctx.accelerator.now;
-        const timeoutSeconds = Math.round(spec.timeout * accel.timeoutScale);
+        const fullSeconds = Math.round(spec.timeout * accel.timeoutScale);
+        const leftSeconds = ctx.vmDeadline === undefined ? Infinity : Math.floor((ctx.vmDeadline - performance.now()) / 1000);
+        const timeoutSeconds = Math.max(1, Math.min(fullSeconds, leftSeconds));
         let vmStarted = false;
         const t0 = performance.now();
         const startedAt = new Date().toISOString();
@@ -43895,6 +44688,7 @@ async function executeTestStep(run, ctx, queuedMs) {
             machine,
             accel: accel.accel,
             cpus: spec.cpus ?? accel.defaultCpus,
+            ...(spec.firmware ? { firmware: spec.firmware } : {}),
             ...(ctx.shell ? { shell: true } : {}),
         }, timeoutSeconds * 1000, {
             ...ctx.attemptEnv,
@@ -43921,12 +44715,14 @@ async function executeTestStep(run, ctx, queuedMs) {
             ctx.onAttemptEnd?.(spec, attemptRun.hostError, false);
             break;
         }
-        const outcome = applyCoredumpPolicy(classify(attemptRun.raw, spec, timeoutSeconds), attemptRun.digest, spec);
+        const outcome = skipWhenQemuKilled(applySanitizerPolicy(applyCoredumpPolicy(classify(attemptRun.raw, spec, timeoutSeconds), attemptRun.digest, spec), attemptRun.digest, spec), attemptRun.raw.exitCode, spec, used.infra < spec.infraRetries);
         const aborted = ctx.attemptEnv.signal.aborted;
         const accelVerdict = accelRerun(attemptRun.raw, spec, ctx.accelerator);
         const rerunUnderTcg = accelVerdict === 'rerun' && !aborted && !ctx.shell;
         if (rerunUnderTcg)
             outcome.reason += '; rerunning under TCG';
+        if (outcome.status === 'timeout' && timeoutSeconds < fullSeconds)
+            outcome.reason += ` (cut short by the deadline; the test's timeout is ${fullSeconds} s)`;
         const attempt = {
             ...outcome,
             attempt: n,
@@ -44155,7 +44951,12 @@ async function loadDurations(path) {
 function rerunCommand(cfg, spec) {
     const rel = (p) => (0,external_node_path_.relative)(process.cwd(), p) || '.';
     const parts = [cfg.invokedAs, 'run', '--config', rel(cfg.configDir)];
-    if (cfg.manifestPath !== (0,external_node_path_.join)(cfg.configDir, 'itest.yaml'))
+    if (cfg.mesonBuildDir) {
+        parts.push('--meson-build-dir', rel(cfg.mesonBuildDir));
+        if (cfg.mesonSuite)
+            parts.push('--meson-suite', cfg.mesonSuite);
+    }
+    else if (cfg.manifestPath !== (0,external_node_path_.join)(cfg.configDir, 'itest.yaml'))
         parts.push('--manifest', rel(cfg.manifestPath));
     parts.push('--test', spec.name, '--keep', 'all');
     return parts.join(' ');
@@ -44199,6 +45000,7 @@ async function runTests(o) {
             signal,
         },
         rerun: (spec) => rerunCommand(cfg, spec),
+        ...(o.vmDeadline !== undefined ? { vmDeadline: o.vmDeadline } : {}),
         onAttemptStart: (spec, n, argv) => ui.testStart(spec, n, argv),
         onAttemptEnd: (spec, a, retry) => ui.testEnd(spec, a, retry),
     };
@@ -44210,14 +45012,27 @@ async function runTests(o) {
     let jobs = pool.slots;
     const tests = await runPool(selected.map(freshRun), () => slotsNow().slots, (run) => expected.get(run.spec.name), async (run) => {
         const { spec } = run;
+        // Left out on purpose (systemd's --skip, TEST_SKIP, ...): a skip with the reason, no VM.
+        if (spec.skip)
+            return { ...resultNotRun(spec, spec.skip, rerunCommand(cfg, spec)), status: 'skip' };
         if (signal.aborted && run.attempts.length === 0) {
             const why = typeof signal.reason === 'string' ? signal.reason : 'cancelled';
             return resultNotRun(spec, `${why} before it started`, rerunCommand(cfg, spec));
         }
         jobs = Math.max(jobs, slotsNow().slots);
-        // A test whose KVM attempt was stopped comes back to wait for a slot of the TCG pool.
-        const step = await executeTestStep(run, ctx, performance.now() - poolStart);
-        return 'done' in step ? step.done : requeue(step.again);
+        const release = o.gate ? await o.gate(slotsNow().slots, signal).catch(() => undefined) : async () => { };
+        if (!release) {
+            const why = typeof signal.reason === 'string' ? signal.reason : 'cancelled';
+            return resultNotRun(spec, `${why} while it waited for a VM slot of this host`, rerunCommand(cfg, spec));
+        }
+        try {
+            // A test whose KVM attempt was stopped comes back to wait for a slot of the TCG pool.
+            const step = await executeTestStep(run, ctx, performance.now() - poolStart);
+            return 'done' in step ? step.done : requeue(step.again);
+        }
+        finally {
+            await release();
+        }
     }, 
     // The attempt loop turns host errors into the test's result already: this is the net for the rest.
     (err, run) => resultNotRun(run.spec, `could not run: ${err instanceof Error ? err.message : String(err)}`, rerunCommand(cfg, run.spec)));
@@ -44832,6 +45647,8 @@ async function runEngine(cfg, ui, signal, deps = {}) {
             accelerator,
             layout: roundLayout,
             signal: runSignal,
+            ...(deps.vmGate ? { gate: deps.vmGate } : {}),
+            ...(deps.vmDeadline !== undefined ? { vmDeadline: deps.vmDeadline } : {}),
         });
         if (cfg.keep === 'failed')
             await dropPassingLogs(round.tests);
@@ -45398,11 +46215,307 @@ function stopOnSignals(tell) {
     return controller.signal;
 }
 
+;// CONCATENATED MODULE: ./src/results/meson.ts
+
+const MESON_EXIT = { pass: 0, fail: 1, skip: 77, error: 99 };
+/** The exitcode protocol's status for a result (or for no result at all: an error). */
+function mesonExitCode(status) {
+    switch (status) {
+        case 'pass':
+            return MESON_EXIT.pass;
+        case 'skip':
+            return MESON_EXIT.skip;
+        case 'fail':
+        case 'timeout':
+            return MESON_EXIT.fail;
+        default:
+            return MESON_EXIT.error;
+    }
+}
+/** Exit status with --tap: the stream carries pass, fail and skip; only an error is the exit's to say. */
+function mesonTapExitCode(status) {
+    return status === undefined || status === 'error' ? MESON_EXIT.error : MESON_EXIT.pass;
+}
+/** TAP descriptions are one line, and `#` starts a directive. */
+const desc = (s) => s.replace(/[\r\n]+/g, ' ').replace(/#/g, '\\#');
+function subtestPoint(n, s) {
+    const r = s.result.toLowerCase();
+    if (/^(pass|passed|ok|success)$/.test(r))
+        return [`ok ${n} - ${desc(s.name)}`];
+    if (/^(skip|skipped)$/.test(r))
+        return [`ok ${n} - ${desc(s.name)} # SKIP${s.message ? ` ${desc(s.message)}` : ''}`];
+    const out = [`not ok ${n} - ${desc(s.name)}`];
+    if (s.message)
+        out.push('  ---', `  message: ${JSON.stringify(s.message)}`, `  result: ${JSON.stringify(s.result)}`, '  ...');
+    return out;
+}
+/**
+ * The test as TAP 14: its subtests (from the journal's subtest records), then one point for the test as a
+ * whole, so that a timeout or a failure outside every subtest is a `not ok` too. The failure block follows
+ * as comments. An error is a `Bail out!`.
+ */
+function renderTap(t, name, why) {
+    const out = ['TAP version 14'];
+    if (!t || t.status === 'error') {
+        out.push(`Bail out! ${desc(t ? `${name}: ${t.reason}` : `${name}: ${why ?? 'no result'}`)}`);
+        if (t)
+            out.push(...failureBlock(t).map((l) => `# ${l}`.trimEnd()));
+        return out;
+    }
+    const subtests = t.digest?.subtests ?? [];
+    if (t.status === 'skip' && subtests.length === 0) {
+        out.push(`1..0 # SKIP ${desc(t.reason)}`);
+        return out;
+    }
+    out.push(`1..${subtests.length + 1}`);
+    subtests.forEach((s, i) => out.push(...subtestPoint(i + 1, s)));
+    const n = subtests.length + 1;
+    if (t.status === 'pass')
+        out.push(`ok ${n} - ${desc(t.name)}`);
+    else if (t.status === 'skip')
+        out.push(`ok ${n} - ${desc(t.name)} # SKIP ${desc(t.reason)}`);
+    else {
+        out.push(`not ok ${n} - ${desc(t.name)}`, '  ---', `  status: ${t.status}`, `  message: ${JSON.stringify(t.reason)}`, '  ...');
+        out.push(...failureBlock(t).map((l) => `# ${l}`.trimEnd()));
+    }
+    return out;
+}
+
+;// CONCATENATED MODULE: ./src/run/host-slots.ts
+/**
+ * The host's VM budget shared by separate itest processes (`meson test -j N` starts one per test): a
+ * directory of numbered slot files, `<dir>/<i>` for i below the budget, each a token lock
+ * (image/token-lock.ts) held by the process whose VM runs in it. A process takes a free slot before it
+ * boots and frees it when the VM has ended; a slot whose holder died (SIGKILL) is free again. The budget is
+ * what the pool allows on this host (host/decide.ts computeSlots, --jobs when given), so that N processes
+ * never run more VMs at once than one `itest run` would.
+ */
+
+
+
+function hostSlots(dir, o = {}) {
+    return async (budget, signal) => {
+        await (0,promises_namespaceObject.mkdir)(dir, { recursive: true });
+        let told = false;
+        for (;;) {
+            for (let i = 0; i < Math.max(1, budget); i++) {
+                const slot = (0,external_node_path_.join)(dir, String(i));
+                if ((await takeLock(slot)) || ((await breakIfDead(slot)) && (await takeLock(slot))))
+                    return () => releaseLock(slot);
+            }
+            if (!told) {
+                told = true;
+                o.onWait?.(budget);
+            }
+            await pause(o.pollMs ?? 250, signal);
+        }
+    };
+}
+
+;// CONCATENATED MODULE: ./src/cli/test-verb.ts
+/**
+ * `itest test NAME`: one test in one process, for `meson test` (a test() per integration test, as
+ * systemd registers its own). A verb of its own rather than a flag of `run`, because everything at its
+ * edge differs: meson's exit statuses (results/meson.ts), TAP on stdout with --tap, only this test's
+ * verdict or failure block on the output, an inner deadline so that meson's timeout (SIGTERM, SIGKILL
+ * 0.5 s later) never comes first, its own output directory per test, and a VM budget and image build
+ * shared with the other itest processes `meson test -j N` starts at the same time.
+ */
+
+
+
+
+
+
+
+
+
+
+
+
+
+/** The settings `itest test` takes (no selection, sharding or repeats: meson does those). */
+const TEST_VERB = [
+    'config',
+    'manifest',
+    'mkosi',
+    'hashKey',
+    'hashGlobs',
+    'keyPrefix',
+    'jobs',
+    'timeout',
+    'timeoutScale',
+    'transport',
+    'kvm',
+    'keep',
+    'output',
+    'cacheDir',
+    'imageDir',
+    'shell',
+];
+const TEST_EXIT_HELP = `Exit status (meson's exitcode protocol):
+  0    the test passed (or failed as expected: should-fail)
+  1    the test failed or timed out (also when cut short by --deadline)
+  77   the test skipped itself
+  99   error: the host is not ready, the image could not be built, the guest sent no status,
+       the VM died, or the run was stopped (SIGTERM from meson's timeout, SIGINT)
+  2    usage error: bad flag or value, unknown test
+With --tap the verdict is in the TAP stream and the exit status is 0, or 99 for an error.`;
+/** Seconds kept back from --deadline for the hang report, stopping the VM, the journal and results.json. */
+function deadlineReserve(deadline) {
+    return Math.min(15, deadline / 4);
+}
+/** How long after SIGTERM the process exits whatever it is doing (meson sends SIGKILL after 0.5 s). */
+const SIGTERM_EXIT_MS = 300;
+function parseDeadline(v) {
+    if (v === undefined)
+        return undefined;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 4 || n > 86400)
+        throw new UserError(`--deadline: "${v}" must be a number of seconds from 4 to 86400 (meson's timeout for the test)`);
+    return n;
+}
+/** The output directory of one test (and iteration of `meson test --repeat`), a safe path component. */
+function testOutputDir(output, name, env) {
+    const k = Number(env.MESON_TEST_ITERATION ?? 1);
+    return (0,external_node_path_.join)(output, safeFileName(Number.isInteger(k) && k > 1 ? `${name}.iteration-${k}` : name));
+}
+function addTestVerb(program, h) {
+    const cmd = program
+        .command('test')
+        .argument('<name>', 'the test (its name or unit, exactly)')
+        .description("run one test in its own VM, for `meson test`: meson's exit statuses, TAP, a deadline")
+        .addHelpText('after', `
+Outputs go to <output>/<name>/ (results.json, junit.xml, the journal and console log), so that the
+processes \`meson test --num-processes N\` starts never share a file. They share the image: the first
+one builds it, the others wait. And they share the host's VM budget (--jobs, else what CPUs and memory
+allow): a slot directory under the cache. TEST_SHELL=1 in the environment is --shell (meson's
+\`--setup=shell\`).
+
+${TEST_EXIT_HELP}`);
+    const raw = h.withSettings(cmd, TEST_VERB);
+    cmd
+        .option('--tap', "print TAP 14 (the test's subtests, then the test) for meson's protocol: 'tap'")
+        .option('--deadline <seconds>', "meson's timeout for this test: itest ends the VM in time to save its journal, console log and results")
+        .action(async (name, o) => {
+        process.exitCode = await testVerb(name, o, raw(o), h.cliConfig);
+    });
+}
+async function testVerb(name, o, settings, cliConfig) {
+    const t0 = performance.now();
+    const tap = o.tap === true;
+    const deadline = parseDeadline(o.deadline);
+    if (/[*?[\]]/.test(name))
+        throw new UserError(`itest test ${name}: one test by its exact name or unit, no globs`);
+    if (process.env.TEST_SHELL === '1')
+        settings.shell = 'true';
+    const base = cliConfig({ ...settings, tests: [name] });
+    const { selected } = await loadTests(base).catch((e) => {
+        // The selection came from the argument, not from a --test flag.
+        throw e instanceof UserError
+            ? new UserError(e.message.replace(/^--test /, 'itest test '), e.exitCode)
+            : e;
+    });
+    const spec = selected[0];
+    if (selected.length !== 1 || (spec.name !== name && spec.unit !== name))
+        throw new UserError(`itest test ${name}: names ${selected.length} tests (${selected.map((t) => t.name).join(', ')}); give one test's exact name`);
+    const cfg = { ...base, outputDir: testOutputDir(base.outputDir, spec.name, process.env) };
+    // stdout is the TAP stream with --tap: progress goes to stderr then.
+    const say = (l) => (tap ? console.error(l) : console.log(l));
+    const files = new OutputLayout(cfg.outputDir).test(spec.name);
+    const stop = new AbortController();
+    const signals = stopOnSignals((sig, first) => {
+        if (!first)
+            return;
+        console.error(`itest: ${sig}: stopping ${spec.name}; its logs stay in ${cfg.outputDir}`);
+        // meson sends SIGKILL 0.5 s after SIGTERM: leave before it, every log on disk. The console log is
+        // written as it arrives; the serial journal stream leaves the work directory; exiting ends the VM's
+        // whole tree (util/process.ts), which a SIGKILL would orphan.
+        setTimeout(() => {
+            keepStream(files.journalExport, files.keptExport);
+            if (tap)
+                console.log(renderTap(undefined, spec.name, `stopped by ${sig}`).join('\n'));
+            process.exit(MESON_EXIT.error);
+        }, SIGTERM_EXIT_MS).unref();
+    });
+    signals.addEventListener('abort', () => stop.abort(signals.reason), { once: true });
+    let vmStarted = false;
+    const timers = [];
+    let vmDeadline;
+    if (deadline !== undefined && !cfg.shell) {
+        const vmEndMs = (deadline - deadlineReserve(deadline)) * 1000;
+        vmDeadline = t0 + vmEndMs;
+        // Still waiting for the image or a VM slot when the VM should already be over: give up in time.
+        timers.push(setTimeout(() => {
+            if (!vmStarted)
+                stop.abort(`the --deadline of ${deadline} s came before its VM could start (waiting for the image or a slot)`);
+        }, vmEndMs));
+    }
+    const progress = progressUi(say, (l) => console.error(`warning: ${l}`));
+    const ui = {
+        ...progress,
+        testStart: (...a) => {
+            vmStarted = true;
+            progress.testStart(...a);
+        },
+    };
+    let result;
+    let failure;
+    try {
+        const out = await runEngine(cfg, ui, stop.signal, {
+            vmGate: hostSlots((0,external_node_path_.join)(cfg.cacheDir, 'slots'), {
+                onWait: (n) => say(`waiting for one of the host's ${n} VM slot(s) (other itest processes hold them)`),
+            }),
+            ...(vmDeadline !== undefined ? { vmDeadline } : {}),
+        });
+        result = out.results.tests[0];
+        if (out.fatal)
+            failure = out.fatal.message;
+        say(`results: ${out.resultsPath}`);
+    }
+    catch (e) {
+        if (e instanceof UserError && e.exitCode === ExitCode.usage)
+            throw e;
+        if (!(e instanceof UserError || e instanceof HostNotReady))
+            throw e;
+        failure = e.message;
+    }
+    finally {
+        for (const t of timers)
+            clearTimeout(t);
+    }
+    if (failure)
+        console.error(`itest: ${failure}`);
+    if (tap) {
+        console.log(renderTap(failure ? undefined : result, spec.name, failure).join('\n'));
+        return failure ? MESON_EXIT.error : mesonTapExitCode(result?.status);
+    }
+    if (result && !failure) {
+        const failed = result.status === 'fail' || result.status === 'timeout' || result.status === 'error';
+        if (failed)
+            console.log(failureBlock(result).map(plainText).join('\n'));
+        else
+            console.log(plainText(`${result.status.toUpperCase()}  ${result.name}  ${result.timings.totalSeconds} s  ${result.reason}`));
+    }
+    return failure ? MESON_EXIT.error : mesonExitCode(result?.status);
+}
+/** The serial journal stream out of the work directory, beside the console log: never through a link. */
+function keepStream(from, to) {
+    try {
+        if ((0,external_node_fs_.lstatSync)(from).isFile())
+            (0,external_node_fs_.renameSync)(from, to);
+    }
+    catch {
+        // No stream (vsock writes the journal beside the console log already).
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/cli/main.ts
 /**
  * The `itest` command line: the engine's terminal front door. Parses flags into a RunConfig, prints
  * progress and the report, and maps outcomes to exit statuses (see `itest --help`).
  */
+
 
 
 
@@ -45456,6 +46569,8 @@ function withSettings(cmd, keys) {
 const COMMON = [
     'config',
     'manifest',
+    'mesonBuildDir',
+    'mesonSuite',
     'tests',
     'tags',
     'mkosi',
@@ -45526,12 +46641,14 @@ Examples:
   itest run --tag smoke --tag '!slow'          tests tagged smoke and not slow
   itest run --test TEST-04-NET --repeat 20     hunt a flaky test: its pass count out of 20
   itest list                                   show the tests a run would start
+  itest test TEST-01-BASIC --deadline 300      one test for meson test (exit 0/1/77/99, --tap)
   itest hash --explain                         show every input of the image cache key`);
     addRun(program);
     addList(program);
     addHash(program);
     addPlan(program);
     addReport(program);
+    addTestVerb(program, { withSettings, cliConfig });
     return program;
 }
 async function main(argv) {
@@ -45622,6 +46739,7 @@ function addList(program) {
                 t.shouldFail ? 'should-fail' : '',
                 t.tags.length ? `tags=${t.tags.join(',')}` : '',
                 t.source,
+                t.skip ? `skipped: ${t.skip}` : '',
             ]
                 .filter(Boolean)
                 .join(' ');
