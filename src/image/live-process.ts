@@ -6,6 +6,7 @@
  * tell, every process counts as alive, so nothing in use is ever deleted on a guess.
  */
 import { readFile } from 'node:fs/promises';
+import { procStat } from '../util/proc-stat.ts';
 
 const TOKEN = /^(\d+)-(\d+)-([0-9a-f]{8})$/;
 
@@ -22,10 +23,8 @@ async function bootId(): Promise<string | undefined> {
 
 /** The start time of pid, or undefined when it is gone or a zombie (it only waits for its reaper). */
 async function startTime(pid: number | 'self'): Promise<string | undefined> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  // The fields after the parenthesised command name (which may hold spaces) start with field 3, the state.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return fields[0] && fields[0] !== 'Z' ? fields[19] : undefined;
+  const s = await procStat(pid);
+  return s && s.state !== 'Z' ? String(s.start) : undefined;
 }
 
 let self: Promise<string> | undefined;

@@ -7,7 +7,7 @@
  * own session, as bwrap makes).
  */
 import { listProcesses, withDescendants, type Proc } from '../../util/process.ts';
-import { procStart } from './proc-start.ts';
+import { procStart } from '../../util/proc-stat.ts';
 import type { Started } from './started.ts';
 
 export interface RunProc extends Proc {

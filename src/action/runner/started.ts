@@ -15,7 +15,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Ui } from '../../engine/ui.ts';
 import type { OutputLayout } from '../../run/output-layout.ts';
-import { procStart } from './proc-start.ts';
+import { procStart } from '../../util/proc-stat.ts';
 
 export interface StartedVm {
   machine: string;
