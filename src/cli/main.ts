@@ -29,6 +29,7 @@ import { parseShardCount } from '../config/shard-plan.ts';
 import { mergeReport, readPlanFile } from '../engine/merge-report.ts';
 import { stopOnSignals } from '../run/stop-on-signals.ts';
 import { addTestVerb } from './test-verb.ts';
+import { COMMON, RUN } from './verb-settings.ts';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -59,38 +60,6 @@ function withSettings(
     return raw;
   };
 }
-
-/** The settings every command that reads the config takes. */
-const COMMON: readonly SettingKey[] = [
-  'config',
-  'manifest',
-  'mesonBuildDir',
-  'mesonSuite',
-  'tests',
-  'tags',
-  'mkosi',
-  'hashKey',
-  'hashGlobs',
-  'keyPrefix',
-];
-const RUN: readonly SettingKey[] = [
-  ...COMMON,
-  'jobs',
-  'timeout',
-  'timeoutScale',
-  'transport',
-  'kvm',
-  'keep',
-  'output',
-  'cacheDir',
-  'cache',
-  'imageDir',
-  'shell',
-  'durations',
-  'plan',
-  'shard',
-  'repeat',
-];
 
 /** What every exit status of `itest` means (shown by `itest --help` and `itest run --help`). */
 export const EXIT_HELP = `Exit status:

@@ -23,26 +23,7 @@ import { OutputLayout } from '../run/output-layout.ts';
 import { stopOnSignals } from '../run/stop-on-signals.ts';
 import { ExitCode, UserError } from '../util/errors.ts';
 import { safeFileName } from '../util/sanitize.ts';
-
-/** The settings `itest test` takes (no selection, sharding or repeats: meson does those). */
-export const TEST_VERB: readonly SettingKey[] = [
-  'config',
-  'manifest',
-  'mkosi',
-  'hashKey',
-  'hashGlobs',
-  'keyPrefix',
-  'jobs',
-  'timeout',
-  'timeoutScale',
-  'transport',
-  'kvm',
-  'keep',
-  'output',
-  'cacheDir',
-  'imageDir',
-  'shell',
-];
+import { TEST_VERB } from './verb-settings.ts';
 
 export const TEST_EXIT_HELP = `Exit status (meson's exitcode protocol):
   0    the test passed (or failed as expected: should-fail)
