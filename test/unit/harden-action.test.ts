@@ -8,7 +8,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -26,6 +26,7 @@ import type { TestResult } from '../../src/results/model.ts';
 import { descendants } from '../../src/util/process.ts';
 import { ActionsServices } from '../helpers/actions-services.ts';
 import { runStep } from '../helpers/action-step.ts';
+import { cleanEnv, collect, isGone, listProcesses, pollFor, stateEnv } from '../helpers/step-processes.ts';
 import { results, testResult } from '../helpers/results.ts';
 import { digestOf } from '../helpers/red-run.ts';
 
@@ -153,12 +154,6 @@ const evilTest = () =>
       subtests: [{ name: '::warning::PWNED-subtest', result: 'fail', message: '::add-mask::PWNED-message' }],
     }),
   });
-
-function cleanEnv(): NodeJS.ProcessEnv {
-  return Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !/^(STATE_|INPUT_|GITHUB_|ACTIONS_|RUNNER_)/.test(k)),
-  );
-}
 
 describe('10. guest text in the log issues no workflow command', () => {
   it('fenceCommands fences text that could hold a command with a fresh token, and leaves other text alone', () => {
@@ -565,35 +560,6 @@ describe('12. the workflows', async () => {
 
 // --- The post step ------------------------------------------------------------------------------
 
-function collect(c: ChildProcess): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  c.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  c.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  return new Promise((resolve) => c.on('close', (code) => resolve({ code, stdout, stderr })));
-}
-
-function stateEnv(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const m of text.matchAll(/^([^\n<]+)<<(\S+)\n([\s\S]*?)\n\2$/gm)) out[`STATE_${m[1]}`] = m[3]!;
-  return out;
-}
-
-async function cmdlines(): Promise<{ pid: number; cmdline: string }[]> {
-  const out: { pid: number; cmdline: string }[] = [];
-  for (const e of await readdir('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    const cmdline = await readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline) out.push({ pid: Number(e), cmdline: cmdline.split('\0').join(' ') });
-  }
-  return out;
-}
-
-async function isGone(pid: number): Promise<boolean> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  return !stat || stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-}
-
 describe('13 and 4. the post step stops what this run started, and nothing else', () => {
   const started: number[] = [];
   after(() => {
@@ -653,17 +619,17 @@ describe('13 and 4. the post step stops what this run started, and nothing else'
     const mainDone = collect(main);
     let exited = false;
     void mainDone.then(() => (exited = true));
-    let tree: number[] | undefined;
-    for (let i = 0; i < 300 && !exited && !tree; i++) {
-      const roots = p.ready(await cmdlines());
-      if (roots) {
+    const tree = await pollFor(
+      async () => {
+        const roots = p.ready(await listProcesses());
+        if (!roots) return undefined;
         const all = [...roots, ...(await Promise.all(roots.map(descendants))).flat()];
         started.push(...all);
         // Each stand-in mkosi has its grandchild (a sleep in its own session) once it hangs.
-        if (all.length === 2 * roots.length) tree = all;
-      }
-      if (!tree) await new Promise((r) => setTimeout(r, 100));
-    }
+        return all.length === 2 * roots.length ? all : undefined;
+      },
+      { seconds: 120, stop: () => exited },
+    );
     // Whatever came up is stopped at the end, even when the test fails here.
     if (!tree) started.push(...(await descendants(main.pid!)));
     main.kill('SIGKILL');

@@ -6,9 +6,9 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { partialState } from '../../src/action/post.ts';
@@ -17,33 +17,12 @@ import type { Started } from '../../src/action/runner/started.ts';
 import { descendants } from '../../src/util/process.ts';
 import { hostArch } from '../../src/host/probe.ts';
 import { ActionsServices } from '../helpers/actions-services.ts';
+import { cleanEnv, collect, isGone, listProcesses, pollFor, stateEnv } from '../helpers/step-processes.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const FAKE = join(ROOT, 'test/fixtures/fake-mkosi.mjs');
 // The steps run in the workspace (not this repository), so tsx is named by its path.
 const TSX = import.meta.resolve('tsx');
-
-/** The test runner's own environment without anything a real runner would have given it. */
-function cleanEnv(): NodeJS.ProcessEnv {
-  return Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !/^(STATE_|INPUT_|GITHUB_|ACTIONS_|RUNNER_)/.test(k)),
-  );
-}
-
-/** What the runner does with GITHUB_STATE after a step: each `name<<delim ... delim` becomes STATE_name. */
-function stateEnv(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const m of text.matchAll(/^([^\n<]+)<<(\S+)\n([\s\S]*?)\n\2$/gm)) out[`STATE_${m[1]}`] = m[3]!;
-  return out;
-}
-
-function collect(c: ChildProcess): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  c.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  c.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  return new Promise((resolve) => c.on('close', (code) => resolve({ code, stdout, stderr })));
-}
 
 /** The post step as the runner starts it: a clean environment plus `env`. */
 function runPost(cwd: string, env: Record<string, string>) {
@@ -53,22 +32,6 @@ function runPost(cwd: string, env: Record<string, string>) {
       env: { ...cleanEnv(), ...env },
     }),
   );
-}
-
-async function procs(): Promise<{ pid: number; cmdline: string }[]> {
-  const out: { pid: number; cmdline: string }[] = [];
-  for (const e of await readdir('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    const cmdline = await readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline) out.push({ pid: Number(e), cmdline: cmdline.split('\0').join(' ') });
-  }
-  return out;
-}
-
-/** True once pid has exited (a zombie waiting for its reaper counts as exited). */
-async function isGone(pid: number): Promise<boolean> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  return !stat || stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
 }
 
 function kill(pids: number[]): void {
@@ -237,15 +200,17 @@ describe('post step after the main step was killed (real processes, local Action
     // Wait for both VMs (stand-in mkosi) and their grandchildren.
     let vms: number[] = [];
     let tree: number[] = [];
-    for (let i = 0; i < 300 && !mainExited; i++) {
-      vms = (await procs())
-        .filter((p) => p.cmdline.includes(FAKE) && p.cmdline.includes(' vm '))
-        .map((p) => p.pid);
-      tree = [...vms, ...(await Promise.all(vms.map(descendants))).flat()];
-      started.push(...tree);
-      if (vms.length === 2 && tree.length === 4) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await pollFor(
+      async () => {
+        vms = (await listProcesses())
+          .filter((p) => p.cmdline.includes(FAKE) && p.cmdline.includes(' vm '))
+          .map((p) => p.pid);
+        tree = [...vms, ...(await Promise.all(vms.map(descendants))).flat()];
+        started.push(...tree);
+        return vms.length === 2 && tree.length === 4 ? true : undefined;
+      },
+      { seconds: 120, stop: () => mainExited },
+    );
     if (vms.length !== 2 || tree.length !== 4) {
       main.kill('SIGKILL');
       assert.fail(`two VMs with their grandchildren did not come up; main said:\n${(await mainDone).stdout}`);
