@@ -11,6 +11,38 @@ export const MKOSI_STANDIN = `${ROOT}test/helpers/mkosi-standin.mjs`;
 // The processes run in a temporary directory (not this repository), so tsx is named by its path.
 export const TSX = import.meta.resolve('tsx');
 
+/**
+ * `itest run` on the demo through a mkosi stand-in: no image cache, TCG, timeouts unscaled, and the serial
+ * transport also on hosts with vhost-vsock (the stand-in's serial channels are the ones under test).
+ */
+export function standinRunArgs(o: {
+  out: string;
+  mkosi?: string;
+  jobs?: number;
+  timeout?: number;
+}): string[] {
+  return [
+    'run',
+    '--config',
+    DEMO,
+    '--mkosi',
+    o.mkosi ?? FAKE_MKOSI,
+    '--no-cache',
+    '--kvm',
+    'no',
+    '--output',
+    o.out,
+    '--jobs',
+    String(o.jobs ?? 2),
+    '--timeout',
+    String(o.timeout ?? 60),
+    '--timeout-scale',
+    '1',
+    '--transport',
+    'serial',
+  ];
+}
+
 type Sampled = { pid: number; ppid: number; cmdline: string }[];
 
 export interface Ended {

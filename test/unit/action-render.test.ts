@@ -5,6 +5,7 @@ import { annotations, MAX_ERRORS_PER_STEP, verdict } from '../../src/action/gith
 import { artifactName, sanitizeArtifactPart } from '../../src/action/github/artifact-name.ts';
 import { results, testResult } from '../helpers/results.ts';
 import { runStep } from '../helpers/action-step.ts';
+import { digestOf } from '../helpers/red-run.ts';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,22 +48,13 @@ describe('job summary', () => {
     assert.ok(!md.includes('<b>A</b>'), 'no details for passing tests');
     const withSubtests = results([
       testResult('S', 'fail', {
-        digest: {
+        digest: digestOf({
           entries: 1,
-          unitOutput: [],
-          failedUnits: [],
-          errors: [],
-          coredumps: [],
-          sanitizers: [],
-          kernel: [],
-          emergency: false,
-          lastLines: [],
-          notes: [],
           subtests: [
             { name: 'first', result: 'pass', message: 'fine' },
             { name: 'second', result: 'fail', message: 'broke\ndetails' },
           ],
-        },
+        }),
       }),
     ]);
     const sub = renderSummary(withSubtests, ctx);

@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Results } from '../../src/results/model.ts';
 import { assertValidResults } from '../helpers/results.ts';
+import { standinRunArgs } from '../helpers/run-tree.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const DEMO = join(ROOT, 'examples/demo');
-const FAKE_MKOSI = join(ROOT, 'test/fixtures/fake-mkosi.mjs');
 
 function itest(args: string[], env: NodeJS.ProcessEnv = {}) {
   const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/index.ts'), ...args], {
@@ -117,24 +117,7 @@ describe('itest CLI', () => {
       // Invocation 1 builds; then TEST-01-BASIC passes, fails, passes; TEST-02-SKIP always passes.
       const r = itest(
         [
-          'run',
-          '--config',
-          DEMO,
-          '--mkosi',
-          FAKE_MKOSI,
-          '--no-cache',
-          '--kvm',
-          'no',
-          '--output',
-          join(dir, 'out'),
-          '--jobs',
-          '1',
-          '--timeout',
-          '60',
-          '--timeout-scale',
-          '1',
-          '--transport',
-          'serial',
+          ...standinRunArgs({ out: join(dir, 'out'), jobs: 1 }),
           '--test',
           'TEST-01-BASIC',
           '--test',

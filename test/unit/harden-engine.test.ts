@@ -25,11 +25,11 @@ import { testSpec, tcgAccelerator } from '../helpers/spec.ts';
 import { makeJournal } from '../helpers/journal.ts';
 import {
   DEMO,
-  FAKE_MKOSI,
   MKOSI_STANDIN,
   ROOT,
   RunTree,
   TSX,
+  standinRunArgs,
   vmsIn,
   vmsWithSessions,
 } from '../helpers/run-tree.ts';
@@ -43,38 +43,28 @@ const tmp = async (what: string) => {
 };
 after(() => Promise.all(made.map((d) => rm(d, { recursive: true, force: true }))));
 
-/** `itest run` on the demo with the stand-in mkosi: no image cache, TCG, serial transport, timeout unscaled. */
+/** standinRunArgs in dir, with o.args after them. */
 function itestRun(
   dir: string,
   o: { mkosi?: string; env: NodeJS.ProcessEnv; args?: string[]; timeout?: number },
 ) {
   return RunTree.start(
     'src/cli/index.ts',
-    [
-      'run',
-      '--config',
-      DEMO,
-      '--mkosi',
-      o.mkosi ?? FAKE_MKOSI,
-      '--no-cache',
-      '--kvm',
-      'no',
-      '--output',
-      join(dir, 'out'),
-      '--jobs',
-      '2',
-      '--timeout',
-      String(o.timeout ?? 60),
-      '--timeout-scale',
-      '1',
-      // The same on hosts with vhost-vsock: the stand-in's serial channels are the ones under test.
-      '--transport',
-      'serial',
-      ...(o.args ?? []),
-    ],
+    [...standinRunArgs({ out: join(dir, 'out'), mkosi: o.mkosi, timeout: o.timeout }), ...(o.args ?? [])],
     { cwd: dir, env: { FAKE_MKOSI_STATE: join(dir, 'invocations'), ...o.env } },
   );
 }
+
+/**
+ * TEST-01-BASIC through the mkosi stand-in whose journal stream is garbage: it fails with the stream kept
+ * (the converter cannot read it).
+ */
+const garbageJournalRun = (dir: string) =>
+  itestRun(dir, {
+    mkosi: MKOSI_STANDIN,
+    env: { FAKE_MKOSI_PLAN: 'exit:0,exit:123', FAKE_MKOSI_SERIAL: '1', STANDIN_JOURNAL: 'garbage' },
+    args: ['--test', 'TEST-01-BASIC'],
+  });
 
 const readResults = async (out: string) =>
   JSON.parse(await readFile(join(out, 'results.json'), 'utf8')) as Results;
@@ -374,11 +364,7 @@ describe('3. a journal stream that cannot be converted is kept beside the consol
   it("the CLI: the kept streams outlive the run's cleanup of .work, and the report gives the command", async () => {
     const dir = await tmp('keep');
     const out = join(dir, 'out');
-    const run = itestRun(dir, {
-      mkosi: MKOSI_STANDIN,
-      env: { FAKE_MKOSI_PLAN: 'exit:0,exit:123', FAKE_MKOSI_SERIAL: '1', STANDIN_JOURNAL: 'garbage' },
-      args: ['--test', 'TEST-01-BASIC'],
-    });
+    const run = garbageJournalRun(dir);
     try {
       const end = await run.ended;
       assert.equal(end.code, 1, end.stderr);
@@ -421,11 +407,7 @@ describe('6. nothing is written through a symlink planted in the output director
       await symlink(join(victim, f), join(out, f));
     }
     await symlink(join(victim, 'work'), join(out, '.work'));
-    const run = itestRun(dir, {
-      mkosi: MKOSI_STANDIN,
-      env: { FAKE_MKOSI_PLAN: 'exit:0,exit:123', FAKE_MKOSI_SERIAL: '1', STANDIN_JOURNAL: 'garbage' },
-      args: ['--test', 'TEST-01-BASIC'],
-    });
+    const run = garbageJournalRun(dir);
     try {
       const end = await run.ended;
       assert.equal(end.code, 1, end.stderr);

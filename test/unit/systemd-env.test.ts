@@ -14,7 +14,7 @@ import { applySanitizerPolicy } from '../../src/results/sanitizer-policy.ts';
 import { DigestBuilder } from '../../src/digest/builder.ts';
 import type { Outcome } from '../../src/results/model.ts';
 import { shellWords } from '../../src/util/shell-words.ts';
-import { TEST_DEFAULTS, type TestSpec } from '../../src/config/test-spec.ts';
+import type { TestSpec } from '../../src/config/test-spec.ts';
 import { UserError } from '../../src/util/errors.ts';
 import { rm } from 'node:fs/promises';
 import { executeTest } from '../../src/run/execute-test.ts';
@@ -22,25 +22,17 @@ import { Accelerator } from '../../src/run/accelerator.ts';
 import { standinContext } from '../helpers/standin.ts';
 import { hostSetup, testSpec } from '../helpers/spec.ts';
 
-const spec = (name: string, more: Partial<TestSpec> = {}): TestSpec => ({
-  name,
-  unit: `${name}.service`,
-  timeout: 60,
-  exitStatus: 123,
-  skipStatus: 77,
-  shouldFail: false,
-  kernelCmdline: [],
-  credentials: {},
-  mkosiArgs: [],
-  qemuArgs: [],
-  ram: TEST_DEFAULTS.ram,
-  retries: 0,
-  infraRetries: 1,
-  tags: [],
-  failOnCoredump: true,
-  source: 'meson',
-  ...more,
-});
+const spec = (name: string, more: Partial<TestSpec> = {}): TestSpec =>
+  testSpec({
+    name,
+    unit: `${name}.service`,
+    timeout: 60,
+    exitStatus: 123,
+    retries: 0,
+    infraRetries: 1,
+    source: 'meson',
+    ...more,
+  });
 
 /** Each variable of the table: an environment, and what it must do. */
 const CASES: Record<

@@ -24,7 +24,7 @@ import { LiveLine } from '../../src/cli/live-line.ts';
 import { ansiPaint, noPaint, progressEnd } from '../../src/results/terminal.ts';
 import { testSpec } from '../helpers/spec.ts';
 import { testResult } from '../helpers/results.ts';
-import { DEMO, FAKE_MKOSI, ROOT, TSX } from '../helpers/run-tree.ts';
+import { ROOT, TSX, standinRunArgs } from '../helpers/run-tree.ts';
 
 const ESC = '\x1b';
 /** Escapes made visible, to match them. */
@@ -263,26 +263,7 @@ describe('LiveLine: the status line is erased before any other output, clipped t
 });
 
 describe('the real CLI: escapes on a terminal only', () => {
-  const args = (out: string) => [
-    'run',
-    '--config',
-    DEMO,
-    '--mkosi',
-    FAKE_MKOSI,
-    '--no-cache',
-    '--kvm',
-    'no',
-    '--output',
-    out,
-    '--jobs',
-    '2',
-    '--timeout',
-    '60',
-    '--timeout-scale',
-    '1',
-    '--transport',
-    'serial',
-  ];
+  const args = (out: string) => standinRunArgs({ out });
   const run = async (how: 'tty' | 'pipe', env: NodeJS.ProcessEnv) => {
     const dir = await mkdtemp(join(tmpdir(), 'itest-live-'));
     try {
