@@ -31384,7 +31384,7 @@ function escapeJsonPtr(str) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(5071);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(789);
 // Entry point of the `itest` binary (bundled to dist/cli/index.js).
 
 process.exit(await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv));
@@ -31394,7 +31394,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 5071:
+/***/ 789:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -37753,6 +37753,25 @@ async function buildAndSave(p, missDetail, restoreSeconds) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/util/proc-stat.ts
+/**
+ * A process's state and start time from /proc/<pid>/stat: the start time (clock ticks from boot to the
+ * process's start, field 22) tells a process apart from a later one that reuses its PID. Linux only.
+ */
+
+/** pid's state and start time; undefined once it is gone (or /proc cannot tell). */
+async function procStat(pid) {
+    const stat = await (0,promises_namespaceObject.readFile)(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    // The fields after the parenthesised command name (which may hold spaces) start at field 3, the state.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const start = Number(fields[19]);
+    return stat && fields[0] && Number.isFinite(start) ? { state: fields[0], start } : undefined;
+}
+/** pid's start time, zombies included; undefined once it is gone. */
+async function procStart(pid) {
+    return (await procStat(pid))?.start;
+}
+
 ;// CONCATENATED MODULE: ./src/image/live-process.ts
 /**
  * A process named so that the name stays true across PID reuse: `<pid>-<start>-<boot>`, with its start
@@ -37762,6 +37781,7 @@ async function buildAndSave(p, missDetail, restoreSeconds) {
  * tell, every process counts as alive, so nothing in use is ever deleted on a guess.
  */
 
+
 const TOKEN = /^(\d+)-(\d+)-([0-9a-f]{8})$/;
 async function bootId() {
     const id = (await (0,promises_namespaceObject.readFile)('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => '')).trim();
@@ -37769,10 +37789,8 @@ async function bootId() {
 }
 /** The start time of pid, or undefined when it is gone or a zombie (it only waits for its reaper). */
 async function startTime(pid) {
-    const stat = await (0,promises_namespaceObject.readFile)(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-    // The fields after the parenthesised command name (which may hold spaces) start with field 3, the state.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[0] && fields[0] !== 'Z' ? fields[19] : undefined;
+    const s = await procStat(pid);
+    return s && s.state !== 'Z' ? String(s.start) : undefined;
 }
 let live_process_self;
 /** This process's token. */
@@ -46312,6 +46330,56 @@ function hostSlots(dir, o = {}) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/cli/verb-settings.ts
+/** The settings every command that reads the config takes. */
+const COMMON = [
+    'config',
+    'manifest',
+    'mesonBuildDir',
+    'mesonSuite',
+    'tests',
+    'tags',
+    'mkosi',
+    'hashKey',
+    'hashGlobs',
+    'keyPrefix',
+];
+const RUN = [
+    ...COMMON,
+    'jobs',
+    'timeout',
+    'timeoutScale',
+    'transport',
+    'kvm',
+    'keep',
+    'output',
+    'cacheDir',
+    'cache',
+    'imageDir',
+    'shell',
+    'durations',
+    'plan',
+    'shard',
+    'repeat',
+];
+/**
+ * What `itest run` takes and `itest test` does not: meson selects, repeats and times the tests itself,
+ * and every process meson starts must share one cached image build (so no --no-cache).
+ */
+const NOT_FOR_TEST = new Set([
+    'mesonBuildDir',
+    'mesonSuite',
+    'tests',
+    'tags',
+    'cache',
+    'durations',
+    'plan',
+    'shard',
+    'repeat',
+]);
+/** The settings `itest test` takes. */
+const TEST_VERB = RUN.filter((k) => !NOT_FOR_TEST.has(k));
+
 ;// CONCATENATED MODULE: ./src/cli/test-verb.ts
 /**
  * `itest test NAME`: one test in one process, for `meson test` (a test() per integration test, as
@@ -46334,25 +46402,7 @@ function hostSlots(dir, o = {}) {
 
 
 
-/** The settings `itest test` takes (no selection, sharding or repeats: meson does those). */
-const TEST_VERB = [
-    'config',
-    'manifest',
-    'mkosi',
-    'hashKey',
-    'hashGlobs',
-    'keyPrefix',
-    'jobs',
-    'timeout',
-    'timeoutScale',
-    'transport',
-    'kvm',
-    'keep',
-    'output',
-    'cacheDir',
-    'imageDir',
-    'shell',
-];
+
 const TEST_EXIT_HELP = `Exit status (meson's exitcode protocol):
   0    the test passed (or failed as expected: should-fail)
   1    the test failed or timed out (also when cut short by --deadline)
@@ -46536,6 +46586,7 @@ function keepStream(from, to) {
 
 
 
+
 const collect = (v, prev) => [...prev, v];
 /** A commander option for a setting of settings.ts: its flag, doc, choices and default, nothing else. */
 function settingOption(key) {
@@ -46565,37 +46616,6 @@ function withSettings(cmd, keys) {
         return raw;
     };
 }
-/** The settings every command that reads the config takes. */
-const COMMON = [
-    'config',
-    'manifest',
-    'mesonBuildDir',
-    'mesonSuite',
-    'tests',
-    'tags',
-    'mkosi',
-    'hashKey',
-    'hashGlobs',
-    'keyPrefix',
-];
-const RUN = [
-    ...COMMON,
-    'jobs',
-    'timeout',
-    'timeoutScale',
-    'transport',
-    'kvm',
-    'keep',
-    'output',
-    'cacheDir',
-    'cache',
-    'imageDir',
-    'shell',
-    'durations',
-    'plan',
-    'shard',
-    'repeat',
-];
 /** What every exit status of `itest` means (shown by `itest --help` and `itest run --help`). */
 const EXIT_HELP = `Exit status:
   0    every selected test passed, skipped, or failed as expected (should-fail)
