@@ -5,7 +5,7 @@
 # (scripts/fetch-mkosi-sid.sh) in it (chroot), then starts every tool the tests use there, without
 # booting a VM: each mkosi's --version, itest's own host check for each mkosi (scripts/check-host.ts: the
 # Python modules its vm/qemu verb imports, the tools it runs, QEMU, the journal tools), QEMU,
-# systemd-journal-remote, journalctl and coredumpctl. Node.js (the README's other prerequisite) and
+# systemd-journal-remote, journalctl, vhost-device-vsock and coredumpctl. Node.js (the README's other prerequisite) and
 # this checkout (read-only) come from the host. Run as root.
 #
 # Usage: scripts/fresh-root-check.sh [--release NAME]... [--cache DIR | --no-cache]
@@ -125,6 +125,7 @@ tools() {
     qemu-system-x86_64 --version | head -n1
     /usr/lib/systemd/systemd-journal-remote --version | head -n1
     journalctl --version | head -n1
+    vhost-device-vsock --version
     if command -v coredumpctl >/dev/null; then coredumpctl --version | head -n1
     else echo "coredumpctl: not installed (systemd-coredump; only the printed debug commands use it)"; fi'
 }
@@ -148,7 +149,7 @@ check_release() {
     step "README set-up: scripts/setup-host.sh (as root)" in_root sh -c 'cd /itest && scripts/setup-host.sh' &&
     step "scripts/fetch-mkosi-sid.sh (mkosi 27 and its Depends)" \
       in_root /itest/scripts/fetch-mkosi-sid.sh /var/cache/itest-ci/mkosi-sid &&
-    step "tools start: mkosi x2, QEMU, journal tools, coredumpctl" tools &&
+    step "tools start: mkosi x2, QEMU, journal tools, vhost-device-vsock, coredumpctl" tools &&
     step "itest host check for each mkosi (modules, tools)" in_root sh -c \
       'cd /itest && node --import tsx scripts/check-host.ts --mkosi mkosi --mkosi /var/cache/itest-ci/mkosi-sid/bin/mkosi' ||
     ok=$?

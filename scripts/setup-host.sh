@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Installs what itest needs on a Debian or Ubuntu host: mkosi (>= 24), QEMU, systemd-journal-remote and
-# the tools and Python modules mkosi builds and boots images with (scripts/host-packages.txt). Assumes
-# nothing but apt: it also runs in a fresh debootstrap (scripts/fresh-root-check.sh). Idempotent; run as
-# root (or through sudo).
+# Installs what itest needs on a Debian or Ubuntu host: mkosi (>= 24), QEMU, systemd-journal-remote,
+# vhost-device-vsock and the tools and Python modules mkosi builds and boots images with
+# (scripts/host-packages.txt). Assumes nothing but apt: it also runs in a fresh debootstrap
+# (scripts/fresh-root-check.sh). Idempotent; run as root (or through sudo).
 # Usage: scripts/setup-host.sh [--print-packages]   (the latter only prints the base package list)
 set -euo pipefail
 
@@ -67,4 +67,33 @@ fi
 # vhost-vsock lets results and journals travel over AF_VSOCK; without it itest uses virtio-serial.
 if modprobe vhost_vsock 2>/dev/null; then chmod 0666 /dev/vhost-vsock 2>/dev/null || true; fi
 
-echo "setup-host: ready: $(mkosi --version), $(qemu-system-x86_64 --version | head -n1)"
+# vhost-device-vsock (rust-vmm) gives a VM a virtio-vsock device from user space where the kernel's
+# vhost-vsock is missing or root-only (itest's vsock-user transport). Debian has it from trixie+1 (sid);
+# elsewhere the sid .deb (one static-enough binary: libc6 >= 2.34) is unpacked under /usr/local, fetched
+# with a private sources list so the system's apt state stays as it is.
+install_vhost_device_vsock() {
+  local dest=/usr/local/lib/itest/vhost-device-vsock work deb
+  work=$(mktemp -d)
+  mkdir -p "$work/lists/partial" "$work/cache/archives/partial"
+  echo 'deb http://deb.debian.org/debian sid main' > "$work/sources.list"
+  local opts=(-o "Dir::Etc::SourceList=$work/sources.list" -o Dir::Etc::SourceParts=/dev/null
+    -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache" -o APT::Sandbox::User=root)
+  apt-get "${opts[@]}" update -q
+  (cd "$work" && apt-get "${opts[@]}" download vhost-device-vsock)
+  deb=$(find "$work" -maxdepth 1 -name 'vhost-device-vsock_*.deb' | head -n1)
+  rm -rf "$dest"
+  mkdir -p "$dest" /usr/local/bin
+  dpkg-deb -x "$deb" "$dest"
+  rm -f /usr/local/bin/vhost-device-vsock
+  ln -s "$dest/usr/bin/vhost-device-vsock" /usr/local/bin/vhost-device-vsock
+  rm -rf "$work"
+}
+if ! command -v vhost-device-vsock >/dev/null; then
+  if apt-cache policy vhost-device-vsock 2>/dev/null | grep -q '^ *Candidate: [^(]'; then
+    apt-get install -y -q --no-install-recommends vhost-device-vsock
+  else
+    install_vhost_device_vsock
+  fi
+fi
+
+echo "setup-host: ready: $(mkosi --version), $(qemu-system-x86_64 --version | head -n1), $(vhost-device-vsock --version)"
