@@ -29,6 +29,7 @@ import { parseShardCount } from '../config/shard-plan.ts';
 import { mergeReport, readPlanFile } from '../engine/merge-report.ts';
 import { stopOnSignals } from '../run/stop-on-signals.ts';
 import { addTestVerb } from './test-verb.ts';
+import { addSshVerbs } from './ssh-verb.ts';
 import { COMMON, RUN } from './verb-settings.ts';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -122,6 +123,7 @@ Examples:
   addPlan(program);
   addReport(program);
   addTestVerb(program, { withSettings, cliConfig });
+  addSshVerbs(program, DEFAULT_OUTPUT);
   return program;
 }
 

@@ -41,7 +41,7 @@ export interface RunConfig {
   /** Overrides every test's timeout (seconds, before TCG scaling). */
   timeout?: number;
   timeoutScale?: number;
-  transport: 'auto' | 'vsock' | 'serial';
+  transport: 'auto' | 'vsock' | 'vsock-user' | 'serial';
   kvm: Choice;
   keep: 'failed' | 'all';
   mkosi: string[];

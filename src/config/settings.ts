@@ -95,9 +95,9 @@ export const SETTINGS = {
     flag: '--transport',
     value: '<kind>',
     input: 'transport',
-    doc: 'how results leave the VM',
+    doc: "how results leave the VM: vsock (the kernel's /dev/vhost-vsock), vsock-user (vhost-device-vsock, user space), serial (virtio-serial); auto takes the first that works",
     default: 'auto',
-    choices: ['auto', 'vsock', 'serial'],
+    choices: ['auto', 'vsock', 'vsock-user', 'serial'],
   },
   kvm: {
     flag: '--kvm',

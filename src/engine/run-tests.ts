@@ -15,6 +15,7 @@ import type { Accelerator } from '../run/accelerator.ts';
 import { executeTestStep, freshRun, type TestContext } from '../run/execute-test.ts';
 import type { OutputLayout } from '../run/output-layout.ts';
 import { requeue, runPool } from '../run/pool.ts';
+import { makeSshKey, sshKeyDir } from '../run/ssh-access.ts';
 import type { VmGate } from '../run/host-slots.ts';
 import { expectedSeconds } from '../shard/durations.ts';
 import type { Prepared } from './prepare-image.ts';
@@ -74,6 +75,11 @@ export async function runTests(o: {
   ui.info(
     `running ${selected.length} test(s), ${pool.slots} at once (CPU allows ${pool.byCpu}, memory ${pool.byMemory})`,
   );
+  // ssh over vsock (`itest ssh TEST`): one throw-away key for the run's VMs, kept in its work directory.
+  const ssh =
+    hostSetup.transport === 'serial' ? undefined : await makeSshKey(await sshKeyDir(o.layout.workRoot));
+  if (ssh && 'error' in ssh) ui.warn(ssh.error);
+  const sshKey = ssh && !('error' in ssh) ? ssh : undefined;
   const ctx: TestContext = {
     base: {
       mkosi: cfg.mkosi,
@@ -82,6 +88,7 @@ export async function runTests(o: {
       imageDir: image.dir,
       transport: hostSetup.transport,
       ...(o.manifest.firmware ? { firmware: o.manifest.firmware } : {}),
+      ...(sshKey ? { sshPublicKey: sshKey.public } : {}),
     },
     ...(cfg.shell ? { shell: true } : {}),
     accelerator,
@@ -90,6 +97,8 @@ export async function runTests(o: {
       layout: o.layout,
       journalRemote: host.journalRemote!,
       journalctl: host.journalctl!,
+      ...(host.vhostDeviceVsock ? { vhostDevice: host.vhostDeviceVsock.path } : {}),
+      ...(sshKey ? { sshKey: sshKey.private } : {}),
       env: cfg.env,
       signal,
     },
@@ -151,8 +160,10 @@ function shellHelp(cfg: RunConfig, spec: TestSpec, imageDir: string, transport: 
     `--shell: ${spec.name} runs in a VM that stays up afterwards; this terminal is its console.`,
     `  log in as root (automatic when the image sets Autologin=yes), then e.g. \`systemctl status ${spec.unit}\`, \`journalctl -b -u ${spec.unit}\``,
     '  end the run with `systemctl poweroff` in the guest (or Ctrl-a x to stop QEMU); results are collected as usual',
-    transport === 'vsock'
-      ? `  from another terminal: \`${mkosi} ssh\` (the image needs mkosi's SSH key setup)`
-      : '  (no vsock here, so no `mkosi ssh`: use this console)',
+    transport === 'serial'
+      ? '  (no vsock here, so no ssh: use this console)'
+      : `  from another terminal, over vsock (the image needs sshd): \`itest ssh ${spec.name} --output ${cfg.outputDir}\`${
+          transport === 'vsock' ? `, or mkosi's own \`${mkosi} --machine=<its machine name> ssh\`` : ''
+        }`,
   ].join('\n');
 }

@@ -97,6 +97,9 @@ export function decideHost(info: HostInfo, req: HostRequest): HostSetup {
     );
   }
 
+  const userVsock = info.vhostDeviceVsock
+    ? `vhost-device-vsock ${info.vhostDeviceVsock.version ?? '(version unknown)'} at ${info.vhostDeviceVsock.path}`
+    : undefined;
   let transport: Transport;
   let transportDetail: string;
   if (req.transport === 'vsock') {
@@ -104,18 +107,28 @@ export function decideHost(info: HostInfo, req: HostRequest): HostSetup {
     transportDetail = 'vsock by request';
     if (!info.vhostVsock.usable) {
       problems.push(
-        `${spell(door, 'transport', 'vsock')} needs /dev/vhost-vsock: ${info.vhostVsock.detail}. Fix: \`modprobe vhost_vsock\` and open the device to this user, or use ${spell(door, 'transport', 'auto')}`,
+        `${spell(door, 'transport', 'vsock')} needs /dev/vhost-vsock: ${info.vhostVsock.detail}. Fix: \`modprobe vhost_vsock\` and open the device to this user, or use ${userVsock ? `${spell(door, 'transport', 'vsock-user')} (${userVsock}) or ` : ''}${spell(door, 'transport', 'auto')}`,
       );
     }
+  } else if (req.transport === 'vsock-user') {
+    transport = 'vsock-user';
+    transportDetail = `user-space vsock by request (${userVsock ?? 'vhost-device-vsock missing'})`;
+    if (!userVsock)
+      problems.push(
+        `${spell(door, 'transport', 'vsock-user')} needs vhost-device-vsock on PATH. Fix: run scripts/setup-host.sh (it installs it, from Debian sid where the distribution has no package), or use ${spell(door, 'transport', 'auto')}`,
+      );
   } else if (req.transport === 'serial') {
     transport = 'serial';
     transportDetail = 'virtio-serial by request';
   } else if (info.vhostVsock.usable) {
     transport = 'vsock';
     transportDetail = 'vsock (/dev/vhost-vsock usable)';
+  } else if (userVsock) {
+    transport = 'vsock-user';
+    transportDetail = `user-space vsock: ${userVsock} (${info.vhostVsock.detail})`;
   } else {
     transport = 'serial';
-    transportDetail = `virtio-serial (${info.vhostVsock.detail})`;
+    transportDetail = `virtio-serial (${info.vhostVsock.detail}; no vhost-device-vsock on PATH)`;
   }
   if (problems.length > 0 || !dialect) throw new HostNotReady(problems);
   return {

@@ -20,6 +20,8 @@ export interface HostInfo {
   qemu: { binary: string; version?: string; error?: string };
   kvm: DeviceState;
   vhostVsock: DeviceState;
+  /** vhost-device-vsock (the vsock-user transport's backend), when on PATH. */
+  vhostDeviceVsock?: { path: string; version?: string };
   journalRemote?: string;
   journalctl?: string;
   /** systemd version of the host's journalctl (journals from a newer guest may be unreadable by it). */
@@ -188,19 +190,21 @@ export async function probeHost(opts: {
   const qemuBinary = `qemu-system-${arch}`;
   // Whether mkosi can run its verbs, in parallel with the rest (it never rejects).
   const mkosiReady = probeMkosiRuntime(opts.mkosi, { env: opts.env, configDir: opts.configDir });
-  const [mkosiRes, qemuPath, vsock, journalRemote, journalctl, coredumpctl, mem] = await Promise.all([
-    runCommand([...opts.mkosi, '--version'], { env: opts.env, timeoutMs: 30_000 }),
-    which([qemuBinary]),
-    openRw('/dev/vhost-vsock'),
-    which([
-      'systemd-journal-remote',
-      '/usr/lib/systemd/systemd-journal-remote',
-      '/lib/systemd/systemd-journal-remote',
-    ]),
-    which(['journalctl']),
-    which(['coredumpctl']),
-    memInfo(),
-  ]);
+  const [mkosiRes, qemuPath, vsock, vhostDevice, journalRemote, journalctl, coredumpctl, mem] =
+    await Promise.all([
+      runCommand([...opts.mkosi, '--version'], { env: opts.env, timeoutMs: 30_000 }),
+      which([qemuBinary]),
+      openRw('/dev/vhost-vsock'),
+      which(['vhost-device-vsock']),
+      which([
+        'systemd-journal-remote',
+        '/usr/lib/systemd/systemd-journal-remote',
+        '/lib/systemd/systemd-journal-remote',
+      ]),
+      which(['journalctl']),
+      which(['coredumpctl']),
+      memInfo(),
+    ]);
   const mkosi: HostInfo['mkosi'] = { command: opts.mkosi };
   const v = /mkosi\s+(\d+(?:\.\d+)*)/.exec(mkosiRes.stdout);
   if (mkosiRes.spawnError)
@@ -236,6 +240,12 @@ export async function probeHost(opts: {
     memAvailable: mem.available,
     mkosiReady: await mkosiReady,
   };
+  if (vhostDevice) {
+    const vv = /vhost-device-vsock\s+(\S+)/.exec(
+      (await runCommand([vhostDevice, '--version'], { timeoutMs: 10_000 })).stdout,
+    )?.[1];
+    info.vhostDeviceVsock = { path: vhostDevice, ...(vv ? { version: vv } : {}) };
+  }
   if (journalRemote) info.journalRemote = journalRemote;
   if (journalctl) info.journalctl = journalctl;
   if (jv) info.journalctlVersion = jv;

@@ -16,8 +16,13 @@ import {
 } from '../guest/units.ts';
 import { formatMiB } from '../util/size.ts';
 import { qmpArgs } from '../qemu/qmp.ts';
+import { userVsockCredentials, userVsockQemuArgs, type UserVsockPaths } from '../qemu/user-vsock.ts';
 
-export type Transport = 'vsock' | 'serial';
+/**
+ * How the status and the journal leave the VM: the kernel's vhost-vsock (mkosi's own vsock path), a
+ * user-space vsock device (vhost-device-vsock, src/qemu/user-vsock.ts), or virtio-serial ports.
+ */
+export type Transport = 'vsock' | 'vsock-user' | 'serial';
 export type Accel = 'kvm' | 'tcg';
 
 export interface VmConfig {
@@ -39,6 +44,10 @@ export interface VmConfig {
   qmpSocket?: string;
   /** Serial: host file receiving the journal export stream. Vsock: the .journal mkosi's journal-remote writes. */
   journalTarget: string;
+  /** vsock-user: the sockets of the VM's vhost-device-vsock. */
+  userVsock?: UserVsockPaths;
+  /** The run's throw-away ssh key (public half): root may log in with it over vsock (`itest ssh`). */
+  sshPublicKey?: string;
 }
 
 /** One `-smbios type=11` credential, base64 so that newlines and spaces survive (mkosi 24 splits --credential). */
@@ -50,13 +59,20 @@ export function smbiosCredential(name: string, value: string): string[] {
 }
 
 /** Credentials the engine injects, then the test's own (which may override nothing of ours: names differ). */
-export function guestCredentials(spec: TestSpec, transport: Transport, shell = false): [string, string][] {
+export function guestCredentials(
+  spec: TestSpec,
+  transport: Transport,
+  shell = false,
+  sshPublicKey?: string,
+): [string, string][] {
   const creds: [string, string][] = [
     [`systemd.unit-dropin.${spec.unit}`, testUnitDropin(spec.unit, shell, spec.unitEnvironment)],
     [`systemd.extra-unit.${EMERGENCY_UNIT}`, emergencyExitUnit()],
     ['systemd.unit-dropin.emergency.target', emergencyDropin()],
   ];
   if (transport === 'serial') creds.push([`systemd.extra-unit.${JOURNAL_UNIT}`, journalExportUnit()]);
+  if (transport === 'vsock-user') creds.push(...userVsockCredentials());
+  if (sshPublicKey) creds.push(['ssh.authorized_keys.root', sshPublicKey]);
   for (const [k, v] of Object.entries(spec.credentials)) creds.push([k, v]);
   return creds;
 }
@@ -96,8 +112,13 @@ export function qemuArgs(spec: TestSpec, vm: VmConfig): string[] {
       `virtserialport,bus=itest-serial.0,chardev=itest-journal,name=${JOURNAL_PORT}`,
     );
   }
+  if (vm.transport === 'vsock-user') {
+    if (!vm.userVsock) throw new Error('qemuArgs: the vsock-user transport needs the sockets of its device');
+    args.push(...userVsockQemuArgs(vm.userVsock, formatMiB(spec.ram)));
+  }
   if (vm.qmpSocket) args.push(...qmpArgs(vm.qmpSocket));
-  for (const [k, v] of guestCredentials(spec, vm.transport, vm.shell)) args.push(...smbiosCredential(k, v));
+  for (const [k, v] of guestCredentials(spec, vm.transport, vm.shell, vm.sshPublicKey))
+    args.push(...smbiosCredential(k, v));
   args.push(...spec.qemuArgs);
   return args;
 }

@@ -40,8 +40,21 @@ interface GuestStatus {
   detail: string;
 }
 
-/** The guest's exit status from the status line (both transports) or mkosi's exit code (vsock). */
+/**
+ * The guest's exit status: PID 1's own EXIT_STATUS= over the notify socket (vsock-user, read by itest),
+ * else the status line (every transport), else mkosi's exit code (vsock: mkosi exits with what PID 1 sent).
+ */
 function guestStatus(raw: RawRun, line: StatusLine | undefined): GuestStatus | undefined {
+  if (raw.notify?.exitStatus !== undefined) {
+    const unit = line?.serviceResult
+      ? `; the unit: SERVICE_RESULT=${line.serviceResult} EXIT_CODE=${line.exitCode ?? '?'} EXIT_STATUS=${line.exitStatus ?? '?'}`
+      : '';
+    const status = raw.notify.exitStatus;
+    return {
+      status,
+      detail: status === SUCCESS_STATUS ? 'unit succeeded' : `guest exit status ${status} over vsock${unit}`,
+    };
+  }
   if (line?.serviceResult) {
     if (line.serviceResult === 'success') return { status: SUCCESS_STATUS, detail: 'unit succeeded' };
     const detail = `SERVICE_RESULT=${line.serviceResult} EXIT_CODE=${line.exitCode ?? '?'} EXIT_STATUS=${line.exitStatus ?? '?'}`;
@@ -84,6 +97,9 @@ export function classify(raw: RawRun, exp: Expectation, timeoutSeconds: number):
     infra,
   });
   if (raw.launchError) return err(`could not start mkosi: ${raw.launchError}`, false);
+  // vsock-user: the device or its listeners never came up, so no VM was started.
+  if (raw.transportError && raw.exitCode === null && raw.signal === null && !raw.timedOut && !raw.cancelled)
+    return err(raw.transportError, true);
   // Not the test's fault, whatever else the run shows: the guest never got a working vCPU.
   if (raw.accelFailure)
     return err(`KVM failed: ${describeAccelFailure(raw.accelFailure, raw.accelFailure.afterSeconds)}`, true);
@@ -112,6 +128,7 @@ export function classify(raw: RawRun, exp: Expectation, timeoutSeconds: number):
       return err('the guest fell into emergency mode before the test ran (see console log)', false);
     if (raw.exitCode === MKOSI_QEMU_KILLED) return err('QEMU was killed (mkosi exit 247)', true);
     if (raw.signal) return err(`mkosi was killed by ${raw.signal}`, true);
+    if (raw.transportError) return err(`no status from the guest: ${raw.transportError}`, true);
     if (raw.exitCode === 0)
       return err('the VM powered off without reporting a test status (no status from the guest)', true);
     // mkosi's own error rather than its last line (often a hint); one that would recur is not retried.

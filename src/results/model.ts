@@ -30,12 +30,16 @@ export interface RawRun {
   launchError?: string;
   /** The last line the guest wrote to the status port, if any. */
   statusLine?: string;
+  /** vsock-user: what PID 1 sent over the notify socket (its EXIT_STATUS= is the verdict). */
+  notify?: { exitStatus?: number; messages: number };
+  /** vsock-user: the device or its listeners failed (could not start, or died while the VM ran). */
+  transportError?: string;
   /** Number of journal entries received (0 = empty/lost journal; undefined = not checked). */
   journalEntries?: number;
   journalError?: string;
   /** Last lines of mkosi's output (console), for panic detection and messages. */
   consoleTail: string[];
-  transport: 'vsock' | 'serial';
+  transport: 'vsock' | 'vsock-user' | 'serial';
   durationMs: number;
 }
 
@@ -61,6 +65,8 @@ export interface Attempt extends Outcome {
   machine: string;
   mkosiExit: number | null;
   statusLine?: string;
+  /** vsock-user: the EXIT_STATUS= PID 1 sent over the notify socket, when one arrived. */
+  notifyExitStatus?: number;
   startedAt: string;
   durations: { vmSeconds: number; collectSeconds: number };
   files: { journal?: string; console?: string };
@@ -118,7 +124,7 @@ export interface Environment {
     /** Tests whose KVM attempt was stopped and rerun under TCG. */
     rerun: string[];
   };
-  transport: 'vsock' | 'serial';
+  transport: 'vsock' | 'vsock-user' | 'serial';
   transportDetail: string;
   jobs: number;
   timeoutScale: number;

@@ -196,6 +196,8 @@ export async function executeTestStep(
       files: attemptRun.files,
     };
     if (attemptRun.raw.statusLine) attempt.statusLine = attemptRun.raw.statusLine;
+    if (attemptRun.raw.notify?.exitStatus !== undefined)
+      attempt.notifyExitStatus = attemptRun.raw.notify.exitStatus;
     attempts.push(attempt);
     run.digest = attemptRun.digest;
     run.files = attemptRun.files;

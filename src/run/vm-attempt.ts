@@ -14,11 +14,17 @@ import type { RawRun } from '../results/model.ts';
 import { collectLogs, type Collected } from './collect-logs.ts';
 import type { OutputLayout, TestFiles } from './output-layout.ts';
 import { bootVm, type VmEnd } from './supervise-vm.ts';
+import { startUserVsock, type UserVsock, type UserVsockEnd } from './user-vsock.ts';
+import { VM_RECORD, writeVmRecord } from './ssh-access.ts';
 
 export interface AttemptEnv {
   layout: OutputLayout;
   journalRemote: string;
   journalctl: string;
+  /** vsock-user: the vhost-device-vsock binary. */
+  vhostDevice?: string;
+  /** The run's throw-away ssh key (private half), recorded per VM for `itest ssh`. */
+  sshKey?: string;
   env: NodeJS.ProcessEnv;
   signal: AbortSignal;
   onStart?: (argv: string[]) => void;
@@ -39,6 +45,16 @@ export interface AttemptRun {
   vmMs: number;
   collectMs: number;
 }
+
+/** How an attempt ends whose VM never started. */
+const NOT_STARTED: VmEnd = {
+  exitCode: null,
+  signal: null,
+  timedOut: false,
+  cancelled: false,
+  accelAbandoned: false,
+  stderrTail: [],
+};
 
 /** Whether path is a file of ours: a regular file, not a symlink someone planted at its name. */
 const ownFile = (path: string) =>
@@ -86,6 +102,7 @@ export function rawRun(
   logs: Collected,
   vm: Pick<VmConfig, 'transport' | 'accel'>,
   durationMs: number,
+  userVsock?: UserVsockEnd | { startError: string },
 ): RawRun {
   const raw: RawRun = {
     exitCode: ended.exitCode,
@@ -99,6 +116,14 @@ export function rawRun(
   };
   if (ended.launchError) raw.launchError = ended.launchError;
   if (logs.statusLine) raw.statusLine = logs.statusLine;
+  if (userVsock && 'startError' in userVsock) raw.transportError = userVsock.startError;
+  else if (userVsock) {
+    raw.notify = {
+      messages: userVsock.notify.messages.length,
+      ...(userVsock.notify.exitStatus !== undefined ? { exitStatus: userVsock.notify.exitStatus } : {}),
+    };
+    if (userVsock.problem) raw.transportError = userVsock.problem;
+  }
   if (logs.check.error) raw.journalError = logs.check.error;
   if (ended.cancelled) {
     raw.cancelled = true;
@@ -109,7 +134,7 @@ export function rawRun(
   // such words itself); a guest that reported a status ran fine. QMP may see the run state before QEMU's
   // words arrive: prefer the words.
   const onStderr =
-    vm.accel === 'kvm' && !logs.statusLine && !ended.cancelled && !ended.timedOut
+    vm.accel === 'kvm' && !logs.statusLine && !raw.notify?.exitStatus && !ended.cancelled && !ended.timedOut
       ? findAccelFailure(ended.stderrTail)
       : undefined;
   const accelFailure = ended.accelFailure
@@ -134,27 +159,81 @@ export async function runAttempt(
   for (const stale of [files.journal, files.keptExport]) await rm(stale, { force: true });
   // Unix socket paths are limited to 108 bytes: keep the QMP socket short, in the temp directory.
   const qmpSocket = join(tmpdir(), `${vm.machine}.qmp`);
+  const startedAt = new Date().toISOString();
+  const t0 = performance.now();
+  // vsock-user: the device and its listeners come up before the VM and go after it.
+  let userVsock: UserVsock | undefined;
+  let userVsockStart: { startError: string } | undefined;
+  if (vm.transport === 'vsock-user') {
+    try {
+      if (!env.vhostDevice) throw new Error('no vhost-device-vsock binary given');
+      userVsock = await startUserVsock({
+        machine: vm.machine,
+        tmp: tmpdir(),
+        vhostDevice: env.vhostDevice,
+        journalRemote: env.journalRemote,
+        journal: files.journal,
+        env: env.env,
+      });
+    } catch (e) {
+      userVsockStart = { startError: `the user-space vsock device did not start: ${(e as Error).message}` };
+    }
+  }
   const argv = vmArgv(spec, {
     ...vm,
     statusFile: files.status,
     qmpSocket,
     journalTarget: vm.transport === 'serial' ? files.journalExport : files.journal,
+    ...(userVsock ? { userVsock: userVsock.paths } : {}),
   });
-  const startedAt = new Date().toISOString();
-  const t0 = performance.now();
-  const ended = await bootVm({
-    argv,
-    env: env.env,
-    consoleLog: files.console,
-    qmpSocket,
-    timeoutMs,
-    interactive: env.interactive === true,
-    kvm: vm.accel === 'kvm',
-    signal: env.signal,
-    ...(env.accelSwitched ? { accelSwitched: env.accelSwitched } : {}),
-    ...(env.onAccelBroken ? { onAccelBroken: env.onAccelBroken } : {}),
-    ...(env.onStart ? { onStart: env.onStart } : {}),
-  });
+  if (env.sshKey && userVsock)
+    await writeVmRecord(files.work, {
+      test: spec.name,
+      machine: vm.machine,
+      transport: 'vsock-user',
+      uds: userVsock.paths.uds,
+      key: env.sshKey,
+      pid: process.pid,
+    });
+  else if (env.sshKey && vm.transport === 'vsock')
+    await writeVmRecord(files.work, {
+      test: spec.name,
+      machine: vm.machine,
+      transport: 'vsock',
+      key: env.sshKey,
+      pid: process.pid,
+      mkosiSsh: [
+        ...vm.mkosi,
+        '--directory',
+        vm.configDir,
+        '--output-dir',
+        vm.imageDir,
+        `--machine=${vm.machine}`,
+        'ssh',
+      ],
+    });
+  let ended: VmEnd;
+  let userVsockEnd: UserVsockEnd | undefined;
+  try {
+    ended = userVsockStart
+      ? NOT_STARTED
+      : await bootVm({
+          argv,
+          env: env.env,
+          consoleLog: files.console,
+          qmpSocket,
+          timeoutMs,
+          interactive: env.interactive === true,
+          kvm: vm.accel === 'kvm',
+          signal: env.signal,
+          ...(env.accelSwitched ? { accelSwitched: env.accelSwitched } : {}),
+          ...(env.onAccelBroken ? { onAccelBroken: env.onAccelBroken } : {}),
+          ...(env.onStart ? { onStart: env.onStart } : {}),
+        });
+  } finally {
+    await rm(join(files.work, VM_RECORD), { force: true });
+    userVsockEnd = await userVsock?.stop();
+  }
   const vmMs = performance.now() - t0;
   await rm(qmpSocket, { force: true });
 
@@ -168,7 +247,7 @@ export async function runAttempt(
     logs.digest.notes.push(`the console log is cut short: writing it failed (${ended.consoleError})`);
   const collectMs = performance.now() - t1;
   return {
-    raw: rawRun(ended, logs, vm, vmMs),
+    raw: rawRun(ended, logs, vm, vmMs, userVsockStart ?? userVsockEnd),
     argv,
     files: await attemptFiles(files),
     digest: logs.digest,

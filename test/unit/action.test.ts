@@ -71,7 +71,7 @@ describe('action inputs', () => {
           ),
         (e: unknown) => e instanceof UserError && re.test(e.message),
       );
-    bad('transport', 'pigeon', /input `transport`: "pigeon" is not one of auto, vsock, serial/);
+    bad('transport', 'pigeon', /input `transport`: "pigeon" is not one of auto, vsock, vsock-user, serial/);
     bad('jobs', '0', /input `jobs`: "0" must be a whole number from 1 to 256/);
     bad('retention-days', '400', /input `retention-days`/);
     bad('cache', 'maybe', /input `cache`: "maybe" is not a boolean/);

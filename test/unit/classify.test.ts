@@ -96,6 +96,86 @@ describe('classification', () => {
     assert.match(killed.reason, /QEMU was killed/);
   });
 
+  it("vsock-user: PID 1's EXIT_STATUS= over the notify socket is the verdict; the status line is context", () => {
+    const pass = classify(
+      raw({ transport: 'vsock-user', notify: { exitStatus: 123, messages: 5 } }),
+      exp,
+      60,
+    );
+    assert.deepEqual([pass.status, pass.guestStatus, pass.reason], ['pass', 123, 'unit succeeded']);
+    const fail = classify(
+      raw({
+        transport: 'vsock-user',
+        notify: { exitStatus: 1, messages: 5 },
+        statusLine: line('exit-code', 'exited', '1'),
+      }),
+      exp,
+      60,
+    );
+    assert.equal(fail.status, 'fail');
+    assert.match(fail.reason, /guest exit status 1 over vsock; the unit: SERVICE_RESULT=exit-code/);
+    // A status line saying success does not outvote PID 1 (issue 17: a unit's line is never the verdict).
+    const outvoted = classify(
+      raw({
+        transport: 'vsock-user',
+        notify: { exitStatus: 1, messages: 5 },
+        statusLine: line('success', 'exited', '0'),
+      }),
+      exp,
+      60,
+    );
+    assert.equal(outvoted.status, 'fail');
+    // No EXIT_STATUS= (READY=1 only): the status line still explains the end.
+    const lineOnly = classify(
+      raw({ transport: 'vsock-user', notify: { messages: 1 }, statusLine: line('success', 'exited', '0') }),
+      exp,
+      60,
+    );
+    assert.equal(lineOnly.status, 'pass');
+  });
+
+  it('vsock-user: a device that never started, or died with no status, is its own infrastructure error', () => {
+    const never = classify(
+      raw({
+        transport: 'vsock-user',
+        exitCode: null,
+        transportError: 'the user-space vsock device did not start: vhost-device-vsock exited (1)',
+      }),
+      exp,
+      60,
+    );
+    assert.deepEqual(
+      [never.status, never.infra, never.reason],
+      ['error', true, 'the user-space vsock device did not start: vhost-device-vsock exited (1)'],
+    );
+    const died = classify(
+      raw({
+        transport: 'vsock-user',
+        exitCode: 0,
+        notify: { messages: 1 },
+        transportError: 'vhost-device-vsock exited (SIGKILL) while the VM ran: no message',
+      }),
+      exp,
+      60,
+    );
+    assert.equal(died.status, 'error');
+    assert.match(
+      died.reason,
+      /^no status from the guest: vhost-device-vsock exited \(SIGKILL\) while the VM ran/,
+    );
+    // With the guest's status over the serial status port, the test still gets its verdict.
+    const stillJudged = classify(
+      raw({
+        transport: 'vsock-user',
+        statusLine: line('success', 'exited', '0'),
+        transportError: 'vhost-device-vsock exited (SIGKILL) while the VM ran: no message',
+      }),
+      exp,
+      60,
+    );
+    assert.equal(stillJudged.status, 'pass');
+  });
+
   it('the status port wins over mkosi exit codes', () => {
     assert.equal(
       classify(raw({ transport: 'vsock', exitCode: 1, statusLine: line('success', 'exited', '0') }), exp, 60)

@@ -48,7 +48,7 @@ describe('itest CLI', () => {
     ]) {
       assert.ok(run.out.includes(opt), `${opt} missing from run --help`);
     }
-    assert.match(run.out, /choices:\s+"auto",\s+"vsock",\s+"serial"/);
+    assert.match(run.out, /choices:\s+"auto",\s+"vsock",\s+"vsock-user",\s+"serial"/);
   });
 
   it('run --help lists every exit status, with its meaning, and the --tag rules', () => {

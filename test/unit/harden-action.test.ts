@@ -660,6 +660,7 @@ describe('13 and 4. the post step stops what this run started, and nothing else'
       inputs: {
         INPUT_CONFIG: DEMO,
         INPUT_MKOSI: FAKE,
+        INPUT_TRANSPORT: 'serial',
         'INPUT_SETUP-RUNNER': 'false',
         INPUT_CACHE: 'false',
         INPUT_OUTPUT: '.',
@@ -696,6 +697,7 @@ describe('13 and 4. the post step stops what this run started, and nothing else'
       inputs: {
         INPUT_CONFIG: DEMO,
         INPUT_MKOSI: FAKE,
+        INPUT_TRANSPORT: 'serial',
         'INPUT_SETUP-RUNNER': 'false',
         INPUT_OUTPUT: 'itest-results',
         'INPUT_UPLOAD-LOGS': 'none',

@@ -6,7 +6,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -21,6 +21,7 @@ import { cleanEnv, collect, isGone, listProcesses, pollFor, stateEnv } from '../
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const FAKE = join(ROOT, 'test/fixtures/fake-mkosi.mjs');
+const DEVICE = spawnSync('sh', ['-c', 'command -v vhost-device-vsock']).status === 0;
 // The steps run in the workspace (not this repository), so tsx is named by its path.
 const TSX = import.meta.resolve('tsx');
 
@@ -165,6 +166,9 @@ describe('post step after the main step was killed (real processes, local Action
       INPUT_CACHE: 'false',
       INPUT_OUTPUT: out,
       INPUT_JOBS: '2',
+      // vsock-user where vhost-device-vsock is on PATH (as after scripts/setup-host.sh), so that each VM
+      // also has its device and journal-remote, children of the main step, for the post step to find.
+      INPUT_TRANSPORT: DEVICE ? 'vsock-user' : 'serial',
       // A matrix leg's label: the partial artifact must carry it, or legs overwrite each other.
       INPUT_LABEL: 'leg-a',
       'INPUT_ARTIFACT-PREFIX': 'itest-logs',
@@ -222,6 +226,19 @@ describe('post step after the main step was killed (real processes, local Action
     for (const p of tree)
       assert.equal(await isGone(p), false, `${p} outlives the main step (that is the problem)`);
 
+    // Each VM: the stand-in mkosi and its grandchild; on vsock-user also its vhost-device-vsock and
+    // journal-remote, named by the VM's socket directory (`/tmp/<machine>.vsock/...`).
+    const procs = await listProcesses();
+    const machines = procs
+      .filter((p) => vms.includes(p.pid))
+      .map((p) => p.argv.find((a) => a.startsWith('--machine='))!.slice('--machine='.length));
+    const helpers = procs.filter(
+      (p) =>
+        /(vhost-device-vsock|systemd-journal-remote)$/.test(p.argv[0] ?? '') &&
+        machines.some((m) => p.cmdline.includes(`/${m}.vsock/`)),
+    );
+    started.push(...helpers.map((h) => h.pid));
+    assert.equal(helpers.length, DEVICE ? 4 : 0, helpers.map((p) => p.cmdline).join('\n'));
     const state = stateEnv(await readFile(files.state, 'utf8'));
     assert.deepEqual(state, {
       STATE_output: out,
@@ -239,13 +256,17 @@ describe('post step after the main step was killed (real processes, local Action
     assert.equal(post.code, 0, post.stderr);
     assert.match(
       post.stdout,
-      /^post: stopped 4 leftover process\(es\) of 2 VM\(s\): itest-test-0[13]-[a-z-]+-[0-9a-f]{6}-1, itest-test-0[13]/m,
+      new RegExp(
+        `^post: stopped ${DEVICE ? 8 : 4} leftover process\\(es\\) of 2 VM\\(s\\): itest-test-0[13]-[a-z-]+-[0-9a-f]{6}-1, itest-test-0[13]`,
+        'm',
+      ),
     );
-    for (const p of tree) assert.ok(await isGone(p), `leftover ${p} stopped by the post step`);
+    for (const p of [...tree, ...helpers.map((h) => h.pid)])
+      assert.ok(await isGone(p), `leftover ${p} stopped by the post step`);
 
     const summary = await readFile(files.postSummary, 'utf8');
     assert.match(summary, /^## ⚠️ itest did not finish/m);
-    assert.match(summary, /stopped 2 leftover VM\(s\) \(4 processes\)/);
+    assert.match(summary, new RegExp(`stopped 2 leftover VM\\(s\\) \\(${DEVICE ? 8 : 4} processes\\)`));
     assert.match(summary, /^\| TEST-01-BASIC \| was running; its VM was stopped by the post step \|$/m);
     assert.match(
       summary,
@@ -255,7 +276,17 @@ describe('post step after the main step was killed (real processes, local Action
     const listed = [...summary.matchAll(/^- `([^`]+)`$/gm)].map((x) => x[1]!);
     assert.deepEqual(
       listed.map((f) => f.slice(out.length + 1)),
-      ['TEST-01-BASIC.console.log', 'TEST-03-EXPECTED-FAIL.console.log', 'image-build.log'],
+      // On vsock-user journal-remote writes each VM's journal as it arrives: what came before the kill is
+      // there to upload too.
+      DEVICE
+        ? [
+            'TEST-01-BASIC.console.log',
+            'TEST-01-BASIC.journal',
+            'TEST-03-EXPECTED-FAIL.console.log',
+            'TEST-03-EXPECTED-FAIL.journal',
+            'image-build.log',
+          ]
+        : ['TEST-01-BASIC.console.log', 'TEST-03-EXPECTED-FAIL.console.log', 'image-build.log'],
     );
     for (const f of listed) assert.ok(existsSync(f), `${f} exists`);
 

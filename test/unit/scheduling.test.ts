@@ -1,7 +1,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { requeue, runPool } from '../../src/run/pool.ts';
-import { computeSlots, decideHost, HostNotReady, TCG_TIMEOUT_SCALE } from '../../src/host/decide.ts';
+import {
+  computeSlots,
+  decideHost,
+  HostNotReady,
+  TCG_TIMEOUT_SCALE,
+  type HostRequest,
+} from '../../src/host/decide.ts';
 import { shouldRetry } from '../../src/run/execute-test.ts';
 import type { HostInfo } from '../../src/host/probe.ts';
 import { TEST_DEFAULTS, type TestSpec } from '../../src/config/test-spec.ts';
@@ -167,6 +173,36 @@ describe('host decisions', () => {
     assert.equal(p.transport, 'serial');
     assert.equal(p.timeoutScale, TCG_TIMEOUT_SCALE);
     assert.match(p.warnings[0]!, /no \/dev\/kvm.*TCG.*scaled by 3/);
+  });
+
+  it('auto: the kernel vsock first, then vhost-device-vsock (vsock-user), then serial; each says why', () => {
+    const noKernel = { vhostVsock: { usable: false, detail: '/dev/vhost-vsock does not exist' } };
+    const device = { vhostDeviceVsock: { path: '/usr/local/bin/vhost-device-vsock', version: '0.3.0' } };
+    const pick = (over: Partial<HostInfo>, transport: HostRequest['transport'] = 'auto') => {
+      const p = decideHost(host(over), { transport, kvm: 'auto' });
+      return [p.transport, p.transportDetail];
+    };
+    assert.deepEqual(pick(device), ['vsock', 'vsock (/dev/vhost-vsock usable)']);
+    assert.deepEqual(pick({ ...noKernel, ...device }), [
+      'vsock-user',
+      'user-space vsock: vhost-device-vsock 0.3.0 at /usr/local/bin/vhost-device-vsock (/dev/vhost-vsock does not exist)',
+    ]);
+    assert.deepEqual(pick(noKernel), [
+      'serial',
+      'virtio-serial (/dev/vhost-vsock does not exist; no vhost-device-vsock on PATH)',
+    ]);
+    assert.deepEqual(pick(device, 'vsock-user'), [
+      'vsock-user',
+      'user-space vsock by request (vhost-device-vsock 0.3.0 at /usr/local/bin/vhost-device-vsock)',
+    ]);
+    assert.throws(
+      () => pick({}, 'vsock-user'),
+      /--transport vsock-user needs vhost-device-vsock on PATH\. Fix: run scripts\/setup-host\.sh/,
+    );
+    assert.throws(
+      () => pick({ ...noKernel, ...device }, 'vsock'),
+      /needs \/dev\/vhost-vsock: .*or use --transport vsock-user \(vhost-device-vsock 0\.3\.0 at .*\) or --transport auto/,
+    );
   });
 
   it('lists every missing tool with how to install it', () => {

@@ -1,7 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { dialectFor } from '../../src/mkosi/dialect.ts';
-import { vmArgv, type VmConfig } from '../../src/mkosi/vm-argv.ts';
+import { vmArgv, type Transport, type VmConfig } from '../../src/mkosi/vm-argv.ts';
+import { userVsockPaths } from '../../src/qemu/user-vsock.ts';
 import { testSpec } from '../helpers/spec.ts';
 import { buildArgv } from '../../src/image/ensure-image.ts';
 
@@ -15,8 +16,11 @@ const spec = testSpec({
   qemuArgs: ['-device', 'virtio-rng-pci'],
 });
 
-function plan(version: string, transport: 'vsock' | 'serial'): VmConfig {
+function plan(version: string, transport: Transport): VmConfig {
   return {
+    ...(transport === 'vsock-user'
+      ? { userVsock: userVsockPaths('itest-test-01-basic-abc123-1', '/tmp') }
+      : {}),
     mkosi: ['mkosi'],
     dialect: dialectFor(version),
     configDir: '/cfg',
@@ -126,6 +130,61 @@ describe('mkosi dialects', () => {
     assert.ok(!before.find((a) => a.startsWith('--kernel-command-line-extra='))!.includes('systemd.wants='));
     // The status port stays in vsock mode too: it explains failures that mkosi's exit code cannot.
     assert.ok(after.includes('virtserialport,bus=itest-serial.0,chardev=itest-status,name=itest.status'));
+  });
+
+  // vsock-user on each dialect: mkosi's own vsock off (it would need /dev/vhost-vsock), the device and its
+  // shared memory on QEMU's command line, the guest pointed at host CID 2 by credentials; serial journal off.
+  for (const [version, verb, flags] of [
+    ['24.3', 'qemu', ['--qemu-vsock=no', '--qemu-mem=1024M']],
+    ['25.3', 'vm', ['--vsock=no', '--ram=1024M']],
+    ['27.1', 'vm', ['--vsock=no', '--ram=1024M']],
+  ] as const)
+    it(`mkosi ${version}, vsock-user: vhost-user-vsock-pci on a shared memfd, notify and journal credentials`, () => {
+      const argv = vmArgv(spec, plan(version, 'vsock-user'));
+      const at = argv.indexOf(verb);
+      const before = argv.slice(0, at);
+      const after = argv.slice(at + 1);
+      for (const f of flags) assert.ok(before.includes(f), `${f} in ${before.join(' ')}`);
+      assert.ok(!before.some((a) => a.startsWith('--forward-journal')), 'no journal-remote of mkosi');
+      const d = '/tmp/itest-test-01-basic-abc123-1.vsock';
+      const qemu = after.join(' ');
+      assert.ok(
+        qemu.includes(
+          '-object memory-backend-memfd,id=itest-mem,size=1024M,share=on -machine memory-backend=itest-mem ' +
+            `-chardev socket,id=itest-vsock,path=${d}/vhost-user -device vhost-user-vsock-pci,chardev=itest-vsock`,
+        ),
+        qemu,
+      );
+      const creds = credentials(after);
+      assert.equal(creds.get('vmm.notify_socket'), 'vsock-stream:2:10001');
+      assert.equal(creds.get('journal.forward_to_socket'), 'vsock-stream:2:10002');
+      assert.ok(!creds.has('systemd.extra-unit.itest-journal-export.service'));
+      assert.ok(!after.some((a) => a.includes('itest-journal')), 'no serial journal port');
+      assert.ok(after.includes('virtserialport,bus=itest-serial.0,chardev=itest-status,name=itest.status'));
+    });
+
+  it('vsock-user sockets: one directory per machine, short paths, an error naming TMPDIR when too long', () => {
+    const a = userVsockPaths('itest-a-1', '/tmp');
+    const b = userVsockPaths('itest-b-1', '/tmp');
+    assert.deepEqual(a, {
+      dir: '/tmp/itest-a-1.vsock',
+      control: '/tmp/itest-a-1.vsock/vhost-user',
+      uds: '/tmp/itest-a-1.vsock/v',
+      notify: '/tmp/itest-a-1.vsock/v_10001',
+      journal: '/tmp/itest-a-1.vsock/v_10002',
+    });
+    assert.ok(
+      Object.values(a).every((p) => !Object.values(b).includes(p)),
+      'no socket shared',
+    );
+    assert.throws(
+      () => userVsockPaths('itest-a-1', `/${'x'.repeat(100)}`),
+      /longer than a Unix socket path.*TMPDIR/,
+    );
+    assert.throws(
+      () => vmArgv(spec, { ...plan('25.3', 'vsock-user'), userVsock: undefined }),
+      /needs the sockets/,
+    );
   });
 
   it('mkosi 27: `--` between the verb and QEMU arguments', () => {
