@@ -31384,7 +31384,7 @@ function escapeJsonPtr(str) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(789);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8676);
 // Entry point of the `itest` binary (bundled to dist/cli/index.js).
 
 process.exit(await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv));
@@ -31394,7 +31394,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 789:
+/***/ 8676:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -31748,9 +31748,9 @@ const SETTINGS = {
         flag: '--transport',
         value: '<kind>',
         input: 'transport',
-        doc: 'how results leave the VM',
+        doc: "how results leave the VM: vsock (the kernel's /dev/vhost-vsock), vsock-user (vhost-device-vsock, user space), serial (virtio-serial); auto takes the first that works",
         default: 'auto',
-        choices: ['auto', 'vsock', 'serial'],
+        choices: ['auto', 'vsock', 'vsock-user', 'serial'],
     },
     kvm: {
         flag: '--kvm',
@@ -37275,10 +37275,11 @@ async function probeHost(opts) {
     const qemuBinary = `qemu-system-${arch}`;
     // Whether mkosi can run its verbs, in parallel with the rest (it never rejects).
     const mkosiReady = probeMkosiRuntime(opts.mkosi, { env: opts.env, configDir: opts.configDir });
-    const [mkosiRes, qemuPath, vsock, journalRemote, journalctl, coredumpctl, mem] = await Promise.all([
+    const [mkosiRes, qemuPath, vsock, vhostDevice, journalRemote, journalctl, coredumpctl, mem] = await Promise.all([
         runCommand([...opts.mkosi, '--version'], { env: opts.env, timeoutMs: 30_000 }),
         which([qemuBinary]),
         openRw('/dev/vhost-vsock'),
+        which(['vhost-device-vsock']),
         which([
             'systemd-journal-remote',
             '/usr/lib/systemd/systemd-journal-remote',
@@ -37324,6 +37325,10 @@ async function probeHost(opts) {
         memAvailable: mem.available,
         mkosiReady: await mkosiReady,
     };
+    if (vhostDevice) {
+        const vv = /vhost-device-vsock\s+(\S+)/.exec((await runCommand([vhostDevice, '--version'], { timeoutMs: 10_000 })).stdout)?.[1];
+        info.vhostDeviceVsock = { path: vhostDevice, ...(vv ? { version: vv } : {}) };
+    }
     if (journalRemote)
         info.journalRemote = journalRemote;
     if (journalctl)
@@ -37398,14 +37403,23 @@ function decideHost(info, req) {
         accelDetail = `KVM not usable (${info.kvm.detail}); falling back to software emulation (TCG)`;
         warnings.push(`${accelDetail}: VMs boot 5-10x slower and timeouts are scaled by ${req.timeoutScale ?? TCG_TIMEOUT_SCALE}`);
     }
+    const userVsock = info.vhostDeviceVsock
+        ? `vhost-device-vsock ${info.vhostDeviceVsock.version ?? '(version unknown)'} at ${info.vhostDeviceVsock.path}`
+        : undefined;
     let transport;
     let transportDetail;
     if (req.transport === 'vsock') {
         transport = 'vsock';
         transportDetail = 'vsock by request';
         if (!info.vhostVsock.usable) {
-            problems.push(`${spell(door, 'transport', 'vsock')} needs /dev/vhost-vsock: ${info.vhostVsock.detail}. Fix: \`modprobe vhost_vsock\` and open the device to this user, or use ${spell(door, 'transport', 'auto')}`);
+            problems.push(`${spell(door, 'transport', 'vsock')} needs /dev/vhost-vsock: ${info.vhostVsock.detail}. Fix: \`modprobe vhost_vsock\` and open the device to this user, or use ${userVsock ? `${spell(door, 'transport', 'vsock-user')} (${userVsock}) or ` : ''}${spell(door, 'transport', 'auto')}`);
         }
+    }
+    else if (req.transport === 'vsock-user') {
+        transport = 'vsock-user';
+        transportDetail = `user-space vsock by request (${userVsock ?? 'vhost-device-vsock missing'})`;
+        if (!userVsock)
+            problems.push(`${spell(door, 'transport', 'vsock-user')} needs vhost-device-vsock on PATH. Fix: run scripts/setup-host.sh (it installs it, from Debian sid where the distribution has no package), or use ${spell(door, 'transport', 'auto')}`);
     }
     else if (req.transport === 'serial') {
         transport = 'serial';
@@ -37415,9 +37429,13 @@ function decideHost(info, req) {
         transport = 'vsock';
         transportDetail = 'vsock (/dev/vhost-vsock usable)';
     }
+    else if (userVsock) {
+        transport = 'vsock-user';
+        transportDetail = `user-space vsock: ${userVsock} (${info.vhostVsock.detail})`;
+    }
     else {
         transport = 'serial';
-        transportDetail = `virtio-serial (${info.vhostVsock.detail})`;
+        transportDetail = `virtio-serial (${info.vhostVsock.detail}; no vhost-device-vsock on PATH)`;
     }
     if (problems.length > 0 || !dialect)
         throw new HostNotReady(problems);
@@ -43277,8 +43295,21 @@ function parseStatusLine(line) {
         out.emergency = true;
     return Object.keys(out).length > 0 ? out : undefined;
 }
-/** The guest's exit status from the status line (both transports) or mkosi's exit code (vsock). */
+/**
+ * The guest's exit status: PID 1's own EXIT_STATUS= over the notify socket (vsock-user, read by itest),
+ * else the status line (every transport), else mkosi's exit code (vsock: mkosi exits with what PID 1 sent).
+ */
 function guestStatus(raw, line) {
+    if (raw.notify?.exitStatus !== undefined) {
+        const unit = line?.serviceResult
+            ? `; the unit: SERVICE_RESULT=${line.serviceResult} EXIT_CODE=${line.exitCode ?? '?'} EXIT_STATUS=${line.exitStatus ?? '?'}`
+            : '';
+        const status = raw.notify.exitStatus;
+        return {
+            status,
+            detail: status === SUCCESS_STATUS ? 'unit succeeded' : `guest exit status ${status} over vsock${unit}`,
+        };
+    }
     if (line?.serviceResult) {
         if (line.serviceResult === 'success')
             return { status: SUCCESS_STATUS, detail: 'unit succeeded' };
@@ -43318,6 +43349,9 @@ function classify(raw, exp, timeoutSeconds) {
     });
     if (raw.launchError)
         return err(`could not start mkosi: ${raw.launchError}`, false);
+    // vsock-user: the device or its listeners never came up, so no VM was started.
+    if (raw.transportError && raw.exitCode === null && raw.signal === null && !raw.timedOut && !raw.cancelled)
+        return err(raw.transportError, true);
     // Not the test's fault, whatever else the run shows: the guest never got a working vCPU.
     if (raw.accelFailure)
         return err(`KVM failed: ${describeAccelFailure(raw.accelFailure, raw.accelFailure.afterSeconds)}`, true);
@@ -43345,6 +43379,8 @@ function classify(raw, exp, timeoutSeconds) {
             return err('QEMU was killed (mkosi exit 247)', true);
         if (raw.signal)
             return err(`mkosi was killed by ${raw.signal}`, true);
+        if (raw.transportError)
+            return err(`no status from the guest: ${raw.transportError}`, true);
         if (raw.exitCode === 0)
             return err('the VM powered off without reporting a test status (no status from the guest)', true);
         // mkosi's own error rather than its last line (often a hint); one that would recur is not retried.
@@ -43535,7 +43571,73 @@ async function queryStatus(socketPath, timeoutMs = 1000) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/qemu/user-vsock.ts
+/**
+ * The user-space vsock device (transport `vsock-user`): QEMU's vhost-user-vsock-pci backed by one
+ * vhost-device-vsock process per VM, for hosts without a usable /dev/vhost-vsock. Pure: socket paths, the
+ * backend's argv and QEMU's arguments.
+ *
+ * vhost-device-vsock turns a guest connection to host CID 2, port P into a connection to the Unix socket
+ * `<uds>_P` (someone must listen there), and a connection to `<uds>` that writes `CONNECT <port>\n` into
+ * a connection to the guest's port. vhost-user needs the guest's RAM shared with the backend: a memfd
+ * memory backend exactly as large as the VM's RAM.
+ */
+
+/** The guest's CID on its own device (every VM has a device of its own, so all may use the same). */
+const GUEST_CID = 3;
+/** The host's CID as the guest sees it. */
+const HOST_CID = 2;
+/** Host ports the guest connects to: PID 1's sd_notify messages, and journald's forwarded journal. */
+const NOTIFY_PORT = 10_001;
+const JOURNAL_FORWARD_PORT = 10_002;
+/** sshd in the guest (systemd-ssh-generator binds it to vsock port 22 when the image has sshd). */
+const GUEST_SSH_PORT = 22;
+/** Unix socket paths are limited to 108 bytes (sun_path), the terminating NUL included. */
+const MAX_SOCKET_PATH = 107;
+/** The sockets of machine's device, under tmp (kept short: sun_path). */
+function userVsockPaths(machine, tmp) {
+    const dir = (0,external_node_path_.join)(tmp, `${machine}.vsock`);
+    const uds = (0,external_node_path_.join)(dir, 'v');
+    const paths = {
+        dir,
+        control: (0,external_node_path_.join)(dir, 'vhost-user'),
+        uds,
+        notify: `${uds}_${NOTIFY_PORT}`,
+        journal: `${uds}_${JOURNAL_FORWARD_PORT}`,
+    };
+    const long = Object.values(paths).find((p) => Buffer.byteLength(p) > MAX_SOCKET_PATH);
+    if (long)
+        throw new Error(`the vsock-user socket path ${long} is longer than a Unix socket path may be (${MAX_SOCKET_PATH} bytes): set TMPDIR to a shorter directory`);
+    return paths;
+}
+function vhostDeviceArgv(binary, p) {
+    return [binary, `--guest-cid=${GUEST_CID}`, `--socket=${p.control}`, `--uds-path=${p.uds}`];
+}
+/** QEMU's socket chardev options are comma-separated: a comma in a path must be doubled. */
+const qemuPath = (p) => p.replace(/,/g, ',,');
+/** QEMU's arguments for the device; ram is the VM's memory as given to mkosi (e.g. `1024M`). */
+function userVsockQemuArgs(p, ram) {
+    return [
+        '-object',
+        `memory-backend-memfd,id=itest-mem,size=${ram},share=on`,
+        '-machine',
+        'memory-backend=itest-mem',
+        '-chardev',
+        `socket,id=itest-vsock,path=${qemuPath(p.control)}`,
+        '-device',
+        'vhost-user-vsock-pci,chardev=itest-vsock',
+    ];
+}
+/** The guest's credentials that point PID 1's notifications and journald's forwarding at the host. */
+function userVsockCredentials() {
+    return [
+        ['vmm.notify_socket', `vsock-stream:${HOST_CID}:${NOTIFY_PORT}`],
+        ['journal.forward_to_socket', `vsock-stream:${HOST_CID}:${JOURNAL_FORWARD_PORT}`],
+    ];
+}
+
 ;// CONCATENATED MODULE: ./src/mkosi/vm-argv.ts
+
 
 
 
@@ -43547,7 +43649,7 @@ function smbiosCredential(name, value) {
     ];
 }
 /** Credentials the engine injects, then the test's own (which may override nothing of ours: names differ). */
-function guestCredentials(spec, transport, shell = false) {
+function guestCredentials(spec, transport, shell = false, sshPublicKey) {
     const creds = [
         [`systemd.unit-dropin.${spec.unit}`, testUnitDropin(spec.unit, shell, spec.unitEnvironment)],
         [`systemd.extra-unit.${EMERGENCY_UNIT}`, emergencyExitUnit()],
@@ -43555,6 +43657,10 @@ function guestCredentials(spec, transport, shell = false) {
     ];
     if (transport === 'serial')
         creds.push([`systemd.extra-unit.${JOURNAL_UNIT}`, journalExportUnit()]);
+    if (transport === 'vsock-user')
+        creds.push(...userVsockCredentials());
+    if (sshPublicKey)
+        creds.push(['ssh.authorized_keys.root', sshPublicKey]);
     for (const [k, v] of Object.entries(spec.credentials))
         creds.push([k, v]);
     return creds;
@@ -43573,23 +43679,28 @@ function kernelCmdline(spec, transport, shell = false) {
     ];
 }
 /** QEMU's file chardev options are comma-separated: a comma in a path must be doubled. */
-const qemuPath = (p) => p.replace(/,/g, ',,');
+const vm_argv_qemuPath = (p) => p.replace(/,/g, ',,');
 function qemuArgs(spec, vm) {
     const args = [
         '-no-reboot',
         '-device',
         'virtio-serial-pci,id=itest-serial',
         '-chardev',
-        `file,id=itest-status,path=${qemuPath(vm.statusFile)}`,
+        `file,id=itest-status,path=${vm_argv_qemuPath(vm.statusFile)}`,
         '-device',
         `virtserialport,bus=itest-serial.0,chardev=itest-status,name=${STATUS_PORT}`,
     ];
     if (vm.transport === 'serial') {
-        args.push('-chardev', `file,id=itest-journal,path=${qemuPath(vm.journalTarget)}`, '-device', `virtserialport,bus=itest-serial.0,chardev=itest-journal,name=${JOURNAL_PORT}`);
+        args.push('-chardev', `file,id=itest-journal,path=${vm_argv_qemuPath(vm.journalTarget)}`, '-device', `virtserialport,bus=itest-serial.0,chardev=itest-journal,name=${JOURNAL_PORT}`);
+    }
+    if (vm.transport === 'vsock-user') {
+        if (!vm.userVsock)
+            throw new Error('qemuArgs: the vsock-user transport needs the sockets of its device');
+        args.push(...userVsockQemuArgs(vm.userVsock, formatMiB(spec.ram)));
     }
     if (vm.qmpSocket)
         args.push(...qmpArgs(vm.qmpSocket));
-    for (const [k, v] of guestCredentials(spec, vm.transport, vm.shell))
+    for (const [k, v] of guestCredentials(spec, vm.transport, vm.shell, vm.sshPublicKey))
         args.push(...smbiosCredential(k, v));
     args.push(...spec.qemuArgs);
     return args;
@@ -44483,6 +44594,229 @@ async function bootVm(o) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/run/user-vsock.ts
+
+
+
+
+/** The `KEY=VALUE` lines of one sd_notify message. Pure. */
+function notifyFields(message) {
+    const out = {};
+    for (const line of message.split('\n')) {
+        const eq = line.indexOf('=');
+        if (eq > 0)
+            out[line.slice(0, eq)] = line.slice(eq + 1);
+    }
+    return out;
+}
+/** Adds one message to the log. Pure but for the log it is given. */
+function recordNotify(log, message) {
+    const text = message.replace(/\0/g, '').trim();
+    if (!text)
+        return;
+    log.messages.push(text);
+    const status = notifyFields(text).EXIT_STATUS;
+    if (status !== undefined && /^\d+$/.test(status))
+        log.exitStatus = Number(status);
+}
+/**
+ * How long a notify connection may sit idle once it has sent something before the host closes it.
+ * vhost-device-vsock 0.3 does not pass the guest's half-close on, while PID 1 waits for the peer to close
+ * a stream notify socket: a host waiting for EOF would stall PID 1 at its first message (background.md).
+ */
+const NOTIFY_IDLE_MS = 300;
+function notifyServer(path, log) {
+    const sockets = new Set();
+    const server = (0,external_node_net_namespaceObject.createServer)((socket) => {
+        sockets.add(socket);
+        let buf = '';
+        let timer;
+        let done = false;
+        const finish = () => {
+            if (done)
+                return;
+            done = true;
+            clearTimeout(timer);
+            recordNotify(log, buf);
+            socket.destroy();
+        };
+        socket.setEncoding('utf8');
+        socket.on('data', (d) => {
+            buf += d;
+            clearTimeout(timer);
+            timer = setTimeout(finish, NOTIFY_IDLE_MS);
+        });
+        socket.on('end', finish);
+        socket.on('error', finish);
+        socket.on('close', () => {
+            finish();
+            sockets.delete(socket);
+        });
+    });
+    return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(path, () => {
+            server.off('error', reject);
+            resolve({ server, sockets });
+        });
+    });
+}
+/** Keeps the last bytes a process writes on stderr, for the message when it fails. */
+function stderrOf(child) {
+    let buf = '';
+    child.stderr?.setEncoding('utf8').on('data', (d) => (buf = (buf + d).slice(-2000)));
+    return () => buf.trim().split('\n').slice(-3).join(' | ');
+}
+/** Waits until path exists (a socket its owner binds), or the owner exits, or timeoutMs pass. */
+async function socketUp(path, owner, what, err, timeoutMs = 10_000) {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+        if (owner.exitCode !== null || owner.signalCode !== null)
+            throw new Error(`${what} exited (${owner.exitCode ?? owner.signalCode}) before listening: ${err() || 'no message'}`);
+        if (await (0,promises_namespaceObject.access)(path).then(() => true, () => false))
+            return;
+        if (Date.now() > end)
+            throw new Error(`${what} did not create ${path} within ${timeoutMs / 1000} s`);
+        await new Promise((r) => setTimeout(r, 25));
+    }
+}
+async function startUserVsock(o) {
+    const paths = userVsockPaths(o.machine, o.tmp);
+    // A directory of our own (mkdir fails on anything at its name, a planted symlink included, after rm
+    // took away what an earlier run of this machine name left).
+    await (0,promises_namespaceObject.rm)(paths.dir, { recursive: true, force: true });
+    await (0,promises_namespaceObject.mkdir)(paths.dir, { mode: 0o700 });
+    await (0,promises_namespaceObject.rm)(o.journal, { force: true });
+    const notify = { messages: [] };
+    let device;
+    let remote;
+    let listener;
+    const problems = [];
+    let stopping = false;
+    const watch = (child, what, err) => child.once('exit', (code, signal) => {
+        if (!stopping)
+            problems.push(`${what} exited (${code ?? signal}) while the VM ran: ${err() || 'no message'}`);
+    });
+    const stop = async () => {
+        stopping = true;
+        // The device first: its end closes every connection it relayed, so journal-remote sees each
+        // stream's end and has written all of it before it is asked to finish.
+        if (device)
+            await killTree(device, 3000);
+        if (remote)
+            await killTree(remote, 10_000);
+        if (listener) {
+            for (const s of listener.sockets)
+                s.end();
+            await new Promise((r) => listener.server.close(r));
+        }
+        await (0,promises_namespaceObject.rm)(paths.dir, { recursive: true, force: true }).catch(() => undefined);
+        return { notify, ...(problems.length ? { problem: problems.join('; ') } : {}) };
+    };
+    try {
+        listener = await notifyServer(paths.notify, notify);
+        remote = startDetached([o.journalRemote, `--output=${o.journal}`, '--split-mode=none', `--listen-raw=${paths.journal}`], { env: o.env, stdio: ['ignore', 'ignore', 'pipe'] });
+        const remoteErr = stderrOf(remote);
+        await socketUp(paths.journal, remote, 'systemd-journal-remote', remoteErr);
+        device = startDetached(vhostDeviceArgv(o.vhostDevice, paths), {
+            env: o.env,
+            stdio: ['ignore', 'ignore', 'pipe'],
+        });
+        const deviceErr = stderrOf(device);
+        await socketUp(paths.control, device, 'vhost-device-vsock', deviceErr);
+        watch(device, 'vhost-device-vsock', deviceErr);
+        watch(remote, 'systemd-journal-remote', remoteErr);
+        return { paths, notify, stop };
+    }
+    catch (e) {
+        await stop();
+        throw e;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/run/ssh-access.ts
+/**
+ * ssh into a test's VM over vsock, without a network: a throw-away key per run (the guest gets its public
+ * half as the `ssh.authorized_keys.root` credential; systemd-ssh-generator binds the image's sshd to vsock
+ * port 22), and a record per running VM that `itest ssh TEST` reads to reach it.
+ */
+
+
+
+/** The key's directory in the run's work root (which the engine made afresh): private to this user. */
+async function sshKeyDir(workRoot) {
+    // A leading dot: no test's work directory can have this name (safeFileName never starts with one).
+    const dir = (0,external_node_path_.join)(workRoot, '.ssh');
+    await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    await (0,promises_namespaceObject.mkdir)(dir, { mode: 0o700 });
+    return dir;
+}
+/** `ssh-keygen` a fresh ed25519 key into dir; undefined (and why) when there is no ssh-keygen. */
+async function makeSshKey(dir) {
+    const file = (0,external_node_path_.join)(dir, 'id_ed25519');
+    await (0,promises_namespaceObject.rm)(file, { force: true });
+    await (0,promises_namespaceObject.rm)(`${file}.pub`, { force: true });
+    const r = await runCommand(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', 'itest', '-f', file], {
+        timeoutMs: 30_000,
+    });
+    if (r.spawnError || r.code !== 0)
+        return {
+            error: `no ssh key for the VMs (ssh-keygen ${r.spawnError ? 'not found: install openssh-client' : `failed: ${r.stderr.trim()}`})`,
+        };
+    return { private: file, public: (await (0,promises_namespaceObject.readFile)(`${file}.pub`, 'utf8')).trim() };
+}
+const VM_RECORD = 'vm.json';
+async function writeVmRecord(workDir, r) {
+    const file = (0,external_node_path_.join)(workDir, VM_RECORD);
+    // Ours to create: whatever is at its name goes (wx never writes through a symlink).
+    await (0,promises_namespaceObject.rm)(file, { force: true });
+    await (0,promises_namespaceObject.writeFile)(file, `${JSON.stringify(r)}\n`, { flag: 'wx', mode: 0o600 });
+}
+async function readVmRecord(workDir) {
+    const text = await (0,promises_namespaceObject.readFile)((0,external_node_path_.join)(workDir, VM_RECORD), 'utf8').catch(() => undefined);
+    if (!text)
+        return undefined;
+    try {
+        return JSON.parse(text);
+    }
+    catch {
+        return undefined;
+    }
+}
+/** A word for /bin/sh: ssh runs its ProxyCommand through the user's shell, so the words are quoted. Pure. */
+function shellQuote(word) {
+    return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+/**
+ * The ssh argv that reaches a vsock-user VM: a ProxyCommand running this very itest's `vsock-proxy`
+ * (`self` is how to start it: node, its flags, the CLI script), the run's key, no host key memory (every
+ * VM is new), no config files of the user's that could send it elsewhere. Pure.
+ */
+function sshArgv(r, self, command) {
+    const proxy = [...self, 'vsock-proxy', r.uds, '22'].map(shellQuote).join(' ');
+    return [
+        'ssh',
+        '-F',
+        'none',
+        '-i',
+        r.key,
+        '-o',
+        'IdentitiesOnly=yes',
+        '-o',
+        'StrictHostKeyChecking=no',
+        '-o',
+        'UserKnownHostsFile=/dev/null',
+        '-o',
+        'LogLevel=ERROR',
+        '-o',
+        `ProxyCommand=${proxy}`,
+        ...(command.length === 0 ? [] : ['-T']),
+        '--',
+        `root@${r.machine}`,
+        ...command,
+    ];
+}
+
 ;// CONCATENATED MODULE: ./src/run/vm-attempt.ts
 /**
  * One attempt of one test: lay out its files, boot its VM (supervise-vm.ts), collect what it left
@@ -44496,6 +44830,17 @@ async function bootVm(o) {
 
 
 
+
+
+/** How an attempt ends whose VM never started. */
+const NOT_STARTED = {
+    exitCode: null,
+    signal: null,
+    timedOut: false,
+    cancelled: false,
+    accelAbandoned: false,
+    stderrTail: [],
+};
 /** Whether path is a file of ours: a regular file, not a symlink someone planted at its name. */
 const ownFile = (path) => (0,promises_namespaceObject.lstat)(path).then((s) => s.isFile(), () => false);
 /** The attempt's journal and console log, as far as they exist (and are files of ours). */
@@ -44522,7 +44867,7 @@ async function archiveAttempt(layout, name, n) {
     };
 }
 /** What the VM's end and its logs say, as one record for classification. Pure. */
-function rawRun(ended, logs, vm, durationMs) {
+function rawRun(ended, logs, vm, durationMs, userVsock) {
     const raw = {
         exitCode: ended.exitCode,
         signal: ended.signal,
@@ -44537,6 +44882,16 @@ function rawRun(ended, logs, vm, durationMs) {
         raw.launchError = ended.launchError;
     if (logs.statusLine)
         raw.statusLine = logs.statusLine;
+    if (userVsock && 'startError' in userVsock)
+        raw.transportError = userVsock.startError;
+    else if (userVsock) {
+        raw.notify = {
+            messages: userVsock.notify.messages.length,
+            ...(userVsock.notify.exitStatus !== undefined ? { exitStatus: userVsock.notify.exitStatus } : {}),
+        };
+        if (userVsock.problem)
+            raw.transportError = userVsock.problem;
+    }
     if (logs.check.error)
         raw.journalError = logs.check.error;
     if (ended.cancelled) {
@@ -44549,7 +44904,7 @@ function rawRun(ended, logs, vm, durationMs) {
     // QEMU that gave up on KVM and exited says so on its stderr (never the guest's console: a test may print
     // such words itself); a guest that reported a status ran fine. QMP may see the run state before QEMU's
     // words arrive: prefer the words.
-    const onStderr = vm.accel === 'kvm' && !logs.statusLine && !ended.cancelled && !ended.timedOut
+    const onStderr = vm.accel === 'kvm' && !logs.statusLine && !raw.notify?.exitStatus && !ended.cancelled && !ended.timedOut
         ? findAccelFailure(ended.stderrTail)
         : undefined;
     const accelFailure = ended.accelFailure
@@ -44571,27 +44926,84 @@ async function runAttempt(spec, vm, timeoutMs, env) {
         await (0,promises_namespaceObject.rm)(stale, { force: true });
     // Unix socket paths are limited to 108 bytes: keep the QMP socket short, in the temp directory.
     const qmpSocket = (0,external_node_path_.join)((0,external_node_os_namespaceObject.tmpdir)(), `${vm.machine}.qmp`);
+    const startedAt = new Date().toISOString();
+    const t0 = performance.now();
+    // vsock-user: the device and its listeners come up before the VM and go after it.
+    let userVsock;
+    let userVsockStart;
+    if (vm.transport === 'vsock-user') {
+        try {
+            if (!env.vhostDevice)
+                throw new Error('no vhost-device-vsock binary given');
+            userVsock = await startUserVsock({
+                machine: vm.machine,
+                tmp: (0,external_node_os_namespaceObject.tmpdir)(),
+                vhostDevice: env.vhostDevice,
+                journalRemote: env.journalRemote,
+                journal: files.journal,
+                env: env.env,
+            });
+        }
+        catch (e) {
+            userVsockStart = { startError: `the user-space vsock device did not start: ${e.message}` };
+        }
+    }
     const argv = vmArgv(spec, {
         ...vm,
         statusFile: files.status,
         qmpSocket,
         journalTarget: vm.transport === 'serial' ? files.journalExport : files.journal,
+        ...(userVsock ? { userVsock: userVsock.paths } : {}),
     });
-    const startedAt = new Date().toISOString();
-    const t0 = performance.now();
-    const ended = await bootVm({
-        argv,
-        env: env.env,
-        consoleLog: files.console,
-        qmpSocket,
-        timeoutMs,
-        interactive: env.interactive === true,
-        kvm: vm.accel === 'kvm',
-        signal: env.signal,
-        ...(env.accelSwitched ? { accelSwitched: env.accelSwitched } : {}),
-        ...(env.onAccelBroken ? { onAccelBroken: env.onAccelBroken } : {}),
-        ...(env.onStart ? { onStart: env.onStart } : {}),
-    });
+    if (env.sshKey && userVsock)
+        await writeVmRecord(files.work, {
+            test: spec.name,
+            machine: vm.machine,
+            transport: 'vsock-user',
+            uds: userVsock.paths.uds,
+            key: env.sshKey,
+            pid: process.pid,
+        });
+    else if (env.sshKey && vm.transport === 'vsock')
+        await writeVmRecord(files.work, {
+            test: spec.name,
+            machine: vm.machine,
+            transport: 'vsock',
+            key: env.sshKey,
+            pid: process.pid,
+            mkosiSsh: [
+                ...vm.mkosi,
+                '--directory',
+                vm.configDir,
+                '--output-dir',
+                vm.imageDir,
+                `--machine=${vm.machine}`,
+                'ssh',
+            ],
+        });
+    let ended;
+    let userVsockEnd;
+    try {
+        ended = userVsockStart
+            ? NOT_STARTED
+            : await bootVm({
+                argv,
+                env: env.env,
+                consoleLog: files.console,
+                qmpSocket,
+                timeoutMs,
+                interactive: env.interactive === true,
+                kvm: vm.accel === 'kvm',
+                signal: env.signal,
+                ...(env.accelSwitched ? { accelSwitched: env.accelSwitched } : {}),
+                ...(env.onAccelBroken ? { onAccelBroken: env.onAccelBroken } : {}),
+                ...(env.onStart ? { onStart: env.onStart } : {}),
+            });
+    }
+    finally {
+        await (0,promises_namespaceObject.rm)((0,external_node_path_.join)(files.work, VM_RECORD), { force: true });
+        userVsockEnd = await userVsock?.stop();
+    }
     const vmMs = performance.now() - t0;
     await (0,promises_namespaceObject.rm)(qmpSocket, { force: true });
     const t1 = performance.now();
@@ -44604,7 +45016,7 @@ async function runAttempt(spec, vm, timeoutMs, env) {
         logs.digest.notes.push(`the console log is cut short: writing it failed (${ended.consoleError})`);
     const collectMs = performance.now() - t1;
     return {
-        raw: rawRun(ended, logs, vm, vmMs),
+        raw: rawRun(ended, logs, vm, vmMs, userVsockStart ?? userVsockEnd),
         argv,
         files: await attemptFiles(files),
         digest: logs.digest,
@@ -44753,6 +45165,8 @@ async function executeTestStep(run, ctx, queuedMs) {
         };
         if (attemptRun.raw.statusLine)
             attempt.statusLine = attemptRun.raw.statusLine;
+        if (attemptRun.raw.notify?.exitStatus !== undefined)
+            attempt.notifyExitStatus = attemptRun.raw.notify.exitStatus;
         attempts.push(attempt);
         run.digest = attemptRun.digest;
         run.files = attemptRun.files;
@@ -44856,7 +45270,7 @@ async function runPool(items, slots, priority, worker, recover) {
 }
 
 ;// CONCATENATED MODULE: ./schemas/results.schema.json
-const results_schema_namespaceObject = /*#__PURE__*/JSON.parse('{"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://github.com/systemd/itest-action/raw/v1/schemas/results.schema.json","title":"itest results.json, version 1","description":"One run of itest (or a merge of shards). Reporters render only this. Additive changes keep version 1; anything else bumps it.","type":"object","required":["version","startedAt","finishedAt","durationSeconds","config","environment","summary","tests"],"properties":{"version":{"const":1},"startedAt":{"type":"string","format":"date-time"},"finishedAt":{"type":"string","format":"date-time"},"durationSeconds":{"type":"number","minimum":0},"config":{"type":"object","required":["dir","manifest"],"properties":{"dir":{"type":"string"},"manifest":{"type":"string"}}},"environment":{"type":"object","required":["tool","host","mkosi","qemu","accel","transport","jobs","timeoutScale","image"],"properties":{"tool":{"type":"object","required":["name","version"],"properties":{"name":{"type":"string"},"version":{"type":"string"}}},"host":{"type":"object","required":["arch","cpus","memTotal"],"properties":{"arch":{"type":"string"},"cpus":{"type":"integer","minimum":1},"memTotal":{"type":"number"},"kernel":{"type":"string"}}},"mkosi":{"type":"object","required":["version","dialect","command"],"properties":{"version":{"type":"string"},"dialect":{"enum":["mkosi24","mkosi25+"]},"command":{"type":"array","items":{"type":"string"}}}},"qemu":{"type":"object","required":["version"],"properties":{"version":{"type":"string"}}},"accel":{"enum":["kvm","tcg"]},"accelDetail":{"type":"string"},"accelFallback":{"description":"Set when KVM turned out broken during the run and it fell back to TCG.","type":"object","required":["detectedBy","reason","qemuLine","rerun"],"properties":{"detectedBy":{"enum":["probe","vm"],"description":"The boot probe before any test, or a test\'s VM."},"reason":{"type":"string","minLength":1},"qemuLine":{"type":"string","description":"QEMU\'s own first line about the failure."},"test":{"type":"string","description":"The test whose VM showed it."},"rerun":{"type":"array","items":{"type":"string"},"description":"Tests whose KVM attempt was stopped and rerun under TCG."}}},"transport":{"enum":["vsock","serial"]},"transportDetail":{"type":"string"},"jobs":{"type":"integer","minimum":1},"timeoutScale":{"type":"number","exclusiveMinimum":0},"image":{"type":"object","required":["key","cache","backend","dir"],"properties":{"key":{"type":"string","maxLength":512,"pattern":"^[^,]+$"},"cache":{"enum":["hit","miss","external","disabled"]},"backend":{"type":"string"},"dir":{"type":"string"},"restoreSeconds":{"type":"number","minimum":0},"buildSeconds":{"type":"number","minimum":0},"saveSeconds":{"type":"number","minimum":0}}}}},"summary":{"type":"object","required":["total","pass","fail","skip","timeout","error","flaky","ok"],"properties":{"total":{"type":"integer","minimum":0},"pass":{"type":"integer","minimum":0},"fail":{"type":"integer","minimum":0},"skip":{"type":"integer","minimum":0},"timeout":{"type":"integer","minimum":0},"error":{"type":"integer","minimum":0},"flaky":{"type":"integer","minimum":0},"ok":{"type":"boolean"}}},"tests":{"type":"array","items":{"$ref":"#/definitions/test"}},"shard":{"description":"Set when this run is one shard of a sharded run (itest run --plan P --shard N).","type":"object","required":["index","total","attempt","plannedSeconds"],"properties":{"index":{"type":"integer","minimum":1,"maximum":64},"total":{"type":"integer","minimum":1,"maximum":64},"attempt":{"type":"integer","minimum":1,"description":"The CI job\'s run attempt (GITHUB_RUN_ATTEMPT)."},"plannedSeconds":{"type":"number","minimum":0},"planId":{"type":"string","description":"The id of the shard plan this shard ran (merges ignore other plans\' shards)."}}},"shards":{"description":"Set on a merged report (itest report --merge): every planned shard, missing ones included.","type":"array","maxItems":64,"items":{"type":"object","required":["index","attempt","status","tests","plannedSeconds"],"properties":{"index":{"type":"integer","minimum":1,"maximum":64},"attempt":{"type":"integer","minimum":0,"description":"0 when the shard left no results."},"status":{"enum":["ok","failed","missing"]},"tests":{"type":"array","items":{"type":"string"}},"plannedSeconds":{"type":"number","minimum":0},"wallSeconds":{"type":"number","minimum":0},"vmSeconds":{"type":"number","minimum":0},"source":{"type":"string"}}}},"mergeNotes":{"description":"What the merge found: errors (missing or duplicated shards) make summary.ok false; notices do not.","type":"array","items":{"type":"object","required":["level","message"],"properties":{"level":{"enum":["error","notice"]},"message":{"type":"string"}}}}},"definitions":{"status":{"enum":["pass","fail","skip","timeout","error"]},"files":{"type":"object","description":"Paths of a test\'s files. Readers accept file kinds they do not know (additive changes keep version 1).","additionalProperties":{"type":"string"},"properties":{"journal":{"type":"string"},"console":{"type":"string"}}},"test":{"type":"object","required":["name","unit","status","reason","exitStatus","expected","attempts","timings","files","outputTail","rerun"],"properties":{"name":{"type":"string","minLength":1},"unit":{"type":"string"},"status":{"$ref":"#/definitions/status"},"reason":{"type":"string","minLength":1},"exitStatus":{"type":["integer","null"],"description":"Guest exit status; 123 = unit succeeded; null = none arrived."},"expected":{"type":"object","required":["exitStatus","skipStatus","shouldFail"],"properties":{"exitStatus":{"type":"integer"},"skipStatus":{"type":"integer"},"shouldFail":{"type":"boolean"}}},"tags":{"type":"array","items":{"type":"string"}},"flaky":{"type":"boolean"},"attempts":{"type":"array","items":{"type":"object","required":["attempt","status","reason","machine","startedAt","durations","files"],"properties":{"attempt":{"type":"integer","minimum":1},"accel":{"enum":["kvm","tcg"],"description":"The accelerator this attempt\'s VM ran with."},"status":{"$ref":"#/definitions/status"},"reason":{"type":"string"},"guestStatus":{"type":["integer","null"]},"infra":{"type":"boolean"},"machine":{"type":"string"},"mkosiExit":{"type":["integer","null"]},"statusLine":{"type":"string"},"startedAt":{"type":"string","format":"date-time"},"durations":{"type":"object","required":["vmSeconds","collectSeconds"],"properties":{"vmSeconds":{"type":"number"},"collectSeconds":{"type":"number"}}},"files":{"$ref":"#/definitions/files"}}}},"timings":{"type":"object","required":["queuedSeconds","vmSeconds","collectSeconds","totalSeconds"],"properties":{"queuedSeconds":{"type":"number","minimum":0},"vmSeconds":{"type":"number","minimum":0},"collectSeconds":{"type":"number","minimum":0},"totalSeconds":{"type":"number","minimum":0}}},"files":{"$ref":"#/definitions/files"},"outputTail":{"type":"array","items":{"type":"string"}},"rerun":{"type":"string"},"digest":{"$ref":"#/definitions/digest"},"artifact":{"type":"string","description":"The uploaded artifact holding this test\'s logs."},"repeats":{"type":"object","description":"Set by --repeat (input repeat): how each run of this test ended, in order. The rest of the test\'s result is its first failed run (else its last), so the test fails when any run failed. Each run\'s logs are in repeat-<n>/ of the output directory.","required":["runs","passed","statuses"],"properties":{"runs":{"type":"integer","minimum":1},"passed":{"type":"integer","minimum":0},"statuses":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/status"}}}}}},"dumpedTask":{"type":"object","required":["comm","pid","tgid","ppid","state","stack"],"properties":{"comm":{"type":"string"},"pid":{"type":"integer"},"tgid":{"type":"integer"},"ppid":{"type":"integer"},"state":{"type":"string"},"stack":{"type":"array","items":{"type":"string"}}}},"digest":{"type":"object","description":"What the test\'s journal and console say (bounded lists).","required":["entries","unitOutput","failedUnits","errors","coredumps","sanitizers","kernel","emergency","subtests","lastLines","notes"],"properties":{"entries":{"type":"integer","minimum":0},"unitOutput":{"type":"array","items":{"type":"string"}},"failedUnits":{"type":"array","items":{"type":"object","required":["unit","result"],"properties":{"unit":{"type":"string"},"result":{"type":"string"}}}},"errors":{"type":"array","items":{"type":"object","required":["unit","message"],"properties":{"unit":{"type":"string"},"message":{"type":"string"}}}},"coredumps":{"type":"array","items":{"type":"object","required":["pid","comm","signal","source"],"properties":{"pid":{"type":["integer","null"]},"comm":{"type":"string"},"signal":{"type":"string"},"exe":{"type":"string"},"unit":{"type":"string"},"source":{"enum":["coredump","crash-line"]}}}},"sanitizers":{"type":"array","items":{"type":"string"}},"kernel":{"type":"array","items":{"type":"string"}},"emergency":{"type":"boolean"},"subtests":{"type":"array","items":{"type":"object","required":["name","result","message"],"properties":{"name":{"type":"string"},"result":{"type":"string"},"message":{"type":"string"}}}},"lastLines":{"type":"array","items":{"type":"string"}},"unitLife":{"type":"object","description":"The test unit\'s last start job and its state at the journal\'s end, from systemd\'s job and unit messages.","required":["state"],"properties":{"startedAt":{"type":"number","description":"Seconds since boot."},"state":{"type":"string"},"since":{"type":"number","description":"Seconds since boot."}}},"taskDump":{"type":"object","description":"The journal\'s last SysRq-T task dump, cut down to the test unit\'s processes and tasks blocked in the kernel.","required":["kernelLines","tasks","unitTasks","unitTasksOmitted","blocked"],"properties":{"at":{"type":"number","description":"Seconds since boot."},"kernelLines":{"type":"integer","minimum":0},"tasks":{"type":"integer","minimum":0},"unitTasks":{"type":"array","items":{"$ref":"#/definitions/dumpedTask"}},"unitTasksOmitted":{"type":"integer","minimum":0},"blocked":{"type":"array","items":{"$ref":"#/definitions/dumpedTask"}}}},"boot":{"type":"object","properties":{"kernel":{"type":"number"},"initrd":{"type":"number"},"userspace":{"type":"number"}}},"notes":{"type":"array","items":{"type":"string"}}}}}}');
+const results_schema_namespaceObject = /*#__PURE__*/JSON.parse('{"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://github.com/systemd/itest-action/raw/v1/schemas/results.schema.json","title":"itest results.json, version 1","description":"One run of itest (or a merge of shards). Reporters render only this. Additive changes keep version 1; anything else bumps it.","type":"object","required":["version","startedAt","finishedAt","durationSeconds","config","environment","summary","tests"],"properties":{"version":{"const":1},"startedAt":{"type":"string","format":"date-time"},"finishedAt":{"type":"string","format":"date-time"},"durationSeconds":{"type":"number","minimum":0},"config":{"type":"object","required":["dir","manifest"],"properties":{"dir":{"type":"string"},"manifest":{"type":"string"}}},"environment":{"type":"object","required":["tool","host","mkosi","qemu","accel","transport","jobs","timeoutScale","image"],"properties":{"tool":{"type":"object","required":["name","version"],"properties":{"name":{"type":"string"},"version":{"type":"string"}}},"host":{"type":"object","required":["arch","cpus","memTotal"],"properties":{"arch":{"type":"string"},"cpus":{"type":"integer","minimum":1},"memTotal":{"type":"number"},"kernel":{"type":"string"}}},"mkosi":{"type":"object","required":["version","dialect","command"],"properties":{"version":{"type":"string"},"dialect":{"enum":["mkosi24","mkosi25+"]},"command":{"type":"array","items":{"type":"string"}}}},"qemu":{"type":"object","required":["version"],"properties":{"version":{"type":"string"}}},"accel":{"enum":["kvm","tcg"]},"accelDetail":{"type":"string"},"accelFallback":{"description":"Set when KVM turned out broken during the run and it fell back to TCG.","type":"object","required":["detectedBy","reason","qemuLine","rerun"],"properties":{"detectedBy":{"enum":["probe","vm"],"description":"The boot probe before any test, or a test\'s VM."},"reason":{"type":"string","minLength":1},"qemuLine":{"type":"string","description":"QEMU\'s own first line about the failure."},"test":{"type":"string","description":"The test whose VM showed it."},"rerun":{"type":"array","items":{"type":"string"},"description":"Tests whose KVM attempt was stopped and rerun under TCG."}}},"transport":{"enum":["vsock","vsock-user","serial"]},"transportDetail":{"type":"string"},"jobs":{"type":"integer","minimum":1},"timeoutScale":{"type":"number","exclusiveMinimum":0},"image":{"type":"object","required":["key","cache","backend","dir"],"properties":{"key":{"type":"string","maxLength":512,"pattern":"^[^,]+$"},"cache":{"enum":["hit","miss","external","disabled"]},"backend":{"type":"string"},"dir":{"type":"string"},"restoreSeconds":{"type":"number","minimum":0},"buildSeconds":{"type":"number","minimum":0},"saveSeconds":{"type":"number","minimum":0}}}}},"summary":{"type":"object","required":["total","pass","fail","skip","timeout","error","flaky","ok"],"properties":{"total":{"type":"integer","minimum":0},"pass":{"type":"integer","minimum":0},"fail":{"type":"integer","minimum":0},"skip":{"type":"integer","minimum":0},"timeout":{"type":"integer","minimum":0},"error":{"type":"integer","minimum":0},"flaky":{"type":"integer","minimum":0},"ok":{"type":"boolean"}}},"tests":{"type":"array","items":{"$ref":"#/definitions/test"}},"shard":{"description":"Set when this run is one shard of a sharded run (itest run --plan P --shard N).","type":"object","required":["index","total","attempt","plannedSeconds"],"properties":{"index":{"type":"integer","minimum":1,"maximum":64},"total":{"type":"integer","minimum":1,"maximum":64},"attempt":{"type":"integer","minimum":1,"description":"The CI job\'s run attempt (GITHUB_RUN_ATTEMPT)."},"plannedSeconds":{"type":"number","minimum":0},"planId":{"type":"string","description":"The id of the shard plan this shard ran (merges ignore other plans\' shards)."}}},"shards":{"description":"Set on a merged report (itest report --merge): every planned shard, missing ones included.","type":"array","maxItems":64,"items":{"type":"object","required":["index","attempt","status","tests","plannedSeconds"],"properties":{"index":{"type":"integer","minimum":1,"maximum":64},"attempt":{"type":"integer","minimum":0,"description":"0 when the shard left no results."},"status":{"enum":["ok","failed","missing"]},"tests":{"type":"array","items":{"type":"string"}},"plannedSeconds":{"type":"number","minimum":0},"wallSeconds":{"type":"number","minimum":0},"vmSeconds":{"type":"number","minimum":0},"source":{"type":"string"}}}},"mergeNotes":{"description":"What the merge found: errors (missing or duplicated shards) make summary.ok false; notices do not.","type":"array","items":{"type":"object","required":["level","message"],"properties":{"level":{"enum":["error","notice"]},"message":{"type":"string"}}}}},"definitions":{"status":{"enum":["pass","fail","skip","timeout","error"]},"files":{"type":"object","description":"Paths of a test\'s files. Readers accept file kinds they do not know (additive changes keep version 1).","additionalProperties":{"type":"string"},"properties":{"journal":{"type":"string"},"console":{"type":"string"}}},"test":{"type":"object","required":["name","unit","status","reason","exitStatus","expected","attempts","timings","files","outputTail","rerun"],"properties":{"name":{"type":"string","minLength":1},"unit":{"type":"string"},"status":{"$ref":"#/definitions/status"},"reason":{"type":"string","minLength":1},"exitStatus":{"type":["integer","null"],"description":"Guest exit status; 123 = unit succeeded; null = none arrived."},"expected":{"type":"object","required":["exitStatus","skipStatus","shouldFail"],"properties":{"exitStatus":{"type":"integer"},"skipStatus":{"type":"integer"},"shouldFail":{"type":"boolean"}}},"tags":{"type":"array","items":{"type":"string"}},"flaky":{"type":"boolean"},"attempts":{"type":"array","items":{"type":"object","required":["attempt","status","reason","machine","startedAt","durations","files"],"properties":{"attempt":{"type":"integer","minimum":1},"accel":{"enum":["kvm","tcg"],"description":"The accelerator this attempt\'s VM ran with."},"status":{"$ref":"#/definitions/status"},"reason":{"type":"string"},"guestStatus":{"type":["integer","null"]},"infra":{"type":"boolean"},"machine":{"type":"string"},"mkosiExit":{"type":["integer","null"]},"statusLine":{"type":"string"},"notifyExitStatus":{"description":"vsock-user: the EXIT_STATUS= PID 1 sent over the notify socket","type":"integer"},"startedAt":{"type":"string","format":"date-time"},"durations":{"type":"object","required":["vmSeconds","collectSeconds"],"properties":{"vmSeconds":{"type":"number"},"collectSeconds":{"type":"number"}}},"files":{"$ref":"#/definitions/files"}}}},"timings":{"type":"object","required":["queuedSeconds","vmSeconds","collectSeconds","totalSeconds"],"properties":{"queuedSeconds":{"type":"number","minimum":0},"vmSeconds":{"type":"number","minimum":0},"collectSeconds":{"type":"number","minimum":0},"totalSeconds":{"type":"number","minimum":0}}},"files":{"$ref":"#/definitions/files"},"outputTail":{"type":"array","items":{"type":"string"}},"rerun":{"type":"string"},"digest":{"$ref":"#/definitions/digest"},"artifact":{"type":"string","description":"The uploaded artifact holding this test\'s logs."},"repeats":{"type":"object","description":"Set by --repeat (input repeat): how each run of this test ended, in order. The rest of the test\'s result is its first failed run (else its last), so the test fails when any run failed. Each run\'s logs are in repeat-<n>/ of the output directory.","required":["runs","passed","statuses"],"properties":{"runs":{"type":"integer","minimum":1},"passed":{"type":"integer","minimum":0},"statuses":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/status"}}}}}},"dumpedTask":{"type":"object","required":["comm","pid","tgid","ppid","state","stack"],"properties":{"comm":{"type":"string"},"pid":{"type":"integer"},"tgid":{"type":"integer"},"ppid":{"type":"integer"},"state":{"type":"string"},"stack":{"type":"array","items":{"type":"string"}}}},"digest":{"type":"object","description":"What the test\'s journal and console say (bounded lists).","required":["entries","unitOutput","failedUnits","errors","coredumps","sanitizers","kernel","emergency","subtests","lastLines","notes"],"properties":{"entries":{"type":"integer","minimum":0},"unitOutput":{"type":"array","items":{"type":"string"}},"failedUnits":{"type":"array","items":{"type":"object","required":["unit","result"],"properties":{"unit":{"type":"string"},"result":{"type":"string"}}}},"errors":{"type":"array","items":{"type":"object","required":["unit","message"],"properties":{"unit":{"type":"string"},"message":{"type":"string"}}}},"coredumps":{"type":"array","items":{"type":"object","required":["pid","comm","signal","source"],"properties":{"pid":{"type":["integer","null"]},"comm":{"type":"string"},"signal":{"type":"string"},"exe":{"type":"string"},"unit":{"type":"string"},"source":{"enum":["coredump","crash-line"]}}}},"sanitizers":{"type":"array","items":{"type":"string"}},"kernel":{"type":"array","items":{"type":"string"}},"emergency":{"type":"boolean"},"subtests":{"type":"array","items":{"type":"object","required":["name","result","message"],"properties":{"name":{"type":"string"},"result":{"type":"string"},"message":{"type":"string"}}}},"lastLines":{"type":"array","items":{"type":"string"}},"unitLife":{"type":"object","description":"The test unit\'s last start job and its state at the journal\'s end, from systemd\'s job and unit messages.","required":["state"],"properties":{"startedAt":{"type":"number","description":"Seconds since boot."},"state":{"type":"string"},"since":{"type":"number","description":"Seconds since boot."}}},"taskDump":{"type":"object","description":"The journal\'s last SysRq-T task dump, cut down to the test unit\'s processes and tasks blocked in the kernel.","required":["kernelLines","tasks","unitTasks","unitTasksOmitted","blocked"],"properties":{"at":{"type":"number","description":"Seconds since boot."},"kernelLines":{"type":"integer","minimum":0},"tasks":{"type":"integer","minimum":0},"unitTasks":{"type":"array","items":{"$ref":"#/definitions/dumpedTask"}},"unitTasksOmitted":{"type":"integer","minimum":0},"blocked":{"type":"array","items":{"$ref":"#/definitions/dumpedTask"}}}},"boot":{"type":"object","properties":{"kernel":{"type":"number"},"initrd":{"type":"number"},"userspace":{"type":"number"}}},"notes":{"type":"array","items":{"type":"string"}}}}}}');
 ;// CONCATENATED MODULE: ./src/shard/load-results.ts
 /** Finds and reads the results.json files of downloaded shard artifacts (one directory per artifact). */
 
@@ -44966,6 +45380,7 @@ async function loadDurations(path) {
 
 
 
+
 function rerunCommand(cfg, spec) {
     const rel = (p) => (0,external_node_path_.relative)(process.cwd(), p) || '.';
     const parts = [cfg.invokedAs, 'run', '--config', rel(cfg.configDir)];
@@ -44998,6 +45413,11 @@ async function runTests(o) {
     if (cfg.jobs !== undefined && cfg.jobs > pool.byMemory)
         ui.warn(`${spell(cfg.door, 'jobs', String(cfg.jobs))} exceeds what memory allows (${pool.byMemory} VMs of ${Math.round(maxRam / 1024 ** 2)} MiB)`);
     ui.info(`running ${selected.length} test(s), ${pool.slots} at once (CPU allows ${pool.byCpu}, memory ${pool.byMemory})`);
+    // ssh over vsock (`itest ssh TEST`): one throw-away key for the run's VMs, kept in its work directory.
+    const ssh = hostSetup.transport === 'serial' ? undefined : await makeSshKey(await sshKeyDir(o.layout.workRoot));
+    if (ssh && 'error' in ssh)
+        ui.warn(ssh.error);
+    const sshKey = ssh && !('error' in ssh) ? ssh : undefined;
     const ctx = {
         base: {
             mkosi: cfg.mkosi,
@@ -45006,6 +45426,7 @@ async function runTests(o) {
             imageDir: image.dir,
             transport: hostSetup.transport,
             ...(o.manifest.firmware ? { firmware: o.manifest.firmware } : {}),
+            ...(sshKey ? { sshPublicKey: sshKey.public } : {}),
         },
         ...(cfg.shell ? { shell: true } : {}),
         accelerator,
@@ -45014,6 +45435,8 @@ async function runTests(o) {
             layout: o.layout,
             journalRemote: host.journalRemote,
             journalctl: host.journalctl,
+            ...(host.vhostDeviceVsock ? { vhostDevice: host.vhostDeviceVsock.path } : {}),
+            ...(sshKey ? { sshKey: sshKey.private } : {}),
             env: cfg.env,
             signal,
         },
@@ -45062,9 +45485,9 @@ function shellHelp(cfg, spec, imageDir, transport) {
         `--shell: ${spec.name} runs in a VM that stays up afterwards; this terminal is its console.`,
         `  log in as root (automatic when the image sets Autologin=yes), then e.g. \`systemctl status ${spec.unit}\`, \`journalctl -b -u ${spec.unit}\``,
         '  end the run with `systemctl poweroff` in the guest (or Ctrl-a x to stop QEMU); results are collected as usual',
-        transport === 'vsock'
-            ? `  from another terminal: \`${mkosi} ssh\` (the image needs mkosi's SSH key setup)`
-            : '  (no vsock here, so no `mkosi ssh`: use this console)',
+        transport === 'serial'
+            ? '  (no vsock here, so no ssh: use this console)'
+            : `  from another terminal, over vsock (the image needs sshd): \`itest ssh ${spec.name} --output ${cfg.outputDir}\`${transport === 'vsock' ? `, or mkosi's own \`${mkosi} --machine=<its machine name> ssh\`` : ''}`,
     ].join('\n');
 }
 
@@ -46560,11 +46983,127 @@ function keepStream(from, to) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/cli/vsock-proxy.ts
+/**
+ * `itest vsock-proxy UDS PORT`: ssh's ProxyCommand for a vsock-user VM. Connects to vhost-device-vsock's
+ * host-to-guest socket, asks for the guest's port (`CONNECT <port>\n`, answered `OK <host port>\n`), then
+ * relays stdin and stdout until either side ends.
+ */
+
+
+/** How long the device may take to answer CONNECT (it answers at once when the guest's port listens). */
+const ANSWER_MS = 10_000;
+async function vsockProxy(uds, portText) {
+    const port = Number(portText);
+    if (!Number.isInteger(port) || port < 1 || port > 0xffffffff)
+        throw new UserError(`itest vsock-proxy: port must be a vsock port number, not ${JSON.stringify(portText)}`);
+    const socket = (0,external_node_net_namespaceObject.connect)(uds);
+    await new Promise((resolve, reject) => {
+        socket.once('connect', resolve);
+        socket.once('error', (e) => reject(new UserError(`itest vsock-proxy: cannot reach the VM's vsock device at ${uds}: ${e.message}`, 1)));
+    });
+    socket.write(`CONNECT ${port}\n`);
+    // The answer line, then the guest's bytes (which may arrive in the same chunk).
+    const rest = await new Promise((resolve, reject) => {
+        let buf = Buffer.alloc(0);
+        const fail = (why) => {
+            clearTimeout(timer);
+            socket.destroy();
+            reject(new UserError(`itest vsock-proxy: ${why}`, 1));
+        };
+        const timer = setTimeout(() => fail(`the VM's vsock device at ${uds} did not answer CONNECT ${port} within ${ANSWER_MS / 1000} s`), ANSWER_MS);
+        const onData = (d) => {
+            buf = Buffer.concat([buf, d]);
+            const nl = buf.indexOf('\n');
+            if (nl < 0)
+                return;
+            clearTimeout(timer);
+            socket.off('data', onData);
+            socket.off('close', onClose);
+            const line = buf.subarray(0, nl).toString('utf8');
+            if (!line.startsWith('OK '))
+                fail(`the device answered ${JSON.stringify(line)}`);
+            else
+                resolve(buf.subarray(nl + 1));
+        };
+        const onClose = () => fail(`nothing listens on the guest's vsock port ${port} (yet): is the VM still booting, or has the image no sshd?`);
+        socket.on('data', onData);
+        socket.once('close', onClose);
+        socket.on('error', () => undefined);
+    });
+    if (rest.length)
+        process.stdout.write(rest);
+    socket.pipe(process.stdout);
+    process.stdin.pipe(socket);
+    return new Promise((resolve) => {
+        socket.once('close', () => resolve(0));
+        socket.once('error', () => resolve(1));
+    });
+}
+
+;// CONCATENATED MODULE: ./src/cli/ssh-verb.ts
+/**
+ * `itest ssh TEST [--output DIR] [-- COMMAND...]`: a shell (or one command) in the running VM of TEST, over
+ * vsock, with no network: ssh with the run's throw-away key through `itest vsock-proxy` (vsock-user), or
+ * mkosi's own ssh verb (the kernel's vsock). Works while `itest run` (or `itest test`) has the VM up.
+ */
+
+
+
+
+
+
+
+/** How to start this very CLI again (node, its loader flags under tsx, the script). */
+const ssh_verb_self = () => [process.execPath, ...process.execArgv, process.argv[1]];
+async function ssh(test, o, command) {
+    const out = (0,external_node_path_.resolve)(o.output);
+    const record = await readVmRecord(new OutputLayout(out).test(test).work);
+    const notRunning = `no running VM of ${test} under ${out}: \`itest ssh\` reaches a test's VM while \`itest run\` has it up (start one with \`itest run --test ${test} --shell\`, and give the same --output)`;
+    if (!record || (await procStat(record.pid)) === undefined)
+        throw new UserError(notRunning);
+    const argv = record.transport === 'vsock-user' && record.uds
+        ? sshArgv({ ...record, uds: record.uds }, ssh_verb_self(), command)
+        : record.mkosiSsh
+            ? [...record.mkosiSsh, ...command]
+            : undefined;
+    if (!argv)
+        throw new UserError(`${test}: its VM has no vsock, so no ssh: use \`itest run --shell\`'s console`);
+    const child = (0,external_node_child_process_.spawn)(argv[0], argv.slice(1), { stdio: 'inherit' });
+    return new Promise((done) => {
+        child.once('error', (e) => {
+            console.error(`itest ssh: cannot run ${argv[0]}: ${e.message} (install openssh-client)`);
+            done(ExitCode.hostNotReady);
+        });
+        child.once('exit', (code, signal) => done(code ?? (signal ? 128 + 1 : 1)));
+    });
+}
+function addSshVerbs(program, defaultOutput) {
+    program
+        .command('ssh')
+        .description("a shell, or one command, in a running test's VM over vsock (no network needed)")
+        .argument('<test>', 'the test whose VM to reach')
+        .argument('[command...]', 'run this instead of a shell (after --)')
+        .option('--output <dir>', 'the results directory of the run that has the VM up', defaultOutput)
+        .action(async (test, command, o) => {
+        process.exitCode = await ssh(test, o, command);
+    });
+    program
+        .command('vsock-proxy', { hidden: true })
+        .description("ssh's ProxyCommand for a vsock-user VM: CONNECT to the guest's port, then relay")
+        .argument('<uds>', "vhost-device-vsock's host-to-guest socket")
+        .argument('<port>', "the guest's vsock port")
+        .action(async (uds, port) => {
+        process.exitCode = await vsockProxy(uds, port);
+    });
+}
+
 ;// CONCATENATED MODULE: ./src/cli/main.ts
 /**
  * The `itest` command line: the engine's terminal front door. Parses flags into a RunConfig, prints
  * progress and the report, and maps outcomes to exit statuses (see `itest --help`).
  */
+
 
 
 
@@ -46669,6 +47208,7 @@ Examples:
     addPlan(program);
     addReport(program);
     addTestVerb(program, { withSettings, cliConfig });
+    addSshVerbs(program, DEFAULT_OUTPUT);
     return program;
 }
 async function main(argv) {
