@@ -36,6 +36,9 @@ const CACHE = process.env.ITEST_E2E_CACHE ?? '';
 let cacheDir: string;
 /** The demo run's results: later tests boot its image. */
 let first: Results | undefined;
+/** `itest run` of the demo into out, with the shared image cache, and more flags after. */
+const demoRun = (out: string, ...more: string[]) =>
+  itest(['run', '--config', DEMO, '--output', out, '--cache-dir', cacheDir, ...more]);
 before(async () => {
   assert.ok(existsSync(CLI), 'dist/cli/index.js missing: run `npm run bundle`');
   cacheDir = CACHE || (await mkdtemp(join(tmpdir(), 'itest-e2e-cache-')));
@@ -76,17 +79,7 @@ describe(`demo end to end (mkosi 24 dialect, transport auto: ${AUTO_TRANSPORT} h
   it('builds or restores the image, runs three tests in parallel VMs and exits 0', async () => {
     const out = await mkdtemp(join(tmpdir(), 'itest-e2e-demo-'));
     const devices = sampleDevices();
-    const run = await itest([
-      'run',
-      '--config',
-      DEMO,
-      '--output',
-      out,
-      '--cache-dir',
-      cacheDir,
-      '--keep',
-      'all',
-    ]);
+    const run = await demoRun(out, '--keep', 'all');
     const seen = await devices.stop();
     assert.equal(run.code, 0, `exit ${run.code}\n${run.out}\n${run.err}`);
     first = await readResults(out);
@@ -199,17 +192,7 @@ describe(`demo end to end (mkosi 24 dialect, transport auto: ${AUTO_TRANSPORT} h
       at: new Date().toISOString(),
     });
     const out = await mkdtemp(join(tmpdir(), 'itest-e2e-again-'));
-    const run = await itest([
-      'run',
-      '--config',
-      DEMO,
-      '--output',
-      out,
-      '--cache-dir',
-      cacheDir,
-      '--test',
-      'TEST-01-BASIC',
-    ]);
+    const run = await demoRun(out, '--test', 'TEST-01-BASIC');
     assert.equal(run.code, 0, `${run.out}\n${run.err}`);
     const r = await readResults(out);
     printTimings('cached run', r, run);
@@ -257,19 +240,7 @@ describe(`demo end to end (mkosi 24 dialect, transport auto: ${AUTO_TRANSPORT} h
 describe('failure paths and the mkosi 25+ dialect', { concurrency: true }, () => {
   it('a hanging test ends as timeout within its bound, with console and journal kept and no VM left', async () => {
     const out = await mkdtemp(join(tmpdir(), 'itest-e2e-hang-'));
-    const running = itest([
-      'run',
-      '--config',
-      DEMO,
-      '--manifest',
-      join(ROOT, 'test/fixtures/hang.yaml'),
-      '--output',
-      out,
-      '--cache-dir',
-      cacheDir,
-      '--timeout-scale',
-      '1',
-    ]);
+    const running = demoRun(out, '--manifest', join(ROOT, 'test/fixtures/hang.yaml'), '--timeout-scale', '1');
     // While it hangs: `itest ssh` runs a command in its VM over vsock (sshd of the image, the run's key),
     // tried every 5 s from the start of the boot until it answers or the run ends.
     let ended = false;
@@ -355,20 +326,14 @@ describe('failure paths and the mkosi 25+ dialect', { concurrency: true }, () =>
 
   it('a kernel panic ends the VM at once with its own reason, not a timeout', async () => {
     const out = await mkdtemp(join(tmpdir(), 'itest-e2e-panic-'));
-    const run = await itest([
-      'run',
-      '--config',
-      DEMO,
+    const run = await demoRun(
+      out,
       '--manifest',
       join(ROOT, 'test/fixtures/panic.yaml'),
-      '--output',
-      out,
-      '--cache-dir',
-      cacheDir,
       // The serial transport, for real: the journal as an export stream over virtio-serial, converted.
       '--transport',
       'serial',
-    ]);
+    );
     assert.equal(run.code, 1, `${run.out}\n${run.err}`);
     const r = await readResults(out);
     printTimings('panic run', r, run);

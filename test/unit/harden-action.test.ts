@@ -571,6 +571,15 @@ describe('13 and 4. the post step stops what this run started, and nothing else'
       }
   });
 
+  /** The demo through the mkosi stand-in on its serial channels, the runner left alone, no upload. */
+  const STANDIN_INPUTS = {
+    INPUT_CONFIG: DEMO,
+    INPUT_MKOSI: FAKE,
+    INPUT_TRANSPORT: 'serial',
+    'INPUT_SETUP-RUNNER': 'false',
+    'INPUT_UPLOAD-LOGS': 'none',
+  };
+
   /** A process that only sleeps, whose argv[0] says `name` (what /proc shows the post step). */
   const decoy = (name: string) => {
     const c = spawn('sleep', ['1000'], { stdio: 'ignore', argv0: name });
@@ -657,16 +666,7 @@ describe('13 and 4. the post step stops what this run started, and nothing else'
     let during = 0;
     const r = await killMainThenPost({
       dir,
-      inputs: {
-        INPUT_CONFIG: DEMO,
-        INPUT_MKOSI: FAKE,
-        INPUT_TRANSPORT: 'serial',
-        'INPUT_SETUP-RUNNER': 'false',
-        INPUT_CACHE: 'false',
-        INPUT_OUTPUT: '.',
-        INPUT_JOBS: '2',
-        'INPUT_UPLOAD-LOGS': 'none',
-      },
+      inputs: { ...STANDIN_INPUTS, INPUT_CACHE: 'false', INPUT_OUTPUT: '.', INPUT_JOBS: '2' },
       env: { RUNNER_TEMP: temp },
       plan: 'exit:0,hang',
       ready: (ps) => {
@@ -694,14 +694,7 @@ describe('13 and 4. the post step stops what this run started, and nothing else'
     const callsBefore = services.calls.length;
     const r = await killMainThenPost({
       dir,
-      inputs: {
-        INPUT_CONFIG: DEMO,
-        INPUT_MKOSI: FAKE,
-        INPUT_TRANSPORT: 'serial',
-        'INPUT_SETUP-RUNNER': 'false',
-        INPUT_OUTPUT: 'itest-results',
-        'INPUT_UPLOAD-LOGS': 'none',
-      },
+      inputs: { ...STANDIN_INPUTS, INPUT_OUTPUT: 'itest-results' },
       env: { ...services.env(), RUNNER_TEMP: temp, GITHUB_EVENT_NAME: 'push', GITHUB_REF: 'refs/heads/main' },
       plan: 'hang',
       ready: (ps) => {
