@@ -44623,8 +44623,10 @@ function recordNotify(log, message) {
  * How long a notify connection may sit idle once it has sent something before the host closes it.
  * vhost-device-vsock 0.3 does not pass the guest's half-close on, while PID 1 waits for the peer to close
  * a stream notify socket: a host waiting for EOF would stall PID 1 at its first message (background.md).
+ * Each message arrives in one write, and PID 1 waits this long for every one of them: 300 ms made a TCG
+ * boot several seconds slower than 50 ms (bench/transports.ts).
  */
-const NOTIFY_IDLE_MS = 300;
+const NOTIFY_IDLE_MS = 50;
 function notifyServer(path, log) {
     const sockets = new Set();
     const server = (0,external_node_net_namespaceObject.createServer)((socket) => {
