@@ -6,6 +6,7 @@
  *   npm run bench                          all six
  *   npm run bench -- --only hash,scheduling  a selection (engine, scheduling, warm, hash, digest, accel)
  *   npm run bench -- --only systemd-suite    systemd's own tests as a workload (not in the default set)
+ *   npm run bench -- --only transports       one test over serial and over vsock-user (not in the default set)
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -18,10 +19,11 @@ import { benchWarmStart } from './warm-start.ts';
 import { benchDigest } from './digest-row.ts';
 import { benchAccelVerdict } from './accel-verdict.ts';
 import { benchSystemdSuite } from './systemd-suite.ts';
+import { benchTransports } from './transports.ts';
 
 const ALL = ['engine', 'scheduling', 'warm', 'hash', 'digest', 'accel'] as const;
 /** Selectable with --only, not run by default (minutes of real VMs each). */
-const EXTRA = ['systemd-suite'] as const;
+const EXTRA = ['systemd-suite', 'transports'] as const;
 type Id = (typeof ALL)[number] | (typeof EXTRA)[number];
 
 const int = (name: string) => (v: string) => {
@@ -82,6 +84,12 @@ const program = new Command('bench')
     int('--accel-reps'),
     3,
   )
+  .option(
+    '--transport-pairs <n>',
+    'transports: alternating serial / vsock-user pairs (~2 min of TCG VM each run)',
+    int('--transport-pairs'),
+    2,
+  )
   .option('--output <file>', 'JSON file (default: bench/results/bench-<date>[-<selection>].json)');
 
 program.parse();
@@ -96,6 +104,7 @@ const o = program.opts<{
   hashReps: number;
   digestEntries?: number;
   accelReps: number;
+  transportPairs: number;
   output?: string;
 }>();
 
@@ -110,6 +119,7 @@ const runners: Record<Id, () => Promise<BenchRow | BenchRow[]>> = {
   digest: () => benchDigest(o.digestEntries !== undefined ? { entries: o.digestEntries } : {}),
   accel: () => benchAccelVerdict({ reps: o.accelReps }),
   'systemd-suite': () => benchSystemdSuite(),
+  transports: () => benchTransports({ pairs: o.transportPairs }),
 };
 for (const id of [...ALL, ...EXTRA]) {
   if (!o.only.includes(id)) continue;
