@@ -53,6 +53,26 @@ export interface VmRecord {
 
 export const VM_RECORD = 'vm.json';
 
+/**
+ * The record of one VM for `itest ssh`, or undefined when it has no vsock to reach (serial, or the
+ * user-space device did not come up). Pure.
+ */
+export function vmRecord(p: {
+  test: string;
+  machine: string;
+  key: string;
+  /** vsock-user: the device's host-to-guest socket. */
+  uds?: string;
+  /** vsock: mkosi's command line up to its verb (mkosi, --directory, --output-dir). */
+  mkosi?: string[];
+}): VmRecord | undefined {
+  const base = { test: p.test, machine: p.machine, key: p.key, pid: process.pid };
+  if (p.uds) return { ...base, transport: 'vsock-user', uds: p.uds };
+  if (p.mkosi)
+    return { ...base, transport: 'vsock', mkosiSsh: [...p.mkosi, `--machine=${p.machine}`, 'ssh'] };
+  return undefined;
+}
+
 export async function writeVmRecord(workDir: string, r: VmRecord): Promise<void> {
   const file = join(workDir, VM_RECORD);
   // Ours to create: whatever is at its name goes (wx never writes through a symlink).

@@ -129,6 +129,21 @@ export interface UserVsock {
   stop(): Promise<UserVsockEnd>;
 }
 
+/**
+ * startUserVsock for one attempt, or why it could not be had: a device that does not come up is the
+ * attempt's outcome (no VM is started), not an exception.
+ */
+export async function tryUserVsock(
+  o: Omit<Parameters<typeof startUserVsock>[0], 'vhostDevice'> & { vhostDevice?: string },
+): Promise<UserVsock | { startError: string }> {
+  try {
+    if (!o.vhostDevice) throw new Error('no vhost-device-vsock binary given');
+    return await startUserVsock({ ...o, vhostDevice: o.vhostDevice });
+  } catch (e) {
+    return { startError: `the user-space vsock device did not start: ${(e as Error).message}` };
+  }
+}
+
 export async function startUserVsock(o: {
   machine: string;
   /** Where the VM's socket directory goes (short: Unix socket paths are limited). */

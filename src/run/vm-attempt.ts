@@ -14,8 +14,8 @@ import type { RawRun } from '../results/model.ts';
 import { collectLogs, type Collected } from './collect-logs.ts';
 import type { OutputLayout, TestFiles } from './output-layout.ts';
 import { bootVm, type VmEnd } from './supervise-vm.ts';
-import { startUserVsock, type UserVsock, type UserVsockEnd } from './user-vsock.ts';
-import { VM_RECORD, writeVmRecord } from './ssh-access.ts';
+import { tryUserVsock, type UserVsockEnd } from './user-vsock.ts';
+import { VM_RECORD, vmRecord, writeVmRecord } from './ssh-access.ts';
 
 export interface AttemptEnv {
   layout: OutputLayout;
@@ -134,7 +134,11 @@ export function rawRun(
   // such words itself); a guest that reported a status ran fine. QMP may see the run state before QEMU's
   // words arrive: prefer the words.
   const onStderr =
-    vm.accel === 'kvm' && !logs.statusLine && !raw.notify?.exitStatus && !ended.cancelled && !ended.timedOut
+    vm.accel === 'kvm' &&
+    !logs.statusLine &&
+    raw.notify?.exitStatus === undefined &&
+    !ended.cancelled &&
+    !ended.timedOut
       ? findAccelFailure(ended.stderrTail)
       : undefined;
   const accelFailure = ended.accelFailure
@@ -162,23 +166,19 @@ export async function runAttempt(
   const startedAt = new Date().toISOString();
   const t0 = performance.now();
   // vsock-user: the device and its listeners come up before the VM and go after it.
-  let userVsock: UserVsock | undefined;
-  let userVsockStart: { startError: string } | undefined;
-  if (vm.transport === 'vsock-user') {
-    try {
-      if (!env.vhostDevice) throw new Error('no vhost-device-vsock binary given');
-      userVsock = await startUserVsock({
-        machine: vm.machine,
-        tmp: tmpdir(),
-        vhostDevice: env.vhostDevice,
-        journalRemote: env.journalRemote,
-        journal: files.journal,
-        env: env.env,
-      });
-    } catch (e) {
-      userVsockStart = { startError: `the user-space vsock device did not start: ${(e as Error).message}` };
-    }
-  }
+  const channel =
+    vm.transport === 'vsock-user'
+      ? await tryUserVsock({
+          machine: vm.machine,
+          tmp: tmpdir(),
+          vhostDevice: env.vhostDevice,
+          journalRemote: env.journalRemote,
+          journal: files.journal,
+          env: env.env,
+        })
+      : undefined;
+  const userVsock = channel && 'paths' in channel ? channel : undefined;
+  const userVsockStart = channel && 'startError' in channel ? channel : undefined;
   const argv = vmArgv(spec, {
     ...vm,
     statusFile: files.status,
@@ -186,32 +186,18 @@ export async function runAttempt(
     journalTarget: vm.transport === 'serial' ? files.journalExport : files.journal,
     ...(userVsock ? { userVsock: userVsock.paths } : {}),
   });
-  if (env.sshKey && userVsock)
-    await writeVmRecord(files.work, {
+  const record =
+    env.sshKey &&
+    vmRecord({
       test: spec.name,
       machine: vm.machine,
-      transport: 'vsock-user',
-      uds: userVsock.paths.uds,
       key: env.sshKey,
-      pid: process.pid,
+      ...(userVsock ? { uds: userVsock.paths.uds } : {}),
+      ...(vm.transport === 'vsock'
+        ? { mkosi: [...vm.mkosi, '--directory', vm.configDir, '--output-dir', vm.imageDir] }
+        : {}),
     });
-  else if (env.sshKey && vm.transport === 'vsock')
-    await writeVmRecord(files.work, {
-      test: spec.name,
-      machine: vm.machine,
-      transport: 'vsock',
-      key: env.sshKey,
-      pid: process.pid,
-      mkosiSsh: [
-        ...vm.mkosi,
-        '--directory',
-        vm.configDir,
-        '--output-dir',
-        vm.imageDir,
-        `--machine=${vm.machine}`,
-        'ssh',
-      ],
-    });
+  if (record) await writeVmRecord(files.work, record);
   let ended: VmEnd;
   let userVsockEnd: UserVsockEnd | undefined;
   try {
