@@ -177,6 +177,16 @@ async function memInfo(): Promise<{ total: number; available: number }> {
   return { total: kb('MemTotal'), available: kb('MemAvailable') };
 }
 
+/** vhost-device-vsock on PATH and its version (beside the other probes, not after them). */
+async function vhostDeviceVsock(): Promise<HostInfo['vhostDeviceVsock']> {
+  const path = await which(['vhost-device-vsock']);
+  if (!path) return undefined;
+  const v = /vhost-device-vsock\s+(\S+)/.exec(
+    (await runCommand([path, '--version'], { timeoutMs: 10_000 })).stdout,
+  )?.[1];
+  return { path, ...(v ? { version: v } : {}) };
+}
+
 export async function probeHost(opts: {
   mkosi: string[];
   env?: NodeJS.ProcessEnv;
@@ -195,7 +205,7 @@ export async function probeHost(opts: {
       runCommand([...opts.mkosi, '--version'], { env: opts.env, timeoutMs: 30_000 }),
       which([qemuBinary]),
       openRw('/dev/vhost-vsock'),
-      which(['vhost-device-vsock']),
+      vhostDeviceVsock(),
       which([
         'systemd-journal-remote',
         '/usr/lib/systemd/systemd-journal-remote',
@@ -240,12 +250,7 @@ export async function probeHost(opts: {
     memAvailable: mem.available,
     mkosiReady: await mkosiReady,
   };
-  if (vhostDevice) {
-    const vv = /vhost-device-vsock\s+(\S+)/.exec(
-      (await runCommand([vhostDevice, '--version'], { timeoutMs: 10_000 })).stdout,
-    )?.[1];
-    info.vhostDeviceVsock = { path: vhostDevice, ...(vv ? { version: vv } : {}) };
-  }
+  if (vhostDevice) info.vhostDeviceVsock = vhostDevice;
   if (journalRemote) info.journalRemote = journalRemote;
   if (journalctl) info.journalctl = journalctl;
   if (jv) info.journalctlVersion = jv;

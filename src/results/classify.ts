@@ -35,6 +35,10 @@ export function parseStatusLine(line: string | undefined): StatusLine | undefine
   return Object.keys(out).length > 0 ? out : undefined;
 }
 
+/** A status line as the reasons quote it. Pure. */
+const lineDetail = (line: StatusLine) =>
+  `SERVICE_RESULT=${line.serviceResult} EXIT_CODE=${line.exitCode ?? '?'} EXIT_STATUS=${line.exitStatus ?? '?'}`;
+
 interface GuestStatus {
   status: number;
   detail: string;
@@ -46,9 +50,7 @@ interface GuestStatus {
  */
 function guestStatus(raw: RawRun, line: StatusLine | undefined): GuestStatus | undefined {
   if (raw.notify?.exitStatus !== undefined) {
-    const unit = line?.serviceResult
-      ? `; the unit: SERVICE_RESULT=${line.serviceResult} EXIT_CODE=${line.exitCode ?? '?'} EXIT_STATUS=${line.exitStatus ?? '?'}`
-      : '';
+    const unit = line?.serviceResult ? `; the unit: ${lineDetail(line)}` : '';
     const status = raw.notify.exitStatus;
     return {
       status,
@@ -57,7 +59,7 @@ function guestStatus(raw: RawRun, line: StatusLine | undefined): GuestStatus | u
   }
   if (line?.serviceResult) {
     if (line.serviceResult === 'success') return { status: SUCCESS_STATUS, detail: 'unit succeeded' };
-    const detail = `SERVICE_RESULT=${line.serviceResult} EXIT_CODE=${line.exitCode ?? '?'} EXIT_STATUS=${line.exitStatus ?? '?'}`;
+    const detail = lineDetail(line);
     if (line.exitCode === 'exited' && line.exitStatus !== undefined && /^\d+$/.test(line.exitStatus)) {
       return { status: Number(line.exitStatus), detail };
     }
