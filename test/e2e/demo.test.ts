@@ -10,6 +10,7 @@ import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { listProcesses } from '../../src/util/process.ts';
+import { VHOST_DEVICE_VSOCK } from '../helpers/standin.ts';
 import { constants, existsSync } from 'node:fs';
 import { mkdtemp, open, readFile, readdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -47,7 +48,7 @@ before(async () => {
 /** The transport `auto` must pick on this host: the kernel's vsock, else vhost-device-vsock, else serial. */
 const AUTO_TRANSPORT = existsSync('/dev/vhost-vsock')
   ? 'vsock'
-  : spawnSync('sh', ['-c', 'command -v vhost-device-vsock']).status === 0
+  : VHOST_DEVICE_VSOCK
     ? 'vsock-user'
     : 'serial';
 

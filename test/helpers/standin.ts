@@ -1,5 +1,6 @@
 // The attempt loop's context for tests that run the mkosi stand-in (test/fixtures/fake-mkosi.mjs) with the
 // real systemd-journal-remote and journalctl.
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,6 +15,11 @@ export const JOURNAL_REMOTE = [
   '/usr/lib/systemd/systemd-journal-remote',
   '/lib/systemd/systemd-journal-remote',
 ].find(existsSync)!;
+
+/** vhost-device-vsock on PATH (scripts/setup-host.sh installs it), or '' where it is not. */
+export const VHOST_DEVICE_VSOCK = spawnSync('sh', ['-c', 'command -v vhost-device-vsock'], {
+  encoding: 'utf8',
+}).stdout.trim();
 
 export async function standinContext(o: {
   /** FAKE_MKOSI_PLAN: one behaviour per invocation. */

@@ -6,7 +6,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,11 +17,12 @@ import type { Started } from '../../src/action/runner/started.ts';
 import { descendants } from '../../src/util/process.ts';
 import { hostArch } from '../../src/host/probe.ts';
 import { ActionsServices } from '../helpers/actions-services.ts';
+import { VHOST_DEVICE_VSOCK } from '../helpers/standin.ts';
 import { cleanEnv, collect, isGone, listProcesses, pollFor, stateEnv } from '../helpers/step-processes.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const FAKE = join(ROOT, 'test/fixtures/fake-mkosi.mjs');
-const DEVICE = spawnSync('sh', ['-c', 'command -v vhost-device-vsock']).status === 0;
+const DEVICE = VHOST_DEVICE_VSOCK !== '';
 // The steps run in the workspace (not this repository), so tsx is named by its path.
 const TSX = import.meta.resolve('tsx');
 

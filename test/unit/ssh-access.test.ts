@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeSshKey, readVmRecord, shellQuote, sshArgv, writeVmRecord } from '../../src/run/ssh-access.ts';
 import { startUserVsock } from '../../src/run/user-vsock.ts';
-import { JOURNAL_REMOTE } from '../helpers/standin.ts';
+import { JOURNAL_REMOTE, VHOST_DEVICE_VSOCK } from '../helpers/standin.ts';
 import { ROOT, TSX } from '../helpers/run-tree.ts';
 
 const made: string[] = [];
@@ -119,9 +119,7 @@ describe('ssh over vsock: argv, key and record', () => {
 
   it('vsock-proxy against the real vhost-device-vsock with no guest: a clear error, not a hang', async () => {
     const dir = await tmp();
-    const device = spawnSync('sh', ['-c', 'command -v vhost-device-vsock'], {
-      encoding: 'utf8',
-    }).stdout.trim();
+    const device = VHOST_DEVICE_VSOCK;
     assert.ok(device, 'vhost-device-vsock not on PATH: run scripts/setup-host.sh');
     const uv = await startUserVsock({
       machine: `itest-ssh-${process.pid}`,

@@ -223,8 +223,15 @@ function run(argv: string[], cwd?: string): Promise<number | null> {
 }
 
 describe('withTarGuard', () => {
-  it('refuses odd calls from this process, passes tar run by other processes, then puts PATH back', async () => {
+  it('refuses odd calls from this process, passes tar run by other processes, then puts PATH back', async (t) => {
     const path = process.env.PATH;
+    // A temporary directory of this test's own: other test files running at the same time make guards too.
+    const tmp = process.env.TMPDIR;
+    process.env.TMPDIR = await mkdtemp(join(base, 'tmp-'));
+    t.after(() => {
+      if (tmp === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = tmp;
+    });
     const guards = async () => (await readdir(tmpdir())).filter((n) => n.startsWith('itest-tar-guard-'));
     const earlier = await guards();
     const { value, refused } = await withTarGuard(join(base, 'guarded'), async () => {

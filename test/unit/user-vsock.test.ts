@@ -5,7 +5,7 @@
  */
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, symlink, mkdir, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
@@ -19,9 +19,9 @@ import {
   type NotifyLog,
 } from '../../src/run/user-vsock.ts';
 import { listProcesses } from '../../src/util/process.ts';
-import { JOURNAL_REMOTE } from '../helpers/standin.ts';
+import { JOURNAL_REMOTE, VHOST_DEVICE_VSOCK } from '../helpers/standin.ts';
 
-const DEVICE = spawnSync('sh', ['-c', 'command -v vhost-device-vsock'], { encoding: 'utf8' }).stdout.trim();
+const DEVICE = VHOST_DEVICE_VSOCK;
 const made: string[] = [];
 after(() => Promise.all(made.map((d) => rm(d, { recursive: true, force: true }))));
 const tmp = async () => {
