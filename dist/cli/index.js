@@ -37270,6 +37270,14 @@ async function memInfo() {
     const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? 0) * 1024;
     return { total: kb('MemTotal'), available: kb('MemAvailable') };
 }
+/** vhost-device-vsock on PATH and its version (beside the other probes, not after them). */
+async function vhostDeviceVsock() {
+    const path = await which(['vhost-device-vsock']);
+    if (!path)
+        return undefined;
+    const v = /vhost-device-vsock\s+(\S+)/.exec((await runCommand([path, '--version'], { timeoutMs: 10_000 })).stdout)?.[1];
+    return { path, ...(v ? { version: v } : {}) };
+}
 async function probeHost(opts) {
     const arch = hostArch();
     const qemuBinary = `qemu-system-${arch}`;
@@ -37279,7 +37287,7 @@ async function probeHost(opts) {
         runCommand([...opts.mkosi, '--version'], { env: opts.env, timeoutMs: 30_000 }),
         which([qemuBinary]),
         openRw('/dev/vhost-vsock'),
-        which(['vhost-device-vsock']),
+        vhostDeviceVsock(),
         which([
             'systemd-journal-remote',
             '/usr/lib/systemd/systemd-journal-remote',
@@ -37325,10 +37333,8 @@ async function probeHost(opts) {
         memAvailable: mem.available,
         mkosiReady: await mkosiReady,
     };
-    if (vhostDevice) {
-        const vv = /vhost-device-vsock\s+(\S+)/.exec((await runCommand([vhostDevice, '--version'], { timeoutMs: 10_000 })).stdout)?.[1];
-        info.vhostDeviceVsock = { path: vhostDevice, ...(vv ? { version: vv } : {}) };
-    }
+    if (vhostDevice)
+        info.vhostDeviceVsock = vhostDevice;
     if (journalRemote)
         info.journalRemote = journalRemote;
     if (journalctl)
@@ -43295,15 +43301,15 @@ function parseStatusLine(line) {
         out.emergency = true;
     return Object.keys(out).length > 0 ? out : undefined;
 }
+/** A status line as the reasons quote it. Pure. */
+const lineDetail = (line) => `SERVICE_RESULT=${line.serviceResult} EXIT_CODE=${line.exitCode ?? '?'} EXIT_STATUS=${line.exitStatus ?? '?'}`;
 /**
  * The guest's exit status: PID 1's own EXIT_STATUS= over the notify socket (vsock-user, read by itest),
  * else the status line (every transport), else mkosi's exit code (vsock: mkosi exits with what PID 1 sent).
  */
 function guestStatus(raw, line) {
     if (raw.notify?.exitStatus !== undefined) {
-        const unit = line?.serviceResult
-            ? `; the unit: SERVICE_RESULT=${line.serviceResult} EXIT_CODE=${line.exitCode ?? '?'} EXIT_STATUS=${line.exitStatus ?? '?'}`
-            : '';
+        const unit = line?.serviceResult ? `; the unit: ${lineDetail(line)}` : '';
         const status = raw.notify.exitStatus;
         return {
             status,
@@ -43313,7 +43319,7 @@ function guestStatus(raw, line) {
     if (line?.serviceResult) {
         if (line.serviceResult === 'success')
             return { status: SUCCESS_STATUS, detail: 'unit succeeded' };
-        const detail = `SERVICE_RESULT=${line.serviceResult} EXIT_CODE=${line.exitCode ?? '?'} EXIT_STATUS=${line.exitStatus ?? '?'}`;
+        const detail = lineDetail(line);
         if (line.exitCode === 'exited' && line.exitStatus !== undefined && /^\d+$/.test(line.exitStatus)) {
             return { status: Number(line.exitStatus), detail };
         }
@@ -44682,6 +44688,20 @@ async function socketUp(path, owner, what, err, timeoutMs = 10_000) {
         await new Promise((r) => setTimeout(r, 25));
     }
 }
+/**
+ * startUserVsock for one attempt, or why it could not be had: a device that does not come up is the
+ * attempt's outcome (no VM is started), not an exception.
+ */
+async function tryUserVsock(o) {
+    try {
+        if (!o.vhostDevice)
+            throw new Error('no vhost-device-vsock binary given');
+        return await startUserVsock({ ...o, vhostDevice: o.vhostDevice });
+    }
+    catch (e) {
+        return { startError: `the user-space vsock device did not start: ${e.message}` };
+    }
+}
 async function startUserVsock(o) {
     const paths = userVsockPaths(o.machine, o.tmp);
     // A directory of our own (mkdir fails on anything at its name, a planted symlink included, after rm
@@ -44768,6 +44788,18 @@ async function makeSshKey(dir) {
     return { private: file, public: (await (0,promises_namespaceObject.readFile)(`${file}.pub`, 'utf8')).trim() };
 }
 const VM_RECORD = 'vm.json';
+/**
+ * The record of one VM for `itest ssh`, or undefined when it has no vsock to reach (serial, or the
+ * user-space device did not come up). Pure.
+ */
+function vmRecord(p) {
+    const base = { test: p.test, machine: p.machine, key: p.key, pid: process.pid };
+    if (p.uds)
+        return { ...base, transport: 'vsock-user', uds: p.uds };
+    if (p.mkosi)
+        return { ...base, transport: 'vsock', mkosiSsh: [...p.mkosi, `--machine=${p.machine}`, 'ssh'] };
+    return undefined;
+}
 async function writeVmRecord(workDir, r) {
     const file = (0,external_node_path_.join)(workDir, VM_RECORD);
     // Ours to create: whatever is at its name goes (wx never writes through a symlink).
@@ -44906,7 +44938,11 @@ function rawRun(ended, logs, vm, durationMs, userVsock) {
     // QEMU that gave up on KVM and exited says so on its stderr (never the guest's console: a test may print
     // such words itself); a guest that reported a status ran fine. QMP may see the run state before QEMU's
     // words arrive: prefer the words.
-    const onStderr = vm.accel === 'kvm' && !logs.statusLine && !raw.notify?.exitStatus && !ended.cancelled && !ended.timedOut
+    const onStderr = vm.accel === 'kvm' &&
+        !logs.statusLine &&
+        raw.notify?.exitStatus === undefined &&
+        !ended.cancelled &&
+        !ended.timedOut
         ? findAccelFailure(ended.stderrTail)
         : undefined;
     const accelFailure = ended.accelFailure
@@ -44931,25 +44967,18 @@ async function runAttempt(spec, vm, timeoutMs, env) {
     const startedAt = new Date().toISOString();
     const t0 = performance.now();
     // vsock-user: the device and its listeners come up before the VM and go after it.
-    let userVsock;
-    let userVsockStart;
-    if (vm.transport === 'vsock-user') {
-        try {
-            if (!env.vhostDevice)
-                throw new Error('no vhost-device-vsock binary given');
-            userVsock = await startUserVsock({
-                machine: vm.machine,
-                tmp: (0,external_node_os_namespaceObject.tmpdir)(),
-                vhostDevice: env.vhostDevice,
-                journalRemote: env.journalRemote,
-                journal: files.journal,
-                env: env.env,
-            });
-        }
-        catch (e) {
-            userVsockStart = { startError: `the user-space vsock device did not start: ${e.message}` };
-        }
-    }
+    const channel = vm.transport === 'vsock-user'
+        ? await tryUserVsock({
+            machine: vm.machine,
+            tmp: (0,external_node_os_namespaceObject.tmpdir)(),
+            vhostDevice: env.vhostDevice,
+            journalRemote: env.journalRemote,
+            journal: files.journal,
+            env: env.env,
+        })
+        : undefined;
+    const userVsock = channel && 'paths' in channel ? channel : undefined;
+    const userVsockStart = channel && 'startError' in channel ? channel : undefined;
     const argv = vmArgv(spec, {
         ...vm,
         statusFile: files.status,
@@ -44957,32 +44986,18 @@ async function runAttempt(spec, vm, timeoutMs, env) {
         journalTarget: vm.transport === 'serial' ? files.journalExport : files.journal,
         ...(userVsock ? { userVsock: userVsock.paths } : {}),
     });
-    if (env.sshKey && userVsock)
-        await writeVmRecord(files.work, {
+    const record = env.sshKey &&
+        vmRecord({
             test: spec.name,
             machine: vm.machine,
-            transport: 'vsock-user',
-            uds: userVsock.paths.uds,
             key: env.sshKey,
-            pid: process.pid,
+            ...(userVsock ? { uds: userVsock.paths.uds } : {}),
+            ...(vm.transport === 'vsock'
+                ? { mkosi: [...vm.mkosi, '--directory', vm.configDir, '--output-dir', vm.imageDir] }
+                : {}),
         });
-    else if (env.sshKey && vm.transport === 'vsock')
-        await writeVmRecord(files.work, {
-            test: spec.name,
-            machine: vm.machine,
-            transport: 'vsock',
-            key: env.sshKey,
-            pid: process.pid,
-            mkosiSsh: [
-                ...vm.mkosi,
-                '--directory',
-                vm.configDir,
-                '--output-dir',
-                vm.imageDir,
-                `--machine=${vm.machine}`,
-                'ssh',
-            ],
-        });
+    if (record)
+        await writeVmRecord(files.work, record);
     let ended;
     let userVsockEnd;
     try {
