@@ -23,7 +23,7 @@ import { parseInputs } from '../../src/action/inputs.ts';
 import { readyRunner } from '../../src/action/runner/ready.ts';
 import { progressEnd, renderReport } from '../../src/results/terminal.ts';
 import type { TestResult } from '../../src/results/model.ts';
-import { descendants } from '../../src/util/process.ts';
+import { descendants, withDescendants } from '../../src/util/process.ts';
 import { ActionsServices } from '../helpers/actions-services.ts';
 import { runStep } from '../helpers/action-step.ts';
 import { cleanEnv, collect, isGone, listProcesses, pollFor, stateEnv } from '../helpers/step-processes.ts';
@@ -588,7 +588,7 @@ describe('13 and 4. the post step stops what this run started, and nothing else'
   };
 
   /**
-   * The main step until `ready` finds what it waits for among its processes, then SIGKILL (no signal
+   * The main step until `ready` finds what it waits for among its descendants, then SIGKILL (no signal
    * handler runs, as when the runner gives up on it); then the post step as the runner starts it.
    */
   async function killMainThenPost(p: {
@@ -630,7 +630,10 @@ describe('13 and 4. the post step stops what this run started, and nothing else'
     void mainDone.then(() => (exited = true));
     const tree = await pollFor(
       async () => {
-        const roots = p.ready(await listProcesses());
+        // Only this main step's processes: other test files run the same stand-in at the same time.
+        const ps = await listProcesses();
+        const mine = withDescendants(ps, [main.pid!]);
+        const roots = p.ready(ps.filter((x) => x.pid !== main.pid && mine.has(x.pid)));
         if (!roots) return undefined;
         const all = [...roots, ...(await Promise.all(roots.map(descendants))).flat()];
         started.push(...all);

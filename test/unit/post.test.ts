@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { partialState } from '../../src/action/post.ts';
 import { leftovers } from '../../src/action/runner/leftovers.ts';
 import type { Started } from '../../src/action/runner/started.ts';
-import { descendants } from '../../src/util/process.ts';
+import { descendants, withDescendants } from '../../src/util/process.ts';
 import { hostArch } from '../../src/host/probe.ts';
 import { ActionsServices } from '../helpers/actions-services.ts';
 import { VHOST_DEVICE_VSOCK } from '../helpers/standin.ts';
@@ -207,8 +207,11 @@ describe('post step after the main step was killed (real processes, local Action
     let tree: number[] = [];
     await pollFor(
       async () => {
-        vms = (await listProcesses())
-          .filter((p) => p.cmdline.includes(FAKE) && p.cmdline.includes(' vm '))
+        // Only this main step's: other test files run the same stand-in at the same time.
+        const ps = await listProcesses();
+        const mine = withDescendants(ps, [main.pid!]);
+        vms = ps
+          .filter((p) => mine.has(p.pid) && p.cmdline.includes(FAKE) && p.cmdline.includes(' vm '))
           .map((p) => p.pid);
         tree = [...vms, ...(await Promise.all(vms.map(descendants))).flat()];
         started.push(...tree);
