@@ -8,6 +8,7 @@ import type { RunConfig } from '../config/run-config.ts';
 import type { TestSpec } from '../config/test-spec.ts';
 import type { Manifest } from '../config/manifest.ts';
 import { computeSlots } from '../host/decide.ts';
+import { hostArch } from '../host/probe.ts';
 import { spell } from '../config/settings.ts';
 import type { TestResult } from '../results/model.ts';
 import { resultNotRun } from '../results/test-result.ts';
@@ -87,6 +88,7 @@ export async function runTests(o: {
       configDir: cfg.configDir,
       imageDir: image.dir,
       transport: hostSetup.transport,
+      arch: hostArch(),
       ...(o.manifest.firmware ? { firmware: o.manifest.firmware } : {}),
       ...(sshKey ? { sshPublicKey: sshKey.public } : {}),
     },

@@ -7,11 +7,15 @@ import type { TestSpec } from '../config/test-spec.ts';
 import {
   EMERGENCY_UNIT,
   JOURNAL_PORT,
+  MANAGER_UNIT,
+  SHUTDOWN_HOOK_CREDENTIAL,
   JOURNAL_UNIT,
   STATUS_PORT,
   emergencyDropin,
   emergencyExitUnit,
   journalExportUnit,
+  managerReportUnit,
+  shutdownHook,
   testUnitDropin,
 } from '../guest/units.ts';
 import { formatMiB } from '../util/size.ts';
@@ -48,6 +52,8 @@ export interface VmConfig {
   userVsock?: UserVsockPaths;
   /** The run's throw-away ssh key (public half): root may log in with it over vsock (`itest ssh`). */
   sshPublicKey?: string;
+  /** The guest's architecture (the host's: uname -m spelling); picks the pvpanic device. x86_64 if unset. */
+  arch?: string;
 }
 
 /** One `-smbios type=11` credential, base64 so that newlines and spaces survive (mkosi 24 splits --credential). */
@@ -66,7 +72,12 @@ export function guestCredentials(
   sshPublicKey?: string,
 ): [string, string][] {
   const creds: [string, string][] = [
-    [`systemd.unit-dropin.${spec.unit}`, testUnitDropin(spec.unit, shell, spec.unitEnvironment)],
+    [
+      `systemd.unit-dropin.${spec.unit}`,
+      testUnitDropin(spec.unit, shell, spec.unitEnvironment, transport === 'serial' ? [JOURNAL_UNIT] : []),
+    ],
+    [`systemd.extra-unit.${MANAGER_UNIT}`, managerReportUnit()],
+    [SHUTDOWN_HOOK_CREDENTIAL, shutdownHook()],
     [`systemd.extra-unit.${EMERGENCY_UNIT}`, emergencyExitUnit()],
     ['systemd.unit-dropin.emergency.target', emergencyDropin()],
   ];
@@ -82,7 +93,8 @@ export function kernelCmdline(spec: TestSpec, transport: Transport, shell = fals
     // A shell needs the default target (gettys, logins); the test is pulled in next to it.
     shell ? `systemd.wants=${spec.unit}` : `systemd.unit=${spec.unit}`,
     ...(transport === 'serial' ? [`systemd.wants=${JOURNAL_UNIT}`] : []),
-    // A kernel panic reboots at once, and -no-reboot turns that reboot into QEMU exiting.
+    // A kernel panic reports itself to QEMU's pvpanic device (which ends QEMU) and reboots at once; a kernel
+    // without the pvpanic driver is ended by the console watch (src/qemu/panic-watch.ts).
     'panic=-1',
     'systemd.crash_action=poweroff',
     // Lets the host ask for a task dump (SysRq-T) when the test hangs; distributions default to a subset.
@@ -94,9 +106,17 @@ export function kernelCmdline(spec: TestSpec, transport: Transport, shell = fals
 /** QEMU's file chardev options are comma-separated: a comma in a path must be doubled. */
 const qemuPath = (p: string) => p.replace(/,/g, ',,');
 
+/**
+ * A kernel panic ends QEMU at once (with a failure) through the pvpanic device, while the guest may still
+ * reboot as often as it likes: `-no-reboot` would end the VM at a test's first reboot.
+ */
+export function panicArgs(arch: string): string[] {
+  return ['-device', arch === 'x86_64' ? 'pvpanic' : 'pvpanic-pci', '-action', 'panic=exit-failure'];
+}
+
 export function qemuArgs(spec: TestSpec, vm: VmConfig): string[] {
   const args = [
-    '-no-reboot',
+    ...panicArgs(vm.arch ?? 'x86_64'),
     '-device',
     'virtio-serial-pci,id=itest-serial',
     '-chardev',

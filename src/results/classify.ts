@@ -6,34 +6,12 @@ import type { Expectation, Outcome, RawRun } from './model.ts';
 import { mkosiError } from './mkosi-error.ts';
 import { SUCCESS_STATUS } from '../guest/units.ts';
 import { describeAccelFailure } from '../qemu/accel-failure.ts';
+import { describeBoots, readStatusChannel, type StatusChannel, type StatusLine } from './status-channel.ts';
+
+export { parseStatusLine, type StatusLine } from './status-channel.ts';
 
 /** mkosi's exit code when QEMU was killed (background.md); an infrastructure failure. */
 export const MKOSI_QEMU_KILLED = 247;
-
-export interface StatusLine {
-  serviceResult?: string;
-  exitCode?: string;
-  exitStatus?: string;
-  emergency?: boolean;
-}
-
-/** Parses the last `KEY=VALUE ...` line written to the status port. */
-export function parseStatusLine(line: string | undefined): StatusLine | undefined {
-  if (!line) return undefined;
-  const fields = Object.fromEntries(
-    line
-      .trim()
-      .split(/\s+/)
-      .map((kv) => kv.split('=') as [string, string | undefined])
-      .filter(([k, v]) => k && v !== undefined),
-  ) as Record<string, string>;
-  const out: StatusLine = {};
-  if (fields.SERVICE_RESULT) out.serviceResult = fields.SERVICE_RESULT;
-  if (fields.EXIT_CODE) out.exitCode = fields.EXIT_CODE;
-  if (fields.EXIT_STATUS !== undefined && fields.EXIT_STATUS !== '') out.exitStatus = fields.EXIT_STATUS;
-  if (fields.EMERGENCY === '1') out.emergency = true;
-  return Object.keys(out).length > 0 ? out : undefined;
-}
 
 /** A status line as the reasons quote it. Pure. */
 const lineDetail = (line: StatusLine) =>
@@ -44,18 +22,42 @@ interface GuestStatus {
   detail: string;
 }
 
+/** How the manager's last stop reads in a reason: `the guest powered off with exit status 0`. Pure. */
+function stopDetail(stop: NonNullable<StatusChannel['final']>, status: number): string {
+  const how: Record<string, string> = { poweroff: 'powered off', halt: 'halted', exit: 'exited' };
+  return `the guest ${how[stop.shutdown] ?? `shut down (${stop.shutdown})`} with exit status ${status}`;
+}
+
 /**
- * The guest's exit status: PID 1's own EXIT_STATUS= over the notify socket (vsock-user, read by itest),
- * else the status line (every transport), else mkosi's exit code (vsock: mkosi exits with what PID 1 sent).
+ * The guest's exit status, PID 1's own at the very end: its EXIT_STATUS= over the notify socket
+ * (vsock-user, read by itest), else the exit status the manager report wrote at the last stop (every
+ * transport; serial's verdict), else mkosi's exit code (vsock: mkosi exits with what PID 1 sent), else
+ * the test unit's own line of the last boot (a guest whose report never ran). A unit line written while
+ * the unit was stopped for a reboot or by PID 1's exit is context, never the verdict.
  */
-function guestStatus(raw: RawRun, line: StatusLine | undefined): GuestStatus | undefined {
+function guestStatus(raw: RawRun, ch: StatusChannel): GuestStatus | undefined {
+  const line = ch.unit;
+  const unit = line?.serviceResult ? `; the unit: ${lineDetail(line)}` : '';
   if (raw.notify?.exitStatus !== undefined) {
-    const unit = line?.serviceResult ? `; the unit: ${lineDetail(line)}` : '';
     const status = raw.notify.exitStatus;
     return {
       status,
       detail: status === SUCCESS_STATUS ? 'unit succeeded' : `guest exit status ${status} over vsock${unit}`,
     };
+  }
+  if (ch.final?.exitCode !== undefined) {
+    const status = ch.final.exitCode;
+    const succeeded = status === SUCCESS_STATUS && line?.serviceResult === 'success';
+    return { status, detail: succeeded ? 'unit succeeded' : `${stopDetail(ch.final, status)}${unit}` };
+  }
+  // vsock: mkosi exits with the EXIT_STATUS PID 1 sent; 0 means nothing arrived, 247 means QEMU was killed.
+  if (
+    raw.transport === 'vsock' &&
+    raw.exitCode !== null &&
+    raw.exitCode !== 0 &&
+    raw.exitCode !== MKOSI_QEMU_KILLED
+  ) {
+    return { status: raw.exitCode, detail: `guest exit status ${raw.exitCode} over vsock${unit}` };
   }
   if (line?.serviceResult) {
     if (line.serviceResult === 'success') return { status: SUCCESS_STATUS, detail: 'unit succeeded' };
@@ -66,19 +68,11 @@ function guestStatus(raw: RawRun, line: StatusLine | undefined): GuestStatus | u
     // Killed or dumped by a signal, or a timeout/resource failure inside the guest: a failure with no number.
     return { status: 1, detail };
   }
-  // vsock: mkosi exits with the EXIT_STATUS PID 1 sent; 0 means nothing arrived, 247 means QEMU was killed.
-  if (
-    raw.transport === 'vsock' &&
-    raw.exitCode !== null &&
-    raw.exitCode !== 0 &&
-    raw.exitCode !== MKOSI_QEMU_KILLED
-  ) {
-    return { status: raw.exitCode, detail: `guest exit status ${raw.exitCode} over vsock` };
-  }
   return undefined;
 }
 
-const PANIC = /Kernel panic - not syncing:?(.*)/;
+// Not the report's closing `---[ end Kernel panic - not syncing: ... ]---` line: the first says it.
+const PANIC = /(?<!end )Kernel panic - not syncing:?(.*)/;
 
 function lastMatch(lines: string[], re: RegExp): RegExpExecArray | undefined {
   for (let i = lines.length - 1; i >= 0; i--) {
@@ -120,17 +114,54 @@ export function classify(raw: RawRun, exp: Expectation, timeoutSeconds: number):
       infra: false,
     };
   }
-  const line = parseStatusLine(raw.statusLine);
-  const guest = guestStatus(raw, line);
+  const ch = readStatusChannel(raw.statusLines ?? []);
+  const boots = describeBoots(ch);
+  const outcome = judge(raw, exp, ch);
+  // How many boots it took, when more than one, goes with whatever the outcome.
+  return boots ? { ...outcome, reason: `${outcome.reason} [${boots}]` } : outcome;
+}
+
+function judge(raw: RawRun, exp: Expectation, ch: StatusChannel): Outcome {
+  const err = (reason: string, infra: boolean): Outcome => ({
+    status: 'error',
+    reason,
+    guestStatus: null,
+    infra,
+  });
+  // Emergency mode ends the VM with the emergency exit's failure: that is no test verdict.
+  if (ch.emergency)
+    return err('the guest fell into emergency mode before the test ran (see console log)', false);
+  const guest = guestStatus(raw, ch);
 
   if (!guest) {
     const panic = lastMatch(raw.consoleTail, PANIC);
-    if (panic) return err(`kernel panic: ${(panic[1] ?? '').trim() || 'see console log'}`, false);
-    if (line?.emergency)
-      return err('the guest fell into emergency mode before the test ran (see console log)', false);
+    if (panic)
+      return err(
+        `kernel panic: ${(panic[1] ?? '').trim() || 'see console log'}` +
+          (raw.panicStopped
+            ? ' (the console watch ended the VM: the guest kernel has no pvpanic driver)'
+            : ''),
+        false,
+      );
+    if (ch.endedRebooting)
+      return err(
+        `the VM ended while the guest was rebooting (${ch.endedRebooting.shutdown}), before the next boot reported`,
+        true,
+      );
     if (raw.exitCode === MKOSI_QEMU_KILLED) return err('QEMU was killed (mkosi exit 247)', true);
     if (raw.signal) return err(`mkosi was killed by ${raw.signal}`, true);
     if (raw.transportError) return err(`no status from the guest: ${raw.transportError}`, true);
+    // The guest's manager reported its boot, so the channel worked; it went down without a shutdown
+    // (`systemctl poweroff -ff`, as systemd's tests do when they fail, or a hard crash): the test's doing.
+    if (raw.exitCode === 0 && ch.boots > 0 && !ch.final)
+      return {
+        status: 'fail',
+        reason:
+          'the guest powered off without shutting down (a forced poweroff or a crash: PID 1 gave no exit ' +
+          "status); the test unit's last lines say why",
+        guestStatus: null,
+        infra: false,
+      };
     if (raw.exitCode === 0)
       return err('the VM powered off without reporting a test status (no status from the guest)', true);
     // mkosi's own error rather than its last line (often a hint); one that would recur is not retried.

@@ -24,12 +24,14 @@ export interface RawRun {
   accelFailure?: { line: string; effect: 'paused' | 'exited'; afterSeconds?: number };
   /** The VM was stopped because the run switched to TCG after another VM showed KVM broken. */
   accelAbandoned?: boolean;
+  /** The console watch ended the VM after the guest kernel panicked (a kernel without pvpanic). */
+  panicStopped?: boolean;
   /** What the hang report did before a timeout kill. */
   hangReport?: string;
   /** The process could not be started (missing binary, permission). */
   launchError?: string;
-  /** The last line the guest wrote to the status port, if any. */
-  statusLine?: string;
+  /** Every line the guest wrote to the status port, in order, over all its boots (status-channel.ts). */
+  statusLines?: string[];
   /** vsock-user: what PID 1 sent over the notify socket (its EXIT_STATUS= is the verdict). */
   notify?: { exitStatus?: number; messages: number };
   /** vsock-user: the device or its listeners failed (could not start, or died while the VM ran). */
@@ -64,7 +66,12 @@ export interface Attempt extends Outcome {
   accel?: 'kvm' | 'tcg';
   machine: string;
   mkosiExit: number | null;
+  /** The test unit's last status line in the guest's last boot. */
   statusLine?: string;
+  /** Starts of the guest's manager (boots, reboots and soft reboots), when the guest reported them. */
+  boots?: number;
+  /** Of those, soft reboots. */
+  softReboots?: number;
   /** vsock-user: the EXIT_STATUS= PID 1 sent over the notify socket, when one arrived. */
   notifyExitStatus?: number;
   startedAt: string;

@@ -13,7 +13,8 @@ import { OutputLayout, type TestFiles } from './output-layout.ts';
 
 export interface Collected {
   check: JournalCheck;
-  statusLine?: string;
+  /** Every line of the status port, in order. */
+  statusLines: string[];
   consoleTail: string[];
   digest: JournalDigest;
 }
@@ -43,13 +44,12 @@ async function rotatedSiblings(journal: string): Promise<number> {
   ).length;
 }
 
-async function lastLine(file: string): Promise<string | undefined> {
+async function lines(file: string): Promise<string[]> {
   const text = await readFile(file, 'utf8').catch(() => '');
   return text
     .split('\n')
     .map((l) => l.trim())
-    .filter(Boolean)
-    .slice(-1)[0];
+    .filter(Boolean);
 }
 
 /**
@@ -101,7 +101,7 @@ export async function collectLogs(
   const { check, notes } = o.serial
     ? await convertExport(files, o)
     : { check: await checkJournal(o.journalctl, files.journal), notes: [] };
-  const statusLine = await lastLine(files.status);
+  const statusLines = await lines(files.status);
   const consoleTail = await tail(files.console);
   const digest = await digestJournal({
     journalctl: o.journalctl,
@@ -118,5 +118,5 @@ export async function collectLogs(
         `(read all with journalctl --file '${files.journal.replace(/\.journal$/, '')}*.journal'); the digest covers the last file`,
     );
   }
-  return { check, ...(statusLine ? { statusLine } : {}), consoleTail, digest };
+  return { check, statusLines, consoleTail, digest };
 }

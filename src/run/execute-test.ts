@@ -1,4 +1,5 @@
 /** Runs one test to its final result: attempts, retries for infrastructure errors and flaky failures. */
+import { readStatusChannel } from '../results/status-channel.ts';
 import type { TestSpec } from '../config/test-spec.ts';
 import type { Attempt, RawRun, TestResult } from '../results/model.ts';
 import type { Accelerator } from './accelerator.ts';
@@ -195,7 +196,12 @@ export async function executeTestStep(
       durations: { vmSeconds: seconds(attemptRun.vmMs), collectSeconds: seconds(attemptRun.collectMs) },
       files: attemptRun.files,
     };
-    if (attemptRun.raw.statusLine) attempt.statusLine = attemptRun.raw.statusLine;
+    const channel = readStatusChannel(attemptRun.raw.statusLines ?? []);
+    if (channel.unitLine) attempt.statusLine = channel.unitLine;
+    if (channel.boots > 0) {
+      attempt.boots = channel.boots;
+      attempt.softReboots = channel.softReboots;
+    }
     if (attemptRun.raw.notify?.exitStatus !== undefined)
       attempt.notifyExitStatus = attemptRun.raw.notify.exitStatus;
     attempts.push(attempt);

@@ -14,6 +14,7 @@ import type { Readable } from 'node:stream';
 import { killTree, startDetached } from '../util/process.ts';
 import { qmp, SYSRQ_SHOW_TASKS } from '../qemu/qmp.ts';
 import { watchAccel } from '../qemu/accel-watch.ts';
+import { watchPanic } from '../qemu/panic-watch.ts';
 import type { AccelFailure } from '../qemu/accel-failure.ts';
 
 /** Before killing a hung VM: SysRq-T for a task dump on the console, then a moment for it to print. */
@@ -84,6 +85,8 @@ export interface VmEnd {
   accelAfterSeconds?: number;
   /** Stopped because the run switched to TCG (another VM showed KVM broken). */
   accelAbandoned: boolean;
+  /** Stopped by the console watch after the guest kernel panicked (a kernel without pvpanic). */
+  panicStopped?: boolean;
   /** The last lines QEMU and mkosi wrote on stderr (where QEMU's KVM errors are). */
   stderrTail: string[];
   /** Copying the output into the console log failed (e.g. no space left): the log is cut short. */
@@ -111,6 +114,8 @@ async function supervise(
     qmpSocket: string;
     /** Watch QEMU's stderr (this stream) and QMP for a broken KVM. */
     watchAccel?: Readable;
+    /** Watch the guest's console (this stream) for a kernel panic. */
+    watchConsole?: Readable;
     /** Told at once when KVM is seen broken, before the VM has even ended. */
     onAccelBroken?: (f: AccelFailure, afterSeconds: number) => void;
     signal: AbortSignal;
@@ -155,6 +160,13 @@ async function supervise(
         },
       })
     : undefined;
+  const panicWatch = o.watchConsole
+    ? watchPanic(o.watchConsole, () => {
+        if (end.timedOut || end.cancelled || end.accelFailure) return;
+        end.panicStopped = true;
+        stop();
+      })
+    : undefined;
   const timer =
     o.timeoutMs === undefined
       ? undefined
@@ -183,6 +195,7 @@ async function supervise(
   await exited;
   clearTimeout(timer);
   watch?.stop();
+  panicWatch?.stop();
   o.signal.removeEventListener('abort', onAbort);
   o.accelSwitched?.removeEventListener('abort', onSwitch);
   return end;
@@ -228,6 +241,8 @@ export async function bootVm(o: BootOptions): Promise<VmEnd> {
       ...(o.interactive ? {} : { timeoutMs: o.timeoutMs }),
       qmpSocket: o.qmpSocket,
       ...(o.kvm && !o.interactive ? { watchAccel: child.stderr! } : {}),
+      // mkosi's stdout is the guest's console (both dialects).
+      ...(o.interactive ? {} : { watchConsole: child.stdout! }),
       ...(o.onAccelBroken ? { onAccelBroken: o.onAccelBroken } : {}),
       signal: o.signal,
       ...(o.kvm && o.accelSwitched ? { accelSwitched: o.accelSwitched } : {}),

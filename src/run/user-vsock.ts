@@ -14,9 +14,17 @@ import { userVsockPaths, vhostDeviceArgv, type UserVsockPaths } from '../qemu/us
 export interface NotifyLog {
   /** Every message, in arrival order (one per connection: READY=1, STATUS=..., EXIT_STATUS=...). */
   messages: string[];
-  /** The last EXIT_STATUS= of any message: the guest's verdict, as mkosi reads it. */
+  /**
+   * The EXIT_STATUS= PID 1 sent at the stop that ended the VM: the guest's verdict. PID 1 sends one at every
+   * stop (`EXIT_STATUS=0` with `X_SYSTEMD_SHUTDOWN=reboot` before a reboot, seen with systemd 257), so one
+   * sent before a reboot is dropped: only a later boot's can be the verdict.
+   */
   exitStatus?: number;
+  /** The shutdown PID 1 announced last (X_SYSTEMD_SHUTDOWN=: reboot, poweroff, ...). */
+  shutdown?: string;
 }
+
+const REBOOTS = new Set(['reboot', 'soft-reboot', 'kexec']);
 
 /** The `KEY=VALUE` lines of one sd_notify message. Pure. */
 export function notifyFields(message: string): Record<string, string> {
@@ -33,8 +41,10 @@ export function recordNotify(log: NotifyLog, message: string): void {
   const text = message.replace(/\0/g, '').trim();
   if (!text) return;
   log.messages.push(text);
-  const status = notifyFields(text).EXIT_STATUS;
-  if (status !== undefined && /^\d+$/.test(status)) log.exitStatus = Number(status);
+  const f = notifyFields(text);
+  if (f.X_SYSTEMD_SHUTDOWN) log.shutdown = f.X_SYSTEMD_SHUTDOWN;
+  if (f.X_SYSTEMD_SHUTDOWN && REBOOTS.has(f.X_SYSTEMD_SHUTDOWN)) delete log.exitStatus;
+  else if (f.EXIT_STATUS !== undefined && /^\d+$/.test(f.EXIT_STATUS)) log.exitStatus = Number(f.EXIT_STATUS);
 }
 
 /**

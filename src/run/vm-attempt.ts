@@ -115,7 +115,7 @@ export function rawRun(
     journalEntries: logs.check.entries,
   };
   if (ended.launchError) raw.launchError = ended.launchError;
-  if (logs.statusLine) raw.statusLine = logs.statusLine;
+  if (logs.statusLines.length) raw.statusLines = logs.statusLines;
   if (userVsock && 'startError' in userVsock) raw.transportError = userVsock.startError;
   else if (userVsock) {
     raw.notify = {
@@ -130,12 +130,13 @@ export function rawRun(
     if (ended.cancelReason) raw.cancelReason = ended.cancelReason;
   }
   if (ended.hangReport) raw.hangReport = ended.hangReport;
+  if (ended.panicStopped) raw.panicStopped = true;
   // QEMU that gave up on KVM and exited says so on its stderr (never the guest's console: a test may print
   // such words itself); a guest that reported a status ran fine. QMP may see the run state before QEMU's
   // words arrive: prefer the words.
   const onStderr =
     vm.accel === 'kvm' &&
-    !logs.statusLine &&
+    !logs.statusLines.length &&
     raw.notify?.exitStatus === undefined &&
     !ended.cancelled &&
     !ended.timedOut

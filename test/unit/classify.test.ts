@@ -2,19 +2,10 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { classify, parseStatusLine } from '../../src/results/classify.ts';
-import type { Expectation, RawRun } from '../../src/results/model.ts';
+import type { Expectation } from '../../src/results/model.ts';
+import { raw } from '../helpers/raw-run.ts';
 
 const exp: Expectation = { exitStatus: 123, skipStatus: 77, shouldFail: false };
-const raw = (over: Partial<RawRun> = {}): RawRun => ({
-  exitCode: 0,
-  signal: null,
-  timedOut: false,
-  consoleTail: [],
-  transport: 'serial',
-  durationMs: 1000,
-  journalEntries: 500,
-  ...over,
-});
 const line = (result: string, code: string, status: string) =>
   `SERVICE_RESULT=${result} EXIT_CODE=${code} EXIT_STATUS=${status}`;
 
@@ -34,7 +25,7 @@ describe('classification', () => {
   });
 
   it('passes only with a positive status from the guest', () => {
-    const o = classify(raw({ statusLine: line('success', 'exited', '0') }), exp, 60);
+    const o = classify(raw({ statusLines: [line('success', 'exited', '0')] }), exp, 60);
     assert.equal(o.status, 'pass');
     assert.equal(o.guestStatus, 123);
   });
@@ -47,41 +38,43 @@ describe('classification', () => {
   });
 
   it('fails with the exit status, skips on 77, respects a custom skip status', () => {
-    const f = classify(raw({ statusLine: line('exit-code', 'exited', '1') }), exp, 60);
+    const f = classify(raw({ statusLines: [line('exit-code', 'exited', '1')] }), exp, 60);
     assert.equal(f.status, 'fail');
     assert.equal(f.guestStatus, 1);
     assert.match(f.reason, /exit status 1, expected 123/);
-    assert.equal(classify(raw({ statusLine: line('exit-code', 'exited', '77') }), exp, 60).status, 'skip');
+    assert.equal(classify(raw({ statusLines: [line('exit-code', 'exited', '77')] }), exp, 60).status, 'skip');
     assert.equal(
-      classify(raw({ statusLine: line('exit-code', 'exited', '77') }), { ...exp, skipStatus: 78 }, 60).status,
+      classify(raw({ statusLines: [line('exit-code', 'exited', '77')] }), { ...exp, skipStatus: 78 }, 60)
+        .status,
       'fail',
     );
     assert.equal(
-      classify(raw({ statusLine: line('exit-code', 'exited', '78') }), { ...exp, skipStatus: 78 }, 60).status,
+      classify(raw({ statusLines: [line('exit-code', 'exited', '78')] }), { ...exp, skipStatus: 78 }, 60)
+        .status,
       'skip',
     );
   });
 
   it('a signal-killed unit is a failure with the signal in the reason', () => {
-    const o = classify(raw({ statusLine: line('core-dump', 'dumped', 'SEGV') }), exp, 60);
+    const o = classify(raw({ statusLines: [line('core-dump', 'dumped', 'SEGV')] }), exp, 60);
     assert.equal(o.status, 'fail');
     assert.match(o.reason, /core-dump.*dumped.*SEGV/);
   });
 
   it('should-fail inverts pass and fail but not skip or errors', () => {
     const sf = { ...exp, shouldFail: true };
-    assert.equal(classify(raw({ statusLine: line('exit-code', 'exited', '1') }), sf, 60).status, 'pass');
-    const p = classify(raw({ statusLine: line('success', 'exited', '0') }), sf, 60);
+    assert.equal(classify(raw({ statusLines: [line('exit-code', 'exited', '1')] }), sf, 60).status, 'pass');
+    const p = classify(raw({ statusLines: [line('success', 'exited', '0')] }), sf, 60);
     assert.equal(p.status, 'fail');
     assert.match(p.reason, /expected to fail/);
-    assert.equal(classify(raw({ statusLine: line('exit-code', 'exited', '77') }), sf, 60).status, 'skip');
+    assert.equal(classify(raw({ statusLines: [line('exit-code', 'exited', '77')] }), sf, 60).status, 'skip');
     assert.equal(classify(raw(), sf, 60).status, 'error');
   });
 
   it('a custom expected exit status passes on that status only', () => {
     const e = { ...exp, exitStatus: 3 };
-    assert.equal(classify(raw({ statusLine: line('exit-code', 'exited', '3') }), e, 60).status, 'pass');
-    assert.equal(classify(raw({ statusLine: line('success', 'exited', '0') }), e, 60).status, 'fail');
+    assert.equal(classify(raw({ statusLines: [line('exit-code', 'exited', '3')] }), e, 60).status, 'pass');
+    assert.equal(classify(raw({ statusLines: [line('success', 'exited', '0')] }), e, 60).status, 'fail');
   });
 
   it('vsock: mkosi exit code carries the guest status; 0 and 247 carry none', () => {
@@ -107,7 +100,7 @@ describe('classification', () => {
       raw({
         transport: 'vsock-user',
         notify: { exitStatus: 1, messages: 5 },
-        statusLine: line('exit-code', 'exited', '1'),
+        statusLines: [line('exit-code', 'exited', '1')],
       }),
       exp,
       60,
@@ -119,7 +112,7 @@ describe('classification', () => {
       raw({
         transport: 'vsock-user',
         notify: { exitStatus: 1, messages: 5 },
-        statusLine: line('success', 'exited', '0'),
+        statusLines: [line('success', 'exited', '0')],
       }),
       exp,
       60,
@@ -127,7 +120,11 @@ describe('classification', () => {
     assert.equal(outvoted.status, 'fail');
     // No EXIT_STATUS= (READY=1 only): the status line still explains the end.
     const lineOnly = classify(
-      raw({ transport: 'vsock-user', notify: { messages: 1 }, statusLine: line('success', 'exited', '0') }),
+      raw({
+        transport: 'vsock-user',
+        notify: { messages: 1 },
+        statusLines: [line('success', 'exited', '0')],
+      }),
       exp,
       60,
     );
@@ -167,7 +164,7 @@ describe('classification', () => {
     const stillJudged = classify(
       raw({
         transport: 'vsock-user',
-        statusLine: line('success', 'exited', '0'),
+        statusLines: [line('success', 'exited', '0')],
         transportError: 'vhost-device-vsock exited (SIGKILL) while the VM ran: no message',
       }),
       exp,
@@ -176,16 +173,24 @@ describe('classification', () => {
     assert.equal(stillJudged.status, 'pass');
   });
 
-  it('the status port wins over mkosi exit codes', () => {
-    assert.equal(
-      classify(raw({ transport: 'vsock', exitCode: 1, statusLine: line('success', 'exited', '0') }), exp, 60)
-        .status,
-      'pass',
+  it("PID 1's exit status (mkosi's exit code on vsock) wins over the unit's line, which may be its killing", () => {
+    const killed = classify(
+      raw({ transport: 'vsock', exitCode: 123, statusLines: [line('signal', 'killed', 'TERM')] }),
+      exp,
+      60,
     );
+    assert.equal(killed.status, 'pass', killed.reason);
+    const o = classify(
+      raw({ transport: 'vsock', exitCode: 1, statusLines: [line('success', 'exited', '0')] }),
+      exp,
+      60,
+    );
+    assert.equal(o.status, 'fail');
+    assert.match(o.reason, /guest exit status 1 over vsock; the unit: SERVICE_RESULT=success/);
   });
 
   it('timeouts, cancels and launch errors have their own outcomes', () => {
-    const t = classify(raw({ timedOut: true, statusLine: line('success', 'exited', '0') }), exp, 90);
+    const t = classify(raw({ timedOut: true, statusLines: [line('success', 'exited', '0')] }), exp, 90);
     assert.equal(t.status, 'timeout');
     assert.match(t.reason, /90 s/);
     const h = classify(raw({ timedOut: true, hangReport: 'sent SysRq-T (task dump)' }), exp, 90);
@@ -198,12 +203,16 @@ describe('classification', () => {
   });
 
   it('an empty or unreadable journal turns a pass into an infrastructure error', () => {
-    const o = classify(raw({ statusLine: line('success', 'exited', '0'), journalEntries: 0 }), exp, 60);
+    const o = classify(raw({ statusLines: [line('success', 'exited', '0')], journalEntries: 0 }), exp, 60);
     assert.equal(o.status, 'error');
     assert.match(o.reason, /journal transport lost.*unit succeeded/);
     assert.equal(o.infra, true);
     const u = classify(
-      raw({ statusLine: line('success', 'exited', '0'), journalEntries: 0, journalError: 'cannot read x' }),
+      raw({
+        statusLines: [line('success', 'exited', '0')],
+        journalEntries: 0,
+        journalError: 'cannot read x',
+      }),
       exp,
       60,
     );
@@ -225,7 +234,7 @@ describe('classification', () => {
     assert.equal(p.status, 'error');
     assert.match(p.reason, /kernel panic: VFS: Unable to mount root fs/);
     assert.equal(p.infra, false);
-    const e = classify(raw({ statusLine: 'EMERGENCY=1' }), exp, 60);
+    const e = classify(raw({ statusLines: ['EMERGENCY=1'] }), exp, 60);
     assert.match(e.reason, /emergency mode/);
   });
 

@@ -70,6 +70,23 @@ describe('notify messages (pure)', () => {
     recordNotify(log, 'EXIT_STATUS=oops\n');
     assert.deepEqual(log, { messages: ['READY=1', 'EXIT_STATUS=77', 'EXIT_STATUS=oops'], exitStatus: 77 });
   });
+
+  it('an EXIT_STATUS= sent before a reboot is no verdict; the one at the last stop is (as systemd 257 sends them)', () => {
+    const log: NotifyLog = { messages: [] };
+    recordNotify(log, 'X_SYSTEMD_SIGNALS_LEVEL=2');
+    recordNotify(log, 'EXIT_STATUS=0\nX_SYSTEMD_SHUTDOWN=reboot');
+    assert.equal(log.exitStatus, undefined, 'a VM that ends during the reboot has no verdict');
+    assert.equal(log.shutdown, 'reboot');
+    recordNotify(log, 'X_SYSTEMD_SIGNALS_LEVEL=2');
+    recordNotify(log, 'EXIT_STATUS=42\nX_SYSTEMD_SHUTDOWN=poweroff');
+    assert.equal(log.exitStatus, 42);
+    assert.equal(log.shutdown, 'poweroff');
+    // A manager that exits without a shutdown verb (a container, an older systemd): its status stands.
+    const plain: NotifyLog = { messages: [] };
+    recordNotify(plain, 'EXIT_STATUS=0\nX_SYSTEMD_SHUTDOWN=kexec');
+    recordNotify(plain, 'EXIT_STATUS=123');
+    assert.equal(plain.exitStatus, 123);
+  });
 });
 
 describe('the user-space vsock of one VM (real vhost-device-vsock and journal-remote, no guest)', () => {

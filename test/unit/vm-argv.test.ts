@@ -78,7 +78,9 @@ describe('mkosi dialects', () => {
     assert.ok(!before.some((a) => a.startsWith('--console')), 'mkosi 24 has no --console');
     assert.ok(!before.some((a) => a.startsWith('--forward-journal')));
     assert.deepEqual(before.slice(0, 5), ['mkosi', '--directory', '/cfg', '--output-dir', '/img']);
-    assert.equal(after[0], '-no-reboot');
+    // A panic ends QEMU through pvpanic; reboots stay allowed (no -no-reboot).
+    assert.deepEqual(after.slice(0, 4), ['-device', 'pvpanic', '-action', 'panic=exit-failure']);
+    assert.ok(!argv.includes('-no-reboot'));
     assert.ok(!after.includes('--'));
     assert.ok(after.includes('file,id=itest-status,path=/out/.work/T/status'));
     assert.ok(after.includes('file,id=itest-journal,path=/out/.work/T/journal.export'));
@@ -92,7 +94,13 @@ describe('mkosi dialects', () => {
     const creds = credentials(after);
     const dropin = creds.get('systemd.unit-dropin.TEST-01-BASIC.service')!;
     assert.match(dropin, /SuccessAction=exit\nSuccessActionExitStatus=123\nFailureAction=exit/);
-    assert.match(dropin, /Wants=basic\.target/);
+    // The manager report (boots and PID 1's exit status) and, on serial, the journal export after a soft reboot.
+    assert.match(
+      dropin,
+      /^Wants=basic\.target itest-manager-report\.service itest-journal-export\.service$/m,
+    );
+    assert.match(dropin, /^After=basic\.target itest-manager-report\.service$/m);
+    assert.match(creds.get('systemd.extra-unit.itest-manager-report.service')!, /^IgnoreOnIsolate=yes$/m);
     assert.match(dropin, /StandardOutput=journal\+console/);
     assert.match(
       dropin,
@@ -100,7 +108,7 @@ describe('mkosi dialects', () => {
     );
     assert.match(
       creds.get('systemd.extra-unit.itest-journal-export.service')!,
-      /journalctl -o export -f --no-tail -b > \/dev\/virtio-ports\/itest\.journal/,
+      /journalctl -o export -f --no-tail -b --cursor-file=\/run\/itest-journal\.cursor > \/dev\/virtio-ports\/itest\.journal/,
     );
     assert.match(creds.get('systemd.extra-unit.itest-emergency-exit.service')!, /FailureAction=exit/);
     assert.match(creds.get('systemd.unit-dropin.emergency.target')!, /Wants=itest-emergency-exit\.service/);
@@ -124,7 +132,7 @@ describe('mkosi dialects', () => {
       assert.ok(before.includes(f), `${f} in ${before.join(' ')}`);
     }
     assert.ok(!before.some((a) => a.startsWith('--qemu-')));
-    assert.equal(after[0], '-no-reboot', 'mkosi 25 takes QEMU args as REMAINDER: no separator');
+    assert.equal(after[0], '-device', 'mkosi 25 takes QEMU args as REMAINDER: no separator');
     assert.ok(!after.some((a) => a.includes('itest-journal')));
     assert.ok(!credentials(after).has('systemd.extra-unit.itest-journal-export.service'));
     assert.ok(!before.find((a) => a.startsWith('--kernel-command-line-extra='))!.includes('systemd.wants='));
@@ -191,7 +199,7 @@ describe('mkosi dialects', () => {
     const argv = vmArgv(spec, plan('27.1', 'serial'));
     const verb = argv.indexOf('vm');
     assert.equal(argv[verb + 1], '--');
-    assert.equal(argv[verb + 2], '-no-reboot');
+    assert.deepEqual(argv.slice(verb + 2, verb + 4), ['-device', 'pvpanic']);
   });
 
   it('accel and cpus follow the plan; no firmware flag unless asked; commas in paths are escaped for QEMU', () => {

@@ -122,6 +122,18 @@ describe('vsock transport with a stand-in mkosi', () => {
     assert.ok(await gone(pid), `grandchild ${pid} survived`);
   });
 
+  it('a kernel panic on a kernel without pvpanic: the console watch ends the VM at once, not the timeout', async () => {
+    const t0 = performance.now();
+    const { result } = await run('panic-hang', { timeout: 60 });
+    assert.ok(performance.now() - t0 < 15_000, 'ended by the watch, long before the 60 s timeout');
+    assert.equal(result.status, 'error');
+    assert.equal(
+      result.reason,
+      'kernel panic: sysrq triggered crash (the console watch ended the VM: the guest kernel has no pvpanic driver)',
+    );
+    assert.equal(result.attempts.length, 1, 'a panic is no infrastructure failure: not retried');
+  });
+
   it('--shell has no timeout and no retries, and still collects the result', async () => {
     const { result } = await run('slow-exit:123', { timeout: 1 }, undefined, true);
     assert.equal(result.status, 'pass');
