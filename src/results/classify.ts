@@ -40,10 +40,9 @@ function guestStatus(raw: RawRun, ch: StatusChannel): GuestStatus | undefined {
   const unit = line?.serviceResult ? `; the unit: ${lineDetail(line)}` : '';
   if (raw.notify?.exitStatus !== undefined) {
     const status = raw.notify.exitStatus;
-    return {
-      status,
-      detail: status === SUCCESS_STATUS ? 'unit succeeded' : `guest exit status ${status} over vsock${unit}`,
-    };
+    // 123 is the unit's success only when the unit says so: PID 1 may exit with it for another reason.
+    const succeeded = status === SUCCESS_STATUS && (!line || line.serviceResult === 'success');
+    return { status, detail: succeeded ? 'unit succeeded' : `guest exit status ${status} over vsock${unit}` };
   }
   if (ch.final?.exitCode !== undefined) {
     const status = ch.final.exitCode;
@@ -198,7 +197,7 @@ function judge(raw: RawRun, exp: Expectation, ch: StatusChannel): Outcome {
     return {
       ...base,
       status: 'pass',
-      reason: guest.status === SUCCESS_STATUS ? 'unit succeeded' : `exit status ${guest.status} as expected`,
+      reason: guest.detail === 'unit succeeded' ? 'unit succeeded' : `exit status ${guest.status} as expected`,
     };
   return {
     ...base,

@@ -77,6 +77,17 @@ describe('the status channel over several boots (pure)', () => {
     assert.match(o.reason, /\[3 boots/);
   });
 
+  it("123 from PID 1 after the unit was killed is a pass, but not called the unit's success (TEST-18's way)", () => {
+    const lines = [BOOT1, TERM, 'ITEST_SHUTDOWN=reboot MANAGER_EXIT_CODE=0', BOOT2, TERM];
+    const o = classify(
+      raw({ transport: 'vsock-user', statusLines: lines, notify: { exitStatus: 123, messages: 9 } }),
+      exp,
+      60,
+    );
+    assert.equal(o.status, 'pass');
+    assert.equal(o.reason, 'exit status 123 as expected [2 boots (1 reboot)]');
+  });
+
   it('emergency mode in the last boot is an error, even when the emergency exit set a status', () => {
     const lines = [BOOT1, TERM, 'ITEST_SHUTDOWN=reboot MANAGER_EXIT_CODE=0', 'EMERGENCY=1'];
     const o = classify(raw({ statusLines: lines, notify: { exitStatus: 1, messages: 3 } }), exp, 60);
