@@ -31384,7 +31384,7 @@ function escapeJsonPtr(str) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8676);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8888);
 // Entry point of the `itest` binary (bundled to dist/cli/index.js).
 
 process.exit(await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv));
@@ -31394,7 +31394,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 8676:
+/***/ 8888:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -43086,6 +43086,112 @@ function resultNotRun(spec, reason, rerun = '') {
     };
 }
 
+;// CONCATENATED MODULE: ./src/results/status-channel.ts
+/**
+ * The status port read back: every line the guest wrote to it, in order, over all its boots (QEMU keeps
+ * the port's host file open across guest reboots). Three writers (src/guest/units.ts): the test unit's
+ * `SERVICE_RESULT=...` line each time it stops, the emergency exit's `EMERGENCY=1`, and the manager
+ * report's `ITEST_BOOT=<boot id>` at each start and `ITEST_SHUTDOWN=<kind> MANAGER_EXIT_CODE=<n>` at each
+ * stop. Pure.
+ */
+const REBOOTS = new Set(['reboot', 'soft-reboot', 'kexec']);
+function fields(line) {
+    return Object.fromEntries(line
+        .trim()
+        .split(/\s+/)
+        .map((kv) => {
+        const i = kv.indexOf('=');
+        return i > 0 ? [kv.slice(0, i), kv.slice(i + 1)] : [kv, undefined];
+    })
+        .filter((kv) => kv[1] !== undefined));
+}
+/** One `KEY=VALUE ...` line of the test unit or the emergency exit; undefined for any other line. */
+function parseStatusLine(line) {
+    if (!line)
+        return undefined;
+    const f = fields(line);
+    const out = {};
+    if (f.SERVICE_RESULT)
+        out.serviceResult = f.SERVICE_RESULT;
+    if (f.EXIT_CODE)
+        out.exitCode = f.EXIT_CODE;
+    if (f.EXIT_STATUS !== undefined && f.EXIT_STATUS !== '')
+        out.exitStatus = f.EXIT_STATUS;
+    if (f.EMERGENCY === '1')
+        out.emergency = true;
+    return Object.keys(out).length > 0 ? out : undefined;
+}
+function managerStop(f) {
+    const code = f.MANAGER_EXIT_CODE;
+    return {
+        shutdown: f.ITEST_SHUTDOWN || 'unknown',
+        ...(code !== undefined && /^\d+$/.test(code) ? { exitCode: Number(code) } : {}),
+    };
+}
+function readStatusChannel(lines) {
+    const out = { boots: 0, softReboots: 0, emergency: false };
+    let lastBootId;
+    let stop;
+    for (const raw of lines) {
+        const line = raw.trim();
+        if (!line)
+            continue;
+        const f = fields(line);
+        if (f.ITEST_BOOT !== undefined) {
+            out.boots++;
+            if (out.boots > 1 && f.ITEST_BOOT === lastBootId)
+                out.softReboots++;
+            lastBootId = f.ITEST_BOOT;
+            // A new boot: what the one before said is history.
+            stop = undefined;
+            out.emergency = false;
+            delete out.unit;
+            delete out.unitLine;
+            continue;
+        }
+        if (f.ITEST_SHUTDOWN !== undefined) {
+            stop = managerStop(f);
+            continue;
+        }
+        const parsed = parseStatusLine(line);
+        if (!parsed)
+            continue;
+        // A line after a reboot's stop belongs to the next boot, even before that boot's report ran.
+        if (stop && REBOOTS.has(stop.shutdown)) {
+            stop = undefined;
+            out.emergency = false;
+            delete out.unit;
+            delete out.unitLine;
+        }
+        if (parsed.emergency)
+            out.emergency = true;
+        if (parsed.serviceResult) {
+            out.unit = parsed;
+            out.unitLine = line;
+        }
+    }
+    if (stop && REBOOTS.has(stop.shutdown)) {
+        // The unit's line was the boot's that ended in this reboot: no verdict of the VM's end.
+        out.endedRebooting = stop;
+        delete out.unit;
+        delete out.unitLine;
+    }
+    else if (stop)
+        out.final = stop;
+    return out;
+}
+/** `3 boots (1 reboot, 1 soft reboot)`, or undefined for a single boot. Pure. */
+function describeBoots(c) {
+    if (c.boots <= 1)
+        return undefined;
+    const hard = c.boots - 1 - c.softReboots;
+    const parts = [
+        ...(hard ? [`${hard} reboot${hard === 1 ? '' : 's'}`] : []),
+        ...(c.softReboots ? [`${c.softReboots} soft reboot${c.softReboots === 1 ? '' : 's'}`] : []),
+    ];
+    return `${c.boots} boots (${parts.join(', ')})`;
+}
+
 ;// CONCATENATED MODULE: ./src/results/mkosi-error.ts
 /**
  * mkosi's own error out of its console output, for a run that ended before the guest reported anything.
@@ -43196,13 +43302,15 @@ function mkosiError(consoleTail) {
 
 ;// CONCATENATED MODULE: ./src/guest/units.ts
 /**
- * What the engine injects into the guest, as systemd credentials: a drop-in for the test unit, a way out
- * of emergency mode, and (serial transport) a journal export stream. Pure text generation.
+ * What the engine injects into the guest, as systemd credentials: a drop-in for the test unit, a unit that
+ * reports each start and stop of the manager (boots, reboots, soft reboots, PID 1's exit status), a way
+ * out of emergency mode, and (serial transport) a journal export stream. Pure text generation.
  */
 const STATUS_PORT = 'itest.status';
 const JOURNAL_PORT = 'itest.journal';
 const JOURNAL_UNIT = 'itest-journal-export.service';
 const EMERGENCY_UNIT = 'itest-emergency-exit.service';
+const MANAGER_UNIT = 'itest-manager-report.service';
 /** PID 1's exit status when the test unit succeeds (systemd's own convention). */
 const SUCCESS_STATUS = 123;
 const port = (name) => `/dev/virtio-ports/${name}`;
@@ -43217,16 +43325,20 @@ function environmentLine(name, value) {
 /**
  * The drop-in that turns the unit's end into the VM's end, with a status line on the status port; `env`
  * goes into the unit's environment (TEST_MATCH_SUBTEST and the like, as systemd's wrapper passes them).
+ * A reboot or soft reboot starts the unit again (the kernel command line names it), and it goes on from
+ * whatever state it left on disk, as systemd's own multi-boot tests do.
  */
-function testUnitDropin(unit, keepUp = false, env = {}) {
+function testUnitDropin(unit, keepUp = false, env = {}, wants = []) {
     const lines = [
         keepUp
             ? '# Injected by itest (--shell): report how the test ended and keep the VM up.'
             : '# Injected by itest: end the VM when the test ends, and report how it ended.',
         '[Unit]',
         // basic.target brings sockets (systemd-coredump's among them) that systemd.unit= alone would not start.
-        'Wants=basic.target',
-        'After=basic.target',
+        // After the manager report: at every shutdown this unit stops (and writes its line) before it does.
+        // `wants`: units the kernel command line's systemd.wants= starts at a boot but not after a soft reboot.
+        `Wants=${['basic.target', MANAGER_UNIT, ...wants].join(' ')}`,
+        `After=basic.target ${MANAGER_UNIT}`,
         ...(keepUp
             ? []
             : ['SuccessAction=exit', `SuccessActionExitStatus=${SUCCESS_STATUS}`, 'FailureAction=exit']),
@@ -43253,12 +43365,56 @@ function emergencyExitUnit() {
         '',
     ].join('\n');
 }
+/** The credential that carries the shutdown hook into the guest, and where the manager report installs it. */
+const SHUTDOWN_HOOK_CREDENTIAL = 'itest.shutdown-hook';
+const SHUTDOWN_HOOK = '/usr/lib/systemd/system-shutdown/itest-report';
+/**
+ * Reports each start of the manager on the status port, whatever the transport: `ITEST_BOOT=<boot id>` at a
+ * boot or after a soft reboot (the boot id tells which), and installs the shutdown hook that reports each
+ * stop. `ITEST_HOOK=failed` when it could not (a read-only /usr): then only the unit's line is left on
+ * serial. Not stopped by an isolate (emergency mode, a test's own).
+ */
+function managerReportUnit() {
+    const dev = port(STATUS_PORT);
+    const wait = `for i in $$(seq 100); do [ -e ${dev} ] && break; sleep 0.1; done`;
+    const install = `install -D -m 0755 /run/credentials/@system/${SHUTDOWN_HOOK_CREDENTIAL} ${SHUTDOWN_HOOK}`;
+    return [
+        '# Injected by itest: tell the host of every start of the manager, and install the hook that reports every stop.',
+        '[Unit]',
+        'IgnoreOnIsolate=yes',
+        '',
+        '[Service]',
+        'Type=oneshot',
+        'RemainAfterExit=yes',
+        `ExecStart=/bin/sh -c '${wait}; h=ok; ${install} || h=failed; echo "ITEST_BOOT=$$(cat /proc/sys/kernel/random/boot_id) ITEST_HOOK=$$h" > ${dev}'`,
+        '',
+    ].join('\n');
+}
+/**
+ * The last word of every shutdown but a soft reboot: systemd-shutdown runs it after the final kill, just
+ * before it tells a VMM `EXIT_STATUS=` and `X_SYSTEMD_SHUTDOWN=` over the notify socket. It writes the same
+ * two facts to the status port: the shutdown verb it is given and PID 1's exit status, which is on
+ * systemd-shutdown's command line (`--exit-code=N`, seen with systemd 257). On serial this is the verdict.
+ */
+function shutdownHook() {
+    return [
+        '#!/bin/sh',
+        "# Injected by itest: report the shutdown and PID 1's exit status to the host.",
+        'code=unknown',
+        "for a in $(tr '\\0' ' ' < /proc/1/cmdline); do",
+        '  case "$a" in --exit-code=*) code="${a#--exit-code=}" ;; esac',
+        'done',
+        `echo "ITEST_SHUTDOWN=$1 MANAGER_EXIT_CODE=$code" > ${port(STATUS_PORT)}`,
+        '',
+    ].join('\n');
+}
 function emergencyDropin() {
     return `[Unit]\nWants=${EMERGENCY_UNIT}\n`;
 }
 /**
  * Serial transport: stream the whole boot's journal in export format to the journal port. It has no
- * shutdown dependencies, so it runs until systemd-shutdown's final kill and catches the last messages.
+ * shutdown dependencies, so it runs until systemd-shutdown's final kill and catches the last messages;
+ * each boot starts it again, appending that boot's stream to the same file.
  * The port's /dev/virtio-ports symlink comes from udev, which may start after this unit: wait up to 60 s.
  */
 function journalExportUnit() {
@@ -43268,9 +43424,15 @@ function journalExportUnit() {
         '[Unit]',
         'DefaultDependencies=no',
         'After=systemd-journald.socket',
+        // A soft reboot keeps the manager's idea of a unit it never stopped: stop it, so the next boot starts
+        // it again; it goes on from its cursor, nothing is lost.
+        'Conflicts=soft-reboot.target',
+        'Before=soft-reboot.target',
         '',
         '[Service]',
-        `ExecStart=/bin/sh -c 'for i in $(seq 600); do [ -e ${dev} ] && exec journalctl -o export -f --no-tail -b > ${dev}; sleep 0.1; done; echo "itest: ${dev} never appeared" >&2; exit 1'`,
+        // The cursor file (in /run, which a soft reboot keeps) lets the stream go on after a soft reboot
+        // instead of sending the boot's journal again; a reboot starts a fresh /run and a fresh boot.
+        `ExecStart=/bin/sh -c 'for i in $(seq 600); do [ -e ${dev} ] && exec journalctl -o export -f --no-tail -b --cursor-file=/run/itest-journal.cursor > ${dev}; sleep 0.1; done; echo "itest: ${dev} never appeared" >&2; exit 1'`,
         '',
     ].join('\n');
 }
@@ -43279,42 +43441,44 @@ function journalExportUnit() {
 
 
 
+
+
 /** mkosi's exit code when QEMU was killed (background.md); an infrastructure failure. */
 const MKOSI_QEMU_KILLED = 247;
-/** Parses the last `KEY=VALUE ...` line written to the status port. */
-function parseStatusLine(line) {
-    if (!line)
-        return undefined;
-    const fields = Object.fromEntries(line
-        .trim()
-        .split(/\s+/)
-        .map((kv) => kv.split('='))
-        .filter(([k, v]) => k && v !== undefined));
-    const out = {};
-    if (fields.SERVICE_RESULT)
-        out.serviceResult = fields.SERVICE_RESULT;
-    if (fields.EXIT_CODE)
-        out.exitCode = fields.EXIT_CODE;
-    if (fields.EXIT_STATUS !== undefined && fields.EXIT_STATUS !== '')
-        out.exitStatus = fields.EXIT_STATUS;
-    if (fields.EMERGENCY === '1')
-        out.emergency = true;
-    return Object.keys(out).length > 0 ? out : undefined;
-}
 /** A status line as the reasons quote it. Pure. */
 const lineDetail = (line) => `SERVICE_RESULT=${line.serviceResult} EXIT_CODE=${line.exitCode ?? '?'} EXIT_STATUS=${line.exitStatus ?? '?'}`;
+/** How the manager's last stop reads in a reason: `the guest powered off with exit status 0`. Pure. */
+function stopDetail(stop, status) {
+    const how = { poweroff: 'powered off', halt: 'halted', exit: 'exited' };
+    return `the guest ${how[stop.shutdown] ?? `shut down (${stop.shutdown})`} with exit status ${status}`;
+}
 /**
- * The guest's exit status: PID 1's own EXIT_STATUS= over the notify socket (vsock-user, read by itest),
- * else the status line (every transport), else mkosi's exit code (vsock: mkosi exits with what PID 1 sent).
+ * The guest's exit status, PID 1's own at the very end: its EXIT_STATUS= over the notify socket
+ * (vsock-user, read by itest), else the exit status the manager report wrote at the last stop (every
+ * transport; serial's verdict), else mkosi's exit code (vsock: mkosi exits with what PID 1 sent), else
+ * the test unit's own line of the last boot (a guest whose report never ran). A unit line written while
+ * the unit was stopped for a reboot or by PID 1's exit is context, never the verdict.
  */
-function guestStatus(raw, line) {
+function guestStatus(raw, ch) {
+    const line = ch.unit;
+    const unit = line?.serviceResult ? `; the unit: ${lineDetail(line)}` : '';
     if (raw.notify?.exitStatus !== undefined) {
-        const unit = line?.serviceResult ? `; the unit: ${lineDetail(line)}` : '';
         const status = raw.notify.exitStatus;
-        return {
-            status,
-            detail: status === SUCCESS_STATUS ? 'unit succeeded' : `guest exit status ${status} over vsock${unit}`,
-        };
+        // 123 is the unit's success only when the unit says so: PID 1 may exit with it for another reason.
+        const succeeded = status === SUCCESS_STATUS && (!line || line.serviceResult === 'success');
+        return { status, detail: succeeded ? 'unit succeeded' : `guest exit status ${status} over vsock${unit}` };
+    }
+    if (ch.final?.exitCode !== undefined) {
+        const status = ch.final.exitCode;
+        const succeeded = status === SUCCESS_STATUS && line?.serviceResult === 'success';
+        return { status, detail: succeeded ? 'unit succeeded' : `${stopDetail(ch.final, status)}${unit}` };
+    }
+    // vsock: mkosi exits with the EXIT_STATUS PID 1 sent; 0 means nothing arrived, 247 means QEMU was killed.
+    if (raw.transport === 'vsock' &&
+        raw.exitCode !== null &&
+        raw.exitCode !== 0 &&
+        raw.exitCode !== MKOSI_QEMU_KILLED) {
+        return { status: raw.exitCode, detail: `guest exit status ${raw.exitCode} over vsock${unit}` };
     }
     if (line?.serviceResult) {
         if (line.serviceResult === 'success')
@@ -43326,16 +43490,10 @@ function guestStatus(raw, line) {
         // Killed or dumped by a signal, or a timeout/resource failure inside the guest: a failure with no number.
         return { status: 1, detail };
     }
-    // vsock: mkosi exits with the EXIT_STATUS PID 1 sent; 0 means nothing arrived, 247 means QEMU was killed.
-    if (raw.transport === 'vsock' &&
-        raw.exitCode !== null &&
-        raw.exitCode !== 0 &&
-        raw.exitCode !== MKOSI_QEMU_KILLED) {
-        return { status: raw.exitCode, detail: `guest exit status ${raw.exitCode} over vsock` };
-    }
     return undefined;
 }
-const PANIC = /Kernel panic - not syncing:?(.*)/;
+// Not the report's closing `---[ end Kernel panic - not syncing: ... ]---` line: the first says it.
+const PANIC = /(?<!end )Kernel panic - not syncing:?(.*)/;
 function lastMatch(lines, re) {
     for (let i = lines.length - 1; i >= 0; i--) {
         const m = re.exec(lines[i] ?? '');
@@ -43373,20 +43531,48 @@ function classify(raw, exp, timeoutSeconds) {
             infra: false,
         };
     }
-    const line = parseStatusLine(raw.statusLine);
-    const guest = guestStatus(raw, line);
+    const ch = readStatusChannel(raw.statusLines ?? []);
+    const boots = describeBoots(ch);
+    const outcome = judge(raw, exp, ch);
+    // How many boots it took, when more than one, goes with whatever the outcome.
+    return boots ? { ...outcome, reason: `${outcome.reason} [${boots}]` } : outcome;
+}
+function judge(raw, exp, ch) {
+    const err = (reason, infra) => ({
+        status: 'error',
+        reason,
+        guestStatus: null,
+        infra,
+    });
+    // Emergency mode ends the VM with the emergency exit's failure: that is no test verdict.
+    if (ch.emergency)
+        return err('the guest fell into emergency mode before the test ran (see console log)', false);
+    const guest = guestStatus(raw, ch);
     if (!guest) {
         const panic = lastMatch(raw.consoleTail, PANIC);
         if (panic)
-            return err(`kernel panic: ${(panic[1] ?? '').trim() || 'see console log'}`, false);
-        if (line?.emergency)
-            return err('the guest fell into emergency mode before the test ran (see console log)', false);
+            return err(`kernel panic: ${(panic[1] ?? '').trim() || 'see console log'}` +
+                (raw.panicStopped
+                    ? ' (the console watch ended the VM: the guest kernel has no pvpanic driver)'
+                    : ''), false);
+        if (ch.endedRebooting)
+            return err(`the VM ended while the guest was rebooting (${ch.endedRebooting.shutdown}), before the next boot reported`, true);
         if (raw.exitCode === MKOSI_QEMU_KILLED)
             return err('QEMU was killed (mkosi exit 247)', true);
         if (raw.signal)
             return err(`mkosi was killed by ${raw.signal}`, true);
         if (raw.transportError)
             return err(`no status from the guest: ${raw.transportError}`, true);
+        // The guest's manager reported its boot, so the channel worked; it went down without a shutdown
+        // (`systemctl poweroff -ff`, as systemd's tests do when they fail, or a hard crash): the test's doing.
+        if (raw.exitCode === 0 && ch.boots > 0 && !ch.final)
+            return {
+                status: 'fail',
+                reason: 'the guest powered off without shutting down (a forced poweroff or a crash: PID 1 gave no exit ' +
+                    "status); the test unit's last lines say why",
+                guestStatus: null,
+                infra: false,
+            };
         if (raw.exitCode === 0)
             return err('the VM powered off without reporting a test status (no status from the guest)', true);
         // mkosi's own error rather than its last line (often a hint); one that would recur is not retried.
@@ -43419,7 +43605,7 @@ function classify(raw, exp, timeoutSeconds) {
         return {
             ...base,
             status: 'pass',
-            reason: guest.status === SUCCESS_STATUS ? 'unit succeeded' : `exit status ${guest.status} as expected`,
+            reason: guest.detail === 'unit succeeded' ? 'unit succeeded' : `exit status ${guest.status} as expected`,
         };
     return {
         ...base,
@@ -43657,7 +43843,12 @@ function smbiosCredential(name, value) {
 /** Credentials the engine injects, then the test's own (which may override nothing of ours: names differ). */
 function guestCredentials(spec, transport, shell = false, sshPublicKey) {
     const creds = [
-        [`systemd.unit-dropin.${spec.unit}`, testUnitDropin(spec.unit, shell, spec.unitEnvironment)],
+        [
+            `systemd.unit-dropin.${spec.unit}`,
+            testUnitDropin(spec.unit, shell, spec.unitEnvironment, transport === 'serial' ? [JOURNAL_UNIT] : []),
+        ],
+        [`systemd.extra-unit.${MANAGER_UNIT}`, managerReportUnit()],
+        [SHUTDOWN_HOOK_CREDENTIAL, shutdownHook()],
         [`systemd.extra-unit.${EMERGENCY_UNIT}`, emergencyExitUnit()],
         ['systemd.unit-dropin.emergency.target', emergencyDropin()],
     ];
@@ -43676,7 +43867,8 @@ function kernelCmdline(spec, transport, shell = false) {
         // A shell needs the default target (gettys, logins); the test is pulled in next to it.
         shell ? `systemd.wants=${spec.unit}` : `systemd.unit=${spec.unit}`,
         ...(transport === 'serial' ? [`systemd.wants=${JOURNAL_UNIT}`] : []),
-        // A kernel panic reboots at once, and -no-reboot turns that reboot into QEMU exiting.
+        // A kernel panic reports itself to QEMU's pvpanic device (which ends QEMU) and reboots at once; a kernel
+        // without the pvpanic driver is ended by the console watch (src/qemu/panic-watch.ts).
         'panic=-1',
         'systemd.crash_action=poweroff',
         // Lets the host ask for a task dump (SysRq-T) when the test hangs; distributions default to a subset.
@@ -43686,9 +43878,16 @@ function kernelCmdline(spec, transport, shell = false) {
 }
 /** QEMU's file chardev options are comma-separated: a comma in a path must be doubled. */
 const vm_argv_qemuPath = (p) => p.replace(/,/g, ',,');
+/**
+ * A kernel panic ends QEMU at once (with a failure) through the pvpanic device, while the guest may still
+ * reboot as often as it likes: `-no-reboot` would end the VM at a test's first reboot.
+ */
+function panicArgs(arch) {
+    return ['-device', arch === 'x86_64' ? 'pvpanic' : 'pvpanic-pci', '-action', 'panic=exit-failure'];
+}
 function qemuArgs(spec, vm) {
     const args = [
-        '-no-reboot',
+        ...panicArgs(vm.arch ?? 'x86_64'),
         '-device',
         'virtio-serial-pci,id=itest-serial',
         '-chardev',
@@ -44281,13 +44480,12 @@ async function tail(file, maxBytes = 64 * 1024) {
 async function rotatedSiblings(journal) {
     return (await (0,promises_namespaceObject.readdir)((0,external_node_path_.dirname)(journal)).catch(() => [])).filter((f) => OutputLayout.isRotatedJournal(f, journal)).length;
 }
-async function lastLine(file) {
+async function lines(file) {
     const text = await (0,promises_namespaceObject.readFile)(file, 'utf8').catch(() => '');
     return text
         .split('\n')
         .map((l) => l.trim())
-        .filter(Boolean)
-        .slice(-1)[0];
+        .filter(Boolean);
 }
 /**
  * Serial transport: the export stream into the journal. When no readable journal with entries came of a
@@ -44328,7 +44526,7 @@ async function collectLogs(spec, files, o) {
     const { check, notes } = o.serial
         ? await convertExport(files, o)
         : { check: await checkJournal(o.journalctl, files.journal), notes: [] };
-    const statusLine = await lastLine(files.status);
+    const statusLines = await lines(files.status);
     const consoleTail = await tail(files.console);
     const digest = await digestJournal({
         journalctl: o.journalctl,
@@ -44344,7 +44542,7 @@ async function collectLogs(spec, files, o) {
         digest.notes.push(`systemd-journal-remote rotated this journal: ${rotated} earlier file(s) beside it hold the beginning ` +
             `(read all with journalctl --file '${files.journal.replace(/\.journal$/, '')}*.journal'); the digest covers the last file`);
     }
-    return { check, ...(statusLine ? { statusLine } : {}), consoleTail, digest };
+    return { check, statusLines, consoleTail, digest };
 }
 
 ;// CONCATENATED MODULE: ./src/qemu/accel-watch.ts
@@ -44405,6 +44603,47 @@ function watchAccel(o) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/qemu/panic-watch.ts
+
+const panic_watch_PANIC = /Kernel panic - not syncing/;
+const PANIC_END = /---\[ end Kernel panic/;
+/** How the kernel's panic report shows in these lines: `end` once it is complete. Pure. */
+function panicIn(lines) {
+    if (lines.some((l) => PANIC_END.test(l)))
+        return 'end';
+    return lines.some((l) => panic_watch_PANIC.test(l)) ? 'start' : undefined;
+}
+function watchPanic(stream, onPanic, graceMs = 2000) {
+    let done = false;
+    let grace;
+    let rest = '';
+    const fire = () => {
+        if (done)
+            return;
+        done = true;
+        clearTimeout(grace);
+        stream.off('data', onData);
+        onPanic();
+    };
+    function onData(d) {
+        const lines = (rest + stripAnsi(String(d))).split(/\r?\n/);
+        rest = lines.pop() ?? '';
+        const seen = panicIn([...lines, rest]);
+        if (seen === 'end')
+            fire();
+        else if (seen === 'start')
+            grace ??= setTimeout(fire, graceMs);
+    }
+    stream.on('data', onData);
+    return {
+        stop() {
+            done = true;
+            clearTimeout(grace);
+            stream.off('data', onData);
+        },
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/run/supervise-vm.ts
 /**
  * One VM's process from spawn to exit: its output copied into the console log, and an early end on a
@@ -44415,6 +44654,7 @@ function watchAccel(o) {
  * dialects, checked here): KVM failures are looked for on stderr only, so a test that prints QEMU's
  * words (systemd's own tests run QEMU in the guest) cannot pass for a broken host.
  */
+
 
 
 
@@ -44524,6 +44764,14 @@ async function supervise(child, argv, o) {
             },
         })
         : undefined;
+    const panicWatch = o.watchConsole
+        ? watchPanic(o.watchConsole, () => {
+            if (end.timedOut || end.cancelled || end.accelFailure)
+                return;
+            end.panicStopped = true;
+            stop();
+        })
+        : undefined;
     const timer = o.timeoutMs === undefined
         ? undefined
         : setTimeout(() => {
@@ -44555,6 +44803,7 @@ async function supervise(child, argv, o) {
     await exited;
     clearTimeout(timer);
     watch?.stop();
+    panicWatch?.stop();
     o.signal.removeEventListener('abort', onAbort);
     o.accelSwitched?.removeEventListener('abort', onSwitch);
     return end;
@@ -44583,6 +44832,8 @@ async function bootVm(o) {
             ...(o.interactive ? {} : { timeoutMs: o.timeoutMs }),
             qmpSocket: o.qmpSocket,
             ...(o.kvm && !o.interactive ? { watchAccel: child.stderr } : {}),
+            // mkosi's stdout is the guest's console (both dialects).
+            ...(o.interactive ? {} : { watchConsole: child.stdout }),
             ...(o.onAccelBroken ? { onAccelBroken: o.onAccelBroken } : {}),
             signal: o.signal,
             ...(o.kvm && o.accelSwitched ? { accelSwitched: o.accelSwitched } : {}),
@@ -44605,6 +44856,7 @@ async function bootVm(o) {
 
 
 
+const user_vsock_REBOOTS = new Set(['reboot', 'soft-reboot', 'kexec']);
 /** The `KEY=VALUE` lines of one sd_notify message. Pure. */
 function notifyFields(message) {
     const out = {};
@@ -44621,9 +44873,13 @@ function recordNotify(log, message) {
     if (!text)
         return;
     log.messages.push(text);
-    const status = notifyFields(text).EXIT_STATUS;
-    if (status !== undefined && /^\d+$/.test(status))
-        log.exitStatus = Number(status);
+    const f = notifyFields(text);
+    if (f.X_SYSTEMD_SHUTDOWN)
+        log.shutdown = f.X_SYSTEMD_SHUTDOWN;
+    if (f.X_SYSTEMD_SHUTDOWN && user_vsock_REBOOTS.has(f.X_SYSTEMD_SHUTDOWN))
+        delete log.exitStatus;
+    else if (f.EXIT_STATUS !== undefined && /^\d+$/.test(f.EXIT_STATUS))
+        log.exitStatus = Number(f.EXIT_STATUS);
 }
 /**
  * How long a notify connection may sit idle once it has sent something before the host closes it.
@@ -44914,8 +45170,8 @@ function rawRun(ended, logs, vm, durationMs, userVsock) {
     };
     if (ended.launchError)
         raw.launchError = ended.launchError;
-    if (logs.statusLine)
-        raw.statusLine = logs.statusLine;
+    if (logs.statusLines.length)
+        raw.statusLines = logs.statusLines;
     if (userVsock && 'startError' in userVsock)
         raw.transportError = userVsock.startError;
     else if (userVsock) {
@@ -44935,11 +45191,13 @@ function rawRun(ended, logs, vm, durationMs, userVsock) {
     }
     if (ended.hangReport)
         raw.hangReport = ended.hangReport;
+    if (ended.panicStopped)
+        raw.panicStopped = true;
     // QEMU that gave up on KVM and exited says so on its stderr (never the guest's console: a test may print
     // such words itself); a guest that reported a status ran fine. QMP may see the run state before QEMU's
     // words arrive: prefer the words.
     const onStderr = vm.accel === 'kvm' &&
-        !logs.statusLine &&
+        !logs.statusLines.length &&
         raw.notify?.exitStatus === undefined &&
         !ended.cancelled &&
         !ended.timedOut
@@ -45044,6 +45302,8 @@ async function runAttempt(spec, vm, timeoutMs, env) {
 }
 
 ;// CONCATENATED MODULE: ./src/run/execute-test.ts
+/** Runs one test to its final result: attempts, retries for infrastructure errors and flaky failures. */
+
 
 
 
@@ -45180,8 +45440,13 @@ async function executeTestStep(run, ctx, queuedMs) {
             durations: { vmSeconds: seconds(attemptRun.vmMs), collectSeconds: seconds(attemptRun.collectMs) },
             files: attemptRun.files,
         };
-        if (attemptRun.raw.statusLine)
-            attempt.statusLine = attemptRun.raw.statusLine;
+        const channel = readStatusChannel(attemptRun.raw.statusLines ?? []);
+        if (channel.unitLine)
+            attempt.statusLine = channel.unitLine;
+        if (channel.boots > 0) {
+            attempt.boots = channel.boots;
+            attempt.softReboots = channel.softReboots;
+        }
         if (attemptRun.raw.notify?.exitStatus !== undefined)
             attempt.notifyExitStatus = attemptRun.raw.notify.exitStatus;
         attempts.push(attempt);
@@ -45287,7 +45552,7 @@ async function runPool(items, slots, priority, worker, recover) {
 }
 
 ;// CONCATENATED MODULE: ./schemas/results.schema.json
-const results_schema_namespaceObject = /*#__PURE__*/JSON.parse('{"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://github.com/systemd/itest-action/raw/v1/schemas/results.schema.json","title":"itest results.json, version 1","description":"One run of itest (or a merge of shards). Reporters render only this. Additive changes keep version 1; anything else bumps it.","type":"object","required":["version","startedAt","finishedAt","durationSeconds","config","environment","summary","tests"],"properties":{"version":{"const":1},"startedAt":{"type":"string","format":"date-time"},"finishedAt":{"type":"string","format":"date-time"},"durationSeconds":{"type":"number","minimum":0},"config":{"type":"object","required":["dir","manifest"],"properties":{"dir":{"type":"string"},"manifest":{"type":"string"}}},"environment":{"type":"object","required":["tool","host","mkosi","qemu","accel","transport","jobs","timeoutScale","image"],"properties":{"tool":{"type":"object","required":["name","version"],"properties":{"name":{"type":"string"},"version":{"type":"string"}}},"host":{"type":"object","required":["arch","cpus","memTotal"],"properties":{"arch":{"type":"string"},"cpus":{"type":"integer","minimum":1},"memTotal":{"type":"number"},"kernel":{"type":"string"}}},"mkosi":{"type":"object","required":["version","dialect","command"],"properties":{"version":{"type":"string"},"dialect":{"enum":["mkosi24","mkosi25+"]},"command":{"type":"array","items":{"type":"string"}}}},"qemu":{"type":"object","required":["version"],"properties":{"version":{"type":"string"}}},"accel":{"enum":["kvm","tcg"]},"accelDetail":{"type":"string"},"accelFallback":{"description":"Set when KVM turned out broken during the run and it fell back to TCG.","type":"object","required":["detectedBy","reason","qemuLine","rerun"],"properties":{"detectedBy":{"enum":["probe","vm"],"description":"The boot probe before any test, or a test\'s VM."},"reason":{"type":"string","minLength":1},"qemuLine":{"type":"string","description":"QEMU\'s own first line about the failure."},"test":{"type":"string","description":"The test whose VM showed it."},"rerun":{"type":"array","items":{"type":"string"},"description":"Tests whose KVM attempt was stopped and rerun under TCG."}}},"transport":{"enum":["vsock","vsock-user","serial"]},"transportDetail":{"type":"string"},"jobs":{"type":"integer","minimum":1},"timeoutScale":{"type":"number","exclusiveMinimum":0},"image":{"type":"object","required":["key","cache","backend","dir"],"properties":{"key":{"type":"string","maxLength":512,"pattern":"^[^,]+$"},"cache":{"enum":["hit","miss","external","disabled"]},"backend":{"type":"string"},"dir":{"type":"string"},"restoreSeconds":{"type":"number","minimum":0},"buildSeconds":{"type":"number","minimum":0},"saveSeconds":{"type":"number","minimum":0}}}}},"summary":{"type":"object","required":["total","pass","fail","skip","timeout","error","flaky","ok"],"properties":{"total":{"type":"integer","minimum":0},"pass":{"type":"integer","minimum":0},"fail":{"type":"integer","minimum":0},"skip":{"type":"integer","minimum":0},"timeout":{"type":"integer","minimum":0},"error":{"type":"integer","minimum":0},"flaky":{"type":"integer","minimum":0},"ok":{"type":"boolean"}}},"tests":{"type":"array","items":{"$ref":"#/definitions/test"}},"shard":{"description":"Set when this run is one shard of a sharded run (itest run --plan P --shard N).","type":"object","required":["index","total","attempt","plannedSeconds"],"properties":{"index":{"type":"integer","minimum":1,"maximum":64},"total":{"type":"integer","minimum":1,"maximum":64},"attempt":{"type":"integer","minimum":1,"description":"The CI job\'s run attempt (GITHUB_RUN_ATTEMPT)."},"plannedSeconds":{"type":"number","minimum":0},"planId":{"type":"string","description":"The id of the shard plan this shard ran (merges ignore other plans\' shards)."}}},"shards":{"description":"Set on a merged report (itest report --merge): every planned shard, missing ones included.","type":"array","maxItems":64,"items":{"type":"object","required":["index","attempt","status","tests","plannedSeconds"],"properties":{"index":{"type":"integer","minimum":1,"maximum":64},"attempt":{"type":"integer","minimum":0,"description":"0 when the shard left no results."},"status":{"enum":["ok","failed","missing"]},"tests":{"type":"array","items":{"type":"string"}},"plannedSeconds":{"type":"number","minimum":0},"wallSeconds":{"type":"number","minimum":0},"vmSeconds":{"type":"number","minimum":0},"source":{"type":"string"}}}},"mergeNotes":{"description":"What the merge found: errors (missing or duplicated shards) make summary.ok false; notices do not.","type":"array","items":{"type":"object","required":["level","message"],"properties":{"level":{"enum":["error","notice"]},"message":{"type":"string"}}}}},"definitions":{"status":{"enum":["pass","fail","skip","timeout","error"]},"files":{"type":"object","description":"Paths of a test\'s files. Readers accept file kinds they do not know (additive changes keep version 1).","additionalProperties":{"type":"string"},"properties":{"journal":{"type":"string"},"console":{"type":"string"}}},"test":{"type":"object","required":["name","unit","status","reason","exitStatus","expected","attempts","timings","files","outputTail","rerun"],"properties":{"name":{"type":"string","minLength":1},"unit":{"type":"string"},"status":{"$ref":"#/definitions/status"},"reason":{"type":"string","minLength":1},"exitStatus":{"type":["integer","null"],"description":"Guest exit status; 123 = unit succeeded; null = none arrived."},"expected":{"type":"object","required":["exitStatus","skipStatus","shouldFail"],"properties":{"exitStatus":{"type":"integer"},"skipStatus":{"type":"integer"},"shouldFail":{"type":"boolean"}}},"tags":{"type":"array","items":{"type":"string"}},"flaky":{"type":"boolean"},"attempts":{"type":"array","items":{"type":"object","required":["attempt","status","reason","machine","startedAt","durations","files"],"properties":{"attempt":{"type":"integer","minimum":1},"accel":{"enum":["kvm","tcg"],"description":"The accelerator this attempt\'s VM ran with."},"status":{"$ref":"#/definitions/status"},"reason":{"type":"string"},"guestStatus":{"type":["integer","null"]},"infra":{"type":"boolean"},"machine":{"type":"string"},"mkosiExit":{"type":["integer","null"]},"statusLine":{"type":"string"},"notifyExitStatus":{"description":"vsock-user: the EXIT_STATUS= PID 1 sent over the notify socket","type":"integer"},"startedAt":{"type":"string","format":"date-time"},"durations":{"type":"object","required":["vmSeconds","collectSeconds"],"properties":{"vmSeconds":{"type":"number"},"collectSeconds":{"type":"number"}}},"files":{"$ref":"#/definitions/files"}}}},"timings":{"type":"object","required":["queuedSeconds","vmSeconds","collectSeconds","totalSeconds"],"properties":{"queuedSeconds":{"type":"number","minimum":0},"vmSeconds":{"type":"number","minimum":0},"collectSeconds":{"type":"number","minimum":0},"totalSeconds":{"type":"number","minimum":0}}},"files":{"$ref":"#/definitions/files"},"outputTail":{"type":"array","items":{"type":"string"}},"rerun":{"type":"string"},"digest":{"$ref":"#/definitions/digest"},"artifact":{"type":"string","description":"The uploaded artifact holding this test\'s logs."},"repeats":{"type":"object","description":"Set by --repeat (input repeat): how each run of this test ended, in order. The rest of the test\'s result is its first failed run (else its last), so the test fails when any run failed. Each run\'s logs are in repeat-<n>/ of the output directory.","required":["runs","passed","statuses"],"properties":{"runs":{"type":"integer","minimum":1},"passed":{"type":"integer","minimum":0},"statuses":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/status"}}}}}},"dumpedTask":{"type":"object","required":["comm","pid","tgid","ppid","state","stack"],"properties":{"comm":{"type":"string"},"pid":{"type":"integer"},"tgid":{"type":"integer"},"ppid":{"type":"integer"},"state":{"type":"string"},"stack":{"type":"array","items":{"type":"string"}}}},"digest":{"type":"object","description":"What the test\'s journal and console say (bounded lists).","required":["entries","unitOutput","failedUnits","errors","coredumps","sanitizers","kernel","emergency","subtests","lastLines","notes"],"properties":{"entries":{"type":"integer","minimum":0},"unitOutput":{"type":"array","items":{"type":"string"}},"failedUnits":{"type":"array","items":{"type":"object","required":["unit","result"],"properties":{"unit":{"type":"string"},"result":{"type":"string"}}}},"errors":{"type":"array","items":{"type":"object","required":["unit","message"],"properties":{"unit":{"type":"string"},"message":{"type":"string"}}}},"coredumps":{"type":"array","items":{"type":"object","required":["pid","comm","signal","source"],"properties":{"pid":{"type":["integer","null"]},"comm":{"type":"string"},"signal":{"type":"string"},"exe":{"type":"string"},"unit":{"type":"string"},"source":{"enum":["coredump","crash-line"]}}}},"sanitizers":{"type":"array","items":{"type":"string"}},"kernel":{"type":"array","items":{"type":"string"}},"emergency":{"type":"boolean"},"subtests":{"type":"array","items":{"type":"object","required":["name","result","message"],"properties":{"name":{"type":"string"},"result":{"type":"string"},"message":{"type":"string"}}}},"lastLines":{"type":"array","items":{"type":"string"}},"unitLife":{"type":"object","description":"The test unit\'s last start job and its state at the journal\'s end, from systemd\'s job and unit messages.","required":["state"],"properties":{"startedAt":{"type":"number","description":"Seconds since boot."},"state":{"type":"string"},"since":{"type":"number","description":"Seconds since boot."}}},"taskDump":{"type":"object","description":"The journal\'s last SysRq-T task dump, cut down to the test unit\'s processes and tasks blocked in the kernel.","required":["kernelLines","tasks","unitTasks","unitTasksOmitted","blocked"],"properties":{"at":{"type":"number","description":"Seconds since boot."},"kernelLines":{"type":"integer","minimum":0},"tasks":{"type":"integer","minimum":0},"unitTasks":{"type":"array","items":{"$ref":"#/definitions/dumpedTask"}},"unitTasksOmitted":{"type":"integer","minimum":0},"blocked":{"type":"array","items":{"$ref":"#/definitions/dumpedTask"}}}},"boot":{"type":"object","properties":{"kernel":{"type":"number"},"initrd":{"type":"number"},"userspace":{"type":"number"}}},"notes":{"type":"array","items":{"type":"string"}}}}}}');
+const results_schema_namespaceObject = /*#__PURE__*/JSON.parse('{"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://github.com/systemd/itest-action/raw/v1/schemas/results.schema.json","title":"itest results.json, version 1","description":"One run of itest (or a merge of shards). Reporters render only this. Additive changes keep version 1; anything else bumps it.","type":"object","required":["version","startedAt","finishedAt","durationSeconds","config","environment","summary","tests"],"properties":{"version":{"const":1},"startedAt":{"type":"string","format":"date-time"},"finishedAt":{"type":"string","format":"date-time"},"durationSeconds":{"type":"number","minimum":0},"config":{"type":"object","required":["dir","manifest"],"properties":{"dir":{"type":"string"},"manifest":{"type":"string"}}},"environment":{"type":"object","required":["tool","host","mkosi","qemu","accel","transport","jobs","timeoutScale","image"],"properties":{"tool":{"type":"object","required":["name","version"],"properties":{"name":{"type":"string"},"version":{"type":"string"}}},"host":{"type":"object","required":["arch","cpus","memTotal"],"properties":{"arch":{"type":"string"},"cpus":{"type":"integer","minimum":1},"memTotal":{"type":"number"},"kernel":{"type":"string"}}},"mkosi":{"type":"object","required":["version","dialect","command"],"properties":{"version":{"type":"string"},"dialect":{"enum":["mkosi24","mkosi25+"]},"command":{"type":"array","items":{"type":"string"}}}},"qemu":{"type":"object","required":["version"],"properties":{"version":{"type":"string"}}},"accel":{"enum":["kvm","tcg"]},"accelDetail":{"type":"string"},"accelFallback":{"description":"Set when KVM turned out broken during the run and it fell back to TCG.","type":"object","required":["detectedBy","reason","qemuLine","rerun"],"properties":{"detectedBy":{"enum":["probe","vm"],"description":"The boot probe before any test, or a test\'s VM."},"reason":{"type":"string","minLength":1},"qemuLine":{"type":"string","description":"QEMU\'s own first line about the failure."},"test":{"type":"string","description":"The test whose VM showed it."},"rerun":{"type":"array","items":{"type":"string"},"description":"Tests whose KVM attempt was stopped and rerun under TCG."}}},"transport":{"enum":["vsock","vsock-user","serial"]},"transportDetail":{"type":"string"},"jobs":{"type":"integer","minimum":1},"timeoutScale":{"type":"number","exclusiveMinimum":0},"image":{"type":"object","required":["key","cache","backend","dir"],"properties":{"key":{"type":"string","maxLength":512,"pattern":"^[^,]+$"},"cache":{"enum":["hit","miss","external","disabled"]},"backend":{"type":"string"},"dir":{"type":"string"},"restoreSeconds":{"type":"number","minimum":0},"buildSeconds":{"type":"number","minimum":0},"saveSeconds":{"type":"number","minimum":0}}}}},"summary":{"type":"object","required":["total","pass","fail","skip","timeout","error","flaky","ok"],"properties":{"total":{"type":"integer","minimum":0},"pass":{"type":"integer","minimum":0},"fail":{"type":"integer","minimum":0},"skip":{"type":"integer","minimum":0},"timeout":{"type":"integer","minimum":0},"error":{"type":"integer","minimum":0},"flaky":{"type":"integer","minimum":0},"ok":{"type":"boolean"}}},"tests":{"type":"array","items":{"$ref":"#/definitions/test"}},"shard":{"description":"Set when this run is one shard of a sharded run (itest run --plan P --shard N).","type":"object","required":["index","total","attempt","plannedSeconds"],"properties":{"index":{"type":"integer","minimum":1,"maximum":64},"total":{"type":"integer","minimum":1,"maximum":64},"attempt":{"type":"integer","minimum":1,"description":"The CI job\'s run attempt (GITHUB_RUN_ATTEMPT)."},"plannedSeconds":{"type":"number","minimum":0},"planId":{"type":"string","description":"The id of the shard plan this shard ran (merges ignore other plans\' shards)."}}},"shards":{"description":"Set on a merged report (itest report --merge): every planned shard, missing ones included.","type":"array","maxItems":64,"items":{"type":"object","required":["index","attempt","status","tests","plannedSeconds"],"properties":{"index":{"type":"integer","minimum":1,"maximum":64},"attempt":{"type":"integer","minimum":0,"description":"0 when the shard left no results."},"status":{"enum":["ok","failed","missing"]},"tests":{"type":"array","items":{"type":"string"}},"plannedSeconds":{"type":"number","minimum":0},"wallSeconds":{"type":"number","minimum":0},"vmSeconds":{"type":"number","minimum":0},"source":{"type":"string"}}}},"mergeNotes":{"description":"What the merge found: errors (missing or duplicated shards) make summary.ok false; notices do not.","type":"array","items":{"type":"object","required":["level","message"],"properties":{"level":{"enum":["error","notice"]},"message":{"type":"string"}}}}},"definitions":{"status":{"enum":["pass","fail","skip","timeout","error"]},"files":{"type":"object","description":"Paths of a test\'s files. Readers accept file kinds they do not know (additive changes keep version 1).","additionalProperties":{"type":"string"},"properties":{"journal":{"type":"string"},"console":{"type":"string"}}},"test":{"type":"object","required":["name","unit","status","reason","exitStatus","expected","attempts","timings","files","outputTail","rerun"],"properties":{"name":{"type":"string","minLength":1},"unit":{"type":"string"},"status":{"$ref":"#/definitions/status"},"reason":{"type":"string","minLength":1},"exitStatus":{"type":["integer","null"],"description":"Guest exit status; 123 = unit succeeded; null = none arrived."},"expected":{"type":"object","required":["exitStatus","skipStatus","shouldFail"],"properties":{"exitStatus":{"type":"integer"},"skipStatus":{"type":"integer"},"shouldFail":{"type":"boolean"}}},"tags":{"type":"array","items":{"type":"string"}},"flaky":{"type":"boolean"},"attempts":{"type":"array","items":{"type":"object","required":["attempt","status","reason","machine","startedAt","durations","files"],"properties":{"attempt":{"type":"integer","minimum":1},"accel":{"enum":["kvm","tcg"],"description":"The accelerator this attempt\'s VM ran with."},"status":{"$ref":"#/definitions/status"},"reason":{"type":"string"},"guestStatus":{"type":["integer","null"]},"infra":{"type":"boolean"},"machine":{"type":"string"},"mkosiExit":{"type":["integer","null"]},"statusLine":{"description":"The test unit\'s last status line in the guest\'s last boot (context: PID 1\'s exit status is the verdict)","type":"string"},"boots":{"description":"Starts of the guest\'s manager: its first boot, then one per reboot or soft reboot","type":"integer","minimum":1},"softReboots":{"description":"Of the boots, soft reboots (the kernel kept its boot id)","type":"integer","minimum":0},"notifyExitStatus":{"description":"vsock-user: the EXIT_STATUS= PID 1 sent over the notify socket at its last stop (one sent before a reboot is no verdict)","type":"integer"},"startedAt":{"type":"string","format":"date-time"},"durations":{"type":"object","required":["vmSeconds","collectSeconds"],"properties":{"vmSeconds":{"type":"number"},"collectSeconds":{"type":"number"}}},"files":{"$ref":"#/definitions/files"}}}},"timings":{"type":"object","required":["queuedSeconds","vmSeconds","collectSeconds","totalSeconds"],"properties":{"queuedSeconds":{"type":"number","minimum":0},"vmSeconds":{"type":"number","minimum":0},"collectSeconds":{"type":"number","minimum":0},"totalSeconds":{"type":"number","minimum":0}}},"files":{"$ref":"#/definitions/files"},"outputTail":{"type":"array","items":{"type":"string"}},"rerun":{"type":"string"},"digest":{"$ref":"#/definitions/digest"},"artifact":{"type":"string","description":"The uploaded artifact holding this test\'s logs."},"repeats":{"type":"object","description":"Set by --repeat (input repeat): how each run of this test ended, in order. The rest of the test\'s result is its first failed run (else its last), so the test fails when any run failed. Each run\'s logs are in repeat-<n>/ of the output directory.","required":["runs","passed","statuses"],"properties":{"runs":{"type":"integer","minimum":1},"passed":{"type":"integer","minimum":0},"statuses":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/status"}}}}}},"dumpedTask":{"type":"object","required":["comm","pid","tgid","ppid","state","stack"],"properties":{"comm":{"type":"string"},"pid":{"type":"integer"},"tgid":{"type":"integer"},"ppid":{"type":"integer"},"state":{"type":"string"},"stack":{"type":"array","items":{"type":"string"}}}},"digest":{"type":"object","description":"What the test\'s journal and console say (bounded lists).","required":["entries","unitOutput","failedUnits","errors","coredumps","sanitizers","kernel","emergency","subtests","lastLines","notes"],"properties":{"entries":{"type":"integer","minimum":0},"unitOutput":{"type":"array","items":{"type":"string"}},"failedUnits":{"type":"array","items":{"type":"object","required":["unit","result"],"properties":{"unit":{"type":"string"},"result":{"type":"string"}}}},"errors":{"type":"array","items":{"type":"object","required":["unit","message"],"properties":{"unit":{"type":"string"},"message":{"type":"string"}}}},"coredumps":{"type":"array","items":{"type":"object","required":["pid","comm","signal","source"],"properties":{"pid":{"type":["integer","null"]},"comm":{"type":"string"},"signal":{"type":"string"},"exe":{"type":"string"},"unit":{"type":"string"},"source":{"enum":["coredump","crash-line"]}}}},"sanitizers":{"type":"array","items":{"type":"string"}},"kernel":{"type":"array","items":{"type":"string"}},"emergency":{"type":"boolean"},"subtests":{"type":"array","items":{"type":"object","required":["name","result","message"],"properties":{"name":{"type":"string"},"result":{"type":"string"},"message":{"type":"string"}}}},"lastLines":{"type":"array","items":{"type":"string"}},"unitLife":{"type":"object","description":"The test unit\'s last start job and its state at the journal\'s end, from systemd\'s job and unit messages.","required":["state"],"properties":{"startedAt":{"type":"number","description":"Seconds since boot."},"state":{"type":"string"},"since":{"type":"number","description":"Seconds since boot."}}},"taskDump":{"type":"object","description":"The journal\'s last SysRq-T task dump, cut down to the test unit\'s processes and tasks blocked in the kernel.","required":["kernelLines","tasks","unitTasks","unitTasksOmitted","blocked"],"properties":{"at":{"type":"number","description":"Seconds since boot."},"kernelLines":{"type":"integer","minimum":0},"tasks":{"type":"integer","minimum":0},"unitTasks":{"type":"array","items":{"$ref":"#/definitions/dumpedTask"}},"unitTasksOmitted":{"type":"integer","minimum":0},"blocked":{"type":"array","items":{"$ref":"#/definitions/dumpedTask"}}}},"boot":{"type":"object","properties":{"kernel":{"type":"number"},"initrd":{"type":"number"},"userspace":{"type":"number"}}},"notes":{"type":"array","items":{"type":"string"}}}}}}');
 ;// CONCATENATED MODULE: ./src/shard/load-results.ts
 /** Finds and reads the results.json files of downloaded shard artifacts (one directory per artifact). */
 
@@ -45398,6 +45663,7 @@ async function loadDurations(path) {
 
 
 
+
 function rerunCommand(cfg, spec) {
     const rel = (p) => (0,external_node_path_.relative)(process.cwd(), p) || '.';
     const parts = [cfg.invokedAs, 'run', '--config', rel(cfg.configDir)];
@@ -45442,6 +45708,7 @@ async function runTests(o) {
             configDir: cfg.configDir,
             imageDir: image.dir,
             transport: hostSetup.transport,
+            arch: hostArch(),
             ...(o.manifest.firmware ? { firmware: o.manifest.firmware } : {}),
             ...(sshKey ? { sshPublicKey: sshKey.public } : {}),
         },

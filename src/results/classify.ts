@@ -197,7 +197,8 @@ function judge(raw: RawRun, exp: Expectation, ch: StatusChannel): Outcome {
     return {
       ...base,
       status: 'pass',
-      reason: guest.detail === 'unit succeeded' ? 'unit succeeded' : `exit status ${guest.status} as expected`,
+      reason:
+        guest.detail === 'unit succeeded' ? 'unit succeeded' : `exit status ${guest.status} as expected`,
     };
   return {
     ...base,
