@@ -31384,7 +31384,7 @@ function escapeJsonPtr(str) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8888);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(583);
 // Entry point of the `itest` binary (bundled to dist/cli/index.js).
 
 process.exit(await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv));
@@ -31394,7 +31394,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 8888:
+/***/ 583:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -42841,20 +42841,25 @@ function sha256(data) {
 ;// CONCATENATED MODULE: ./src/image/config-hash.ts
 /** The image cache key: a stable digest over every hash input. Pure. */
 
-/** The ordered lines the digest is computed over; `itest hash --explain` prints exactly these. */
-function hashLines(files, meta) {
-    const lines = [
-        { kind: 'meta', name: 'format', value: 'itest-image-key/1' },
+/** A key's first lines: its format, then what every key depends on. */
+function metaLines(format, meta) {
+    return [
+        { kind: 'meta', name: 'format', value: format },
         { kind: 'meta', name: 'mkosi-version', value: meta.mkosiVersion },
         { kind: 'meta', name: 'architecture', value: meta.architecture },
         { kind: 'meta', name: 'user-key', value: meta.userKey },
     ];
-    const sorted = [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-    for (const f of sorted) {
-        const mode = f.kind === 'file' ? (f.executable ? '755' : '644') : f.kind === 'dir' ? 'dir' : 'link';
-        lines.push({ kind: f.kind, name: f.path, value: f.kind === 'dir' ? mode : `${mode} ${f.digest}` });
-    }
-    return lines;
+}
+/** One file input as a key line: kind, path, mode and digest. */
+function fileLine(f) {
+    const mode = f.kind === 'file' ? (f.executable ? '755' : '644') : f.kind === 'dir' ? 'dir' : 'link';
+    return { kind: f.kind, name: f.path, value: f.kind === 'dir' ? mode : `${mode} ${f.digest}` };
+}
+/** Inputs in the order every key hashes them. */
+const byPath = (files) => [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+/** The ordered lines the digest is computed over; `itest hash --explain` prints exactly these. */
+function hashLines(files, meta) {
+    return [...metaLines('itest-image-key/1', meta), ...byPath(files).map(fileLine)];
 }
 function digestLines(lines) {
     const h = (0,external_node_crypto_namespaceObject.createHash)('sha256');
@@ -42875,8 +42880,124 @@ function imageKey(files, meta) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/image/mkosi-ini.ts
+/**
+ * mkosi's config file syntax (systemd's unit-file flavour of INI), read as assignments in order. Pure.
+ * Hand-written: the INI libraries on npm know neither its indented continuation lines (a `Packages=`
+ * list over many lines) nor that a key may repeat (each assignment adds to a list).
+ */
+function parseMkosiIni(text) {
+    const out = [];
+    let section = '';
+    let current;
+    const lines = text.split(/\r?\n/);
+    for (let i = 0; i < lines.length; i++) {
+        const raw = lines[i];
+        const trimmed = raw.trim();
+        if (!trimmed || trimmed.startsWith('#') || trimmed.startsWith(';'))
+            continue;
+        // An indented line continues the value before it (mkosi's lists).
+        if (/^\s/.test(raw) && current) {
+            current.value = current.value ? `${current.value}\n${trimmed}` : trimmed;
+            continue;
+        }
+        const header = /^\[([^\]]+)\]$/.exec(trimmed);
+        if (header) {
+            section = header[1].trim();
+            current = undefined;
+            continue;
+        }
+        const eq = trimmed.indexOf('=');
+        if (eq <= 0) {
+            current = undefined;
+            continue;
+        }
+        current = { section, key: trimmed.slice(0, eq).trim(), value: trimmed.slice(eq + 1).trim(), line: i + 1 };
+        out.push(current);
+    }
+    return out;
+}
+
+;// CONCATENATED MODULE: ./src/image/base-key.ts
+
+
+/** Config sections that belong to the base whole, and the base settings of the others. */
+const BASE_SECTIONS = new Set(['Distribution', 'Match', 'TriggerMatch', 'Assert', 'Config', 'Include']);
+const BASE_SETTINGS = new Set([
+    // [Content]: what is installed before the cache is taken (VolatilePackages= come after it).
+    'Packages',
+    'BuildPackages',
+    'PackageDirectories',
+    'WithRecommends',
+    'WithDocs',
+    'BaseTrees',
+    'SkeletonTrees',
+    'PrepareScripts',
+    // [Build] and [Distribution] of older mkosi: the trees and tools the package manager runs with.
+    'PackageManagerTrees',
+    'SandboxTrees',
+    'Incremental',
+    'Environment',
+    'EnvironmentFiles',
+    'ToolsTree',
+    'ToolsTreeDistribution',
+    'ToolsTreeRelease',
+    'ToolsTreeProfiles',
+    'ToolsTreeMirror',
+    'ToolsTreeRepositories',
+    'ToolsTreeSandboxTrees',
+    'ToolsTreePackageManagerTrees',
+    'ToolsTreePackages',
+    'ToolsTreePackageDirectories',
+    'ToolsTreeCertificates',
+]);
+/** Files mkosi reads whole before or while it installs packages. */
+const BASE_FILE = /^mkosi\.(pkgmngr|sandbox|tools\.conf|packages|prepare|prepare\.chroot|prepare\.d|skeleton|skeleton\.tar(\.[a-z0-9]+)?|env|configure)(\/|$)/;
+/**
+ * What an input of the image key is to the base key: a config file (its base settings count), a file
+ * that counts whole, or nothing. Subimages (`mkosi.images/NAME/`), drop-in directories and profiles hold
+ * the same layout one level down.
+ */
+function inputRole(path) {
+    if (path.startsWith('extra:'))
+        return 'image';
+    const nested = /^mkosi\.(images|conf\.d|profiles)\/[^/]+\/(.+)$/.exec(path);
+    if (nested)
+        return inputRole(nested[2]);
+    if (/^mkosi\.(conf\.d|profiles)\/[^/]+\.conf$/.test(path))
+        return 'conf';
+    if (path === 'mkosi.conf' || path === 'mkosi.local.conf')
+        return 'conf';
+    return BASE_FILE.test(path) ? 'base' : 'image';
+}
+/** The base key from the image key's file inputs and the text of its config files (path -> text). */
+function baseKey(files, confTexts, meta) {
+    const lines = metaLines('itest-base-key/1', meta);
+    for (const f of byPath(files)) {
+        const role = inputRole(f.path);
+        if (role === 'conf' && f.kind === 'file') {
+            for (const a of parseMkosiIni(confTexts.get(f.path) ?? '')) {
+                if (BASE_SECTIONS.has(a.section) || BASE_SETTINGS.has(a.key))
+                    lines.push({ kind: 'setting', name: `${f.path} [${a.section}] ${a.key}`, value: a.value });
+            }
+        }
+        else if (role === 'base')
+            lines.push(fileLine(f));
+    }
+    const digest = digestLines(lines);
+    const clean = (s) => s.replace(/[^A-Za-z0-9._-]/g, '_');
+    const restorePrefix = `${clean(meta.prefix)}-base-${clean(meta.architecture)}-mkosi${clean(meta.mkosiVersion)}-`;
+    return { key: `${restorePrefix}${digest.slice(0, 32)}`, restorePrefix, digest, lines };
+}
+
 ;// CONCATENATED MODULE: ./src/engine/image-key.ts
-/** Computes the image cache key for a config directory (the `itest hash` command and the run both use it). */
+/**
+ * Computes the cache keys of a config directory (the `itest hash` command and the run both use them): the
+ * image key over every input, and the base key over what decides the image's base (base-key.ts).
+ */
+
+
+
 
 
 async function computeImageKey(p) {
@@ -42884,12 +43005,12 @@ async function computeImageKey(p) {
         ...(await collectConfigInputs(p.configDir)),
         ...(await collectExtraInputs(p.globBase, p.globs)),
     ];
-    return imageKey(files, {
-        mkosiVersion: p.mkosiVersion,
-        architecture: p.arch,
-        userKey: p.userKey,
-        prefix: p.prefix,
-    });
+    const meta = { mkosiVersion: p.mkosiVersion, architecture: p.arch, userKey: p.userKey, prefix: p.prefix };
+    // The config files' text, for their base settings (they were just read for their digests).
+    const texts = new Map(files
+        .filter((f) => f.kind === 'file' && inputRole(f.path) === 'conf')
+        .map((f) => [f.path, (0,external_node_fs_.readFileSync)((0,external_node_path_.join)(p.configDir, f.path), 'utf8')]));
+    return { ...imageKey(files, meta), base: baseKey(files, texts, meta) };
 }
 /** The key of a run's image: its config's settings, this mkosi and this architecture. */
 function runImageKey(cfg, mkosiVersion, arch) {
@@ -42903,6 +43024,22 @@ function runImageKey(cfg, mkosiVersion, arch) {
         globBase: process.cwd(),
         prefix: cfg.keyPrefix,
     });
+}
+/**
+ * `itest hash --explain`: every input once, marked with the keys it belongs to (`image`, `base`), in the
+ * image key's order; a config file's base settings follow it. Pure.
+ */
+function explainLines(k) {
+    const inBase = new Set(k.base.lines.map((l) => `${l.kind}\0${l.name}\0${l.value}`));
+    const settingsOf = (path) => k.base.lines.filter((l) => l.kind === 'setting' && l.name.startsWith(`${path} [`));
+    const out = [];
+    const row = (keys, l) => `${keys.padEnd(10)} ${l.kind.padEnd(7)} ${l.name}  ${l.value.replace(/\n/g, ' ')}`;
+    for (const l of k.lines) {
+        out.push(row(inBase.has(`${l.kind}\0${l.name}\0${l.value}`) ? 'image base' : 'image', l));
+        for (const b of l.kind === 'file' ? settingsOf(l.name) : [])
+            out.push(row('      base', b));
+    }
+    return out;
 }
 
 ;// CONCATENATED MODULE: ./src/engine/prepare-image.ts
@@ -47604,9 +47741,11 @@ function addHash(program) {
             ]);
         const k = await runImageKey(base, host.mkosi.version, hostArch());
         if (o.explain) {
-            console.log(`# inputs of ${k.key} (sha256 ${k.digest}), in hashing order`);
-            for (const l of k.lines)
-                console.log(`${l.kind.padEnd(7)} ${l.name}  ${l.value}`);
+            console.log(`# image key ${k.key} (sha256 ${k.digest}): the inputs marked image, in hashing order`);
+            console.log(`# base key  ${k.base.key} (sha256 ${k.base.digest}): the inputs marked base (mkosi's incremental ` +
+                `and package caches; a config file counts by its base settings)`);
+            for (const l of explainLines(k))
+                console.log(l);
         }
         console.log(k.key);
     });

@@ -7,7 +7,7 @@ import { basename, relative, resolve } from 'node:path';
 import { runEngine } from '../engine/run.ts';
 import { progressUi } from '../engine/progress.ts';
 import { loadTests } from '../engine/load-tests.ts';
-import { runImageKey } from '../engine/image-key.ts';
+import { explainLines, runImageKey } from '../engine/image-key.ts';
 import {
   buildRunConfig,
   DEFAULT_OUTPUT,
@@ -241,8 +241,12 @@ function addHash(program: Command): void {
       ]);
     const k = await runImageKey(base, host.mkosi.version, hostArch());
     if (o.explain) {
-      console.log(`# inputs of ${k.key} (sha256 ${k.digest}), in hashing order`);
-      for (const l of k.lines) console.log(`${l.kind.padEnd(7)} ${l.name}  ${l.value}`);
+      console.log(`# image key ${k.key} (sha256 ${k.digest}): the inputs marked image, in hashing order`);
+      console.log(
+        `# base key  ${k.base.key} (sha256 ${k.base.digest}): the inputs marked base (mkosi's incremental ` +
+          `and package caches; a config file counts by its base settings)`,
+      );
+      for (const l of explainLines(k)) console.log(l);
     }
     console.log(k.key);
   });

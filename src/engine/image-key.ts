@@ -1,7 +1,20 @@
-/** Computes the image cache key for a config directory (the `itest hash` command and the run both use it). */
+/**
+ * Computes the cache keys of a config directory (the `itest hash` command and the run both use them): the
+ * image key over every input, and the base key over what decides the image's base (base-key.ts).
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { collectConfigInputs, collectExtraInputs } from '../image/hash-inputs.ts';
 import { imageKey, type HashInputLine } from '../image/config-hash.ts';
+import { baseKey, inputRole, type BaseKey } from '../image/base-key.ts';
 import type { RunConfig } from '../config/run-config.ts';
+
+export interface ImageKeys {
+  key: string;
+  digest: string;
+  lines: HashInputLine[];
+  base: BaseKey;
+}
 
 export async function computeImageKey(p: {
   configDir: string;
@@ -11,17 +24,19 @@ export async function computeImageKey(p: {
   globs: string[];
   globBase: string;
   prefix: string;
-}): Promise<{ key: string; digest: string; lines: HashInputLine[] }> {
+}): Promise<ImageKeys> {
   const files = [
     ...(await collectConfigInputs(p.configDir)),
     ...(await collectExtraInputs(p.globBase, p.globs)),
   ];
-  return imageKey(files, {
-    mkosiVersion: p.mkosiVersion,
-    architecture: p.arch,
-    userKey: p.userKey,
-    prefix: p.prefix,
-  });
+  const meta = { mkosiVersion: p.mkosiVersion, architecture: p.arch, userKey: p.userKey, prefix: p.prefix };
+  // The config files' text, for their base settings (they were just read for their digests).
+  const texts = new Map(
+    files
+      .filter((f) => f.kind === 'file' && inputRole(f.path) === 'conf')
+      .map((f) => [f.path, readFileSync(join(p.configDir, f.path), 'utf8')] as const),
+  );
+  return { ...imageKey(files, meta), base: baseKey(files, texts, meta) };
 }
 
 /** The key of a run's image: its config's settings, this mkosi and this architecture. */
@@ -29,7 +44,7 @@ export function runImageKey(
   cfg: Pick<RunConfig, 'configDir' | 'hashKey' | 'hashGlobs' | 'keyPrefix'>,
   mkosiVersion: string,
   arch: string,
-): Promise<{ key: string; digest: string; lines: HashInputLine[] }> {
+): Promise<ImageKeys> {
   return computeImageKey({
     configDir: cfg.configDir,
     mkosiVersion,
@@ -40,4 +55,22 @@ export function runImageKey(
     globBase: process.cwd(),
     prefix: cfg.keyPrefix,
   });
+}
+
+/**
+ * `itest hash --explain`: every input once, marked with the keys it belongs to (`image`, `base`), in the
+ * image key's order; a config file's base settings follow it. Pure.
+ */
+export function explainLines(k: ImageKeys): string[] {
+  const inBase = new Set(k.base.lines.map((l) => `${l.kind}\0${l.name}\0${l.value}`));
+  const settingsOf = (path: string) =>
+    k.base.lines.filter((l) => l.kind === 'setting' && l.name.startsWith(`${path} [`));
+  const out: string[] = [];
+  const row = (keys: string, l: HashInputLine) =>
+    `${keys.padEnd(10)} ${l.kind.padEnd(7)} ${l.name}  ${l.value.replace(/\n/g, ' ')}`;
+  for (const l of k.lines) {
+    out.push(row(inBase.has(`${l.kind}\0${l.name}\0${l.value}`) ? 'image base' : 'image', l));
+    for (const b of l.kind === 'file' ? settingsOf(l.name) : []) out.push(row('      base', b));
+  }
+  return out;
 }

@@ -17,20 +17,29 @@ export interface HashInputLine {
   value: string;
 }
 
-/** The ordered lines the digest is computed over; `itest hash --explain` prints exactly these. */
-export function hashLines(files: FileInput[], meta: HashMeta): HashInputLine[] {
-  const lines: HashInputLine[] = [
-    { kind: 'meta', name: 'format', value: 'itest-image-key/1' },
+/** A key's first lines: its format, then what every key depends on. */
+export function metaLines(format: string, meta: HashMeta): HashInputLine[] {
+  return [
+    { kind: 'meta', name: 'format', value: format },
     { kind: 'meta', name: 'mkosi-version', value: meta.mkosiVersion },
     { kind: 'meta', name: 'architecture', value: meta.architecture },
     { kind: 'meta', name: 'user-key', value: meta.userKey },
   ];
-  const sorted = [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  for (const f of sorted) {
-    const mode = f.kind === 'file' ? (f.executable ? '755' : '644') : f.kind === 'dir' ? 'dir' : 'link';
-    lines.push({ kind: f.kind, name: f.path, value: f.kind === 'dir' ? mode : `${mode} ${f.digest}` });
-  }
-  return lines;
+}
+
+/** One file input as a key line: kind, path, mode and digest. */
+export function fileLine(f: FileInput): HashInputLine {
+  const mode = f.kind === 'file' ? (f.executable ? '755' : '644') : f.kind === 'dir' ? 'dir' : 'link';
+  return { kind: f.kind, name: f.path, value: f.kind === 'dir' ? mode : `${mode} ${f.digest}` };
+}
+
+/** Inputs in the order every key hashes them. */
+export const byPath = (files: FileInput[]): FileInput[] =>
+  [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+
+/** The ordered lines the digest is computed over; `itest hash --explain` prints exactly these. */
+export function hashLines(files: FileInput[], meta: HashMeta): HashInputLine[] {
+  return [...metaLines('itest-image-key/1', meta), ...byPath(files).map(fileLine)];
 }
 
 export function digestLines(lines: HashInputLine[]): string {
