@@ -95,11 +95,15 @@ export async function collectExtraInputs(baseDir: string, patterns: string[]): P
       await glob(pattern, { cwd: baseDir, dot: true, ignore: ['**/.git/**', '**/node_modules/**'] })
     ).sort()) {
       const rel = relative(baseDir, resolve(baseDir, match)).split(sep).join('/');
-      if (seen.has(rel)) continue;
-      seen.add(rel);
+      if (seen.has(`extra:${rel}`)) continue;
       const sub: FileInput[] = [];
       describe(resolve(baseDir, match), `extra:${rel}`, sub);
-      out.push(...sub);
+      // `src/**` matches `src` and each file in it: a directory's walk already brought its files.
+      for (const f of sub) {
+        if (seen.has(f.path)) continue;
+        seen.add(f.path);
+        out.push(f);
+      }
     }
   }
   return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));

@@ -4,7 +4,7 @@ import { chmod, cp, mkdtemp, mkdir, rm, symlink, writeFile } from 'node:fs/promi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { computeImageKey } from '../../src/engine/image-key.ts';
-import { isMkosiInput } from '../../src/image/hash-inputs.ts';
+import { collectExtraInputs, isMkosiInput } from '../../src/image/hash-inputs.ts';
 
 async function makeConfig(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'itest-hash-'));
@@ -123,5 +123,14 @@ describe('config hash', () => {
       '.git',
     ])
       assert.ok(!isMkosiInput(n), n);
+  });
+
+  it('--hash-glob src/** takes each file once, though the glob matches the directory and its files', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'itest-globs-'));
+    await mkdir(join(dir, 'src/lib'), { recursive: true });
+    await writeFile(join(dir, 'src/main.c'), 'int main(void) { return 0; }\n');
+    await writeFile(join(dir, 'src/lib/a.c'), '\n');
+    const paths = (await collectExtraInputs(dir, ['src/**', 'src/*.c'])).map((f) => f.path);
+    assert.deepEqual(paths, ['extra:src', 'extra:src/lib', 'extra:src/lib/a.c', 'extra:src/main.c']);
   });
 });
