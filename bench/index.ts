@@ -7,6 +7,7 @@
  *   npm run bench -- --only hash,scheduling  a selection (engine, scheduling, warm, hash, digest, accel)
  *   npm run bench -- --only systemd-suite    systemd's own tests as a workload (not in the default set)
  *   npm run bench -- --only transports       one test over serial and over vsock-user (not in the default set)
+ *   npm run bench -- --only incremental      cold vs incremental image build after a source change (not in the default set)
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -20,10 +21,11 @@ import { benchDigest } from './digest-row.ts';
 import { benchAccelVerdict } from './accel-verdict.ts';
 import { benchSystemdSuite } from './systemd-suite.ts';
 import { benchTransports } from './transports.ts';
+import { benchIncremental } from './incremental.ts';
 
 const ALL = ['engine', 'scheduling', 'warm', 'hash', 'digest', 'accel'] as const;
 /** Selectable with --only, not run by default (minutes of real VMs each). */
-const EXTRA = ['systemd-suite', 'transports'] as const;
+const EXTRA = ['systemd-suite', 'transports', 'incremental'] as const;
 type Id = (typeof ALL)[number] | (typeof EXTRA)[number];
 
 const int = (name: string) => (v: string) => {
@@ -120,6 +122,7 @@ const runners: Record<Id, () => Promise<BenchRow | BenchRow[]>> = {
   accel: () => benchAccelVerdict({ reps: o.accelReps }),
   'systemd-suite': () => benchSystemdSuite(),
   transports: () => benchTransports({ pairs: o.transportPairs }),
+  incremental: () => benchIncremental(),
 };
 for (const id of [...ALL, ...EXTRA]) {
   if (!o.only.includes(id)) continue;

@@ -31384,7 +31384,7 @@ function escapeJsonPtr(str) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(583);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2774);
 // Entry point of the `itest` binary (bundled to dist/cli/index.js).
 
 process.exit(await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv));
@@ -31394,7 +31394,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 583:
+/***/ 2774:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -31783,6 +31783,11 @@ const SETTINGS = {
         input: 'cache',
         doc: 'build the image into the output directory and do not cache it',
         default: 'true',
+    },
+    incremental: {
+        flag: '--incremental',
+        doc: 'on an image key miss, build incrementally from the state kept under the base key (mkosi Incremental=, ' +
+            'its package cache and build directory, in <cache-dir>/base; see itest hash --explain)',
     },
     imageDir: {
         flag: '--image-dir',
@@ -36588,6 +36593,8 @@ function buildRunConfig(given, ctx) {
         cfg.imageDir = (0,external_node_path_.resolve)(cwd, imageDir);
     if (str('shell') !== undefined && bool('shell'))
         cfg.shell = true;
+    if (str('incremental') !== undefined && bool('incremental'))
+        cfg.incremental = true;
     const expectedKey = str('expectedKey');
     if (expectedKey)
         cfg.expectedKey = expectedKey;
@@ -37497,6 +37504,110 @@ function computeSlots(p) {
     return { slots, byCpu, byMemory };
 }
 
+;// CONCATENATED MODULE: ./src/image/base-store.ts
+/**
+ * The second-level cache, on the local disk: mkosi's incremental state kept under the base key
+ * (base-key.ts), one directory per key under `<cache-dir>/base/`, each with mkosi's cache directory
+ * (Incremental='s cached trees), its package cache and its build directory. On an exact miss the most
+ * recently used state of the same prefix (architecture and mkosi version) is taken over: a near match
+ * still holds most packages, and mkosi checks its cached trees against the config before it uses them.
+ * Bounded: the two most recent states per prefix, and none above `maxBytes` in all.
+ */
+
+
+/** The mkosi arguments that build incrementally from a state (spellings mkosi 24 to 27 all take). Pure. */
+function incrementalArgs(dir) {
+    return [
+        '--incremental=yes',
+        `--cache-dir=${(0,external_node_path_.join)(dir, 'cache')}`,
+        `--package-cache-dir=${(0,external_node_path_.join)(dir, 'packages')}`,
+        `--build-dir=${(0,external_node_path_.join)(dir, 'build')}`,
+    ];
+}
+/** Bytes under a directory (not following symlinks). */
+async function treeBytes(dir) {
+    let total = 0;
+    for (const e of await (0,promises_namespaceObject.readdir)(dir, { withFileTypes: true }).catch(() => [])) {
+        const p = (0,external_node_path_.join)(dir, e.name);
+        if (e.isDirectory())
+            total += await treeBytes(p);
+        else
+            total += (await (0,promises_namespaceObject.stat)(p).catch(() => undefined))?.size ?? 0;
+    }
+    return total;
+}
+const SUBDIRS = ['cache', 'packages', 'build'];
+class LocalBaseStore {
+    root;
+    keepPerPrefix;
+    maxBytes;
+    backend = 'local';
+    constructor(root, keepPerPrefix = 2, maxBytes = 20 * 1024 ** 3) {
+        this.root = root;
+        this.keepPerPrefix = keepPerPrefix;
+        this.maxBytes = maxBytes;
+    }
+    async fill(dir) {
+        for (const s of SUBDIRS)
+            await (0,promises_namespaceObject.mkdir)((0,external_node_path_.join)(dir, s), { recursive: true });
+    }
+    /** The state for key: its own, else the newest of the same prefix taken over, else a fresh one. */
+    async restore(key, prefix) {
+        await (0,promises_namespaceObject.mkdir)(this.root, { recursive: true });
+        const dir = (0,external_node_path_.join)(this.root, key);
+        if (await (0,promises_namespaceObject.stat)(dir).catch(() => undefined)) {
+            await this.fill(dir);
+            return { dir, match: 'exact', bytes: await treeBytes(dir) };
+        }
+        const near = (await this.aged()).filter((a) => a.key.startsWith(prefix))[0];
+        if (near) {
+            // A rename, not a copy: the older base is superseded, and its packages may be gigabytes.
+            await (0,promises_namespaceObject.rename)((0,external_node_path_.join)(this.root, near.key), dir);
+            await this.fill(dir);
+            return { dir, match: 'near', from: near.key, bytes: await treeBytes(dir) };
+        }
+        await this.fill(dir);
+        return { dir, match: 'fresh', bytes: 0 };
+    }
+    /** Empties a state (a failed incremental build starts again from scratch). */
+    async wipe(dir) {
+        await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+        await this.fill(dir);
+    }
+    /** After a good build: the state is the newest, and the oldest beyond the bounds go. */
+    async save(key) {
+        const dir = (0,external_node_path_.join)(this.root, key);
+        const now = new Date();
+        await (0,promises_namespaceObject.utimes)(dir, now, now);
+        const pruned = [];
+        const aged = await this.aged();
+        const prefixOf = (k) => k.replace(/[0-9a-f]{32}$/, '');
+        const seen = new Map();
+        let total = 0;
+        for (const a of aged) {
+            const n = (seen.get(prefixOf(a.key)) ?? 0) + 1;
+            seen.set(prefixOf(a.key), n);
+            const bytes = await treeBytes((0,external_node_path_.join)(this.root, a.key));
+            if (a.key !== key && (n > this.keepPerPrefix || total + bytes > this.maxBytes)) {
+                await (0,promises_namespaceObject.rm)((0,external_node_path_.join)(this.root, a.key), { recursive: true, force: true });
+                pruned.push(a.key);
+            }
+            else
+                total += bytes;
+        }
+        return { bytes: await treeBytes(dir), pruned };
+    }
+    /** The states, newest first. */
+    async aged() {
+        const keys = await (0,promises_namespaceObject.readdir)(this.root).catch(() => []);
+        const aged = await Promise.all(keys.map(async (key) => ({
+            key,
+            t: (await (0,promises_namespaceObject.stat)((0,external_node_path_.join)(this.root, key)).catch(() => undefined))?.mtimeMs ?? 0,
+        })));
+        return aged.sort((a, b) => b.t - a.t);
+    }
+}
+
 ;// CONCATENATED MODULE: external "node:util"
 const external_node_util_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:util");
 ;// CONCATENATED MODULE: external "node:string_decoder"
@@ -37616,6 +37727,7 @@ function lastLines(fd, n, maxBytes = 256 * 1024) {
 
 
 
+
 /** The run was cancelled in the image step: nothing was saved (exit 130, as any cancelled run). */
 class ImageCancelled extends UserError {
     constructor(message) {
@@ -37657,8 +37769,9 @@ class ImageBuildFailed extends UserError {
 }
 /** How many of the log's last lines a failed build carries. */
 const BUILD_TAIL_LINES = 50;
-function buildArgv(mkosi, configDir, outputDir) {
-    return [...mkosi, '--directory', configDir, '--output-dir', outputDir, '--force', 'build'];
+/** `extra` goes before the verb: mkosi's incremental arguments (base-store.ts). */
+function buildArgv(mkosi, configDir, outputDir, extra = []) {
+    return [...mkosi, '--directory', configDir, '--output-dir', outputDir, '--force', ...extra, 'build'];
 }
 /** Runs the build into the log at `fd`. A cancel stops it and everything it started (bwrap leaves the group). */
 async function build(argv, fd, env, signal) {
@@ -37721,14 +37834,16 @@ async function ensureImage(p) {
         await claim?.release();
     }
 }
-/** A miss: build into the cache's scratch, then save. */
+/** A miss: build into the cache's scratch (incrementally when asked, once more from scratch if that fails), then save. */
 async function buildAndSave(p, missDetail, restoreSeconds) {
     const dir = await p.cache.buildDir(p.key);
-    const argv = buildArgv(p.mkosi, p.configDir, dir);
+    const state = p.base ? await p.base.store.restore(p.base.key, p.base.prefix) : undefined;
+    const argv = buildArgv(p.mkosi, p.configDir, dir, state ? incrementalArgs(state.dir) : []);
     p.onBuildStart?.(argv);
     const t1 = performance.now();
     let ok = false;
     let buildSeconds;
+    let retried = false;
     const fd = await openBuildLog(p.buildLog).catch((e) => {
         p.onBuildEnd?.(false, 0);
         throw e;
@@ -37738,6 +37853,15 @@ async function buildAndSave(p, missDetail, restoreSeconds) {
         let ran;
         try {
             ran = await build(argv, fd, p.env, p.signal);
+            // A restored state that breaks the build must not break the run: once more, from nothing.
+            if (ran.code !== 0 && !ran.cancelled && !p.signal?.aborted && state && state.match !== 'fresh') {
+                retried = true;
+                note(fd, `\nitest: the incremental build failed (mkosi exit ${ran.code ?? 'signal'}) from the ${state.match} base state ` +
+                    `${state.from ?? p.base.key}; retrying once from scratch (that state is discarded)\n`);
+                p.onBuildLine?.('itest: the incremental build failed; retrying once from scratch');
+                await p.base.store.wipe(state.dir);
+                ran = await build(argv, fd, p.env, p.signal);
+            }
         }
         finally {
             await follower?.stop();
@@ -37746,13 +37870,7 @@ async function buildAndSave(p, missDetail, restoreSeconds) {
         // Also when mkosi exited 0 on its SIGTERM, or the cancel came between its exit and here.
         if (ran.cancelled || p.signal?.aborted) {
             await p.cache.discard?.(dir);
-            // Through the descriptor the log was created with: after mkosi's last byte, never through the path.
-            try {
-                (0,external_node_fs_.writeSync)(fd, `\nitest: build cancelled${why(p.signal)} after ${buildSeconds} s; nothing was saved\n`);
-            }
-            catch {
-                // A full disk: the error below says it all.
-            }
+            note(fd, `\nitest: build cancelled${why(p.signal)} after ${buildSeconds} s; nothing was saved\n`);
             throw new ImageCancelled(`image build cancelled${why(p.signal)} after ${buildSeconds} s: its processes were stopped and nothing was saved; the build log stays in ${p.buildLog}`);
         }
         if (ran.code !== 0) {
@@ -37767,6 +37885,7 @@ async function buildAndSave(p, missDetail, restoreSeconds) {
     }
     const t2 = performance.now();
     const saved = await p.cache.save(p.key, dir);
+    const kept = p.base ? await p.base.store.save(p.base.key) : undefined;
     return {
         dir: saved,
         cache: 'miss',
@@ -37774,7 +37893,28 @@ async function buildAndSave(p, missDetail, restoreSeconds) {
         restoreSeconds,
         buildSeconds,
         saveSeconds: seconds(performance.now() - t2),
+        ...(state && p.base
+            ? {
+                base: {
+                    key: p.base.key,
+                    match: state.match,
+                    ...(state.from ? { from: state.from } : {}),
+                    restoredBytes: state.bytes,
+                    ...(kept ? { savedBytes: kept.bytes, pruned: kept.pruned } : {}),
+                    ...(retried ? { retriedFromScratch: true } : {}),
+                },
+            }
+            : {}),
     };
+}
+/** A line of itest's own in the build log, through the descriptor it was created with (after mkosi's bytes). */
+function note(fd, text) {
+    try {
+        (0,external_node_fs_.writeSync)(fd, text);
+    }
+    catch {
+        // A full disk: the error that follows says it all.
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/util/proc-stat.ts
@@ -42824,12 +42964,17 @@ async function collectExtraInputs(baseDir, patterns) {
     for (const pattern of patterns) {
         for (const match of (await glob(pattern, { cwd: baseDir, dot: true, ignore: ['**/.git/**', '**/node_modules/**'] })).sort()) {
             const rel = (0,external_node_path_.relative)(baseDir, (0,external_node_path_.resolve)(baseDir, match)).split(external_node_path_.sep).join('/');
-            if (seen.has(rel))
+            if (seen.has(`extra:${rel}`))
                 continue;
-            seen.add(rel);
             const sub = [];
             hash_inputs_describe((0,external_node_path_.resolve)(baseDir, match), `extra:${rel}`, sub);
-            out.push(...sub);
+            // `src/**` matches `src` and each file in it: a directory's walk already brought its files.
+            for (const f of sub) {
+                if (seen.has(f.path))
+                    continue;
+                seen.add(f.path);
+                out.push(f);
+            }
         }
     }
     return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
@@ -43056,6 +43201,9 @@ function explainLines(k) {
 
 
 
+
+
+
 /** What the run asks of the host, from its settings. */
 function hostRequest(cfg) {
     return {
@@ -43082,7 +43230,7 @@ signal) {
     const layout = new OutputLayout(cfg.outputDir);
     await (0,promises_namespaceObject.mkdir)(layout.dir, { recursive: true });
     const mkosiVersion = host.mkosi.version;
-    const { key } = await runImageKey(cfg, mkosiVersion, host.arch);
+    const { key, base: baseKey } = await runImageKey(cfg, mkosiVersion, host.arch);
     if (cfg.expectedKey && cfg.expectedKey !== key)
         throw new UserError(`image key mismatch: this job computed ${key}, the prepare job ${cfg.expectedKey}. ` +
             'The jobs see a different config, mkosi version or architecture (compare `itest hash --explain` in both); ' +
@@ -43106,6 +43254,15 @@ signal) {
             env: cfg.env,
             restoreOnly: cfg.imagePolicy === 'restore-only',
             ...(signal ? { signal } : {}),
+            ...(cfg.incremental && cfg.useCache
+                ? {
+                    base: {
+                        store: new LocalBaseStore((0,external_node_path_.join)(cfg.cacheDir, 'base')),
+                        key: baseKey.key,
+                        prefix: baseKey.restorePrefix,
+                    },
+                }
+                : {}),
             onBuildStart: (argv) => {
                 ui.info(`image: cache miss for ${key}; building: ${argv.join(' ')} (log: ${buildLog})`);
                 ui.buildStart?.(argv, buildLog);
@@ -43122,12 +43279,27 @@ signal) {
             restoreSeconds: got.restoreSeconds,
             ...(got.buildSeconds !== undefined ? { buildSeconds: got.buildSeconds } : {}),
             ...(got.saveSeconds !== undefined ? { saveSeconds: got.saveSeconds } : {}),
+            ...(got.base ? { base: got.base } : {}),
         };
+        if (got.base)
+            ui.info(describeBase(got.base));
         ui.info(got.cache === 'hit'
             ? `image: cache hit for ${key} (${got.restoreSeconds} s)`
             : `image: built in ${got.buildSeconds} s and saved`);
     }
     return { host, hostSetup, mkosiVersion, image };
+}
+/** What the incremental build started from and kept, for the run's log. Pure. */
+function describeBase(b) {
+    const from = b.match === 'exact'
+        ? `its base state ${b.key} (${humanBytes(b.restoredBytes)})`
+        : b.match === 'near'
+            ? `the near base state ${b.from} (${humanBytes(b.restoredBytes)}), now ${b.key}`
+            : `no base state (a fresh ${b.key})`;
+    return (`image: built incrementally from ${from}` +
+        (b.retriedFromScratch ? '; that build failed and the one from scratch was used' : '') +
+        (b.savedBytes !== undefined ? `; base state kept (${humanBytes(b.savedBytes)})` : '') +
+        (b.pruned?.length ? `; pruned ${b.pruned.join(', ')}` : ''));
 }
 /** --no-cache: build into the output directory every time and keep nothing. */
 class ThrowawayCache {
@@ -45689,7 +45861,7 @@ async function runPool(items, slots, priority, worker, recover) {
 }
 
 ;// CONCATENATED MODULE: ./schemas/results.schema.json
-const results_schema_namespaceObject = /*#__PURE__*/JSON.parse('{"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://github.com/systemd/itest-action/raw/v1/schemas/results.schema.json","title":"itest results.json, version 1","description":"One run of itest (or a merge of shards). Reporters render only this. Additive changes keep version 1; anything else bumps it.","type":"object","required":["version","startedAt","finishedAt","durationSeconds","config","environment","summary","tests"],"properties":{"version":{"const":1},"startedAt":{"type":"string","format":"date-time"},"finishedAt":{"type":"string","format":"date-time"},"durationSeconds":{"type":"number","minimum":0},"config":{"type":"object","required":["dir","manifest"],"properties":{"dir":{"type":"string"},"manifest":{"type":"string"}}},"environment":{"type":"object","required":["tool","host","mkosi","qemu","accel","transport","jobs","timeoutScale","image"],"properties":{"tool":{"type":"object","required":["name","version"],"properties":{"name":{"type":"string"},"version":{"type":"string"}}},"host":{"type":"object","required":["arch","cpus","memTotal"],"properties":{"arch":{"type":"string"},"cpus":{"type":"integer","minimum":1},"memTotal":{"type":"number"},"kernel":{"type":"string"}}},"mkosi":{"type":"object","required":["version","dialect","command"],"properties":{"version":{"type":"string"},"dialect":{"enum":["mkosi24","mkosi25+"]},"command":{"type":"array","items":{"type":"string"}}}},"qemu":{"type":"object","required":["version"],"properties":{"version":{"type":"string"}}},"accel":{"enum":["kvm","tcg"]},"accelDetail":{"type":"string"},"accelFallback":{"description":"Set when KVM turned out broken during the run and it fell back to TCG.","type":"object","required":["detectedBy","reason","qemuLine","rerun"],"properties":{"detectedBy":{"enum":["probe","vm"],"description":"The boot probe before any test, or a test\'s VM."},"reason":{"type":"string","minLength":1},"qemuLine":{"type":"string","description":"QEMU\'s own first line about the failure."},"test":{"type":"string","description":"The test whose VM showed it."},"rerun":{"type":"array","items":{"type":"string"},"description":"Tests whose KVM attempt was stopped and rerun under TCG."}}},"transport":{"enum":["vsock","vsock-user","serial"]},"transportDetail":{"type":"string"},"jobs":{"type":"integer","minimum":1},"timeoutScale":{"type":"number","exclusiveMinimum":0},"image":{"type":"object","required":["key","cache","backend","dir"],"properties":{"key":{"type":"string","maxLength":512,"pattern":"^[^,]+$"},"cache":{"enum":["hit","miss","external","disabled"]},"backend":{"type":"string"},"dir":{"type":"string"},"restoreSeconds":{"type":"number","minimum":0},"buildSeconds":{"type":"number","minimum":0},"saveSeconds":{"type":"number","minimum":0}}}}},"summary":{"type":"object","required":["total","pass","fail","skip","timeout","error","flaky","ok"],"properties":{"total":{"type":"integer","minimum":0},"pass":{"type":"integer","minimum":0},"fail":{"type":"integer","minimum":0},"skip":{"type":"integer","minimum":0},"timeout":{"type":"integer","minimum":0},"error":{"type":"integer","minimum":0},"flaky":{"type":"integer","minimum":0},"ok":{"type":"boolean"}}},"tests":{"type":"array","items":{"$ref":"#/definitions/test"}},"shard":{"description":"Set when this run is one shard of a sharded run (itest run --plan P --shard N).","type":"object","required":["index","total","attempt","plannedSeconds"],"properties":{"index":{"type":"integer","minimum":1,"maximum":64},"total":{"type":"integer","minimum":1,"maximum":64},"attempt":{"type":"integer","minimum":1,"description":"The CI job\'s run attempt (GITHUB_RUN_ATTEMPT)."},"plannedSeconds":{"type":"number","minimum":0},"planId":{"type":"string","description":"The id of the shard plan this shard ran (merges ignore other plans\' shards)."}}},"shards":{"description":"Set on a merged report (itest report --merge): every planned shard, missing ones included.","type":"array","maxItems":64,"items":{"type":"object","required":["index","attempt","status","tests","plannedSeconds"],"properties":{"index":{"type":"integer","minimum":1,"maximum":64},"attempt":{"type":"integer","minimum":0,"description":"0 when the shard left no results."},"status":{"enum":["ok","failed","missing"]},"tests":{"type":"array","items":{"type":"string"}},"plannedSeconds":{"type":"number","minimum":0},"wallSeconds":{"type":"number","minimum":0},"vmSeconds":{"type":"number","minimum":0},"source":{"type":"string"}}}},"mergeNotes":{"description":"What the merge found: errors (missing or duplicated shards) make summary.ok false; notices do not.","type":"array","items":{"type":"object","required":["level","message"],"properties":{"level":{"enum":["error","notice"]},"message":{"type":"string"}}}}},"definitions":{"status":{"enum":["pass","fail","skip","timeout","error"]},"files":{"type":"object","description":"Paths of a test\'s files. Readers accept file kinds they do not know (additive changes keep version 1).","additionalProperties":{"type":"string"},"properties":{"journal":{"type":"string"},"console":{"type":"string"}}},"test":{"type":"object","required":["name","unit","status","reason","exitStatus","expected","attempts","timings","files","outputTail","rerun"],"properties":{"name":{"type":"string","minLength":1},"unit":{"type":"string"},"status":{"$ref":"#/definitions/status"},"reason":{"type":"string","minLength":1},"exitStatus":{"type":["integer","null"],"description":"Guest exit status; 123 = unit succeeded; null = none arrived."},"expected":{"type":"object","required":["exitStatus","skipStatus","shouldFail"],"properties":{"exitStatus":{"type":"integer"},"skipStatus":{"type":"integer"},"shouldFail":{"type":"boolean"}}},"tags":{"type":"array","items":{"type":"string"}},"flaky":{"type":"boolean"},"attempts":{"type":"array","items":{"type":"object","required":["attempt","status","reason","machine","startedAt","durations","files"],"properties":{"attempt":{"type":"integer","minimum":1},"accel":{"enum":["kvm","tcg"],"description":"The accelerator this attempt\'s VM ran with."},"status":{"$ref":"#/definitions/status"},"reason":{"type":"string"},"guestStatus":{"type":["integer","null"]},"infra":{"type":"boolean"},"machine":{"type":"string"},"mkosiExit":{"type":["integer","null"]},"statusLine":{"description":"The test unit\'s last status line in the guest\'s last boot (context: PID 1\'s exit status is the verdict)","type":"string"},"boots":{"description":"Starts of the guest\'s manager: its first boot, then one per reboot or soft reboot","type":"integer","minimum":1},"softReboots":{"description":"Of the boots, soft reboots (the kernel kept its boot id)","type":"integer","minimum":0},"notifyExitStatus":{"description":"vsock-user: the EXIT_STATUS= PID 1 sent over the notify socket at its last stop (one sent before a reboot is no verdict)","type":"integer"},"startedAt":{"type":"string","format":"date-time"},"durations":{"type":"object","required":["vmSeconds","collectSeconds"],"properties":{"vmSeconds":{"type":"number"},"collectSeconds":{"type":"number"}}},"files":{"$ref":"#/definitions/files"}}}},"timings":{"type":"object","required":["queuedSeconds","vmSeconds","collectSeconds","totalSeconds"],"properties":{"queuedSeconds":{"type":"number","minimum":0},"vmSeconds":{"type":"number","minimum":0},"collectSeconds":{"type":"number","minimum":0},"totalSeconds":{"type":"number","minimum":0}}},"files":{"$ref":"#/definitions/files"},"outputTail":{"type":"array","items":{"type":"string"}},"rerun":{"type":"string"},"digest":{"$ref":"#/definitions/digest"},"artifact":{"type":"string","description":"The uploaded artifact holding this test\'s logs."},"repeats":{"type":"object","description":"Set by --repeat (input repeat): how each run of this test ended, in order. The rest of the test\'s result is its first failed run (else its last), so the test fails when any run failed. Each run\'s logs are in repeat-<n>/ of the output directory.","required":["runs","passed","statuses"],"properties":{"runs":{"type":"integer","minimum":1},"passed":{"type":"integer","minimum":0},"statuses":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/status"}}}}}},"dumpedTask":{"type":"object","required":["comm","pid","tgid","ppid","state","stack"],"properties":{"comm":{"type":"string"},"pid":{"type":"integer"},"tgid":{"type":"integer"},"ppid":{"type":"integer"},"state":{"type":"string"},"stack":{"type":"array","items":{"type":"string"}}}},"digest":{"type":"object","description":"What the test\'s journal and console say (bounded lists).","required":["entries","unitOutput","failedUnits","errors","coredumps","sanitizers","kernel","emergency","subtests","lastLines","notes"],"properties":{"entries":{"type":"integer","minimum":0},"unitOutput":{"type":"array","items":{"type":"string"}},"failedUnits":{"type":"array","items":{"type":"object","required":["unit","result"],"properties":{"unit":{"type":"string"},"result":{"type":"string"}}}},"errors":{"type":"array","items":{"type":"object","required":["unit","message"],"properties":{"unit":{"type":"string"},"message":{"type":"string"}}}},"coredumps":{"type":"array","items":{"type":"object","required":["pid","comm","signal","source"],"properties":{"pid":{"type":["integer","null"]},"comm":{"type":"string"},"signal":{"type":"string"},"exe":{"type":"string"},"unit":{"type":"string"},"source":{"enum":["coredump","crash-line"]}}}},"sanitizers":{"type":"array","items":{"type":"string"}},"kernel":{"type":"array","items":{"type":"string"}},"emergency":{"type":"boolean"},"subtests":{"type":"array","items":{"type":"object","required":["name","result","message"],"properties":{"name":{"type":"string"},"result":{"type":"string"},"message":{"type":"string"}}}},"lastLines":{"type":"array","items":{"type":"string"}},"unitLife":{"type":"object","description":"The test unit\'s last start job and its state at the journal\'s end, from systemd\'s job and unit messages.","required":["state"],"properties":{"startedAt":{"type":"number","description":"Seconds since boot."},"state":{"type":"string"},"since":{"type":"number","description":"Seconds since boot."}}},"taskDump":{"type":"object","description":"The journal\'s last SysRq-T task dump, cut down to the test unit\'s processes and tasks blocked in the kernel.","required":["kernelLines","tasks","unitTasks","unitTasksOmitted","blocked"],"properties":{"at":{"type":"number","description":"Seconds since boot."},"kernelLines":{"type":"integer","minimum":0},"tasks":{"type":"integer","minimum":0},"unitTasks":{"type":"array","items":{"$ref":"#/definitions/dumpedTask"}},"unitTasksOmitted":{"type":"integer","minimum":0},"blocked":{"type":"array","items":{"$ref":"#/definitions/dumpedTask"}}}},"boot":{"type":"object","properties":{"kernel":{"type":"number"},"initrd":{"type":"number"},"userspace":{"type":"number"}}},"notes":{"type":"array","items":{"type":"string"}}}}}}');
+const results_schema_namespaceObject = /*#__PURE__*/JSON.parse('{"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://github.com/systemd/itest-action/raw/v1/schemas/results.schema.json","title":"itest results.json, version 1","description":"One run of itest (or a merge of shards). Reporters render only this. Additive changes keep version 1; anything else bumps it.","type":"object","required":["version","startedAt","finishedAt","durationSeconds","config","environment","summary","tests"],"properties":{"version":{"const":1},"startedAt":{"type":"string","format":"date-time"},"finishedAt":{"type":"string","format":"date-time"},"durationSeconds":{"type":"number","minimum":0},"config":{"type":"object","required":["dir","manifest"],"properties":{"dir":{"type":"string"},"manifest":{"type":"string"}}},"environment":{"type":"object","required":["tool","host","mkosi","qemu","accel","transport","jobs","timeoutScale","image"],"properties":{"tool":{"type":"object","required":["name","version"],"properties":{"name":{"type":"string"},"version":{"type":"string"}}},"host":{"type":"object","required":["arch","cpus","memTotal"],"properties":{"arch":{"type":"string"},"cpus":{"type":"integer","minimum":1},"memTotal":{"type":"number"},"kernel":{"type":"string"}}},"mkosi":{"type":"object","required":["version","dialect","command"],"properties":{"version":{"type":"string"},"dialect":{"enum":["mkosi24","mkosi25+"]},"command":{"type":"array","items":{"type":"string"}}}},"qemu":{"type":"object","required":["version"],"properties":{"version":{"type":"string"}}},"accel":{"enum":["kvm","tcg"]},"accelDetail":{"type":"string"},"accelFallback":{"description":"Set when KVM turned out broken during the run and it fell back to TCG.","type":"object","required":["detectedBy","reason","qemuLine","rerun"],"properties":{"detectedBy":{"enum":["probe","vm"],"description":"The boot probe before any test, or a test\'s VM."},"reason":{"type":"string","minLength":1},"qemuLine":{"type":"string","description":"QEMU\'s own first line about the failure."},"test":{"type":"string","description":"The test whose VM showed it."},"rerun":{"type":"array","items":{"type":"string"},"description":"Tests whose KVM attempt was stopped and rerun under TCG."}}},"transport":{"enum":["vsock","vsock-user","serial"]},"transportDetail":{"type":"string"},"jobs":{"type":"integer","minimum":1},"timeoutScale":{"type":"number","exclusiveMinimum":0},"image":{"type":"object","required":["key","cache","backend","dir"],"properties":{"key":{"type":"string","maxLength":512,"pattern":"^[^,]+$"},"cache":{"enum":["hit","miss","external","disabled"]},"backend":{"type":"string"},"dir":{"type":"string"},"restoreSeconds":{"type":"number","minimum":0},"buildSeconds":{"type":"number","minimum":0},"saveSeconds":{"type":"number","minimum":0},"base":{"description":"--incremental: the base state (mkosi\'s incremental cache, package cache and build directory, kept under the base key) the build started from, and what was kept of it","type":"object","required":["key","match","restoredBytes"],"additionalProperties":false,"properties":{"key":{"type":"string"},"match":{"enum":["exact","near","fresh"]},"from":{"description":"the base key of a near match that was taken over","type":"string"},"restoredBytes":{"type":"integer","minimum":0},"savedBytes":{"type":"integer","minimum":0},"retriedFromScratch":{"type":"boolean"},"pruned":{"type":"array","items":{"type":"string"}}}}}}}},"summary":{"type":"object","required":["total","pass","fail","skip","timeout","error","flaky","ok"],"properties":{"total":{"type":"integer","minimum":0},"pass":{"type":"integer","minimum":0},"fail":{"type":"integer","minimum":0},"skip":{"type":"integer","minimum":0},"timeout":{"type":"integer","minimum":0},"error":{"type":"integer","minimum":0},"flaky":{"type":"integer","minimum":0},"ok":{"type":"boolean"}}},"tests":{"type":"array","items":{"$ref":"#/definitions/test"}},"shard":{"description":"Set when this run is one shard of a sharded run (itest run --plan P --shard N).","type":"object","required":["index","total","attempt","plannedSeconds"],"properties":{"index":{"type":"integer","minimum":1,"maximum":64},"total":{"type":"integer","minimum":1,"maximum":64},"attempt":{"type":"integer","minimum":1,"description":"The CI job\'s run attempt (GITHUB_RUN_ATTEMPT)."},"plannedSeconds":{"type":"number","minimum":0},"planId":{"type":"string","description":"The id of the shard plan this shard ran (merges ignore other plans\' shards)."}}},"shards":{"description":"Set on a merged report (itest report --merge): every planned shard, missing ones included.","type":"array","maxItems":64,"items":{"type":"object","required":["index","attempt","status","tests","plannedSeconds"],"properties":{"index":{"type":"integer","minimum":1,"maximum":64},"attempt":{"type":"integer","minimum":0,"description":"0 when the shard left no results."},"status":{"enum":["ok","failed","missing"]},"tests":{"type":"array","items":{"type":"string"}},"plannedSeconds":{"type":"number","minimum":0},"wallSeconds":{"type":"number","minimum":0},"vmSeconds":{"type":"number","minimum":0},"source":{"type":"string"}}}},"mergeNotes":{"description":"What the merge found: errors (missing or duplicated shards) make summary.ok false; notices do not.","type":"array","items":{"type":"object","required":["level","message"],"properties":{"level":{"enum":["error","notice"]},"message":{"type":"string"}}}}},"definitions":{"status":{"enum":["pass","fail","skip","timeout","error"]},"files":{"type":"object","description":"Paths of a test\'s files. Readers accept file kinds they do not know (additive changes keep version 1).","additionalProperties":{"type":"string"},"properties":{"journal":{"type":"string"},"console":{"type":"string"}}},"test":{"type":"object","required":["name","unit","status","reason","exitStatus","expected","attempts","timings","files","outputTail","rerun"],"properties":{"name":{"type":"string","minLength":1},"unit":{"type":"string"},"status":{"$ref":"#/definitions/status"},"reason":{"type":"string","minLength":1},"exitStatus":{"type":["integer","null"],"description":"Guest exit status; 123 = unit succeeded; null = none arrived."},"expected":{"type":"object","required":["exitStatus","skipStatus","shouldFail"],"properties":{"exitStatus":{"type":"integer"},"skipStatus":{"type":"integer"},"shouldFail":{"type":"boolean"}}},"tags":{"type":"array","items":{"type":"string"}},"flaky":{"type":"boolean"},"attempts":{"type":"array","items":{"type":"object","required":["attempt","status","reason","machine","startedAt","durations","files"],"properties":{"attempt":{"type":"integer","minimum":1},"accel":{"enum":["kvm","tcg"],"description":"The accelerator this attempt\'s VM ran with."},"status":{"$ref":"#/definitions/status"},"reason":{"type":"string"},"guestStatus":{"type":["integer","null"]},"infra":{"type":"boolean"},"machine":{"type":"string"},"mkosiExit":{"type":["integer","null"]},"statusLine":{"description":"The test unit\'s last status line in the guest\'s last boot (context: PID 1\'s exit status is the verdict)","type":"string"},"boots":{"description":"Starts of the guest\'s manager: its first boot, then one per reboot or soft reboot","type":"integer","minimum":1},"softReboots":{"description":"Of the boots, soft reboots (the kernel kept its boot id)","type":"integer","minimum":0},"notifyExitStatus":{"description":"vsock-user: the EXIT_STATUS= PID 1 sent over the notify socket at its last stop (one sent before a reboot is no verdict)","type":"integer"},"startedAt":{"type":"string","format":"date-time"},"durations":{"type":"object","required":["vmSeconds","collectSeconds"],"properties":{"vmSeconds":{"type":"number"},"collectSeconds":{"type":"number"}}},"files":{"$ref":"#/definitions/files"}}}},"timings":{"type":"object","required":["queuedSeconds","vmSeconds","collectSeconds","totalSeconds"],"properties":{"queuedSeconds":{"type":"number","minimum":0},"vmSeconds":{"type":"number","minimum":0},"collectSeconds":{"type":"number","minimum":0},"totalSeconds":{"type":"number","minimum":0}}},"files":{"$ref":"#/definitions/files"},"outputTail":{"type":"array","items":{"type":"string"}},"rerun":{"type":"string"},"digest":{"$ref":"#/definitions/digest"},"artifact":{"type":"string","description":"The uploaded artifact holding this test\'s logs."},"repeats":{"type":"object","description":"Set by --repeat (input repeat): how each run of this test ended, in order. The rest of the test\'s result is its first failed run (else its last), so the test fails when any run failed. Each run\'s logs are in repeat-<n>/ of the output directory.","required":["runs","passed","statuses"],"properties":{"runs":{"type":"integer","minimum":1},"passed":{"type":"integer","minimum":0},"statuses":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/status"}}}}}},"dumpedTask":{"type":"object","required":["comm","pid","tgid","ppid","state","stack"],"properties":{"comm":{"type":"string"},"pid":{"type":"integer"},"tgid":{"type":"integer"},"ppid":{"type":"integer"},"state":{"type":"string"},"stack":{"type":"array","items":{"type":"string"}}}},"digest":{"type":"object","description":"What the test\'s journal and console say (bounded lists).","required":["entries","unitOutput","failedUnits","errors","coredumps","sanitizers","kernel","emergency","subtests","lastLines","notes"],"properties":{"entries":{"type":"integer","minimum":0},"unitOutput":{"type":"array","items":{"type":"string"}},"failedUnits":{"type":"array","items":{"type":"object","required":["unit","result"],"properties":{"unit":{"type":"string"},"result":{"type":"string"}}}},"errors":{"type":"array","items":{"type":"object","required":["unit","message"],"properties":{"unit":{"type":"string"},"message":{"type":"string"}}}},"coredumps":{"type":"array","items":{"type":"object","required":["pid","comm","signal","source"],"properties":{"pid":{"type":["integer","null"]},"comm":{"type":"string"},"signal":{"type":"string"},"exe":{"type":"string"},"unit":{"type":"string"},"source":{"enum":["coredump","crash-line"]}}}},"sanitizers":{"type":"array","items":{"type":"string"}},"kernel":{"type":"array","items":{"type":"string"}},"emergency":{"type":"boolean"},"subtests":{"type":"array","items":{"type":"object","required":["name","result","message"],"properties":{"name":{"type":"string"},"result":{"type":"string"},"message":{"type":"string"}}}},"lastLines":{"type":"array","items":{"type":"string"}},"unitLife":{"type":"object","description":"The test unit\'s last start job and its state at the journal\'s end, from systemd\'s job and unit messages.","required":["state"],"properties":{"startedAt":{"type":"number","description":"Seconds since boot."},"state":{"type":"string"},"since":{"type":"number","description":"Seconds since boot."}}},"taskDump":{"type":"object","description":"The journal\'s last SysRq-T task dump, cut down to the test unit\'s processes and tasks blocked in the kernel.","required":["kernelLines","tasks","unitTasks","unitTasksOmitted","blocked"],"properties":{"at":{"type":"number","description":"Seconds since boot."},"kernelLines":{"type":"integer","minimum":0},"tasks":{"type":"integer","minimum":0},"unitTasks":{"type":"array","items":{"$ref":"#/definitions/dumpedTask"}},"unitTasksOmitted":{"type":"integer","minimum":0},"blocked":{"type":"array","items":{"$ref":"#/definitions/dumpedTask"}}}},"boot":{"type":"object","properties":{"kernel":{"type":"number"},"initrd":{"type":"number"},"userspace":{"type":"number"}}},"notes":{"type":"array","items":{"type":"string"}}}}}}');
 ;// CONCATENATED MODULE: ./src/shard/load-results.ts
 /** Finds and reads the results.json files of downloaded shard artifacts (one directory per artifact). */
 
@@ -47199,6 +47371,7 @@ const RUN = [
     'output',
     'cacheDir',
     'cache',
+    'incremental',
     'imageDir',
     'shell',
     'durations',

@@ -26,6 +26,7 @@ export const RUN: readonly SettingKey[] = [
   'output',
   'cacheDir',
   'cache',
+  'incremental',
   'imageDir',
   'shell',
   'durations',

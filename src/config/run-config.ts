@@ -57,6 +57,8 @@ export interface RunConfig {
   repeat?: number;
   /** Keep the VM of the (single) selected test up on this terminal after the test ends. */
   shell?: boolean;
+  /** --incremental: build from the base state on a miss (src/image/base-store.ts). */
+  incremental?: boolean;
   /** Known durations (seconds by test name) from an earlier run: the pool starts the longest first. */
   durations?: Durations;
   /** This run is one shard of a sharded run (recorded in results.json for the merge). */
@@ -312,6 +314,7 @@ export function buildRunConfig(given: RawSettings, ctx: BuildContext): RunConfig
   const imageDir = str('imageDir');
   if (imageDir) cfg.imageDir = resolve(cwd, imageDir);
   if (str('shell') !== undefined && bool('shell')) cfg.shell = true;
+  if (str('incremental') !== undefined && bool('incremental')) cfg.incremental = true;
   const expectedKey = str('expectedKey');
   if (expectedKey) cfg.expectedKey = expectedKey;
   applyShard(cfg, read, ctx);

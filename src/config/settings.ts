@@ -131,6 +131,12 @@ export const SETTINGS = {
     doc: 'build the image into the output directory and do not cache it',
     default: 'true',
   },
+  incremental: {
+    flag: '--incremental',
+    doc:
+      'on an image key miss, build incrementally from the state kept under the base key (mkosi Incremental=, ' +
+      'its package cache and build directory, in <cache-dir>/base; see itest hash --explain)',
+  },
   imageDir: {
     flag: '--image-dir',
     value: '<dir>',

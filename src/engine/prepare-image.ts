@@ -3,9 +3,11 @@
  * and all that the action's prepare mode does.
  */
 import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { RunConfig } from '../config/run-config.ts';
 import { probeHost, type HostInfo } from '../host/probe.ts';
 import { decideHost, type HostRequest, type HostSetup } from '../host/decide.ts';
+import { LocalBaseStore } from '../image/base-store.ts';
 import { ensureImage } from '../image/ensure-image.ts';
 import type { ImageCache } from '../image/image-cache.ts';
 import { LocalImageCache } from '../image/local-cache.ts';
@@ -14,6 +16,7 @@ import { renderHost } from '../results/terminal.ts';
 import { OutputLayout } from '../run/output-layout.ts';
 import type { VmGate } from '../run/host-slots.ts';
 import { ExitCode, UserError } from '../util/errors.ts';
+import { humanBytes } from '../util/size.ts';
 import { runImageKey } from './image-key.ts';
 import type { Ui } from './ui.ts';
 
@@ -65,7 +68,7 @@ export async function prepareImage(
   await mkdir(layout.dir, { recursive: true });
   const mkosiVersion = host.mkosi.version!;
 
-  const { key } = await runImageKey(cfg, mkosiVersion, host.arch);
+  const { key, base: baseKey } = await runImageKey(cfg, mkosiVersion, host.arch);
   if (cfg.expectedKey && cfg.expectedKey !== key)
     throw new UserError(
       `image key mismatch: this job computed ${key}, the prepare job ${cfg.expectedKey}. ` +
@@ -91,6 +94,15 @@ export async function prepareImage(
       env: cfg.env,
       restoreOnly: cfg.imagePolicy === 'restore-only',
       ...(signal ? { signal } : {}),
+      ...(cfg.incremental && cfg.useCache
+        ? {
+            base: {
+              store: new LocalBaseStore(join(cfg.cacheDir, 'base')),
+              key: baseKey.key,
+              prefix: baseKey.restorePrefix,
+            },
+          }
+        : {}),
       onBuildStart: (argv) => {
         ui.info(`image: cache miss for ${key}; building: ${argv.join(' ')} (log: ${buildLog})`);
         ui.buildStart?.(argv, buildLog);
@@ -108,7 +120,9 @@ export async function prepareImage(
       restoreSeconds: got.restoreSeconds,
       ...(got.buildSeconds !== undefined ? { buildSeconds: got.buildSeconds } : {}),
       ...(got.saveSeconds !== undefined ? { saveSeconds: got.saveSeconds } : {}),
+      ...(got.base ? { base: got.base } : {}),
     };
+    if (got.base) ui.info(describeBase(got.base));
     ui.info(
       got.cache === 'hit'
         ? `image: cache hit for ${key} (${got.restoreSeconds} s)`
@@ -117,6 +131,22 @@ export async function prepareImage(
   }
 
   return { host, hostSetup, mkosiVersion, image };
+}
+
+/** What the incremental build started from and kept, for the run's log. Pure. */
+export function describeBase(b: NonNullable<Environment['image']['base']>): string {
+  const from =
+    b.match === 'exact'
+      ? `its base state ${b.key} (${humanBytes(b.restoredBytes)})`
+      : b.match === 'near'
+        ? `the near base state ${b.from} (${humanBytes(b.restoredBytes)}), now ${b.key}`
+        : `no base state (a fresh ${b.key})`;
+  return (
+    `image: built incrementally from ${from}` +
+    (b.retriedFromScratch ? '; that build failed and the one from scratch was used' : '') +
+    (b.savedBytes !== undefined ? `; base state kept (${humanBytes(b.savedBytes)})` : '') +
+    (b.pruned?.length ? `; pruned ${b.pruned.join(', ')}` : '')
+  );
 }
 
 /** --no-cache: build into the output directory every time and keep nothing. */

@@ -5,6 +5,7 @@
 import { closeSync, writeSync } from 'node:fs';
 import { followLines, lastLines, openBuildLog } from './build-log.ts';
 import type { ImageCache } from './image-cache.ts';
+import { incrementalArgs, type BaseState, type LocalBaseStore } from './base-store.ts';
 import { killTree, startDetached } from '../util/process.ts';
 import { ExitCode, UserError } from '../util/errors.ts';
 import { seconds } from '../util/size.ts';
@@ -57,10 +58,29 @@ export interface ImageOutcome {
   restoreSeconds: number;
   buildSeconds?: number;
   saveSeconds?: number;
+  /** --incremental: the base state the build started from and what was kept of it. */
+  base?: BaseOutcome;
 }
 
-export function buildArgv(mkosi: string[], configDir: string, outputDir: string): string[] {
-  return [...mkosi, '--directory', configDir, '--output-dir', outputDir, '--force', 'build'];
+export interface BaseOutcome {
+  key: string;
+  match: BaseState['match'];
+  from?: string;
+  restoredBytes: number;
+  savedBytes?: number;
+  /** The incremental build failed and the one from scratch was tried. */
+  retriedFromScratch?: boolean;
+  pruned?: string[];
+}
+
+/** `extra` goes before the verb: mkosi's incremental arguments (base-store.ts). */
+export function buildArgv(
+  mkosi: string[],
+  configDir: string,
+  outputDir: string,
+  extra: string[] = [],
+): string[] {
+  return [...mkosi, '--directory', configDir, '--output-dir', outputDir, '--force', ...extra, 'build'];
 }
 
 /** Runs the build into the log at `fd`. A cancel stops it and everything it started (bwrap leaves the group). */
@@ -106,6 +126,8 @@ type EnsureParams = {
   signal?: AbortSignal;
   /** Another process is building this image (its token): this one waits for it instead of building. */
   onBuildWait?: (holder: string) => void;
+  /** --incremental: build from the base state kept under this key (and keep it after a good build). */
+  base?: { store: LocalBaseStore; key: string; prefix: string };
 };
 
 export async function ensureImage(p: EnsureParams): Promise<ImageOutcome> {
@@ -153,18 +175,20 @@ export async function ensureImage(p: EnsureParams): Promise<ImageOutcome> {
   }
 }
 
-/** A miss: build into the cache's scratch, then save. */
+/** A miss: build into the cache's scratch (incrementally when asked, once more from scratch if that fails), then save. */
 async function buildAndSave(
   p: EnsureParams,
   missDetail: string,
   restoreSeconds: number,
 ): Promise<ImageOutcome> {
   const dir = await p.cache.buildDir(p.key);
-  const argv = buildArgv(p.mkosi, p.configDir, dir);
+  const state = p.base ? await p.base.store.restore(p.base.key, p.base.prefix) : undefined;
+  const argv = buildArgv(p.mkosi, p.configDir, dir, state ? incrementalArgs(state.dir) : []);
   p.onBuildStart?.(argv);
   const t1 = performance.now();
   let ok = false;
   let buildSeconds: number | undefined;
+  let retried = false;
   const fd = await openBuildLog(p.buildLog).catch((e: Error) => {
     p.onBuildEnd?.(false, 0);
     throw e;
@@ -174,6 +198,18 @@ async function buildAndSave(
     let ran: { code: number | null; cancelled: boolean };
     try {
       ran = await build(argv, fd, p.env, p.signal);
+      // A restored state that breaks the build must not break the run: once more, from nothing.
+      if (ran.code !== 0 && !ran.cancelled && !p.signal?.aborted && state && state.match !== 'fresh') {
+        retried = true;
+        note(
+          fd,
+          `\nitest: the incremental build failed (mkosi exit ${ran.code ?? 'signal'}) from the ${state.match} base state ` +
+            `${state.from ?? p.base!.key}; retrying once from scratch (that state is discarded)\n`,
+        );
+        p.onBuildLine?.('itest: the incremental build failed; retrying once from scratch');
+        await p.base!.store.wipe(state.dir);
+        ran = await build(argv, fd, p.env, p.signal);
+      }
     } finally {
       await follower?.stop();
     }
@@ -181,15 +217,7 @@ async function buildAndSave(
     // Also when mkosi exited 0 on its SIGTERM, or the cancel came between its exit and here.
     if (ran.cancelled || p.signal?.aborted) {
       await p.cache.discard?.(dir);
-      // Through the descriptor the log was created with: after mkosi's last byte, never through the path.
-      try {
-        writeSync(
-          fd,
-          `\nitest: build cancelled${why(p.signal)} after ${buildSeconds} s; nothing was saved\n`,
-        );
-      } catch {
-        // A full disk: the error below says it all.
-      }
+      note(fd, `\nitest: build cancelled${why(p.signal)} after ${buildSeconds} s; nothing was saved\n`);
       throw new ImageCancelled(
         `image build cancelled${why(p.signal)} after ${buildSeconds} s: its processes were stopped and nothing was saved; the build log stays in ${p.buildLog}`,
       );
@@ -205,6 +233,7 @@ async function buildAndSave(
   }
   const t2 = performance.now();
   const saved = await p.cache.save(p.key, dir);
+  const kept = p.base ? await p.base.store.save(p.base.key) : undefined;
   return {
     dir: saved,
     cache: 'miss',
@@ -212,5 +241,26 @@ async function buildAndSave(
     restoreSeconds,
     buildSeconds,
     saveSeconds: seconds(performance.now() - t2),
+    ...(state && p.base
+      ? {
+          base: {
+            key: p.base.key,
+            match: state.match,
+            ...(state.from ? { from: state.from } : {}),
+            restoredBytes: state.bytes,
+            ...(kept ? { savedBytes: kept.bytes, pruned: kept.pruned } : {}),
+            ...(retried ? { retriedFromScratch: true } : {}),
+          },
+        }
+      : {}),
   };
+}
+
+/** A line of itest's own in the build log, through the descriptor it was created with (after mkosi's bytes). */
+function note(fd: number, text: string): void {
+  try {
+    writeSync(fd, text);
+  } catch {
+    // A full disk: the error that follows says it all.
+  }
 }

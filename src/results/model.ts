@@ -143,6 +143,16 @@ export interface Environment {
     restoreSeconds?: number;
     buildSeconds?: number;
     saveSeconds?: number;
+    /** --incremental: the base state the build started from and what was kept of it. */
+    base?: {
+      key: string;
+      match: 'exact' | 'near' | 'fresh';
+      from?: string;
+      restoredBytes: number;
+      savedBytes?: number;
+      retriedFromScratch?: boolean;
+      pruned?: string[];
+    };
   };
 }
 

@@ -1,0 +1,114 @@
+/**
+ * The second-level cache, on the local disk: mkosi's incremental state kept under the base key
+ * (base-key.ts), one directory per key under `<cache-dir>/base/`, each with mkosi's cache directory
+ * (Incremental='s cached trees), its package cache and its build directory. On an exact miss the most
+ * recently used state of the same prefix (architecture and mkosi version) is taken over: a near match
+ * still holds most packages, and mkosi checks its cached trees against the config before it uses them.
+ * Bounded: the two most recent states per prefix, and none above `maxBytes` in all.
+ */
+import { mkdir, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export interface BaseState {
+  /** The state's directory; `cache`, `packages` and `build` below it exist. */
+  dir: string;
+  /** `exact`, `near` (taken over from `from`) or `fresh` (nothing to start from). */
+  match: 'exact' | 'near' | 'fresh';
+  from?: string;
+  bytes: number;
+}
+
+/** The mkosi arguments that build incrementally from a state (spellings mkosi 24 to 27 all take). Pure. */
+export function incrementalArgs(dir: string): string[] {
+  return [
+    '--incremental=yes',
+    `--cache-dir=${join(dir, 'cache')}`,
+    `--package-cache-dir=${join(dir, 'packages')}`,
+    `--build-dir=${join(dir, 'build')}`,
+  ];
+}
+
+/** Bytes under a directory (not following symlinks). */
+export async function treeBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) total += await treeBytes(p);
+    else total += (await stat(p).catch(() => undefined))?.size ?? 0;
+  }
+  return total;
+}
+
+const SUBDIRS = ['cache', 'packages', 'build'];
+
+export class LocalBaseStore {
+  readonly backend = 'local';
+  constructor(
+    readonly root: string,
+    readonly keepPerPrefix = 2,
+    readonly maxBytes = 20 * 1024 ** 3,
+  ) {}
+
+  private async fill(dir: string): Promise<void> {
+    for (const s of SUBDIRS) await mkdir(join(dir, s), { recursive: true });
+  }
+
+  /** The state for key: its own, else the newest of the same prefix taken over, else a fresh one. */
+  async restore(key: string, prefix: string): Promise<BaseState> {
+    await mkdir(this.root, { recursive: true });
+    const dir = join(this.root, key);
+    if (await stat(dir).catch(() => undefined)) {
+      await this.fill(dir);
+      return { dir, match: 'exact', bytes: await treeBytes(dir) };
+    }
+    const near = (await this.aged()).filter((a) => a.key.startsWith(prefix))[0];
+    if (near) {
+      // A rename, not a copy: the older base is superseded, and its packages may be gigabytes.
+      await rename(join(this.root, near.key), dir);
+      await this.fill(dir);
+      return { dir, match: 'near', from: near.key, bytes: await treeBytes(dir) };
+    }
+    await this.fill(dir);
+    return { dir, match: 'fresh', bytes: 0 };
+  }
+
+  /** Empties a state (a failed incremental build starts again from scratch). */
+  async wipe(dir: string): Promise<void> {
+    await rm(dir, { recursive: true, force: true });
+    await this.fill(dir);
+  }
+
+  /** After a good build: the state is the newest, and the oldest beyond the bounds go. */
+  async save(key: string): Promise<{ bytes: number; pruned: string[] }> {
+    const dir = join(this.root, key);
+    const now = new Date();
+    await utimes(dir, now, now);
+    const pruned: string[] = [];
+    const aged = await this.aged();
+    const prefixOf = (k: string) => k.replace(/[0-9a-f]{32}$/, '');
+    const seen = new Map<string, number>();
+    let total = 0;
+    for (const a of aged) {
+      const n = (seen.get(prefixOf(a.key)) ?? 0) + 1;
+      seen.set(prefixOf(a.key), n);
+      const bytes = await treeBytes(join(this.root, a.key));
+      if (a.key !== key && (n > this.keepPerPrefix || total + bytes > this.maxBytes)) {
+        await rm(join(this.root, a.key), { recursive: true, force: true });
+        pruned.push(a.key);
+      } else total += bytes;
+    }
+    return { bytes: await treeBytes(dir), pruned };
+  }
+
+  /** The states, newest first. */
+  private async aged(): Promise<{ key: string; t: number }[]> {
+    const keys = await readdir(this.root).catch(() => [] as string[]);
+    const aged = await Promise.all(
+      keys.map(async (key) => ({
+        key,
+        t: (await stat(join(this.root, key)).catch(() => undefined))?.mtimeMs ?? 0,
+      })),
+    );
+    return aged.sort((a, b) => b.t - a.t);
+  }
+}
