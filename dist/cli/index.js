@@ -43404,6 +43404,8 @@ function resultNotRun(spec, reason, rerun = '') {
  * stop. Pure.
  */
 const REBOOTS = new Set(['reboot', 'soft-reboot', 'kexec']);
+/** A shutdown verb after which the guest boots again (systemd-shutdown's, X_SYSTEMD_SHUTDOWN='s). Pure. */
+const isReboot = (verb) => REBOOTS.has(verb);
 function fields(line) {
     return Object.fromEntries(line
         .trim()
@@ -43437,6 +43439,12 @@ function managerStop(f) {
         ...(code !== undefined && /^\d+$/.test(code) ? { exitCode: Number(code) } : {}),
     };
 }
+/** What one boot said is history once the next begins. */
+function forgetBoot(out) {
+    out.emergency = false;
+    delete out.unit;
+    delete out.unitLine;
+}
 function readStatusChannel(lines) {
     const out = { boots: 0, softReboots: 0, emergency: false };
     let lastBootId;
@@ -43453,9 +43461,7 @@ function readStatusChannel(lines) {
             lastBootId = f.ITEST_BOOT;
             // A new boot: what the one before said is history.
             stop = undefined;
-            out.emergency = false;
-            delete out.unit;
-            delete out.unitLine;
+            forgetBoot(out);
             continue;
         }
         if (f.ITEST_SHUTDOWN !== undefined) {
@@ -43466,11 +43472,9 @@ function readStatusChannel(lines) {
         if (!parsed)
             continue;
         // A line after a reboot's stop belongs to the next boot, even before that boot's report ran.
-        if (stop && REBOOTS.has(stop.shutdown)) {
+        if (stop && isReboot(stop.shutdown)) {
             stop = undefined;
-            out.emergency = false;
-            delete out.unit;
-            delete out.unitLine;
+            forgetBoot(out);
         }
         if (parsed.emergency)
             out.emergency = true;
@@ -43479,11 +43483,10 @@ function readStatusChannel(lines) {
             out.unitLine = line;
         }
     }
-    if (stop && REBOOTS.has(stop.shutdown)) {
+    if (stop && isReboot(stop.shutdown)) {
         // The unit's line was the boot's that ended in this reboot: no verdict of the VM's end.
         out.endedRebooting = stop;
-        delete out.unit;
-        delete out.unitLine;
+        forgetBoot(out);
     }
     else if (stop)
         out.final = stop;
@@ -45165,7 +45168,7 @@ async function bootVm(o) {
 
 
 
-const user_vsock_REBOOTS = new Set(['reboot', 'soft-reboot', 'kexec']);
+
 /** The `KEY=VALUE` lines of one sd_notify message. Pure. */
 function notifyFields(message) {
     const out = {};
@@ -45185,7 +45188,7 @@ function recordNotify(log, message) {
     const f = notifyFields(text);
     if (f.X_SYSTEMD_SHUTDOWN)
         log.shutdown = f.X_SYSTEMD_SHUTDOWN;
-    if (f.X_SYSTEMD_SHUTDOWN && user_vsock_REBOOTS.has(f.X_SYSTEMD_SHUTDOWN))
+    if (f.X_SYSTEMD_SHUTDOWN && isReboot(f.X_SYSTEMD_SHUTDOWN))
         delete log.exitStatus;
     else if (f.EXIT_STATUS !== undefined && /^\d+$/.test(f.EXIT_STATUS))
         log.exitStatus = Number(f.EXIT_STATUS);

@@ -38,6 +38,9 @@ export interface StatusChannel {
 
 const REBOOTS = new Set(['reboot', 'soft-reboot', 'kexec']);
 
+/** A shutdown verb after which the guest boots again (systemd-shutdown's, X_SYSTEMD_SHUTDOWN='s). Pure. */
+export const isReboot = (verb: string): boolean => REBOOTS.has(verb);
+
 function fields(line: string): Record<string, string> {
   return Object.fromEntries(
     line
@@ -71,6 +74,13 @@ function managerStop(f: Record<string, string>): ManagerStop {
   };
 }
 
+/** What one boot said is history once the next begins. */
+function forgetBoot(out: StatusChannel): void {
+  out.emergency = false;
+  delete out.unit;
+  delete out.unitLine;
+}
+
 export function readStatusChannel(lines: readonly string[]): StatusChannel {
   const out: StatusChannel = { boots: 0, softReboots: 0, emergency: false };
   let lastBootId: string | undefined;
@@ -85,9 +95,7 @@ export function readStatusChannel(lines: readonly string[]): StatusChannel {
       lastBootId = f.ITEST_BOOT;
       // A new boot: what the one before said is history.
       stop = undefined;
-      out.emergency = false;
-      delete out.unit;
-      delete out.unitLine;
+      forgetBoot(out);
       continue;
     }
     if (f.ITEST_SHUTDOWN !== undefined) {
@@ -97,11 +105,9 @@ export function readStatusChannel(lines: readonly string[]): StatusChannel {
     const parsed = parseStatusLine(line);
     if (!parsed) continue;
     // A line after a reboot's stop belongs to the next boot, even before that boot's report ran.
-    if (stop && REBOOTS.has(stop.shutdown)) {
+    if (stop && isReboot(stop.shutdown)) {
       stop = undefined;
-      out.emergency = false;
-      delete out.unit;
-      delete out.unitLine;
+      forgetBoot(out);
     }
     if (parsed.emergency) out.emergency = true;
     if (parsed.serviceResult) {
@@ -109,11 +115,10 @@ export function readStatusChannel(lines: readonly string[]): StatusChannel {
       out.unitLine = line;
     }
   }
-  if (stop && REBOOTS.has(stop.shutdown)) {
+  if (stop && isReboot(stop.shutdown)) {
     // The unit's line was the boot's that ended in this reboot: no verdict of the VM's end.
     out.endedRebooting = stop;
-    delete out.unit;
-    delete out.unitLine;
+    forgetBoot(out);
   } else if (stop) out.final = stop;
   return out;
 }

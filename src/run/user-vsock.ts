@@ -8,6 +8,7 @@ import type { ChildProcess } from 'node:child_process';
 import { access, mkdir, rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { killTree, startDetached } from '../util/process.ts';
+import { isReboot } from '../results/status-channel.ts';
 import { userVsockPaths, vhostDeviceArgv, type UserVsockPaths } from '../qemu/user-vsock.ts';
 
 /** What PID 1 told the host over the notify socket. */
@@ -23,8 +24,6 @@ export interface NotifyLog {
   /** The shutdown PID 1 announced last (X_SYSTEMD_SHUTDOWN=: reboot, poweroff, ...). */
   shutdown?: string;
 }
-
-const REBOOTS = new Set(['reboot', 'soft-reboot', 'kexec']);
 
 /** The `KEY=VALUE` lines of one sd_notify message. Pure. */
 export function notifyFields(message: string): Record<string, string> {
@@ -43,7 +42,7 @@ export function recordNotify(log: NotifyLog, message: string): void {
   log.messages.push(text);
   const f = notifyFields(text);
   if (f.X_SYSTEMD_SHUTDOWN) log.shutdown = f.X_SYSTEMD_SHUTDOWN;
-  if (f.X_SYSTEMD_SHUTDOWN && REBOOTS.has(f.X_SYSTEMD_SHUTDOWN)) delete log.exitStatus;
+  if (f.X_SYSTEMD_SHUTDOWN && isReboot(f.X_SYSTEMD_SHUTDOWN)) delete log.exitStatus;
   else if (f.EXIT_STATUS !== undefined && /^\d+$/.test(f.EXIT_STATUS)) log.exitStatus = Number(f.EXIT_STATUS);
 }
 
