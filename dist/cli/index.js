@@ -31505,6 +31505,199 @@ function mergeRepeats(rounds) {
 
 ;// CONCATENATED MODULE: external "node:crypto"
 const external_node_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
+;// CONCATENATED MODULE: ./src/util/proc-stat.ts
+/**
+ * A process's state and start time from /proc/<pid>/stat: the start time (clock ticks from boot to the
+ * process's start, field 22) tells a process apart from a later one that reuses its PID. Linux only.
+ */
+
+/** pid's state and start time; undefined once it is gone (or /proc cannot tell). */
+async function procStat(pid) {
+    const stat = await (0,promises_namespaceObject.readFile)(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    // The fields after the parenthesised command name (which may hold spaces) start at field 3, the state.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const start = Number(fields[19]);
+    return stat && fields[0] && Number.isFinite(start) ? { state: fields[0], start } : undefined;
+}
+/** pid's start time, zombies included; undefined once it is gone. */
+async function procStart(pid) {
+    return (await procStat(pid))?.start;
+}
+
+;// CONCATENATED MODULE: ./src/image/live-process.ts
+/**
+ * A process named so that the name stays true across PID reuse: `<pid>-<start>-<boot>`, with its start
+ * time (clock ticks after boot, /proc/<pid>/stat field 22) and the first 8 hex digits of the boot id. The
+ * local image cache puts these tokens into file names, so that whether their maker still runs is known
+ * from the name alone, whatever happened to it (SIGKILL, power loss). Linux only: where /proc cannot
+ * tell, every process counts as alive, so nothing in use is ever deleted on a guess.
+ */
+
+
+const TOKEN = /^(\d+)-(\d+)-([0-9a-f]{8})$/;
+async function bootId() {
+    const id = (await (0,promises_namespaceObject.readFile)('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => '')).trim();
+    return id ? id.replace(/-/g, '').slice(0, 8) : undefined;
+}
+/** The start time of pid, or undefined when it is gone or a zombie (it only waits for its reaper). */
+async function startTime(pid) {
+    const s = await procStat(pid);
+    return s && s.state !== 'Z' ? String(s.start) : undefined;
+}
+let live_process_self;
+/** This process's token. */
+function selfToken() {
+    live_process_self ??= (async () => `${process.pid}-${(await startTime('self')) ?? '0'}-${(await bootId()) ?? '00000000'}`)();
+    return live_process_self;
+}
+function parseToken(token) {
+    const m = TOKEN.exec(token);
+    return m ? { pid: Number(m[1]), start: m[2], boot: m[3] } : undefined;
+}
+/** Whether the process a token names still runs (a token that does not parse names nobody). */
+async function isAlive(token) {
+    const id = parseToken(token);
+    if (!id)
+        return false;
+    const boot = await bootId();
+    if (!boot || (await startTime('self')) === undefined)
+        return true;
+    if (id.boot !== boot)
+        return false;
+    return (await startTime(id.pid)) === id.start;
+}
+
+;// CONCATENATED MODULE: ./src/image/token-lock.ts
+/**
+ * A file that one live process holds: its content is the holder's token (live-process.ts), so whether the
+ * holder still runs is known from the file alone, whatever ended it (SIGKILL included). The image cache's
+ * build lock and the host's VM slots are such files.
+ *
+ * Taking is exclusive: the token is written to a file of this process first, then hard-linked to the
+ * lock's name (link(2) fails on an existing name), so nobody ever sees a lock without its holder. Breaking
+ * a dead holder's lock renames it aside first and checks what it moved: should a live process have taken
+ * the name in between (two breakers of one dead lock), its file goes back. The one race left (a third
+ * process taking the name in the instant before it goes back) needs a dead holder and three processes
+ * within microseconds; it costs one VM over the budget, never a lost image.
+ */
+
+
+
+const code = (e) => e.code ?? '';
+/** Takes the lock at path for this process; false when another holds it. */
+async function takeLock(path) {
+    const me = await selfToken();
+    const mine = `${path}.${me}.${(0,external_node_crypto_namespaceObject.randomBytes)(4).toString('hex')}`;
+    await (0,promises_namespaceObject.writeFile)(mine, me, { flag: 'wx' });
+    try {
+        await (0,promises_namespaceObject.link)(mine, path);
+        return true;
+    }
+    catch (e) {
+        if (code(e) === 'EEXIST')
+            return false;
+        throw e;
+    }
+    finally {
+        await (0,promises_namespaceObject.rm)(mine, { force: true });
+    }
+}
+/** The token of the lock's holder; undefined when nobody holds it. */
+async function lockHolder(path) {
+    return (0,promises_namespaceObject.readFile)(path, 'utf8').then((t) => t.trim(), () => undefined);
+}
+/**
+ * Removes the lock when its holder is gone; true when the lock is free now (broken, or released
+ * meanwhile), false while a live process holds it.
+ */
+async function breakIfDead(path) {
+    const holder = await lockHolder(path);
+    if (holder === undefined)
+        return true;
+    if (holder === (await selfToken()) || (await isAlive(holder)))
+        return false;
+    const aside = `${path}.dead-${(0,external_node_crypto_namespaceObject.randomBytes)(4).toString('hex')}`;
+    try {
+        await (0,promises_namespaceObject.rename)(path, aside);
+    }
+    catch (e) {
+        if (code(e) === 'ENOENT')
+            return true;
+        throw e;
+    }
+    if ((await lockHolder(aside)) !== holder) {
+        // A live process took the name after we read it: its lock goes back (unless the name is taken again).
+        await (0,promises_namespaceObject.link)(aside, path).catch(() => { });
+        await (0,promises_namespaceObject.rm)(aside, { force: true });
+        return false;
+    }
+    await (0,promises_namespaceObject.rm)(aside, { force: true });
+    return true;
+}
+/** Releases the lock if this process holds it (never someone else's). */
+async function releaseLock(path) {
+    if ((await lockHolder(path)) === (await selfToken()))
+        await (0,promises_namespaceObject.rm)(path, { force: true });
+}
+/** Sleeps ms, or rejects with the signal's reason when it aborts first. */
+function pause(ms, signal) {
+    return new Promise((resolve, reject) => {
+        if (signal?.aborted)
+            return reject(signal.reason);
+        const timer = setTimeout(() => {
+            signal?.removeEventListener('abort', onAbort);
+            resolve();
+        }, ms);
+        const onAbort = () => {
+            clearTimeout(timer);
+            reject(signal.reason);
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+    });
+}
+
+;// CONCATENATED MODULE: ./src/run/host-slots.ts
+/**
+ * The host's VM budget shared by separate itest processes (`meson test -j N` starts one per test): a
+ * directory of numbered slot files, `<dir>/<i>` for i below the budget, each a token lock
+ * (image/token-lock.ts) held by the process whose VM runs in it. A process takes a free slot before it
+ * boots and frees it when the VM has ended; a slot whose holder died (SIGKILL) is free again. The budget is
+ * what the pool allows on this host (host/decide.ts computeSlots, --jobs when given), so that N processes
+ * never run more VMs at once than one `itest run` would.
+ */
+
+
+
+function hostSlots(dir, o = {}) {
+    return async (budget, signal) => {
+        await (0,promises_namespaceObject.mkdir)(dir, { recursive: true });
+        let told = false;
+        for (;;) {
+            for (let i = 0; i < Math.max(1, budget); i++) {
+                const slot = (0,external_node_path_.join)(dir, String(i));
+                if ((await takeLock(slot)) || ((await breakFree(slot)) && (await takeLock(slot))))
+                    return () => releaseLock(slot);
+            }
+            if (!told) {
+                told = true;
+                o.onWait?.(budget);
+            }
+            await pause(o.pollMs ?? 250, signal);
+        }
+    };
+}
+/**
+ * A dead holder's slot freed, when this process may: in a directory several users share (sticky, as
+ * /tmp), another user's dead slot cannot be renamed away, and it stays taken until a process of that user (or root) frees it.
+ */
+async function breakFree(slot) {
+    return breakIfDead(slot).catch((e) => {
+        if (e.code === 'EPERM' || e.code === 'EACCES')
+            return false;
+        throw e;
+    });
+}
+
 ;// CONCATENATED MODULE: ./src/util/sanitize.ts
 
 /**
@@ -31728,6 +31921,13 @@ const SETTINGS = {
         input: 'jobs',
         doc: 'VMs at once (default: from CPUs and memory)',
         bounds: { min: 1, max: 256, integer: true },
+    },
+    vmSlots: {
+        flag: '--vm-slots',
+        value: '<dir>',
+        doc: "share the host's VM budget with other itest processes through the slot files in this directory: " +
+            'together they never run more VMs at once than one run would (default: $ITEST_VM_SLOTS; unset, a run ' +
+            'counts only its own VMs; itest test always shares <cache-dir>/slots)',
     },
     timeout: {
         flag: '--timeout',
@@ -36595,6 +36795,9 @@ function buildRunConfig(given, ctx) {
         cfg.shell = true;
     if (str('incremental') !== undefined && bool('incremental'))
         cfg.incremental = true;
+    const vmSlots = str('vmSlots') ?? ctx.env.ITEST_VM_SLOTS;
+    if (vmSlots)
+        cfg.vmSlots = (0,external_node_path_.resolve)(cwd, vmSlots);
     const expectedKey = str('expectedKey');
     if (expectedKey)
         cfg.expectedKey = expectedKey;
@@ -37915,157 +38118,6 @@ function note(fd, text) {
     catch {
         // A full disk: the error that follows says it all.
     }
-}
-
-;// CONCATENATED MODULE: ./src/util/proc-stat.ts
-/**
- * A process's state and start time from /proc/<pid>/stat: the start time (clock ticks from boot to the
- * process's start, field 22) tells a process apart from a later one that reuses its PID. Linux only.
- */
-
-/** pid's state and start time; undefined once it is gone (or /proc cannot tell). */
-async function procStat(pid) {
-    const stat = await (0,promises_namespaceObject.readFile)(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-    // The fields after the parenthesised command name (which may hold spaces) start at field 3, the state.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const start = Number(fields[19]);
-    return stat && fields[0] && Number.isFinite(start) ? { state: fields[0], start } : undefined;
-}
-/** pid's start time, zombies included; undefined once it is gone. */
-async function procStart(pid) {
-    return (await procStat(pid))?.start;
-}
-
-;// CONCATENATED MODULE: ./src/image/live-process.ts
-/**
- * A process named so that the name stays true across PID reuse: `<pid>-<start>-<boot>`, with its start
- * time (clock ticks after boot, /proc/<pid>/stat field 22) and the first 8 hex digits of the boot id. The
- * local image cache puts these tokens into file names, so that whether their maker still runs is known
- * from the name alone, whatever happened to it (SIGKILL, power loss). Linux only: where /proc cannot
- * tell, every process counts as alive, so nothing in use is ever deleted on a guess.
- */
-
-
-const TOKEN = /^(\d+)-(\d+)-([0-9a-f]{8})$/;
-async function bootId() {
-    const id = (await (0,promises_namespaceObject.readFile)('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => '')).trim();
-    return id ? id.replace(/-/g, '').slice(0, 8) : undefined;
-}
-/** The start time of pid, or undefined when it is gone or a zombie (it only waits for its reaper). */
-async function startTime(pid) {
-    const s = await procStat(pid);
-    return s && s.state !== 'Z' ? String(s.start) : undefined;
-}
-let live_process_self;
-/** This process's token. */
-function selfToken() {
-    live_process_self ??= (async () => `${process.pid}-${(await startTime('self')) ?? '0'}-${(await bootId()) ?? '00000000'}`)();
-    return live_process_self;
-}
-function parseToken(token) {
-    const m = TOKEN.exec(token);
-    return m ? { pid: Number(m[1]), start: m[2], boot: m[3] } : undefined;
-}
-/** Whether the process a token names still runs (a token that does not parse names nobody). */
-async function isAlive(token) {
-    const id = parseToken(token);
-    if (!id)
-        return false;
-    const boot = await bootId();
-    if (!boot || (await startTime('self')) === undefined)
-        return true;
-    if (id.boot !== boot)
-        return false;
-    return (await startTime(id.pid)) === id.start;
-}
-
-;// CONCATENATED MODULE: ./src/image/token-lock.ts
-/**
- * A file that one live process holds: its content is the holder's token (live-process.ts), so whether the
- * holder still runs is known from the file alone, whatever ended it (SIGKILL included). The image cache's
- * build lock and the host's VM slots are such files.
- *
- * Taking is exclusive: the token is written to a file of this process first, then hard-linked to the
- * lock's name (link(2) fails on an existing name), so nobody ever sees a lock without its holder. Breaking
- * a dead holder's lock renames it aside first and checks what it moved: should a live process have taken
- * the name in between (two breakers of one dead lock), its file goes back. The one race left (a third
- * process taking the name in the instant before it goes back) needs a dead holder and three processes
- * within microseconds; it costs one VM over the budget, never a lost image.
- */
-
-
-
-const code = (e) => e.code ?? '';
-/** Takes the lock at path for this process; false when another holds it. */
-async function takeLock(path) {
-    const me = await selfToken();
-    const mine = `${path}.${me}.${(0,external_node_crypto_namespaceObject.randomBytes)(4).toString('hex')}`;
-    await (0,promises_namespaceObject.writeFile)(mine, me, { flag: 'wx' });
-    try {
-        await (0,promises_namespaceObject.link)(mine, path);
-        return true;
-    }
-    catch (e) {
-        if (code(e) === 'EEXIST')
-            return false;
-        throw e;
-    }
-    finally {
-        await (0,promises_namespaceObject.rm)(mine, { force: true });
-    }
-}
-/** The token of the lock's holder; undefined when nobody holds it. */
-async function lockHolder(path) {
-    return (0,promises_namespaceObject.readFile)(path, 'utf8').then((t) => t.trim(), () => undefined);
-}
-/**
- * Removes the lock when its holder is gone; true when the lock is free now (broken, or released
- * meanwhile), false while a live process holds it.
- */
-async function breakIfDead(path) {
-    const holder = await lockHolder(path);
-    if (holder === undefined)
-        return true;
-    if (holder === (await selfToken()) || (await isAlive(holder)))
-        return false;
-    const aside = `${path}.dead-${(0,external_node_crypto_namespaceObject.randomBytes)(4).toString('hex')}`;
-    try {
-        await (0,promises_namespaceObject.rename)(path, aside);
-    }
-    catch (e) {
-        if (code(e) === 'ENOENT')
-            return true;
-        throw e;
-    }
-    if ((await lockHolder(aside)) !== holder) {
-        // A live process took the name after we read it: its lock goes back (unless the name is taken again).
-        await (0,promises_namespaceObject.link)(aside, path).catch(() => { });
-        await (0,promises_namespaceObject.rm)(aside, { force: true });
-        return false;
-    }
-    await (0,promises_namespaceObject.rm)(aside, { force: true });
-    return true;
-}
-/** Releases the lock if this process holds it (never someone else's). */
-async function releaseLock(path) {
-    if ((await lockHolder(path)) === (await selfToken()))
-        await (0,promises_namespaceObject.rm)(path, { force: true });
-}
-/** Sleeps ms, or rejects with the signal's reason when it aborts first. */
-function pause(ms, signal) {
-    return new Promise((resolve, reject) => {
-        if (signal?.aborted)
-            return reject(signal.reason);
-        const timer = setTimeout(() => {
-            signal?.removeEventListener('abort', onAbort);
-            resolve();
-        }, ms);
-        const onAbort = () => {
-            clearTimeout(timer);
-            reject(signal.reason);
-        };
-        signal?.addEventListener('abort', onAbort, { once: true });
-    });
 }
 
 ;// CONCATENATED MODULE: ./src/image/local-cache.ts
@@ -46641,6 +46693,7 @@ async function writeResults(layout, results) {
 
 
 
+
 async function runEngine(cfg, ui, signal, deps = {}) {
     const startedAt = new Date();
     const t0 = performance.now();
@@ -46663,6 +46716,14 @@ async function runEngine(cfg, ui, signal, deps = {}) {
     await (0,promises_namespaceObject.mkdir)(layout.workRoot, { recursive: true });
     // The engine stops the run itself when KVM was required and turned out broken.
     const runSignal = AbortSignal.any([signal, accelerator.stopSignal]);
+    // A budget shared with other itest processes on this host: given by the front door (itest test), or asked
+    // for with --vm-slots.
+    const vmGate = deps.vmGate ??
+        (cfg.vmSlots
+            ? hostSlots(cfg.vmSlots, {
+                onWait: (n) => ui.info(`waiting for one of the host's ${n} VM slot(s) in ${cfg.vmSlots}`),
+            })
+            : undefined);
     const rounds = [];
     let jobs = 0;
     for (let k = 1; k <= repeat; k++) {
@@ -46684,7 +46745,7 @@ async function runEngine(cfg, ui, signal, deps = {}) {
             accelerator,
             layout: roundLayout,
             signal: runSignal,
-            ...(deps.vmGate ? { gate: deps.vmGate } : {}),
+            ...(vmGate ? { gate: vmGate } : {}),
             ...(deps.vmDeadline !== undefined ? { vmDeadline: deps.vmDeadline } : {}),
         });
         if (cfg.keep === 'failed')
@@ -47318,37 +47379,6 @@ function renderTap(t, name, why) {
     return out;
 }
 
-;// CONCATENATED MODULE: ./src/run/host-slots.ts
-/**
- * The host's VM budget shared by separate itest processes (`meson test -j N` starts one per test): a
- * directory of numbered slot files, `<dir>/<i>` for i below the budget, each a token lock
- * (image/token-lock.ts) held by the process whose VM runs in it. A process takes a free slot before it
- * boots and frees it when the VM has ended; a slot whose holder died (SIGKILL) is free again. The budget is
- * what the pool allows on this host (host/decide.ts computeSlots, --jobs when given), so that N processes
- * never run more VMs at once than one `itest run` would.
- */
-
-
-
-function hostSlots(dir, o = {}) {
-    return async (budget, signal) => {
-        await (0,promises_namespaceObject.mkdir)(dir, { recursive: true });
-        let told = false;
-        for (;;) {
-            for (let i = 0; i < Math.max(1, budget); i++) {
-                const slot = (0,external_node_path_.join)(dir, String(i));
-                if ((await takeLock(slot)) || ((await breakIfDead(slot)) && (await takeLock(slot))))
-                    return () => releaseLock(slot);
-            }
-            if (!told) {
-                told = true;
-                o.onWait?.(budget);
-            }
-            await pause(o.pollMs ?? 250, signal);
-        }
-    };
-}
-
 ;// CONCATENATED MODULE: ./src/cli/verb-settings.ts
 /** The settings every command that reads the config takes. */
 const COMMON = [
@@ -47366,6 +47396,7 @@ const COMMON = [
 const RUN = [
     ...COMMON,
     'jobs',
+    'vmSlots',
     'timeout',
     'timeoutScale',
     'transport',
@@ -47533,7 +47564,7 @@ async function testVerb(name, o, settings, cliConfig) {
     let failure;
     try {
         const out = await runEngine(cfg, ui, stop.signal, {
-            vmGate: hostSlots((0,external_node_path_.join)(cfg.cacheDir, 'slots'), {
+            vmGate: hostSlots(cfg.vmSlots ?? (0,external_node_path_.join)(cfg.cacheDir, 'slots'), {
                 onWait: (n) => say(`waiting for one of the host's ${n} VM slot(s) (other itest processes hold them)`),
             }),
             ...(vmDeadline !== undefined ? { vmDeadline } : {}),

@@ -163,7 +163,7 @@ async function testVerb(
   let failure: string | undefined;
   try {
     const out = await runEngine(cfg, ui, stop.signal, {
-      vmGate: hostSlots(join(cfg.cacheDir, 'slots'), {
+      vmGate: hostSlots(cfg.vmSlots ?? join(cfg.cacheDir, 'slots'), {
         onWait: (n) => say(`waiting for one of the host's ${n} VM slot(s) (other itest processes hold them)`),
       }),
       ...(vmDeadline !== undefined ? { vmDeadline } : {}),

@@ -18,6 +18,7 @@ export const COMMON: readonly SettingKey[] = [
 export const RUN: readonly SettingKey[] = [
   ...COMMON,
   'jobs',
+  'vmSlots',
   'timeout',
   'timeoutScale',
   'transport',

@@ -59,6 +59,8 @@ export interface RunConfig {
   shell?: boolean;
   /** --incremental: build from the base state on a miss (src/image/base-store.ts). */
   incremental?: boolean;
+  /** --vm-slots (or $ITEST_VM_SLOTS): the slot directory of a VM budget shared with other itest processes. */
+  vmSlots?: string;
   /** Known durations (seconds by test name) from an earlier run: the pool starts the longest first. */
   durations?: Durations;
   /** This run is one shard of a sharded run (recorded in results.json for the merge). */
@@ -315,6 +317,8 @@ export function buildRunConfig(given: RawSettings, ctx: BuildContext): RunConfig
   if (imageDir) cfg.imageDir = resolve(cwd, imageDir);
   if (str('shell') !== undefined && bool('shell')) cfg.shell = true;
   if (str('incremental') !== undefined && bool('incremental')) cfg.incremental = true;
+  const vmSlots = str('vmSlots') ?? ctx.env.ITEST_VM_SLOTS;
+  if (vmSlots) cfg.vmSlots = resolve(cwd, vmSlots);
   const expectedKey = str('expectedKey');
   if (expectedKey) cfg.expectedKey = expectedKey;
   applyShard(cfg, read, ctx);

@@ -76,6 +76,14 @@ export const SETTINGS = {
     doc: 'VMs at once (default: from CPUs and memory)',
     bounds: { min: 1, max: 256, integer: true },
   },
+  vmSlots: {
+    flag: '--vm-slots',
+    value: '<dir>',
+    doc:
+      "share the host's VM budget with other itest processes through the slot files in this directory: " +
+      'together they never run more VMs at once than one run would (default: $ITEST_VM_SLOTS; unset, a run ' +
+      'counts only its own VMs; itest test always shares <cache-dir>/slots)',
+  },
   timeout: {
     flag: '--timeout',
     value: '<seconds>',

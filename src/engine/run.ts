@@ -9,6 +9,7 @@ import type { RunConfig } from '../config/run-config.ts';
 import { summarize, RESULTS_VERSION, type Environment, type TestResult } from '../results/model.ts';
 import { mergeRepeats } from '../results/repeats.ts';
 import type { Accelerator } from '../run/accelerator.ts';
+import { hostSlots } from '../run/host-slots.ts';
 import { OutputLayout } from '../run/output-layout.ts';
 import { UserError } from '../util/errors.ts';
 import { spell } from '../config/settings.ts';
@@ -53,6 +54,15 @@ export async function runEngine(
   await mkdir(layout.workRoot, { recursive: true });
   // The engine stops the run itself when KVM was required and turned out broken.
   const runSignal = AbortSignal.any([signal, accelerator.stopSignal]);
+  // A budget shared with other itest processes on this host: given by the front door (itest test), or asked
+  // for with --vm-slots.
+  const vmGate =
+    deps.vmGate ??
+    (cfg.vmSlots
+      ? hostSlots(cfg.vmSlots, {
+          onWait: (n) => ui.info(`waiting for one of the host's ${n} VM slot(s) in ${cfg.vmSlots}`),
+        })
+      : undefined);
   const rounds: TestResult[][] = [];
   let jobs = 0;
   for (let k = 1; k <= repeat; k++) {
@@ -73,7 +83,7 @@ export async function runEngine(
       accelerator,
       layout: roundLayout,
       signal: runSignal,
-      ...(deps.vmGate ? { gate: deps.vmGate } : {}),
+      ...(vmGate ? { gate: vmGate } : {}),
       ...(deps.vmDeadline !== undefined ? { vmDeadline: deps.vmDeadline } : {}),
     });
     if (cfg.keep === 'failed') await dropPassingLogs(round.tests);

@@ -23,7 +23,7 @@ export function hostSlots(
     for (;;) {
       for (let i = 0; i < Math.max(1, budget); i++) {
         const slot = join(dir, String(i));
-        if ((await takeLock(slot)) || ((await breakIfDead(slot)) && (await takeLock(slot))))
+        if ((await takeLock(slot)) || ((await breakFree(slot)) && (await takeLock(slot))))
           return () => releaseLock(slot);
       }
       if (!told) {
@@ -33,4 +33,15 @@ export function hostSlots(
       await pause(o.pollMs ?? 250, signal);
     }
   };
+}
+
+/**
+ * A dead holder's slot freed, when this process may: in a directory several users share (sticky, as
+ * /tmp), another user's dead slot cannot be renamed away, and it stays taken until a process of that user (or root) frees it.
+ */
+async function breakFree(slot: string): Promise<boolean> {
+  return breakIfDead(slot).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPERM' || e.code === 'EACCES') return false;
+    throw e;
+  });
 }

@@ -179,12 +179,21 @@ function itestTest(
   env: NodeJS.ProcessEnv,
   extra: string[] = [],
 ): { pid: number; done: Promise<Proc> } {
+  return itestProcess(['test', name], dir, env, extra);
+}
+
+/** `itest run` or `itest test` (verb and its operands first) with the stand-in. */
+function itestProcess(
+  verb: string[],
+  dir: string,
+  env: NodeJS.ProcessEnv,
+  extra: string[] = [],
+): { pid: number; done: Promise<Proc> } {
   const args = [
     '--import',
     TSX,
     join(ROOT, 'src/cli/index.ts'),
-    'test',
-    name,
+    ...verb,
     '--config',
     DEMO,
     '--mkosi',
@@ -275,6 +284,59 @@ describe('itest test: real processes with the mkosi stand-in', { timeout: 120_00
         };
         assert.equal(r.tests.length, 1, `${d} has a results.json of its own with its one test`);
       }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('--vm-slots: two itest runs and an itest test share one budget of 2 VMs (ITEST_VM_SLOTS for one of them)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'itest-meson-'));
+    try {
+      const slots = join(dir, 'slots');
+      const env = { FAKE_MKOSI_PLAN: 'slow-exit:123' };
+      // Each alone would run 2 VMs at once (--jobs 2): 6 VMs in all, never more than 2 up together.
+      const procs = [
+        itestProcess(['run', '--test', 'TEST-0[12]-*'], dir, env, [
+          '--jobs',
+          '2',
+          '--vm-slots',
+          slots,
+          '--output',
+          join(dir, 'out-a'),
+        ]),
+        itestProcess(['run', '--test', 'TEST-0[12]-*'], dir, { ...env, ITEST_VM_SLOTS: slots }, [
+          '--jobs',
+          '2',
+          '--output',
+          join(dir, 'out-b'),
+        ]),
+        itestTest('TEST-01-BASIC', dir, env, ['--jobs', '2', '--vm-slots', slots]),
+        itestTest('TEST-02-SKIP', dir, { ...env, ITEST_VM_SLOTS: slots }, ['--jobs', '2']),
+      ];
+      const ended = await Promise.all(procs.map((p) => p.done));
+      ended.forEach((e, i) => assert.equal(e.code, 0, `process ${i}: exit ${e.code}\n${e.out}${e.err}`));
+      const ev = await events(dir);
+      assert.equal(ev.vms, 6);
+      assert.equal(ev.maxConcurrent, 2, 'the shared budget of 2 VMs held across the four processes');
+      assert.ok(
+        ended.some((e) => /waiting for one of the host's 2 VM slot\(s\)/.test(e.out + e.err)),
+        'a process said it waited for a slot',
+      );
+      // Without the shared slots the same two runs exceed it.
+      const alone = join(dir, 'alone');
+      await mkdir(alone);
+      await Promise.all(
+        [0, 1].map(
+          (i) =>
+            itestProcess(['run', '--test', 'TEST-0[12]-*'], alone, env, [
+              '--jobs',
+              '2',
+              '--output',
+              join(alone, `out-${i}`),
+            ]).done,
+        ),
+      );
+      assert.ok((await events(alone)).maxConcurrent > 2, 'unshared, the runs count only their own VMs');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
