@@ -31384,7 +31384,7 @@ function escapeJsonPtr(str) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2774);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2203);
 // Entry point of the `itest` binary (bundled to dist/cli/index.js).
 
 process.exit(await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv));
@@ -31394,7 +31394,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 2774:
+/***/ 2203:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -31986,8 +31986,10 @@ const SETTINGS = {
     },
     incremental: {
         flag: '--incremental',
+        input: 'incremental',
+        default: 'false',
         doc: 'on an image key miss, build incrementally from the state kept under the base key (mkosi Incremental=, ' +
-            'its package cache and build directory, in <cache-dir>/base; see itest hash --explain)',
+            'its package cache and build directory; kept in <cache-dir>/base, by the action in the Actions cache; see itest hash --explain)',
     },
     imageDir: {
         flag: '--image-dir',
@@ -37707,15 +37709,35 @@ function computeSlots(p) {
     return { slots, byCpu, byMemory };
 }
 
+;// CONCATENATED MODULE: ./src/util/tree-bytes.ts
+/** Apparent size of the regular files under `dir` (what tar reads; symlinks not followed), 0 when it does not exist. */
+
+
+async function treeBytes(dir) {
+    let total = 0;
+    const entries = await (0,promises_namespaceObject.readdir)(dir, { recursive: true }).catch(() => []);
+    for (const e of entries) {
+        const st = await (0,promises_namespaceObject.lstat)((0,external_node_path_.join)(dir, e)).catch(() => undefined);
+        if (st?.isFile())
+            total += st.size;
+    }
+    return total;
+}
+
 ;// CONCATENATED MODULE: ./src/image/base-store.ts
 /**
- * The second-level cache, on the local disk: mkosi's incremental state kept under the base key
+ * The second-level cache: mkosi's incremental state kept under the base key (base-key.ts). BaseStore is
+ * what the build needs of a backend; LocalBaseStore below keeps it on the local disk, the action's keeps
+ * it in the Actions cache (src/action/github/base-cache.ts).
+ *
+ * On the local disk: mkosi's incremental state kept under the base key
  * (base-key.ts), one directory per key under `<cache-dir>/base/`, each with mkosi's cache directory
  * (Incremental='s cached trees), its package cache and its build directory. On an exact miss the most
  * recently used state of the same prefix (architecture and mkosi version) is taken over: a near match
  * still holds most packages, and mkosi checks its cached trees against the config before it uses them.
  * Bounded: the two most recent states per prefix, and none above `maxBytes` in all.
  */
+
 
 
 /** The mkosi arguments that build incrementally from a state (spellings mkosi 24 to 27 all take). Pure. */
@@ -37726,18 +37748,6 @@ function incrementalArgs(dir) {
         `--package-cache-dir=${(0,external_node_path_.join)(dir, 'packages')}`,
         `--build-dir=${(0,external_node_path_.join)(dir, 'build')}`,
     ];
-}
-/** Bytes under a directory (not following symlinks). */
-async function treeBytes(dir) {
-    let total = 0;
-    for (const e of await (0,promises_namespaceObject.readdir)(dir, { withFileTypes: true }).catch(() => [])) {
-        const p = (0,external_node_path_.join)(dir, e.name);
-        if (e.isDirectory())
-            total += await treeBytes(p);
-        else
-            total += (await (0,promises_namespaceObject.stat)(p).catch(() => undefined))?.size ?? 0;
-    }
-    return total;
 }
 const SUBDIRS = ['cache', 'packages', 'build'];
 class LocalBaseStore {
@@ -38088,7 +38098,7 @@ async function buildAndSave(p, missDetail, restoreSeconds) {
     }
     const t2 = performance.now();
     const saved = await p.cache.save(p.key, dir);
-    const kept = p.base ? await p.base.store.save(p.base.key) : undefined;
+    const kept = p.base ? await p.base.store.save(p.base.key, { rebuilt: retried }) : undefined;
     return {
         dir: saved,
         cache: 'miss',
@@ -38100,10 +38110,23 @@ async function buildAndSave(p, missDetail, restoreSeconds) {
             ? {
                 base: {
                     key: p.base.key,
+                    backend: p.base.store.backend,
                     match: state.match,
                     ...(state.from ? { from: state.from } : {}),
                     restoredBytes: state.bytes,
-                    ...(kept ? { savedBytes: kept.bytes, pruned: kept.pruned } : {}),
+                    ...(state.seconds !== undefined ? { restoreSeconds: state.seconds } : {}),
+                    ...(state.note ? { restoreNote: state.note } : {}),
+                    ...(kept?.skipped
+                        ? { notSaved: kept.skipped }
+                        : kept
+                            ? {
+                                savedBytes: kept.bytes,
+                                ...(kept.savedKey ? { savedKey: kept.savedKey } : {}),
+                                ...(kept.parts ? { savedParts: kept.parts } : {}),
+                            }
+                            : {}),
+                    ...(kept?.seconds !== undefined ? { saveSeconds: kept.seconds } : {}),
+                    ...(kept ? { pruned: kept.pruned } : {}),
                     ...(retried ? { retriedFromScratch: true } : {}),
                 },
             }
@@ -43309,7 +43332,7 @@ signal) {
             ...(cfg.incremental && cfg.useCache
                 ? {
                     base: {
-                        store: new LocalBaseStore((0,external_node_path_.join)(cfg.cacheDir, 'base')),
+                        store: deps.baseStore ?? new LocalBaseStore((0,external_node_path_.join)(cfg.cacheDir, 'base')),
                         key: baseKey.key,
                         prefix: baseKey.restorePrefix,
                     },
@@ -43344,13 +43367,19 @@ signal) {
 /** What the incremental build started from and kept, for the run's log. Pure. */
 function describeBase(b) {
     const from = b.match === 'exact'
-        ? `its base state ${b.key} (${humanBytes(b.restoredBytes)})`
+        ? `its base state ${b.from ?? b.key} (${humanBytes(b.restoredBytes)})`
         : b.match === 'near'
             ? `the near base state ${b.from} (${humanBytes(b.restoredBytes)}), now ${b.key}`
             : `no base state (a fresh ${b.key})`;
     return (`image: built incrementally from ${from}` +
+        (b.backend === 'github-actions' ? ' (Actions cache)' : '') +
+        (b.restoreNote && b.match === 'fresh' ? ` (${b.restoreNote})` : '') +
         (b.retriedFromScratch ? '; that build failed and the one from scratch was used' : '') +
-        (b.savedBytes !== undefined ? `; base state kept (${humanBytes(b.savedBytes)})` : '') +
+        (b.notSaved
+            ? `; base state not saved: ${b.notSaved}`
+            : b.savedBytes !== undefined
+                ? `; base state ${b.savedKey ? `saved as ${b.savedKey}` : 'kept'} (${humanBytes(b.savedBytes)})`
+                : '') +
         (b.pruned?.length ? `; pruned ${b.pruned.join(', ')}` : ''));
 }
 /** --no-cache: build into the output directory every time and keep nothing. */
@@ -45916,7 +45945,7 @@ async function runPool(items, slots, priority, worker, recover) {
 }
 
 ;// CONCATENATED MODULE: ./schemas/results.schema.json
-const results_schema_namespaceObject = /*#__PURE__*/JSON.parse('{"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://github.com/systemd/itest-action/raw/v1/schemas/results.schema.json","title":"itest results.json, version 1","description":"One run of itest (or a merge of shards). Reporters render only this. Additive changes keep version 1; anything else bumps it.","type":"object","required":["version","startedAt","finishedAt","durationSeconds","config","environment","summary","tests"],"properties":{"version":{"const":1},"startedAt":{"type":"string","format":"date-time"},"finishedAt":{"type":"string","format":"date-time"},"durationSeconds":{"type":"number","minimum":0},"config":{"type":"object","required":["dir","manifest"],"properties":{"dir":{"type":"string"},"manifest":{"type":"string"}}},"environment":{"type":"object","required":["tool","host","mkosi","qemu","accel","transport","jobs","timeoutScale","image"],"properties":{"tool":{"type":"object","required":["name","version"],"properties":{"name":{"type":"string"},"version":{"type":"string"}}},"host":{"type":"object","required":["arch","cpus","memTotal"],"properties":{"arch":{"type":"string"},"cpus":{"type":"integer","minimum":1},"memTotal":{"type":"number"},"kernel":{"type":"string"}}},"mkosi":{"type":"object","required":["version","dialect","command"],"properties":{"version":{"type":"string"},"dialect":{"enum":["mkosi24","mkosi25+"]},"command":{"type":"array","items":{"type":"string"}}}},"qemu":{"type":"object","required":["version"],"properties":{"version":{"type":"string"}}},"accel":{"enum":["kvm","tcg"]},"accelDetail":{"type":"string"},"accelFallback":{"description":"Set when KVM turned out broken during the run and it fell back to TCG.","type":"object","required":["detectedBy","reason","qemuLine","rerun"],"properties":{"detectedBy":{"enum":["probe","vm"],"description":"The boot probe before any test, or a test\'s VM."},"reason":{"type":"string","minLength":1},"qemuLine":{"type":"string","description":"QEMU\'s own first line about the failure."},"test":{"type":"string","description":"The test whose VM showed it."},"rerun":{"type":"array","items":{"type":"string"},"description":"Tests whose KVM attempt was stopped and rerun under TCG."}}},"transport":{"enum":["vsock","vsock-user","serial"]},"transportDetail":{"type":"string"},"jobs":{"type":"integer","minimum":1},"timeoutScale":{"type":"number","exclusiveMinimum":0},"image":{"type":"object","required":["key","cache","backend","dir"],"properties":{"key":{"type":"string","maxLength":512,"pattern":"^[^,]+$"},"cache":{"enum":["hit","miss","external","disabled"]},"backend":{"type":"string"},"dir":{"type":"string"},"restoreSeconds":{"type":"number","minimum":0},"buildSeconds":{"type":"number","minimum":0},"saveSeconds":{"type":"number","minimum":0},"base":{"description":"--incremental: the base state (mkosi\'s incremental cache, package cache and build directory, kept under the base key) the build started from, and what was kept of it","type":"object","required":["key","match","restoredBytes"],"additionalProperties":false,"properties":{"key":{"type":"string"},"match":{"enum":["exact","near","fresh"]},"from":{"description":"the base key of a near match that was taken over","type":"string"},"restoredBytes":{"type":"integer","minimum":0},"savedBytes":{"type":"integer","minimum":0},"retriedFromScratch":{"type":"boolean"},"pruned":{"type":"array","items":{"type":"string"}}}}}}}},"summary":{"type":"object","required":["total","pass","fail","skip","timeout","error","flaky","ok"],"properties":{"total":{"type":"integer","minimum":0},"pass":{"type":"integer","minimum":0},"fail":{"type":"integer","minimum":0},"skip":{"type":"integer","minimum":0},"timeout":{"type":"integer","minimum":0},"error":{"type":"integer","minimum":0},"flaky":{"type":"integer","minimum":0},"ok":{"type":"boolean"}}},"tests":{"type":"array","items":{"$ref":"#/definitions/test"}},"shard":{"description":"Set when this run is one shard of a sharded run (itest run --plan P --shard N).","type":"object","required":["index","total","attempt","plannedSeconds"],"properties":{"index":{"type":"integer","minimum":1,"maximum":64},"total":{"type":"integer","minimum":1,"maximum":64},"attempt":{"type":"integer","minimum":1,"description":"The CI job\'s run attempt (GITHUB_RUN_ATTEMPT)."},"plannedSeconds":{"type":"number","minimum":0},"planId":{"type":"string","description":"The id of the shard plan this shard ran (merges ignore other plans\' shards)."}}},"shards":{"description":"Set on a merged report (itest report --merge): every planned shard, missing ones included.","type":"array","maxItems":64,"items":{"type":"object","required":["index","attempt","status","tests","plannedSeconds"],"properties":{"index":{"type":"integer","minimum":1,"maximum":64},"attempt":{"type":"integer","minimum":0,"description":"0 when the shard left no results."},"status":{"enum":["ok","failed","missing"]},"tests":{"type":"array","items":{"type":"string"}},"plannedSeconds":{"type":"number","minimum":0},"wallSeconds":{"type":"number","minimum":0},"vmSeconds":{"type":"number","minimum":0},"source":{"type":"string"}}}},"mergeNotes":{"description":"What the merge found: errors (missing or duplicated shards) make summary.ok false; notices do not.","type":"array","items":{"type":"object","required":["level","message"],"properties":{"level":{"enum":["error","notice"]},"message":{"type":"string"}}}}},"definitions":{"status":{"enum":["pass","fail","skip","timeout","error"]},"files":{"type":"object","description":"Paths of a test\'s files. Readers accept file kinds they do not know (additive changes keep version 1).","additionalProperties":{"type":"string"},"properties":{"journal":{"type":"string"},"console":{"type":"string"}}},"test":{"type":"object","required":["name","unit","status","reason","exitStatus","expected","attempts","timings","files","outputTail","rerun"],"properties":{"name":{"type":"string","minLength":1},"unit":{"type":"string"},"status":{"$ref":"#/definitions/status"},"reason":{"type":"string","minLength":1},"exitStatus":{"type":["integer","null"],"description":"Guest exit status; 123 = unit succeeded; null = none arrived."},"expected":{"type":"object","required":["exitStatus","skipStatus","shouldFail"],"properties":{"exitStatus":{"type":"integer"},"skipStatus":{"type":"integer"},"shouldFail":{"type":"boolean"}}},"tags":{"type":"array","items":{"type":"string"}},"flaky":{"type":"boolean"},"attempts":{"type":"array","items":{"type":"object","required":["attempt","status","reason","machine","startedAt","durations","files"],"properties":{"attempt":{"type":"integer","minimum":1},"accel":{"enum":["kvm","tcg"],"description":"The accelerator this attempt\'s VM ran with."},"status":{"$ref":"#/definitions/status"},"reason":{"type":"string"},"guestStatus":{"type":["integer","null"]},"infra":{"type":"boolean"},"machine":{"type":"string"},"mkosiExit":{"type":["integer","null"]},"statusLine":{"description":"The test unit\'s last status line in the guest\'s last boot (context: PID 1\'s exit status is the verdict)","type":"string"},"boots":{"description":"Starts of the guest\'s manager: its first boot, then one per reboot or soft reboot","type":"integer","minimum":1},"softReboots":{"description":"Of the boots, soft reboots (the kernel kept its boot id)","type":"integer","minimum":0},"notifyExitStatus":{"description":"vsock-user: the EXIT_STATUS= PID 1 sent over the notify socket at its last stop (one sent before a reboot is no verdict)","type":"integer"},"startedAt":{"type":"string","format":"date-time"},"durations":{"type":"object","required":["vmSeconds","collectSeconds"],"properties":{"vmSeconds":{"type":"number"},"collectSeconds":{"type":"number"}}},"files":{"$ref":"#/definitions/files"}}}},"timings":{"type":"object","required":["queuedSeconds","vmSeconds","collectSeconds","totalSeconds"],"properties":{"queuedSeconds":{"type":"number","minimum":0},"vmSeconds":{"type":"number","minimum":0},"collectSeconds":{"type":"number","minimum":0},"totalSeconds":{"type":"number","minimum":0}}},"files":{"$ref":"#/definitions/files"},"outputTail":{"type":"array","items":{"type":"string"}},"rerun":{"type":"string"},"digest":{"$ref":"#/definitions/digest"},"artifact":{"type":"string","description":"The uploaded artifact holding this test\'s logs."},"repeats":{"type":"object","description":"Set by --repeat (input repeat): how each run of this test ended, in order. The rest of the test\'s result is its first failed run (else its last), so the test fails when any run failed. Each run\'s logs are in repeat-<n>/ of the output directory.","required":["runs","passed","statuses"],"properties":{"runs":{"type":"integer","minimum":1},"passed":{"type":"integer","minimum":0},"statuses":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/status"}}}}}},"dumpedTask":{"type":"object","required":["comm","pid","tgid","ppid","state","stack"],"properties":{"comm":{"type":"string"},"pid":{"type":"integer"},"tgid":{"type":"integer"},"ppid":{"type":"integer"},"state":{"type":"string"},"stack":{"type":"array","items":{"type":"string"}}}},"digest":{"type":"object","description":"What the test\'s journal and console say (bounded lists).","required":["entries","unitOutput","failedUnits","errors","coredumps","sanitizers","kernel","emergency","subtests","lastLines","notes"],"properties":{"entries":{"type":"integer","minimum":0},"unitOutput":{"type":"array","items":{"type":"string"}},"failedUnits":{"type":"array","items":{"type":"object","required":["unit","result"],"properties":{"unit":{"type":"string"},"result":{"type":"string"}}}},"errors":{"type":"array","items":{"type":"object","required":["unit","message"],"properties":{"unit":{"type":"string"},"message":{"type":"string"}}}},"coredumps":{"type":"array","items":{"type":"object","required":["pid","comm","signal","source"],"properties":{"pid":{"type":["integer","null"]},"comm":{"type":"string"},"signal":{"type":"string"},"exe":{"type":"string"},"unit":{"type":"string"},"source":{"enum":["coredump","crash-line"]}}}},"sanitizers":{"type":"array","items":{"type":"string"}},"kernel":{"type":"array","items":{"type":"string"}},"emergency":{"type":"boolean"},"subtests":{"type":"array","items":{"type":"object","required":["name","result","message"],"properties":{"name":{"type":"string"},"result":{"type":"string"},"message":{"type":"string"}}}},"lastLines":{"type":"array","items":{"type":"string"}},"unitLife":{"type":"object","description":"The test unit\'s last start job and its state at the journal\'s end, from systemd\'s job and unit messages.","required":["state"],"properties":{"startedAt":{"type":"number","description":"Seconds since boot."},"state":{"type":"string"},"since":{"type":"number","description":"Seconds since boot."}}},"taskDump":{"type":"object","description":"The journal\'s last SysRq-T task dump, cut down to the test unit\'s processes and tasks blocked in the kernel.","required":["kernelLines","tasks","unitTasks","unitTasksOmitted","blocked"],"properties":{"at":{"type":"number","description":"Seconds since boot."},"kernelLines":{"type":"integer","minimum":0},"tasks":{"type":"integer","minimum":0},"unitTasks":{"type":"array","items":{"$ref":"#/definitions/dumpedTask"}},"unitTasksOmitted":{"type":"integer","minimum":0},"blocked":{"type":"array","items":{"$ref":"#/definitions/dumpedTask"}}}},"boot":{"type":"object","properties":{"kernel":{"type":"number"},"initrd":{"type":"number"},"userspace":{"type":"number"}}},"notes":{"type":"array","items":{"type":"string"}}}}}}');
+const results_schema_namespaceObject = /*#__PURE__*/JSON.parse('{"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://github.com/systemd/itest-action/raw/v1/schemas/results.schema.json","title":"itest results.json, version 1","description":"One run of itest (or a merge of shards). Reporters render only this. Additive changes keep version 1; anything else bumps it.","type":"object","required":["version","startedAt","finishedAt","durationSeconds","config","environment","summary","tests"],"properties":{"version":{"const":1},"startedAt":{"type":"string","format":"date-time"},"finishedAt":{"type":"string","format":"date-time"},"durationSeconds":{"type":"number","minimum":0},"config":{"type":"object","required":["dir","manifest"],"properties":{"dir":{"type":"string"},"manifest":{"type":"string"}}},"environment":{"type":"object","required":["tool","host","mkosi","qemu","accel","transport","jobs","timeoutScale","image"],"properties":{"tool":{"type":"object","required":["name","version"],"properties":{"name":{"type":"string"},"version":{"type":"string"}}},"host":{"type":"object","required":["arch","cpus","memTotal"],"properties":{"arch":{"type":"string"},"cpus":{"type":"integer","minimum":1},"memTotal":{"type":"number"},"kernel":{"type":"string"}}},"mkosi":{"type":"object","required":["version","dialect","command"],"properties":{"version":{"type":"string"},"dialect":{"enum":["mkosi24","mkosi25+"]},"command":{"type":"array","items":{"type":"string"}}}},"qemu":{"type":"object","required":["version"],"properties":{"version":{"type":"string"}}},"accel":{"enum":["kvm","tcg"]},"accelDetail":{"type":"string"},"accelFallback":{"description":"Set when KVM turned out broken during the run and it fell back to TCG.","type":"object","required":["detectedBy","reason","qemuLine","rerun"],"properties":{"detectedBy":{"enum":["probe","vm"],"description":"The boot probe before any test, or a test\'s VM."},"reason":{"type":"string","minLength":1},"qemuLine":{"type":"string","description":"QEMU\'s own first line about the failure."},"test":{"type":"string","description":"The test whose VM showed it."},"rerun":{"type":"array","items":{"type":"string"},"description":"Tests whose KVM attempt was stopped and rerun under TCG."}}},"transport":{"enum":["vsock","vsock-user","serial"]},"transportDetail":{"type":"string"},"jobs":{"type":"integer","minimum":1},"timeoutScale":{"type":"number","exclusiveMinimum":0},"image":{"type":"object","required":["key","cache","backend","dir"],"properties":{"key":{"type":"string","maxLength":512,"pattern":"^[^,]+$"},"cache":{"enum":["hit","miss","external","disabled"]},"backend":{"type":"string"},"dir":{"type":"string"},"restoreSeconds":{"type":"number","minimum":0},"buildSeconds":{"type":"number","minimum":0},"saveSeconds":{"type":"number","minimum":0},"base":{"description":"--incremental: the base state (mkosi\'s incremental cache, package cache and build directory, kept under the base key) the build started from, and what was kept of it","type":"object","required":["key","backend","match","restoredBytes"],"additionalProperties":false,"properties":{"key":{"type":"string"},"backend":{"description":"where the state is kept: local (the cache directory) or github-actions","type":"string"},"match":{"enum":["exact","near","fresh"]},"from":{"description":"the key of the near match (or, in the Actions cache, of the entry) that was taken over","type":"string"},"restoredBytes":{"type":"integer","minimum":0},"restoreSeconds":{"type":"number","minimum":0},"restoreNote":{"description":"what was found and could not be used (a refused or failed restore): the build started fresh","type":"string"},"savedBytes":{"type":"integer","minimum":0},"savedKey":{"description":"the key the state was saved under, when not the base key itself (Actions cache entries are immutable)","type":"string"},"saveSeconds":{"type":"number","minimum":0},"savedParts":{"description":"what was saved: cache (mkosi\'s cached trees, only when itest runs as root), packages, build","type":"array","items":{"enum":["cache","packages","build"]}},"notSaved":{"description":"why the state was not saved","type":"string"},"retriedFromScratch":{"type":"boolean"},"pruned":{"type":"array","items":{"type":"string"}}}}}}}},"summary":{"type":"object","required":["total","pass","fail","skip","timeout","error","flaky","ok"],"properties":{"total":{"type":"integer","minimum":0},"pass":{"type":"integer","minimum":0},"fail":{"type":"integer","minimum":0},"skip":{"type":"integer","minimum":0},"timeout":{"type":"integer","minimum":0},"error":{"type":"integer","minimum":0},"flaky":{"type":"integer","minimum":0},"ok":{"type":"boolean"}}},"tests":{"type":"array","items":{"$ref":"#/definitions/test"}},"shard":{"description":"Set when this run is one shard of a sharded run (itest run --plan P --shard N).","type":"object","required":["index","total","attempt","plannedSeconds"],"properties":{"index":{"type":"integer","minimum":1,"maximum":64},"total":{"type":"integer","minimum":1,"maximum":64},"attempt":{"type":"integer","minimum":1,"description":"The CI job\'s run attempt (GITHUB_RUN_ATTEMPT)."},"plannedSeconds":{"type":"number","minimum":0},"planId":{"type":"string","description":"The id of the shard plan this shard ran (merges ignore other plans\' shards)."}}},"shards":{"description":"Set on a merged report (itest report --merge): every planned shard, missing ones included.","type":"array","maxItems":64,"items":{"type":"object","required":["index","attempt","status","tests","plannedSeconds"],"properties":{"index":{"type":"integer","minimum":1,"maximum":64},"attempt":{"type":"integer","minimum":0,"description":"0 when the shard left no results."},"status":{"enum":["ok","failed","missing"]},"tests":{"type":"array","items":{"type":"string"}},"plannedSeconds":{"type":"number","minimum":0},"wallSeconds":{"type":"number","minimum":0},"vmSeconds":{"type":"number","minimum":0},"source":{"type":"string"}}}},"mergeNotes":{"description":"What the merge found: errors (missing or duplicated shards) make summary.ok false; notices do not.","type":"array","items":{"type":"object","required":["level","message"],"properties":{"level":{"enum":["error","notice"]},"message":{"type":"string"}}}}},"definitions":{"status":{"enum":["pass","fail","skip","timeout","error"]},"files":{"type":"object","description":"Paths of a test\'s files. Readers accept file kinds they do not know (additive changes keep version 1).","additionalProperties":{"type":"string"},"properties":{"journal":{"type":"string"},"console":{"type":"string"}}},"test":{"type":"object","required":["name","unit","status","reason","exitStatus","expected","attempts","timings","files","outputTail","rerun"],"properties":{"name":{"type":"string","minLength":1},"unit":{"type":"string"},"status":{"$ref":"#/definitions/status"},"reason":{"type":"string","minLength":1},"exitStatus":{"type":["integer","null"],"description":"Guest exit status; 123 = unit succeeded; null = none arrived."},"expected":{"type":"object","required":["exitStatus","skipStatus","shouldFail"],"properties":{"exitStatus":{"type":"integer"},"skipStatus":{"type":"integer"},"shouldFail":{"type":"boolean"}}},"tags":{"type":"array","items":{"type":"string"}},"flaky":{"type":"boolean"},"attempts":{"type":"array","items":{"type":"object","required":["attempt","status","reason","machine","startedAt","durations","files"],"properties":{"attempt":{"type":"integer","minimum":1},"accel":{"enum":["kvm","tcg"],"description":"The accelerator this attempt\'s VM ran with."},"status":{"$ref":"#/definitions/status"},"reason":{"type":"string"},"guestStatus":{"type":["integer","null"]},"infra":{"type":"boolean"},"machine":{"type":"string"},"mkosiExit":{"type":["integer","null"]},"statusLine":{"description":"The test unit\'s last status line in the guest\'s last boot (context: PID 1\'s exit status is the verdict)","type":"string"},"boots":{"description":"Starts of the guest\'s manager: its first boot, then one per reboot or soft reboot","type":"integer","minimum":1},"softReboots":{"description":"Of the boots, soft reboots (the kernel kept its boot id)","type":"integer","minimum":0},"notifyExitStatus":{"description":"vsock-user: the EXIT_STATUS= PID 1 sent over the notify socket at its last stop (one sent before a reboot is no verdict)","type":"integer"},"startedAt":{"type":"string","format":"date-time"},"durations":{"type":"object","required":["vmSeconds","collectSeconds"],"properties":{"vmSeconds":{"type":"number"},"collectSeconds":{"type":"number"}}},"files":{"$ref":"#/definitions/files"}}}},"timings":{"type":"object","required":["queuedSeconds","vmSeconds","collectSeconds","totalSeconds"],"properties":{"queuedSeconds":{"type":"number","minimum":0},"vmSeconds":{"type":"number","minimum":0},"collectSeconds":{"type":"number","minimum":0},"totalSeconds":{"type":"number","minimum":0}}},"files":{"$ref":"#/definitions/files"},"outputTail":{"type":"array","items":{"type":"string"}},"rerun":{"type":"string"},"digest":{"$ref":"#/definitions/digest"},"artifact":{"type":"string","description":"The uploaded artifact holding this test\'s logs."},"repeats":{"type":"object","description":"Set by --repeat (input repeat): how each run of this test ended, in order. The rest of the test\'s result is its first failed run (else its last), so the test fails when any run failed. Each run\'s logs are in repeat-<n>/ of the output directory.","required":["runs","passed","statuses"],"properties":{"runs":{"type":"integer","minimum":1},"passed":{"type":"integer","minimum":0},"statuses":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/status"}}}}}},"dumpedTask":{"type":"object","required":["comm","pid","tgid","ppid","state","stack"],"properties":{"comm":{"type":"string"},"pid":{"type":"integer"},"tgid":{"type":"integer"},"ppid":{"type":"integer"},"state":{"type":"string"},"stack":{"type":"array","items":{"type":"string"}}}},"digest":{"type":"object","description":"What the test\'s journal and console say (bounded lists).","required":["entries","unitOutput","failedUnits","errors","coredumps","sanitizers","kernel","emergency","subtests","lastLines","notes"],"properties":{"entries":{"type":"integer","minimum":0},"unitOutput":{"type":"array","items":{"type":"string"}},"failedUnits":{"type":"array","items":{"type":"object","required":["unit","result"],"properties":{"unit":{"type":"string"},"result":{"type":"string"}}}},"errors":{"type":"array","items":{"type":"object","required":["unit","message"],"properties":{"unit":{"type":"string"},"message":{"type":"string"}}}},"coredumps":{"type":"array","items":{"type":"object","required":["pid","comm","signal","source"],"properties":{"pid":{"type":["integer","null"]},"comm":{"type":"string"},"signal":{"type":"string"},"exe":{"type":"string"},"unit":{"type":"string"},"source":{"enum":["coredump","crash-line"]}}}},"sanitizers":{"type":"array","items":{"type":"string"}},"kernel":{"type":"array","items":{"type":"string"}},"emergency":{"type":"boolean"},"subtests":{"type":"array","items":{"type":"object","required":["name","result","message"],"properties":{"name":{"type":"string"},"result":{"type":"string"},"message":{"type":"string"}}}},"lastLines":{"type":"array","items":{"type":"string"}},"unitLife":{"type":"object","description":"The test unit\'s last start job and its state at the journal\'s end, from systemd\'s job and unit messages.","required":["state"],"properties":{"startedAt":{"type":"number","description":"Seconds since boot."},"state":{"type":"string"},"since":{"type":"number","description":"Seconds since boot."}}},"taskDump":{"type":"object","description":"The journal\'s last SysRq-T task dump, cut down to the test unit\'s processes and tasks blocked in the kernel.","required":["kernelLines","tasks","unitTasks","unitTasksOmitted","blocked"],"properties":{"at":{"type":"number","description":"Seconds since boot."},"kernelLines":{"type":"integer","minimum":0},"tasks":{"type":"integer","minimum":0},"unitTasks":{"type":"array","items":{"$ref":"#/definitions/dumpedTask"}},"unitTasksOmitted":{"type":"integer","minimum":0},"blocked":{"type":"array","items":{"$ref":"#/definitions/dumpedTask"}}}},"boot":{"type":"object","properties":{"kernel":{"type":"number"},"initrd":{"type":"number"},"userspace":{"type":"number"}}},"notes":{"type":"array","items":{"type":"string"}}}}}}');
 ;// CONCATENATED MODULE: ./src/shard/load-results.ts
 /** Finds and reads the results.json files of downloaded shard artifacts (one directory per artifact). */
 

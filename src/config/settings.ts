@@ -141,9 +141,11 @@ export const SETTINGS = {
   },
   incremental: {
     flag: '--incremental',
+    input: 'incremental',
+    default: 'false',
     doc:
       'on an image key miss, build incrementally from the state kept under the base key (mkosi Incremental=, ' +
-      'its package cache and build directory, in <cache-dir>/base; see itest hash --explain)',
+      'its package cache and build directory; kept in <cache-dir>/base, by the action in the Actions cache; see itest hash --explain)',
   },
   imageDir: {
     flag: '--image-dir',

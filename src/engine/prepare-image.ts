@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { RunConfig } from '../config/run-config.ts';
 import { probeHost, type HostInfo } from '../host/probe.ts';
 import { decideHost, type HostRequest, type HostSetup } from '../host/decide.ts';
-import { LocalBaseStore } from '../image/base-store.ts';
+import { LocalBaseStore, type BaseStore } from '../image/base-store.ts';
 import { ensureImage } from '../image/ensure-image.ts';
 import type { ImageCache } from '../image/image-cache.ts';
 import { LocalImageCache } from '../image/local-cache.ts';
@@ -33,6 +33,8 @@ export function hostRequest(cfg: RunConfig): HostRequest {
 export interface EngineDeps {
   /** Where images are cached; default: the local directory backend (or none with useCache false). */
   imageCache?: ImageCache;
+  /** Where --incremental keeps its base state; default: the cache directory (LocalBaseStore). */
+  baseStore?: BaseStore;
   /** A VM budget shared with other itest processes (`itest test`: run/host-slots.ts). */
   vmGate?: VmGate;
   /** performance.now() by which every VM must have ended (`itest test --deadline`). */
@@ -97,7 +99,7 @@ export async function prepareImage(
       ...(cfg.incremental && cfg.useCache
         ? {
             base: {
-              store: new LocalBaseStore(join(cfg.cacheDir, 'base')),
+              store: deps.baseStore ?? new LocalBaseStore(join(cfg.cacheDir, 'base')),
               key: baseKey.key,
               prefix: baseKey.restorePrefix,
             },
@@ -137,14 +139,20 @@ export async function prepareImage(
 export function describeBase(b: NonNullable<Environment['image']['base']>): string {
   const from =
     b.match === 'exact'
-      ? `its base state ${b.key} (${humanBytes(b.restoredBytes)})`
+      ? `its base state ${b.from ?? b.key} (${humanBytes(b.restoredBytes)})`
       : b.match === 'near'
         ? `the near base state ${b.from} (${humanBytes(b.restoredBytes)}), now ${b.key}`
         : `no base state (a fresh ${b.key})`;
   return (
     `image: built incrementally from ${from}` +
+    (b.backend === 'github-actions' ? ' (Actions cache)' : '') +
+    (b.restoreNote && b.match === 'fresh' ? ` (${b.restoreNote})` : '') +
     (b.retriedFromScratch ? '; that build failed and the one from scratch was used' : '') +
-    (b.savedBytes !== undefined ? `; base state kept (${humanBytes(b.savedBytes)})` : '') +
+    (b.notSaved
+      ? `; base state not saved: ${b.notSaved}`
+      : b.savedBytes !== undefined
+        ? `; base state ${b.savedKey ? `saved as ${b.savedKey}` : 'kept'} (${humanBytes(b.savedBytes)})`
+        : '') +
     (b.pruned?.length ? `; pruned ${b.pruned.join(', ')}` : '')
   );
 }

@@ -1,5 +1,9 @@
 /**
- * The second-level cache, on the local disk: mkosi's incremental state kept under the base key
+ * The second-level cache: mkosi's incremental state kept under the base key (base-key.ts). BaseStore is
+ * what the build needs of a backend; LocalBaseStore below keeps it on the local disk, the action's keeps
+ * it in the Actions cache (src/action/github/base-cache.ts).
+ *
+ * On the local disk: mkosi's incremental state kept under the base key
  * (base-key.ts), one directory per key under `<cache-dir>/base/`, each with mkosi's cache directory
  * (Incremental='s cached trees), its package cache and its build directory. On an exact miss the most
  * recently used state of the same prefix (architecture and mkosi version) is taken over: a near match
@@ -8,6 +12,7 @@
  */
 import { mkdir, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
+import { treeBytes } from '../util/tree-bytes.ts';
 
 export interface BaseState {
   /** The state's directory; `cache`, `packages` and `build` below it exist. */
@@ -16,6 +21,35 @@ export interface BaseState {
   match: 'exact' | 'near' | 'fresh';
   from?: string;
   bytes: number;
+  /** Seconds the restore took (a download, for the Actions cache). */
+  seconds?: number;
+  /** What the backend found, when it is worth telling (a refused or failed restore). */
+  note?: string;
+}
+
+/** What save() did with the state after a good build. */
+export interface BaseSaved {
+  /** Bytes kept (stored or uploaded). */
+  bytes: number;
+  pruned: string[];
+  /** The key it went under, when it differs from the base key (the Actions cache's entries are immutable). */
+  savedKey?: string;
+  /** What of the state was saved, when not all of it (`cache` = mkosi's trees, `packages`, `build`). */
+  parts?: string[];
+  /** Why it was not saved (untrusted event, too big, already there, a failure). */
+  skipped?: string;
+  seconds?: number;
+}
+
+/** A backend of the second-level cache. */
+export interface BaseStore {
+  readonly backend: string;
+  /** The state for key: its own, else a near one of the same prefix, else a fresh one. */
+  restore(key: string, prefix: string): Promise<BaseState>;
+  /** Empties a state (a failed incremental build starts again from scratch). */
+  wipe(dir: string): Promise<void>;
+  /** After a good build; `rebuilt` when the restored state broke the build and it was built from scratch. */
+  save(key: string, o?: { rebuilt?: boolean }): Promise<BaseSaved>;
 }
 
 /** The mkosi arguments that build incrementally from a state (spellings mkosi 24 to 27 all take). Pure. */
@@ -28,20 +62,9 @@ export function incrementalArgs(dir: string): string[] {
   ];
 }
 
-/** Bytes under a directory (not following symlinks). */
-export async function treeBytes(dir: string): Promise<number> {
-  let total = 0;
-  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) total += await treeBytes(p);
-    else total += (await stat(p).catch(() => undefined))?.size ?? 0;
-  }
-  return total;
-}
-
 const SUBDIRS = ['cache', 'packages', 'build'];
 
-export class LocalBaseStore {
+export class LocalBaseStore implements BaseStore {
   readonly backend = 'local';
   constructor(
     readonly root: string,
@@ -79,7 +102,7 @@ export class LocalBaseStore {
   }
 
   /** After a good build: the state is the newest, and the oldest beyond the bounds go. */
-  async save(key: string): Promise<{ bytes: number; pruned: string[] }> {
+  async save(key: string): Promise<BaseSaved> {
     const dir = join(this.root, key);
     const now = new Date();
     await utimes(dir, now, now);

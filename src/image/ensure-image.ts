@@ -5,7 +5,7 @@
 import { closeSync, writeSync } from 'node:fs';
 import { followLines, lastLines, openBuildLog } from './build-log.ts';
 import type { ImageCache } from './image-cache.ts';
-import { incrementalArgs, type BaseState, type LocalBaseStore } from './base-store.ts';
+import { incrementalArgs, type BaseState, type BaseStore } from './base-store.ts';
 import { killTree, startDetached } from '../util/process.ts';
 import { ExitCode, UserError } from '../util/errors.ts';
 import { seconds } from '../util/size.ts';
@@ -64,10 +64,22 @@ export interface ImageOutcome {
 
 export interface BaseOutcome {
   key: string;
+  /** Where the state is kept: local (the cache directory) or github-actions. */
+  backend: string;
   match: BaseState['match'];
   from?: string;
   restoredBytes: number;
+  restoreSeconds?: number;
+  /** A restore that found something it could not use (refused, failed): then the build started fresh. */
+  restoreNote?: string;
   savedBytes?: number;
+  /** The key the state was saved under, when not the base key itself. */
+  savedKey?: string;
+  saveSeconds?: number;
+  /** What was saved, when the backend says: `cache` (mkosi's trees), `packages`, `build`. */
+  savedParts?: string[];
+  /** Why the state was not saved. */
+  notSaved?: string;
   /** The incremental build failed and the one from scratch was tried. */
   retriedFromScratch?: boolean;
   pruned?: string[];
@@ -127,7 +139,7 @@ type EnsureParams = {
   /** Another process is building this image (its token): this one waits for it instead of building. */
   onBuildWait?: (holder: string) => void;
   /** --incremental: build from the base state kept under this key (and keep it after a good build). */
-  base?: { store: LocalBaseStore; key: string; prefix: string };
+  base?: { store: BaseStore; key: string; prefix: string };
 };
 
 export async function ensureImage(p: EnsureParams): Promise<ImageOutcome> {
@@ -233,7 +245,7 @@ async function buildAndSave(
   }
   const t2 = performance.now();
   const saved = await p.cache.save(p.key, dir);
-  const kept = p.base ? await p.base.store.save(p.base.key) : undefined;
+  const kept = p.base ? await p.base.store.save(p.base.key, { rebuilt: retried }) : undefined;
   return {
     dir: saved,
     cache: 'miss',
@@ -245,10 +257,23 @@ async function buildAndSave(
       ? {
           base: {
             key: p.base.key,
+            backend: p.base.store.backend,
             match: state.match,
             ...(state.from ? { from: state.from } : {}),
             restoredBytes: state.bytes,
-            ...(kept ? { savedBytes: kept.bytes, pruned: kept.pruned } : {}),
+            ...(state.seconds !== undefined ? { restoreSeconds: state.seconds } : {}),
+            ...(state.note ? { restoreNote: state.note } : {}),
+            ...(kept?.skipped
+              ? { notSaved: kept.skipped }
+              : kept
+                ? {
+                    savedBytes: kept.bytes,
+                    ...(kept.savedKey ? { savedKey: kept.savedKey } : {}),
+                    ...(kept.parts ? { savedParts: kept.parts } : {}),
+                  }
+                : {}),
+            ...(kept?.seconds !== undefined ? { saveSeconds: kept.seconds } : {}),
+            ...(kept ? { pruned: kept.pruned } : {}),
             ...(retried ? { retriedFromScratch: true } : {}),
           },
         }

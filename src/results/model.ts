@@ -146,10 +146,21 @@ export interface Environment {
     /** --incremental: the base state the build started from and what was kept of it. */
     base?: {
       key: string;
+      /** local (the cache directory) or github-actions. */
+      backend: string;
       match: 'exact' | 'near' | 'fresh';
       from?: string;
       restoredBytes: number;
+      restoreSeconds?: number;
+      /** Something found that could not be used (a refused or failed restore): the build started fresh. */
+      restoreNote?: string;
       savedBytes?: number;
+      savedKey?: string;
+      saveSeconds?: number;
+      /** What was saved: `cache` (mkosi's trees, only as root), `packages`, `build`. */
+      savedParts?: string[];
+      /** Why the state was not saved. */
+      notSaved?: string;
       retriedFromScratch?: boolean;
       pruned?: string[];
     };

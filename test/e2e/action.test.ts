@@ -19,7 +19,6 @@ import { runStep } from '../helpers/action-step.ts';
 import { assertValidResults, results, testResult } from '../helpers/results.ts';
 import type { Results } from '../../src/results/model.ts';
 import type { ShardPlan } from '../../src/config/shard-plan.ts';
-import { VM_SLOTS } from '../helpers/e2e-slots.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const services = new ActionsServices();
@@ -33,7 +32,6 @@ async function runAction(inputs: Record<string, string>, runnerTemp: string, job
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
-      ITEST_VM_SLOTS: VM_SLOTS,
       ...services.env(),
       GITHUB_WORKSPACE: ROOT,
       RUNNER_TEMP: runnerTemp,

@@ -20,7 +20,6 @@ import { join } from 'node:path';
 import { assertValidResults } from '../helpers/results.ts';
 import type { Results } from '../../src/results/model.ts';
 import { listProcesses } from '../../src/util/process.ts';
-import { VM_SLOTS } from '../helpers/e2e-slots.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const CLI = join(ROOT, 'dist/cli');
@@ -204,10 +203,8 @@ describe('least privilege (issue 12 item 16)', () => {
           ],
           {
             cwd: home,
-            // A login's environment, nothing of root's but PATH (and the e2e files' shared VM budget); the
-            // cache is the default (~/.cache/itest).
+            // A login's environment, nothing of root's but PATH; the cache is the default (~/.cache/itest).
             env: {
-              ITEST_VM_SLOTS: VM_SLOTS,
               HOME: home,
               USER: user,
               LOGNAME: user,
@@ -249,9 +246,9 @@ describe('least privilege (issue 12 item 16)', () => {
       assert.equal((await stat(join(image.dir, 'itest-image.json'))).uid, uid);
 
       assert.deepEqual(
-        writtenOutside({ stamp, uid, gid, ids, gids, allowed: [cache, out, VM_SLOTS] }),
+        writtenOutside({ stamp, uid, gid, ids, gids, allowed: [cache, out] }),
         [],
-        `written outside ${cache}, ${out} and ${VM_SLOTS}`,
+        `written outside ${cache} and ${out}`,
       );
       assert.deepEqual(await processesOf(uid, ids), [], 'no process of the user outlived the run');
       clean = true;

@@ -138,6 +138,45 @@ export class ActionsServices {
     };
   }
 
+  /**
+   * Points this process's @actions/cache at the services (their env() plus `extra`, without
+   * GITHUB_SERVER_URL and ACTIONS_CACHE_MODE); returns what puts process.env back.
+   */
+  useInProcess(extra: Record<string, string> = {}): () => void {
+    const saved: NodeJS.ProcessEnv = {};
+    const env: Record<string, string | undefined> = {
+      ...this.env(),
+      ...extra,
+      GITHUB_SERVER_URL: undefined,
+      ACTIONS_CACHE_MODE: undefined,
+    };
+    for (const [k, v] of Object.entries(env)) {
+      saved[k] = process.env[k];
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    return () => {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    };
+  }
+
+  /** The newest finalized entry of this version whose key starts with one of the prefixes, in their order. */
+  private byPrefix(
+    prefixes: string[],
+    version: string,
+  ): { key: string; e: { blob: string; finalized: boolean } } | undefined {
+    const all = [...this.entries].reverse();
+    for (const prefix of prefixes)
+      for (const [id, e] of all) {
+        const [key, v] = id.split('|') as [string, string];
+        if (v === version && e.finalized && key.startsWith(prefix)) return { key, e };
+      }
+    return undefined;
+  }
+
   private sas(container: string, blob: string, perms: string): string {
     const q = generateBlobSASQueryParameters(
       {
@@ -168,6 +207,7 @@ export class ActionsServices {
     switch (method) {
       case 'CreateCacheEntry': {
         const id = `${b.key}-${b.version}`.replace(/[^A-Za-z0-9-]/g, '_');
+        this.entries.delete(`${b.key}|${b.version}`);
         this.entries.set(`${b.key}|${b.version}`, { blob: id, finalized: false });
         return send({ ok: true, signed_upload_url: this.sas('cache', id, 'cw') });
       }
@@ -178,9 +218,18 @@ export class ActionsServices {
         return send({ ok: true, entry_id: '1' });
       }
       case 'GetCacheEntryDownloadURL': {
-        const e = this.entries.get(`${b.key}|${b.version}`);
-        if (!e?.finalized) return send({ ok: false });
-        return send({ ok: true, signed_download_url: this.sas('cache', e.blob, 'r'), matched_key: b.key });
+        // As GitHub's service: the key exactly, else for each restore key in order the newest entry
+        // whose key starts with it; always of the same version (paths and compression).
+        const exact = this.entries.get(`${b.key}|${b.version}`);
+        const found = exact?.finalized
+          ? { key: b.key!, e: exact }
+          : this.byPrefix((b.restore_keys ?? []) as unknown as string[], b.version!);
+        if (!found) return send({ ok: false });
+        return send({
+          ok: true,
+          signed_download_url: this.sas('cache', found.e.blob, 'r'),
+          matched_key: found.key,
+        });
       }
       case 'CreateArtifact': {
         const id = String(this.artifacts.size + 1);

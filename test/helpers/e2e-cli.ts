@@ -9,7 +9,6 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Results, TestResult } from '../../src/results/model.ts';
 import { assertValidResults } from './results.ts';
-import './e2e-slots.ts';
 
 export const ROOT = new URL('../..', import.meta.url).pathname;
 export const CLI = join(ROOT, 'dist/cli/index.js');

@@ -95,6 +95,24 @@ describe('action inputs for shards', () => {
     assert.match(md, /3 tests in 2 shard\(s\)/);
     assert.match(md, /not in the Actions cache: each shard job builds it/);
     assert.match(md, /\| 1\/2 \| TEST-01-BASIC, TEST-03-EXPECTED-FAIL \| 240 \|/);
+    assert.doesNotMatch(md, /base state/, 'no incremental build, no base state line');
+    // --incremental: what the build started from and what it saved, with sizes and times.
+    const inc = renderPlan(plan, 'itest-image-x', true, {
+      key: 'itest-image-base-x86_64-mkosi24.3-0123',
+      backend: 'github-actions',
+      match: 'near',
+      from: 'itest-image-base-x86_64-mkosi24.3-abcd-41-1',
+      restoredBytes: 1536 * 1024 ** 2,
+      restoreSeconds: 12.5,
+      savedBytes: 1610 * 1024 ** 2,
+      savedKey: 'itest-image-base-x86_64-mkosi24.3-0123-42-1',
+      saveSeconds: 20.1,
+      savedParts: ['packages', 'build'],
+    });
+    assert.match(
+      inc,
+      /Built incrementally: base state restored `itest-image-base-x86_64-mkosi24\.3-abcd-41-1` \(a near base, 1\.5 GiB in 12\.5 s\) · saved `itest-image-base-x86_64-mkosi24\.3-0123-42-1` \(1\.6 GiB in 20\.1 s: packages, build directory\)\./,
+    );
   });
 });
 

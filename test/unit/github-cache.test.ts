@@ -23,26 +23,17 @@ const ROOT = new URL('../..', import.meta.url).pathname;
 
 const services = new ActionsServices();
 let workspace: string;
-const saved: NodeJS.ProcessEnv = {};
+let restoreEnv = () => {};
 
 before(async () => {
   await services.start();
   workspace = await mkdtemp(join(tmpdir(), 'itest-ws-'));
-  const env = { ...services.env(), GITHUB_WORKSPACE: workspace, RUNNER_TEMP: workspace };
-  for (const [k, v] of Object.entries(env)) {
-    saved[k] = process.env[k];
-    process.env[k] = v;
-  }
-  delete process.env.GITHUB_SERVER_URL;
-  delete process.env.ACTIONS_CACHE_MODE;
+  restoreEnv = services.useInProcess({ GITHUB_WORKSPACE: workspace, RUNNER_TEMP: workspace });
 });
 
 after(async () => {
   await services.stop();
-  for (const [k, v] of Object.entries(saved)) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
+  restoreEnv();
 });
 
 describe('GitHub Actions cache backend (real @actions/cache, local services)', () => {

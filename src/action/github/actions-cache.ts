@@ -8,13 +8,14 @@
  * hangs (the Azure SDK sets no client timeout), so restore and save are abandoned after a bounded time
  * (see CacheOptions; src/util/deadline.ts stops the abandoned call's requests).
  */
-import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import * as cache from '@actions/cache';
 import type { ImageCache, RestoreResult } from '../../image/image-cache.ts';
 import type { GitHubContext } from './context.ts';
 import { listProcesses } from '../../util/process.ts';
 import { DeadlineExceeded, secondsFromEnv, withDeadline } from '../../util/deadline.ts';
+import { treeBytes } from '../../util/tree-bytes.ts';
 import { isTarGuardWrapper, withTarGuard } from './tar-guard.ts';
 
 /** Overrides both cache deadlines (seconds) when the constructor does not set them. */
@@ -44,17 +45,6 @@ export const DEFAULT_RESTORE_SECONDS = 600;
 /** The default save deadline for an image of `bytes`: 120 s + 1 s per 10 MiB. */
 export function saveDeadlineSeconds(bytes: number): number {
   return Math.ceil(120 + bytes / (10 * 1024 ** 2));
-}
-
-/** Apparent size of everything under `dir` (what tar reads), 0 when it does not exist. */
-async function treeBytes(dir: string): Promise<number> {
-  let total = 0;
-  const entries = await readdir(dir, { recursive: true }).catch(() => [] as string[]);
-  for (const e of entries) {
-    const st = await lstat(join(dir, e)).catch(() => undefined);
-    if (st?.isFile()) total += st.size;
-  }
-  return total;
 }
 
 /**
@@ -148,66 +138,33 @@ export class GitHubImageCache implements ImageCache {
       return { hit: false, detail: 'the Actions cache service is not available to this job' };
     const seconds =
       this.options.restoreSeconds ?? secondsFromEnv(this.env, CACHE_TIMEOUT_ENV) ?? DEFAULT_RESTORE_SECONDS;
-    // Set when the deadline gives up: the guard then refuses a late extraction into the directory being built.
-    const abandoned = new AbortController();
-    // Set when it gives up before any download began: that call can never reach tar.
-    const released = new AbortController();
-    try {
-      const lookupOnly = this.options.lookupOnly === true;
-      const restoreCall = () => cache.restoreCache([this.dir], key, [], { lookupOnly });
-      // The archive is not trusted: its members are checked before tar may unpack it (tar-guard.ts).
-      const { value: matched, refused } = await withDeadline(`image cache restore of ${key}`, seconds, () =>
-        lookupOnly
-          ? restoreCall().then((value) => ({ value, refused: undefined }))
-          : withTarGuard(this.dir, restoreCall, { signal: abandoned.signal, release: released.signal }),
-      );
-      if (refused !== undefined) {
-        await rm(this.dir, { recursive: true, force: true });
-        this.warn(`image cache entry ${key} was not restored, building instead: ${refused}`);
-        return { hit: false, detail: `the cache entry was refused: ${refused}` };
-      }
-      if (matched === key)
-        return {
-          hit: true,
-          dir: this.dir,
-          detail: this.options.lookupOnly
-            ? `${key} is in the Actions cache (looked up, not downloaded)`
-            : `restored ${key} from the Actions cache`,
-        };
-      return { hit: false, detail: `no Actions cache entry for ${key}` };
-    } catch (e) {
-      if (e instanceof DeadlineExceeded) {
-        abandoned.abort();
-        if (!e.requests.some((r) => !r.includes('/twirp/'))) released.abort();
-        await this.discardPartialRestore(e);
+    const lookupOnly = this.options.lookupOnly === true;
+    const got = await restoreGuarded(this.dir, key, [], seconds, { label: 'image cache', lookupOnly });
+    switch (got.kind) {
+      case 'refused':
+        this.warn(`image cache entry ${key} was not restored, building instead: ${got.why}`);
+        return { hit: false, detail: `the cache entry was refused: ${got.why}` };
+      case 'hit':
+        if (got.matchedKey === key)
+          return {
+            hit: true,
+            dir: this.dir,
+            detail: lookupOnly
+              ? `${key} is in the Actions cache (looked up, not downloaded)`
+              : `restored ${key} from the Actions cache`,
+          };
+        return { hit: false, detail: `no Actions cache entry for ${key}` };
+      case 'miss':
+        return { hit: false, detail: `no Actions cache entry for ${key}` };
+      case 'gave-up':
         this.warn(
           `image cache restore gave up after ${seconds} s (the Actions cache service did not finish in time); building instead`,
         );
         return { hit: false, detail: `restore gave up after ${seconds} s` };
-      }
-      this.warn(`image cache restore failed, building instead: ${(e as Error).message}`);
-      return { hit: false, detail: `restore failed: ${(e as Error).message}` };
+      case 'failed':
+        this.warn(`image cache restore failed, building instead: ${got.message}`);
+        return { hit: false, detail: `restore failed: ${got.message}` };
     }
-  }
-
-  /**
-   * After an abandoned restore, nothing of it may remain in the image directory. If the download had
-   * started, the library may be about to unpack, or unpacking: stop its tar until the call has ended
-   * (its requests fail at once now; bounded anyway), then remove whatever it wrote.
-   */
-  private async discardPartialRestore(e: DeadlineExceeded): Promise<void> {
-    const reachedStorage = e.requests.some((r) => !r.includes('/twirp/'));
-    if (reachedStorage) {
-      let ended = false;
-      void e.settled.then(() => (ended = true));
-      const until = Date.now() + 60_000;
-      while (!ended && Date.now() < until) {
-        await killCacheTar();
-        await Promise.race([e.settled, new Promise((r) => setTimeout(r, 200))]);
-      }
-      await killCacheTar();
-    }
-    await rm(this.dir, { recursive: true, force: true });
   }
 
   async buildDir(): Promise<string> {
@@ -230,25 +187,103 @@ export class GitHubImageCache implements ImageCache {
       this.options.saveSeconds ??
       secondsFromEnv(this.env, CACHE_TIMEOUT_ENV) ??
       saveDeadlineSeconds(await treeBytes(this.dir));
-    try {
-      const id = await withDeadline(`image cache save of ${key}`, seconds, () =>
-        cache.saveCache([this.dir], key),
+    const got = await saveBounded(this.dir, key, seconds, 'image cache');
+    if (got.kind === 'saved') this.options.onSaved?.(key);
+    else if (got.kind === 'not-saved')
+      this.warn(`the image was not saved to the Actions cache (key ${key}); later runs will build it again`);
+    else if (got.kind === 'gave-up')
+      this.warn(
+        `image cache save gave up after ${seconds} s (the Actions cache service did not finish in time); the run goes on with the built image, later runs will build it again`,
       );
-      if (id === -1)
-        this.warn(
-          `the image was not saved to the Actions cache (key ${key}); later runs will build it again`,
-        );
-      else this.options.onSaved?.(key);
-    } catch (e) {
-      if (e instanceof DeadlineExceeded) {
-        // Packing may still be running; the image stays as it is (tar only read it).
-        await killCacheTar();
-        this.warn(
-          `image cache save gave up after ${seconds} s (the Actions cache service did not finish in time); the run goes on with the built image, later runs will build it again`,
-        );
-      } else this.warn(`image cache save failed (the run goes on): ${(e as Error).message}`);
-    }
+    else this.warn(`image cache save failed (the run goes on): ${got.message}`);
     return builtDir;
+  }
+}
+
+/** How one guarded restore ended (restoreGuarded). */
+export type Restored =
+  | { kind: 'hit'; matchedKey: string }
+  | { kind: 'miss' }
+  | { kind: 'refused'; why: string }
+  | { kind: 'gave-up' }
+  | { kind: 'failed'; message: string };
+
+/**
+ * One restoreCache of `dir` under key (else the restore keys' newest prefix match) within `seconds`,
+ * the archive checked by the tar guard before tar may unpack it. Nothing of a refused or abandoned
+ * restore remains in dir. `label` names the cache in the deadline's message.
+ */
+export async function restoreGuarded(
+  dir: string,
+  key: string,
+  restoreKeys: string[],
+  seconds: number,
+  o: { label: string; lookupOnly?: boolean },
+): Promise<Restored> {
+  // Set when the deadline gives up: the guard then refuses a late extraction into the directory.
+  const abandoned = new AbortController();
+  // Set when it gives up before any download began: that call can never reach tar.
+  const released = new AbortController();
+  try {
+    const restoreCall = () =>
+      cache.restoreCache([dir], key, restoreKeys, { lookupOnly: o.lookupOnly === true });
+    // The archive is not trusted: its members are checked before tar may unpack it (tar-guard.ts).
+    const { value: matched, refused } = await withDeadline(`${o.label} restore of ${key}`, seconds, () =>
+      o.lookupOnly
+        ? restoreCall().then((value) => ({ value, refused: undefined }))
+        : withTarGuard(dir, restoreCall, { signal: abandoned.signal, release: released.signal }),
+    );
+    if (refused !== undefined) {
+      await rm(dir, { recursive: true, force: true });
+      return { kind: 'refused', why: refused };
+    }
+    return matched ? { kind: 'hit', matchedKey: matched } : { kind: 'miss' };
+  } catch (e) {
+    if (e instanceof DeadlineExceeded) {
+      abandoned.abort();
+      if (!e.requests.some((r) => !r.includes('/twirp/'))) released.abort();
+      await discardPartialRestore(dir, e);
+      return { kind: 'gave-up' };
+    }
+    return { kind: 'failed', message: (e as Error).message };
+  }
+}
+
+/**
+ * After an abandoned restore, nothing of it may remain in the directory. If the download had started,
+ * the library may be about to unpack, or unpacking: stop its tar until the call has ended (its requests
+ * fail at once now; bounded anyway), then remove whatever it wrote.
+ */
+async function discardPartialRestore(dir: string, e: DeadlineExceeded): Promise<void> {
+  const reachedStorage = e.requests.some((r) => !r.includes('/twirp/'));
+  if (reachedStorage) {
+    let ended = false;
+    void e.settled.then(() => (ended = true));
+    const until = Date.now() + 60_000;
+    while (!ended && Date.now() < until) {
+      await killCacheTar();
+      await Promise.race([e.settled, new Promise((r) => setTimeout(r, 200))]);
+    }
+    await killCacheTar();
+  }
+  await rm(dir, { recursive: true, force: true });
+}
+
+/** How one bounded save ended: stored, skipped by the library (-1), abandoned, or an error. */
+export type Saved =
+  { kind: 'saved' } | { kind: 'not-saved' } | { kind: 'gave-up' } | { kind: 'failed'; message: string };
+
+/** One saveCache of `dir` under key within `seconds`; an abandoned save's tar is stopped (it only read). */
+export async function saveBounded(dir: string, key: string, seconds: number, label: string): Promise<Saved> {
+  try {
+    const id = await withDeadline(`${label} save of ${key}`, seconds, () => cache.saveCache([dir], key));
+    return id === -1 ? { kind: 'not-saved' } : { kind: 'saved' };
+  } catch (e) {
+    if (e instanceof DeadlineExceeded) {
+      await killCacheTar();
+      return { kind: 'gave-up' };
+    }
+    return { kind: 'failed', message: (e as Error).message };
   }
 }
 

@@ -17,6 +17,7 @@ import {
 } from '../../results/model.ts';
 import { findings } from '../../results/findings.ts';
 import { codeBlock, codeSpan, htmlText, mdText } from './markdown.ts';
+import { humanBytes } from '../../util/size.ts';
 
 export const SUMMARY_LIMIT = 1024 * 1024;
 /** Above this many passing rows (or timeline bars) they fold into <details>, so a red run's reasons stay in view. */
@@ -64,8 +65,31 @@ function environment(r: Results): string[] {
     `| accelerator | ${mdText(e.accel)}${e.accel === 'tcg' ? ` ⚠️ software emulation${e.accelFallback ? ' (KVM broken on this host)' : ''}` : ''} |`,
     `| transport | ${mdText(e.transport)} |`,
     `| image cache | ${cache}: ${codeSpan(img.key, { cell: true })} |`,
+    ...(img.base ? [`| base state | ${baseState(img.base)} |`] : []),
     `| parallelism | ${e.jobs} VM(s) at once on ${e.host.cpus} CPUs; timeouts x${e.timeoutScale} |`,
   ];
+}
+
+const PARTS: Record<string, string> = {
+  cache: "mkosi's cached trees",
+  packages: 'packages',
+  build: 'build directory',
+};
+
+/** --incremental: what the build started from and what was kept, in one table cell. */
+export function baseState(b: NonNullable<Results['environment']['image']['base']>): string {
+  const key = (k: string) => codeSpan(k, { cell: true });
+  const took = (bytes: number, s?: number) => `${humanBytes(bytes)}${s !== undefined ? ` in ${s} s` : ''}`;
+  const from =
+    b.match === 'fresh'
+      ? `fresh (${b.restoreNote ? mdText(b.restoreNote) : 'nothing to start from'})`
+      : `restored ${key(b.from ?? b.key)} (${b.match === 'exact' ? 'this base' : 'a near base'}, ${took(b.restoredBytes, b.restoreSeconds)})`;
+  const kept = b.notSaved
+    ? `not saved: ${mdText(b.notSaved)}`
+    : b.savedBytes !== undefined
+      ? `saved ${key(b.savedKey ?? b.key)} (${took(b.savedBytes, b.saveSeconds)}${b.savedParts ? `: ${b.savedParts.map((p) => PARTS[p] ?? p).join(', ')}` : ''})`
+      : 'not saved';
+  return `${from}${b.retriedFromScratch ? '; the build from it failed, the one from scratch was used' : ''} · ${kept}`;
 }
 
 const TABLE_HEAD = ['| | test | duration | attempts | reason |', '|---|---|---:|---:|---|'];

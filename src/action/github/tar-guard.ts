@@ -148,8 +148,9 @@ export async function checkArchive(
   call: { archive: string; compression: string[] },
   prefix: string,
   cwd?: string,
+  rules: ConstructorParameters<typeof MemberCheck>[1] = {},
 ): Promise<string | undefined> {
-  const check = new MemberCheck(Buffer.from(prefix, 'utf8').toString('latin1'));
+  const check = new MemberCheck(Buffer.from(prefix, 'utf8').toString('latin1'), rules);
   const args = [
     '-t',
     '-v',

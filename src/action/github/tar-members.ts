@@ -117,7 +117,16 @@ export class MemberCheck {
   private readonly files = new Set<string>();
   count = 0;
 
-  constructor(prefix: string) {
+  /**
+   * `anyLinkTarget`: symbolic links may point anywhere (an OS tree's /etc/alternatives/... links are
+   * absolute); still nothing of the archive is written through one, so extraction stays inside. For an
+   * archive whose tree is only ever used from inside itself (mkosi's cached trees), never for an image
+   * directory whose links the host would follow.
+   */
+  constructor(
+    prefix: string,
+    private readonly o: { anyLinkTarget?: boolean } = {},
+  ) {
     this.prefix = components(prefix);
   }
 
@@ -155,6 +164,11 @@ export class MemberCheck {
     if (m.type === 'l') {
       const target = m.link ?? '';
       if (target === '') return refuse('is a symbolic link without a target');
+      if (this.o.anyLinkTarget) {
+        this.symlinks.add(path);
+        this.files.delete(path);
+        return undefined;
+      }
       if (target.startsWith('/'))
         return refuse(`is a symbolic link to the absolute path ${showName(target)}`);
       const t = components(target);

@@ -5,7 +5,9 @@
 import * as core from '@actions/core';
 import type { Mode } from './mode.ts';
 import { jobImageCache } from '../github/actions-cache.ts';
+import { jobBaseStore } from '../github/base-cache.ts';
 import { codeSpan, mdText } from '../github/markdown.ts';
+import { baseState } from '../github/summary.ts';
 import { readyRunner } from '../runner/ready.ts';
 import { prepareImage } from '../../engine/prepare-image.ts';
 import { stopOnSignals } from '../../run/stop-on-signals.ts';
@@ -13,13 +15,20 @@ import { loadTests } from '../../engine/load-tests.ts';
 import { loadDurations } from '../../shard/durations.ts';
 import { planShards } from '../../shard/plan-shards.ts';
 import type { ShardPlan } from '../../config/shard-plan.ts';
+import type { Environment } from '../../results/model.ts';
 
-export function renderPlan(plan: ShardPlan, key: string, saved: boolean): string {
+export function renderPlan(
+  plan: ShardPlan,
+  key: string,
+  saved: boolean,
+  base?: Environment['image']['base'],
+): string {
   return [
     `## itest plan: ${plan.shards.reduce((a, s) => a + s.tests.length, 0)} tests in ${plan.total} shard(s)`,
     '',
     `Image ${codeSpan(key)}: ${saved ? 'in the Actions cache for the shard jobs' : '⚠️ not in the Actions cache: each shard job builds it'}. Costs from ${plan.basis === 'durations' ? 'the durations of an earlier run' : 'timeouts (no durations history yet)'}.`,
     '',
+    ...(base ? [`Built incrementally: base state ${baseState(base)}.`, ''] : []),
     '| shard | tests | planned VM-seconds |',
     '|---|---|---:|',
     ...plan.shards.map(
@@ -47,7 +56,12 @@ export const prepareMode: Mode = async ({ cfg, gh, ui }) => {
     core.info(first ? `${sig}: stopping the image build` : `${sig}: still stopping the image build`),
   );
   // No VM runs here: KVM is not needed, and its absence is no reason for a warning.
-  const { image } = await prepareImage({ ...cfg.run, kvm: 'no' }, ui, { imageCache }, cancel);
+  const { image } = await prepareImage(
+    { ...cfg.run, kvm: 'no' },
+    ui,
+    { imageCache, ...jobBaseStore(gh, cfg.run, (w) => ui.warn(w)) },
+    cancel,
+  );
   const saved = image.cache === 'hit' || stored.includes(image.key);
   if (!saved)
     ui.warn(
@@ -61,6 +75,6 @@ export const prepareMode: Mode = async ({ cfg, gh, ui }) => {
   core.setOutput('image-saved', saved);
   for (const s of plan.shards)
     ui.info(`shard ${s.index}/${plan.total} (${s.plannedSeconds} s): ${s.tests.join(' ')}`);
-  if (cfg.summary) await core.summary.addRaw(renderPlan(plan, image.key, saved)).write();
+  if (cfg.summary) await core.summary.addRaw(renderPlan(plan, image.key, saved, image.base)).write();
   return undefined;
 };

@@ -7,6 +7,7 @@ import type { Mode } from './mode.ts';
 import type { ActionConfig } from '../inputs.ts';
 import type { GitHubContext } from '../github/context.ts';
 import { jobImageCache } from '../github/actions-cache.ts';
+import { jobBaseStore } from '../github/base-cache.ts';
 import { artifactName } from '../github/artifact-name.ts';
 import { info } from '../github/log.ts';
 import { publishResults } from '../github/publish.ts';
@@ -34,7 +35,10 @@ export const runMode: Mode = async ({ cfg, gh, ui, warnings, label }) => {
       first ? `${sig}: stopping the VMs; the results so far follow` : `${sig}: still stopping the VMs`,
     ),
   );
-  const out = await runEngine(cfg.run, ui, stop, { imageCache });
+  const out = await runEngine(cfg.run, ui, stop, {
+    imageCache,
+    ...jobBaseStore(gh, cfg.run, (w) => ui.warn(w)),
+  });
   info(renderEnvironment(out.results));
   info(renderReport(out.results));
   await publishResults(out.results, cfg, gh, warnings, label);
