@@ -37749,7 +37749,18 @@ function incrementalArgs(dir) {
         `--build-dir=${(0,external_node_path_.join)(dir, 'build')}`,
     ];
 }
-const SUBDIRS = ['cache', 'packages', 'build'];
+/** What a state holds: mkosi's cache directory (its cached trees), its package cache, its build directory. */
+const STATE_PARTS = ['cache', 'packages', 'build'];
+/** Makes the parts of a state that are missing. */
+async function fillState(dir) {
+    for (const s of STATE_PARTS)
+        await (0,promises_namespaceObject.mkdir)((0,external_node_path_.join)(dir, s), { recursive: true });
+}
+/** Empties a state: its parts, fresh. */
+async function wipeState(dir) {
+    await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    await fillState(dir);
+}
 class LocalBaseStore {
     root;
     keepPerPrefix;
@@ -37760,32 +37771,27 @@ class LocalBaseStore {
         this.keepPerPrefix = keepPerPrefix;
         this.maxBytes = maxBytes;
     }
-    async fill(dir) {
-        for (const s of SUBDIRS)
-            await (0,promises_namespaceObject.mkdir)((0,external_node_path_.join)(dir, s), { recursive: true });
-    }
     /** The state for key: its own, else the newest of the same prefix taken over, else a fresh one. */
     async restore(key, prefix) {
         await (0,promises_namespaceObject.mkdir)(this.root, { recursive: true });
         const dir = (0,external_node_path_.join)(this.root, key);
         if (await (0,promises_namespaceObject.stat)(dir).catch(() => undefined)) {
-            await this.fill(dir);
+            await fillState(dir);
             return { dir, match: 'exact', bytes: await treeBytes(dir) };
         }
         const near = (await this.aged()).filter((a) => a.key.startsWith(prefix))[0];
         if (near) {
             // A rename, not a copy: the older base is superseded, and its packages may be gigabytes.
             await (0,promises_namespaceObject.rename)((0,external_node_path_.join)(this.root, near.key), dir);
-            await this.fill(dir);
+            await fillState(dir);
             return { dir, match: 'near', from: near.key, bytes: await treeBytes(dir) };
         }
-        await this.fill(dir);
+        await fillState(dir);
         return { dir, match: 'fresh', bytes: 0 };
     }
     /** Empties a state (a failed incremental build starts again from scratch). */
     async wipe(dir) {
-        await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
-        await this.fill(dir);
+        await wipeState(dir);
     }
     /** After a good build: the state is the newest, and the oldest beyond the bounds go. */
     async save(key) {
@@ -46745,14 +46751,12 @@ async function runEngine(cfg, ui, signal, deps = {}) {
     await (0,promises_namespaceObject.mkdir)(layout.workRoot, { recursive: true });
     // The engine stops the run itself when KVM was required and turned out broken.
     const runSignal = AbortSignal.any([signal, accelerator.stopSignal]);
-    // A budget shared with other itest processes on this host: given by the front door (itest test), or asked
-    // for with --vm-slots.
-    const vmGate = deps.vmGate ??
-        (cfg.vmSlots
-            ? hostSlots(cfg.vmSlots, {
-                onWait: (n) => ui.info(`waiting for one of the host's ${n} VM slot(s) in ${cfg.vmSlots}`),
-            })
-            : undefined);
+    // A budget shared with other itest processes on this host (--vm-slots; itest test always has one).
+    const vmGate = cfg.vmSlots
+        ? hostSlots(cfg.vmSlots, {
+            onWait: (n) => ui.info(`waiting for one of the host's ${n} VM slot(s) in ${cfg.vmSlots} (other itest processes hold them)`),
+        })
+        : undefined;
     const rounds = [];
     let jobs = 0;
     for (let k = 1; k <= repeat; k++) {
@@ -47482,7 +47486,6 @@ const TEST_VERB = RUN.filter((k) => !NOT_FOR_TEST.has(k));
 
 
 
-
 const TEST_EXIT_HELP = `Exit status (meson's exitcode protocol):
   0    the test passed (or failed as expected: should-fail)
   1    the test failed or timed out (also when cut short by --deadline)
@@ -47549,7 +47552,12 @@ async function testVerb(name, o, settings, cliConfig) {
     const spec = selected[0];
     if (selected.length !== 1 || (spec.name !== name && spec.unit !== name))
         throw new UserError(`itest test ${name}: names ${selected.length} tests (${selected.map((t) => t.name).join(', ')}); give one test's exact name`);
-    const cfg = { ...base, outputDir: testOutputDir(base.outputDir, spec.name, process.env) };
+    // The processes meson starts share the host's VM budget: slots under the cache unless --vm-slots says where.
+    const cfg = {
+        ...base,
+        outputDir: testOutputDir(base.outputDir, spec.name, process.env),
+        vmSlots: base.vmSlots ?? (0,external_node_path_.join)(base.cacheDir, 'slots'),
+    };
     // stdout is the TAP stream with --tap: progress goes to stderr then.
     const say = (l) => (tap ? console.error(l) : console.log(l));
     const files = new OutputLayout(cfg.outputDir).test(spec.name);
@@ -47593,9 +47601,6 @@ async function testVerb(name, o, settings, cliConfig) {
     let failure;
     try {
         const out = await runEngine(cfg, ui, stop.signal, {
-            vmGate: hostSlots(cfg.vmSlots ?? (0,external_node_path_.join)(cfg.cacheDir, 'slots'), {
-                onWait: (n) => say(`waiting for one of the host's ${n} VM slot(s) (other itest processes hold them)`),
-            }),
             ...(vmDeadline !== undefined ? { vmDeadline } : {}),
         });
         result = out.results.tests[0];

@@ -18,7 +18,6 @@ import { HostNotReady } from '../host/decide.ts';
 import { failureBlock, plainText } from '../results/terminal.ts';
 import { MESON_EXIT, mesonExitCode, mesonTapExitCode, renderTap } from '../results/meson.ts';
 import type { TestResult } from '../results/model.ts';
-import { hostSlots } from '../run/host-slots.ts';
 import { OutputLayout } from '../run/output-layout.ts';
 import { stopOnSignals } from '../run/stop-on-signals.ts';
 import { ExitCode, UserError } from '../util/errors.ts';
@@ -116,7 +115,12 @@ async function testVerb(
     throw new UserError(
       `itest test ${name}: names ${selected.length} tests (${selected.map((t) => t.name).join(', ')}); give one test's exact name`,
     );
-  const cfg: RunConfig = { ...base, outputDir: testOutputDir(base.outputDir, spec.name, process.env) };
+  // The processes meson starts share the host's VM budget: slots under the cache unless --vm-slots says where.
+  const cfg: RunConfig = {
+    ...base,
+    outputDir: testOutputDir(base.outputDir, spec.name, process.env),
+    vmSlots: base.vmSlots ?? join(base.cacheDir, 'slots'),
+  };
   // stdout is the TAP stream with --tap: progress goes to stderr then.
   const say = (l: string) => (tap ? console.error(l) : console.log(l));
   const files = new OutputLayout(cfg.outputDir).test(spec.name);
@@ -163,9 +167,6 @@ async function testVerb(
   let failure: string | undefined;
   try {
     const out = await runEngine(cfg, ui, stop.signal, {
-      vmGate: hostSlots(cfg.vmSlots ?? join(cfg.cacheDir, 'slots'), {
-        onWait: (n) => say(`waiting for one of the host's ${n} VM slot(s) (other itest processes hold them)`),
-      }),
       ...(vmDeadline !== undefined ? { vmDeadline } : {}),
     });
     result = out.results.tests[0];

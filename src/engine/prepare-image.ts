@@ -14,7 +14,6 @@ import { LocalImageCache } from '../image/local-cache.ts';
 import type { Environment } from '../results/model.ts';
 import { renderHost } from '../results/terminal.ts';
 import { OutputLayout } from '../run/output-layout.ts';
-import type { VmGate } from '../run/host-slots.ts';
 import { ExitCode, UserError } from '../util/errors.ts';
 import { humanBytes } from '../util/size.ts';
 import { runImageKey } from './image-key.ts';
@@ -35,8 +34,6 @@ export interface EngineDeps {
   imageCache?: ImageCache;
   /** Where --incremental keeps its base state; default: the cache directory (LocalBaseStore). */
   baseStore?: BaseStore;
-  /** A VM budget shared with other itest processes (`itest test`: run/host-slots.ts). */
-  vmGate?: VmGate;
   /** performance.now() by which every VM must have ended (`itest test --deadline`). */
   vmDeadline?: number;
 }

@@ -54,15 +54,15 @@ export async function runEngine(
   await mkdir(layout.workRoot, { recursive: true });
   // The engine stops the run itself when KVM was required and turned out broken.
   const runSignal = AbortSignal.any([signal, accelerator.stopSignal]);
-  // A budget shared with other itest processes on this host: given by the front door (itest test), or asked
-  // for with --vm-slots.
-  const vmGate =
-    deps.vmGate ??
-    (cfg.vmSlots
-      ? hostSlots(cfg.vmSlots, {
-          onWait: (n) => ui.info(`waiting for one of the host's ${n} VM slot(s) in ${cfg.vmSlots}`),
-        })
-      : undefined);
+  // A budget shared with other itest processes on this host (--vm-slots; itest test always has one).
+  const vmGate = cfg.vmSlots
+    ? hostSlots(cfg.vmSlots, {
+        onWait: (n) =>
+          ui.info(
+            `waiting for one of the host's ${n} VM slot(s) in ${cfg.vmSlots} (other itest processes hold them)`,
+          ),
+      })
+    : undefined;
   const rounds: TestResult[][] = [];
   let jobs = 0;
   for (let k = 1; k <= repeat; k++) {

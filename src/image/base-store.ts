@@ -62,7 +62,19 @@ export function incrementalArgs(dir: string): string[] {
   ];
 }
 
-const SUBDIRS = ['cache', 'packages', 'build'];
+/** What a state holds: mkosi's cache directory (its cached trees), its package cache, its build directory. */
+export const STATE_PARTS = ['cache', 'packages', 'build'] as const;
+
+/** Makes the parts of a state that are missing. */
+export async function fillState(dir: string): Promise<void> {
+  for (const s of STATE_PARTS) await mkdir(join(dir, s), { recursive: true });
+}
+
+/** Empties a state: its parts, fresh. */
+export async function wipeState(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
+  await fillState(dir);
+}
 
 export class LocalBaseStore implements BaseStore {
   readonly backend = 'local';
@@ -72,33 +84,28 @@ export class LocalBaseStore implements BaseStore {
     readonly maxBytes = 20 * 1024 ** 3,
   ) {}
 
-  private async fill(dir: string): Promise<void> {
-    for (const s of SUBDIRS) await mkdir(join(dir, s), { recursive: true });
-  }
-
   /** The state for key: its own, else the newest of the same prefix taken over, else a fresh one. */
   async restore(key: string, prefix: string): Promise<BaseState> {
     await mkdir(this.root, { recursive: true });
     const dir = join(this.root, key);
     if (await stat(dir).catch(() => undefined)) {
-      await this.fill(dir);
+      await fillState(dir);
       return { dir, match: 'exact', bytes: await treeBytes(dir) };
     }
     const near = (await this.aged()).filter((a) => a.key.startsWith(prefix))[0];
     if (near) {
       // A rename, not a copy: the older base is superseded, and its packages may be gigabytes.
       await rename(join(this.root, near.key), dir);
-      await this.fill(dir);
+      await fillState(dir);
       return { dir, match: 'near', from: near.key, bytes: await treeBytes(dir) };
     }
-    await this.fill(dir);
+    await fillState(dir);
     return { dir, match: 'fresh', bytes: 0 };
   }
 
   /** Empties a state (a failed incremental build starts again from scratch). */
   async wipe(dir: string): Promise<void> {
-    await rm(dir, { recursive: true, force: true });
-    await this.fill(dir);
+    await wipeState(dir);
   }
 
   /** After a good build: the state is the newest, and the oldest beyond the bounds go. */

@@ -11,10 +11,16 @@
  * recently used entries beyond 10 GB per repository, and nothing here holds a token that may delete one.
  * Every failure is a warning and a fresh state: the build goes on without it.
  */
-import { mkdir, rm, stat } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as cache from '@actions/cache';
-import type { BaseSaved, BaseState, BaseStore } from '../../image/base-store.ts';
+import {
+  fillState,
+  wipeState,
+  type BaseSaved,
+  type BaseState,
+  type BaseStore,
+} from '../../image/base-store.ts';
 import { secondsFromEnv } from '../../util/deadline.ts';
 import { humanBytes, seconds } from '../../util/size.ts';
 import { treeBytes } from '../../util/tree-bytes.ts';
@@ -47,8 +53,6 @@ export interface BaseCacheOptions {
   runTag?: string;
 }
 
-const SUBDIRS = ['cache', 'packages', 'build'];
-
 export class GitHubBaseStore implements BaseStore {
   readonly backend = 'github-actions';
   /** What restore() found: an exact state is not saved again. */
@@ -75,14 +79,9 @@ export class GitHubBaseStore implements BaseStore {
     return join(this.root, 'transfer');
   }
 
-  private async fill(dir: string): Promise<void> {
-    for (const s of SUBDIRS) await mkdir(join(dir, s), { recursive: true });
-  }
-
   async restore(key: string, prefix: string): Promise<BaseState> {
     const t0 = performance.now();
-    await rm(this.state, { recursive: true, force: true });
-    await this.fill(this.state);
+    await wipeState(this.state);
     const fresh = (note?: string): BaseState => {
       this.restored = { match: 'fresh' };
       return {
@@ -116,10 +115,10 @@ export class GitHubBaseStore implements BaseStore {
       const unpacked = await unpackState(tar, this.transfer, this.state, this.runsAsRoot);
       if (unpacked !== undefined) {
         this.warn(`base state ${got.matchedKey} not used, building from scratch: ${unpacked}`);
-        await this.fill(this.state);
+        await fillState(this.state);
         return fresh(`${got.matchedKey}: ${unpacked}`);
       }
-      await this.fill(this.state);
+      await fillState(this.state);
       const match = got.matchedKey.startsWith(`${key}-`) ? 'exact' : 'near';
       this.restored = { match, from: got.matchedKey };
       return {
@@ -135,8 +134,7 @@ export class GitHubBaseStore implements BaseStore {
   }
 
   async wipe(dir: string): Promise<void> {
-    await rm(dir, { recursive: true, force: true });
-    await this.fill(dir);
+    await wipeState(dir);
   }
 
   async save(key: string, o: { rebuilt?: boolean } = {}): Promise<BaseSaved> {

@@ -17,12 +17,13 @@ import { spawn } from 'node:child_process';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checkArchive } from './tar-guard.ts';
+import { STATE_PARTS } from '../../image/base-store.ts';
 
 export const STATE_ARCHIVE = 'base-state.tar';
 
 /** What a state archive holds: mkosi's trees only as root (see above). Pure. */
 export function stateParts(root: boolean): string[] {
-  return root ? ['cache', 'packages', 'build'] : ['packages', 'build'];
+  return STATE_PARTS.filter((p) => root || p !== 'cache');
 }
 
 /** Attributes a tree needs beyond its bytes: mkosi copies its trees with them, so must we. */
